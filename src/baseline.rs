@@ -1,0 +1,655 @@
+//! The baseline file: SQLite schema, atomic writing, locking and reading.
+//!
+//! Guarantees:
+//! - a baseline is written to a temporary file beside the target, fsynced,
+//!   renamed into place and the directory fsynced: a crash or a kill at any
+//!   moment leaves the previous baseline or the new one, never a torn one;
+//! - one writer per baseline path at a time (`flock` on `<db>.lock`);
+//! - entries are inserted in bounded batches, so memory does not grow with
+//!   the number of entries;
+//! - paths are stored as raw bytes (BLOB) and come back byte for byte;
+//! - opening a file that is not a tripseal baseline, or one of a newer schema,
+//!   is a clear [`Error::Database`].
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use crate::attrs::{Attr, AttrSet};
+use crate::error::Error;
+use crate::rules::{Rules, Severity};
+use crate::scan::{Entry, FileKind, Meta, Problem};
+
+/// The schema this version writes and the newest it reads.
+pub const SCHEMA_VERSION: i64 = 1;
+const FORMAT_MARK: &str = "tripseal-baseline";
+/// Rows per transaction while a baseline is written: large enough that commits
+/// are rare, small enough that the batch stays a few MB.
+const INSERT_BATCH_ROWS: usize = 20_000;
+
+/// The header of a baseline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub schema: i64,
+    pub host: String,
+    /// Creation time, nanoseconds since the epoch (UTC).
+    pub created_ns: i64,
+    pub generation: i64,
+    pub tool_version: String,
+    /// BLAKE3 of the rules text and overrides, hex.
+    pub rules_digest: String,
+    /// Where the rules came from when the baseline was made.
+    pub rules_origin: String,
+    pub rules_text: String,
+    /// `--var` overrides in effect.
+    pub rules_vars: BTreeMap<String, String>,
+}
+
+impl Header {
+    pub fn new(rules: &Rules, host: String, created_ns: i64, generation: i64) -> Header {
+        Header {
+            schema: SCHEMA_VERSION,
+            host,
+            created_ns,
+            generation,
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            rules_digest: hex(&rules.digest()),
+            rules_origin: rules.source.name.clone(),
+            rules_text: rules.source.text.clone(),
+            rules_vars: rules.overrides.clone(),
+        }
+    }
+}
+
+/// A rule as recorded in a baseline (what reports need without re-parsing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleInfo {
+    pub name: String,
+    pub severity: Severity,
+    pub attrs: AttrSet,
+}
+
+/// An exclusive lock on one baseline path, held until dropped.
+#[derive(Debug)]
+pub struct BaselineLock {
+    _file: File,
+}
+
+impl BaselineLock {
+    /// Takes the lock `<db>.lock`, failing at once if another process holds it.
+    pub fn acquire(db: &Path) -> Result<BaselineLock, Error> {
+        let path = sibling(db, ".lock");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|source| Error::Write {
+                path: path.clone(),
+                source,
+            })?;
+        // SAFETY: flock on a descriptor we own; no memory is involved.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = io::Error::last_os_error();
+            return Err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                Error::Locked {
+                    path: db.to_path_buf(),
+                }
+            } else {
+                Error::Write { path, source: e }
+            });
+        }
+        Ok(BaselineLock { _file: file })
+    }
+}
+
+/// Writes a new baseline; nothing is visible at the target until [`finish`].
+///
+/// [`finish`]: BaselineWriter::finish
+pub struct BaselineWriter {
+    conn: Option<Connection>,
+    tmp: PathBuf,
+    target: PathBuf,
+    rule_names: Vec<String>,
+    in_batch: usize,
+    _lock: BaselineLock,
+}
+
+impl BaselineWriter {
+    /// Starts a baseline for `target`, holding `lock` until it is finished.
+    pub fn create(
+        target: &Path,
+        header: &Header,
+        rules: &Rules,
+        lock: BaselineLock,
+    ) -> Result<BaselineWriter, Error> {
+        remove_stale_temporaries(target);
+        let tmp = sibling(target, &format!(".tmp.{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        let werr = |e: rusqlite::Error| Error::Write {
+            path: tmp.clone(),
+            source: io::Error::other(e),
+        };
+        let conn = Connection::open_with_flags(
+            &tmp,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(werr)?;
+        // The temporary file is discarded unless finished, so it needs no
+        // journal; durability comes from the fsync + rename in `finish`.
+        conn.execute_batch(
+            "PRAGMA journal_mode = OFF;
+             PRAGMA synchronous = OFF;
+             PRAGMA locking_mode = EXCLUSIVE;
+             PRAGMA cache_size = -16384;",
+        )
+        .map_err(werr)?;
+        conn.execute_batch(SCHEMA).map_err(werr)?;
+        {
+            let mut put = conn
+                .prepare("INSERT INTO meta(key, value) VALUES (?1, ?2)")
+                .map_err(werr)?;
+            let vars = serde_json::to_string(&header.rules_vars).expect("string map serializes");
+            put.execute(params!["format", FORMAT_MARK]).map_err(werr)?;
+            put.execute(params!["schema", header.schema])
+                .map_err(werr)?;
+            put.execute(params!["host", header.host]).map_err(werr)?;
+            put.execute(params!["created_ns", header.created_ns])
+                .map_err(werr)?;
+            put.execute(params!["generation", header.generation])
+                .map_err(werr)?;
+            put.execute(params!["tool_version", header.tool_version])
+                .map_err(werr)?;
+            put.execute(params!["rules_digest", header.rules_digest])
+                .map_err(werr)?;
+            put.execute(params!["rules_origin", header.rules_origin])
+                .map_err(werr)?;
+            put.execute(params!["rules_text", header.rules_text])
+                .map_err(werr)?;
+            put.execute(params!["rules_vars", vars]).map_err(werr)?;
+            let mut rule = conn
+                .prepare("INSERT INTO rules(name, severity, attrs) VALUES (?1, ?2, ?3)")
+                .map_err(werr)?;
+            for r in &rules.rules {
+                rule.execute(params![r.name, r.severity.name(), r.attrs.bits()])
+                    .map_err(werr)?;
+            }
+        }
+        conn.execute_batch("BEGIN").map_err(werr)?;
+        Ok(BaselineWriter {
+            conn: Some(conn),
+            tmp,
+            target: target.to_path_buf(),
+            rule_names: rules.rules.iter().map(|r| r.name.clone()).collect(),
+            in_batch: 0,
+            _lock: lock,
+        })
+    }
+
+    fn write_error(&self, e: rusqlite::Error) -> Error {
+        Error::Write {
+            path: self.tmp.clone(),
+            source: io::Error::other(e),
+        }
+    }
+
+    /// Adds one entry. A path seen twice (a directory that was listed, then
+    /// could not be read) is merged: fields one half lacks come from the other.
+    pub fn insert(&mut self, e: &Entry) -> Result<(), Error> {
+        let conn = self.conn.as_ref().expect("writer is open until finished");
+        let attrs = e.attrs;
+        let m = e.meta;
+        let checked = |a: Attr, v: Option<i64>| if attrs.contains(a) { v } else { None };
+        let result = conn.prepare_cached(INSERT_ENTRY).and_then(|mut stmt| {
+            stmt.execute(params![
+                e.path.as_os_str().as_bytes(),
+                self.rule_names[e.rule],
+                attrs.bits(),
+                m.map(|m| m.kind.name()),
+                m.map(|m| m.size as i64),
+                m.map(|m| m.mtime_ns),
+                m.map(|m| m.ctime_ns),
+                m.map(|m| m.inode as i64),
+                m.map(|m| m.dev as i64),
+                checked(Attr::Mode, m.map(|m| m.mode as i64)),
+                checked(Attr::Uid, m.map(|m| m.uid as i64)),
+                checked(Attr::Gid, m.map(|m| m.gid as i64)),
+                checked(Attr::Nlink, m.map(|m| m.nlink as i64)),
+                e.link,
+                e.hash.as_ref().map(|h| &h[..]),
+                e.xattrs,
+                e.problem.as_ref().map(Problem::kind),
+                e.problem.as_ref().map(Problem::reason),
+            ])
+        });
+        result.map_err(|err| self.write_error(err))?;
+        self.in_batch += 1;
+        if self.in_batch >= INSERT_BATCH_ROWS {
+            conn.execute_batch("COMMIT; BEGIN")
+                .map_err(|err| self.write_error(err))?;
+            self.in_batch = 0;
+        }
+        Ok(())
+    }
+
+    /// Commits, syncs and renames the baseline into place.
+    pub fn finish(mut self) -> Result<(), Error> {
+        let conn = self.conn.take().expect("finish runs once");
+        conn.execute_batch("COMMIT")
+            .map_err(|e| self.write_error(e))?;
+        conn.close().map_err(|(_, e)| self.write_error(e))?;
+        let werr = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Write { path, source }
+        };
+        File::open(&self.tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(werr(&self.tmp))?;
+        std::fs::rename(&self.tmp, &self.target).map_err(werr(&self.target))?;
+        let dir = parent_dir(&self.target);
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(werr(dir))?;
+        Ok(())
+    }
+}
+
+impl Drop for BaselineWriter {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Not finished: an error unwound past us. Leave no partial file.
+            drop(conn);
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value) WITHOUT ROWID;
+CREATE TABLE rules (
+    name TEXT PRIMARY KEY NOT NULL,
+    severity TEXT NOT NULL,
+    attrs INTEGER NOT NULL
+) WITHOUT ROWID;
+-- One row per entry. type, size, mtime_ns, ctime_ns, inode and dev are kept
+-- for every entry (check --fast needs them); the other attributes only when
+-- the entry's rule checks them (bit set in attrs), else NULL.
+CREATE TABLE entries (
+    path BLOB PRIMARY KEY NOT NULL,
+    rule TEXT NOT NULL REFERENCES rules(name),
+    attrs INTEGER NOT NULL,
+    type TEXT,
+    size INTEGER,
+    mtime_ns INTEGER,
+    ctime_ns INTEGER,
+    inode INTEGER,
+    dev INTEGER,
+    mode INTEGER,
+    uid INTEGER,
+    gid INTEGER,
+    nlink INTEGER,
+    link BLOB,
+    hash BLOB,
+    xattrs BLOB,
+    problem TEXT,
+    reason TEXT
+) WITHOUT ROWID;
+";
+
+const INSERT_ENTRY: &str = "
+INSERT INTO entries (path, rule, attrs, type, size, mtime_ns, ctime_ns, inode, dev,
+                     mode, uid, gid, nlink, link, hash, xattrs, problem, reason)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+ON CONFLICT(path) DO UPDATE SET
+    type = coalesce(excluded.type, type), size = coalesce(excluded.size, size),
+    mtime_ns = coalesce(excluded.mtime_ns, mtime_ns), ctime_ns = coalesce(excluded.ctime_ns, ctime_ns),
+    inode = coalesce(excluded.inode, inode), dev = coalesce(excluded.dev, dev),
+    mode = coalesce(excluded.mode, mode), uid = coalesce(excluded.uid, uid),
+    gid = coalesce(excluded.gid, gid), nlink = coalesce(excluded.nlink, nlink),
+    link = coalesce(excluded.link, link), hash = coalesce(excluded.hash, hash),
+    xattrs = coalesce(excluded.xattrs, xattrs),
+    problem = coalesce(excluded.problem, problem), reason = coalesce(excluded.reason, reason)
+";
+
+/// A baseline opened for reading.
+pub struct Baseline {
+    conn: Connection,
+    path: PathBuf,
+    header: Header,
+    rules: Vec<RuleInfo>,
+}
+
+impl Baseline {
+    /// Opens and validates the baseline at `path`, read-only.
+    pub fn open(path: &Path) -> Result<Baseline, Error> {
+        let meta = std::fs::metadata(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let db_err = |detail: String| Error::Database {
+            path: path.to_path_buf(),
+            detail,
+        };
+        if !meta.is_file() {
+            return Err(db_err(
+                "not a tripseal baseline (not a regular file)".into(),
+            ));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| db_err(format!("cannot open as SQLite: {e}")))?;
+        let format: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::NotADatabase =>
+                {
+                    db_err("not a tripseal baseline (not an SQLite database)".into())
+                }
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::DatabaseCorrupt =>
+                {
+                    db_err("the database is corrupt".into())
+                }
+                e if e.to_string().contains("no such table") => db_err(
+                    "not a tripseal baseline (an SQLite database without tripseal's tables)".into(),
+                ),
+                e => db_err(format!("cannot read: {e}")),
+            })?;
+        if format.as_deref() != Some(FORMAT_MARK) {
+            return Err(db_err(
+                "not a tripseal baseline (no tripseal format mark)".into(),
+            ));
+        }
+        let header = read_header(&conn).map_err(db_err)?;
+        if header.schema > SCHEMA_VERSION {
+            return Err(db_err(format!(
+                "made by a newer tripseal (schema {}; this tripseal {} reads up to {}): upgrade tripseal",
+                header.schema,
+                env!("CARGO_PKG_VERSION"),
+                SCHEMA_VERSION
+            )));
+        }
+        if header.schema < 1 {
+            return Err(db_err(format!("invalid schema version {}", header.schema)));
+        }
+        let rules = read_rules(&conn).map_err(db_err)?;
+        Ok(Baseline {
+            conn,
+            path: path.to_path_buf(),
+            header,
+            rules,
+        })
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    pub fn rules(&self) -> &[RuleInfo] {
+        &self.rules
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn db_err(&self, detail: String) -> Error {
+        Error::Database {
+            path: self.path.clone(),
+            detail,
+        }
+    }
+
+    /// Entry count, and how many of them carry a problem.
+    pub fn counts(&self) -> Result<(u64, u64), Error> {
+        self.conn
+            .query_row("SELECT count(*), count(problem) FROM entries", [], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(|e| self.db_err(format!("cannot count entries: {e}")))
+    }
+
+    /// Calls `f` for every entry at or below `prefix` (a whole-component path
+    /// prefix; all entries when `None`), in path byte order. `Entry::rule`
+    /// indexes [`Baseline::rules`]. Stops at the first error `f` returns.
+    pub fn for_each_entry(
+        &self,
+        prefix: Option<&Path>,
+        mut f: impl FnMut(Entry) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let read_err = |e: rusqlite::Error| self.db_err(format!("cannot read entries: {e}"));
+        let mut exact = prefix.map(|p| p.as_os_str().as_bytes().to_vec());
+        if let Some(p) = &mut exact {
+            while p.len() > 1 && p.ends_with(b"/") {
+                p.pop();
+            }
+        }
+        let mut stmt;
+        let mut rows = match exact.filter(|p| p != b"/") {
+            None => {
+                stmt = self
+                    .conn
+                    .prepare("SELECT * FROM entries ORDER BY path")
+                    .map_err(read_err)?;
+                stmt.query([])
+            }
+            Some(p) => {
+                // "p" itself, and the range from "p/" up to "p0" ('0' follows '/').
+                let (mut below, mut end) = (p.clone(), p.clone());
+                below.push(b'/');
+                end.push(b'0');
+                stmt = self
+                    .conn
+                    .prepare(
+                        "SELECT * FROM entries WHERE path = ?1 OR (path >= ?2 AND path < ?3) \
+                         ORDER BY path",
+                    )
+                    .map_err(read_err)?;
+                stmt.query(params![p, below, end])
+            }
+        }
+        .map_err(read_err)?;
+        let rule_index: BTreeMap<&str, usize> = self
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.as_str(), i))
+            .collect();
+        while let Some(row) = rows.next().map_err(read_err)? {
+            let entry = entry_from_row(row, &rule_index)
+                .map_err(|e| self.db_err(format!("malformed entry: {e}")))?;
+            f(entry)?;
+        }
+        Ok(())
+    }
+}
+
+fn entry_from_row(
+    row: &rusqlite::Row<'_>,
+    rule_index: &BTreeMap<&str, usize>,
+) -> Result<Entry, String> {
+    let err = |e: rusqlite::Error| e.to_string();
+    let path: Vec<u8> = row.get("path").map_err(err)?;
+    let rule_name: String = row.get("rule").map_err(err)?;
+    let rule = *rule_index
+        .get(rule_name.as_str())
+        .ok_or_else(|| format!("unknown rule {rule_name:?}"))?;
+    let bits: i64 = row.get("attrs").map_err(err)?;
+    let attrs = u16::try_from(bits)
+        .ok()
+        .and_then(AttrSet::from_bits)
+        .ok_or_else(|| format!("unknown attribute bits {bits:#x}"))?;
+    let kind: Option<String> = row.get("type").map_err(err)?;
+    let int = |name: &str| -> Result<i64, String> {
+        row.get::<_, Option<i64>>(name)
+            .map_err(err)
+            .map(|v| v.unwrap_or(0))
+    };
+    let meta = match kind {
+        None => None,
+        Some(k) => Some(Meta {
+            kind: FileKind::from_name(&k).ok_or_else(|| format!("unknown type {k:?}"))?,
+            mode: int("mode")? as u32,
+            uid: int("uid")? as u32,
+            gid: int("gid")? as u32,
+            size: int("size")? as u64,
+            mtime_ns: int("mtime_ns")?,
+            ctime_ns: int("ctime_ns")?,
+            inode: int("inode")? as u64,
+            nlink: int("nlink")? as u64,
+            dev: int("dev")? as u64,
+        }),
+    };
+    let hash: Option<Vec<u8>> = row.get("hash").map_err(err)?;
+    let hash = match hash {
+        None => None,
+        Some(h) => Some(<[u8; 32]>::try_from(h.as_slice()).map_err(|_| "hash is not 32 bytes")?),
+    };
+    let problem_kind: Option<String> = row.get("problem").map_err(err)?;
+    let problem = match problem_kind {
+        None => None,
+        Some(k) => {
+            let reason: Option<String> = row.get("reason").map_err(err)?;
+            Some(
+                Problem::from_parts(&k, reason.unwrap_or_default())
+                    .ok_or_else(|| format!("unknown problem {k:?}"))?,
+            )
+        }
+    };
+    Ok(Entry {
+        path: PathBuf::from(std::ffi::OsString::from_vec(path)),
+        rule,
+        attrs,
+        meta,
+        link: row.get("link").map_err(err)?,
+        hash,
+        xattrs: row.get("xattrs").map_err(err)?,
+        problem,
+    })
+}
+
+fn read_header(conn: &Connection) -> Result<Header, String> {
+    let mut stmt = conn
+        .prepare("SELECT key, value FROM meta")
+        .map_err(|e| e.to_string())?;
+    let mut map: BTreeMap<String, rusqlite::types::Value> = BTreeMap::new();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))
+        .map_err(|e| e.to_string())?;
+    for row in rows {
+        let (k, v) = row.map_err(|e| e.to_string())?;
+        map.insert(k, v);
+    }
+    use rusqlite::types::Value;
+    let text = |k: &str| match map.get(k) {
+        Some(Value::Text(s)) => Ok(s.clone()),
+        _ => Err(format!("header field {k:?} is missing or not text")),
+    };
+    let int = |k: &str| match map.get(k) {
+        Some(Value::Integer(i)) => Ok(*i),
+        _ => Err(format!("header field {k:?} is missing or not an integer")),
+    };
+    let vars: BTreeMap<String, String> = serde_json::from_str(&text("rules_vars")?)
+        .map_err(|e| format!("header field \"rules_vars\": {e}"))?;
+    Ok(Header {
+        schema: int("schema")?,
+        host: text("host")?,
+        created_ns: int("created_ns")?,
+        generation: int("generation")?,
+        tool_version: text("tool_version")?,
+        rules_digest: text("rules_digest")?,
+        rules_origin: text("rules_origin")?,
+        rules_text: text("rules_text")?,
+        rules_vars: vars,
+    })
+}
+
+fn read_rules(conn: &Connection) -> Result<Vec<RuleInfo>, String> {
+    let mut stmt = conn
+        .prepare("SELECT name, severity, attrs FROM rules ORDER BY name")
+        .map_err(|e| e.to_string())?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(|e| e.to_string())?;
+    let mut rules = Vec::new();
+    for row in rows {
+        let (name, severity, bits) = row.map_err(|e| e.to_string())?;
+        let severity = toml::Value::String(severity.clone())
+            .try_into::<Severity>()
+            .map_err(|_| format!("rule {name:?} has unknown severity {severity:?}"))?;
+        let attrs = u16::try_from(bits)
+            .ok()
+            .and_then(AttrSet::from_bits)
+            .ok_or_else(|| format!("rule {name:?} has unknown attribute bits {bits:#x}"))?;
+        rules.push(RuleInfo {
+            name,
+            severity,
+            attrs,
+        });
+    }
+    Ok(rules)
+}
+
+fn sibling(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Temporary files left by a writer that was killed. Only called with the
+/// lock held, so no live writer owns them.
+fn remove_stale_temporaries(target: &Path) {
+    let Some(name) = target.file_name() else {
+        return;
+    };
+    let mut prefix = name.as_bytes().to_vec();
+    prefix.extend_from_slice(b".tmp.");
+    let Ok(dir) = std::fs::read_dir(parent_dir(target)) else {
+        return;
+    };
+    for entry in dir.flatten() {
+        if entry.file_name().as_bytes().starts_with(&prefix) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}

@@ -1,0 +1,90 @@
+//! Errors of the library, and the documented exit codes they map to.
+//!
+//! Codes follow AIDE's numbering where AIDE has the same kind of error, so that
+//! existing cron wrappers keep working. Every error renders as one line that
+//! says what went wrong and what to do about it.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::escape::escape_path;
+use crate::rules::RulesError;
+
+/// The process exit codes tripseal documents (README, "Exit codes").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    Ok = 0,
+    Write = 14,
+    InvalidArgument = 15,
+    Config = 17,
+    Io = 18,
+    Lock = 21,
+    Database = 24,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Rules(#[from] RulesError),
+
+    #[error("{message}")]
+    InvalidArgument { message: String },
+
+    #[error("cannot write {}: {source}", escape_path(path))]
+    Write { path: PathBuf, source: io::Error },
+
+    #[error("cannot read {}: {source}", escape_path(path))]
+    Read { path: PathBuf, source: io::Error },
+
+    #[error(
+        "{} is locked: another tripseal is writing this baseline",
+        escape_path(path)
+    )]
+    Locked { path: PathBuf },
+
+    #[error("{}: {detail}", escape_path(path))]
+    Database { path: PathBuf, detail: String },
+}
+
+impl Error {
+    pub fn invalid(message: impl Into<String>) -> Error {
+        Error::InvalidArgument {
+            message: message.into(),
+        }
+    }
+
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Rules(_) => ExitCode::Config,
+            Error::InvalidArgument { .. } => ExitCode::InvalidArgument,
+            Error::Write { .. } => ExitCode::Write,
+            Error::Read { .. } => ExitCode::Io,
+            Error::Locked { .. } => ExitCode::Lock,
+            Error::Database { .. } => ExitCode::Database,
+        }
+    }
+
+    /// What the user can do about it, where the message does not say it already.
+    pub fn hint(&self) -> Option<&'static str> {
+        Some(match self {
+            Error::Rules(_) => "fix the rules file; `tripseal rules check FILE` validates it",
+            // These messages are written to say what to do.
+            Error::InvalidArgument { .. } => return None,
+            Error::Write { .. } => {
+                "check that the directory exists, is writable by this user and has free space"
+            }
+            Error::Read { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                "check the path; a baseline is made with `tripseal init`"
+            }
+            Error::Read { .. } => "check the path and its permissions",
+            Error::Locked { .. } => {
+                "wait for the other run to finish; the lock is released when it exits"
+            }
+            Error::Database { .. } => {
+                "this file is not a usable tripseal baseline: point --db at the right file, \
+                 restore it from a copy, or make a new one with `tripseal init`"
+            }
+        })
+    }
+}

@@ -1,0 +1,94 @@
+//! Safe rendering of untrusted names for terminals and logs.
+//!
+//! File names are chosen by whoever can write to the disk, an intruder
+//! included. [`escape_bytes`] turns any byte string into printable text that
+//! cannot move the cursor, change colours, reorder text (bidi controls) or hide
+//! characters (zero-width), and that maps distinct inputs to distinct outputs:
+//! a backslash is doubled, every escape starts with one.
+
+use std::fmt::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Escapes `bytes` for display: invalid UTF-8 bytes and C0/C1 controls as
+/// `\xNN`, `\` as `\\`, and bidi, zero-width and line-separator characters as
+/// `\u{NNNN}`. Everything else is shown as itself.
+pub fn escape_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c if (c as u32) < 0x20 || c == '\x7f' => {
+                    let _ = write!(out, "\\x{:02x}", c as u32);
+                }
+                c if is_invisible_or_reordering(c) => {
+                    let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+/// [`escape_bytes`] of a path's raw bytes.
+pub fn escape_path(path: &Path) -> String {
+    escape_bytes(path.as_os_str().as_bytes())
+}
+
+fn is_invisible_or_reordering(c: char) -> bool {
+    matches!(c as u32,
+        0x80..=0x9f            // C1 controls (CSI is 0x9b)
+        | 0x061c               // arabic letter mark
+        | 0x200b..=0x200f      // zero-width space/joiners, LRM, RLM
+        | 0x2028..=0x202e      // line/paragraph separators, bidi embeddings and overrides
+        | 0x2060..=0x2069      // word joiner, invisible operators, bidi isolates
+        | 0xfeff               // zero-width no-break space (BOM)
+        | 0xfff9..=0xfffb      // interlinear annotation controls
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_and_escapes_are_inert() {
+        assert_eq!(escape_bytes(b"plain/name.py"), "plain/name.py");
+        assert_eq!(escape_bytes(b"red\x1b[31mx"), "red\\x1b[31mx");
+        assert_eq!(
+            escape_bytes(b"line\nbreak\ttab\r"),
+            "line\\x0abreak\\x09tab\\x0d"
+        );
+        assert_eq!(escape_bytes(b"del\x7f"), "del\\x7f");
+        assert_eq!(escape_bytes("c1\u{9b}31m".as_bytes()), "c1\\u{009b}31m");
+    }
+
+    #[test]
+    fn bidi_and_zero_width_are_visible() {
+        assert_eq!(
+            escape_bytes("evil\u{202e}txt.py".as_bytes()),
+            "evil\\u{202e}txt.py"
+        );
+        assert_eq!(escape_bytes("a\u{200b}b".as_bytes()), "a\\u{200b}b");
+        assert_eq!(escape_bytes("iso\u{2067}x".as_bytes()), "iso\\u{2067}x");
+        assert_eq!(escape_bytes("bom\u{feff}".as_bytes()), "bom\\u{feff}");
+    }
+
+    #[test]
+    fn invalid_utf8_is_hex_and_unicode_is_kept() {
+        assert_eq!(escape_bytes(b"bad\xff\xfe"), "bad\\xff\\xfe");
+        assert_eq!(escape_bytes("café/日本".as_bytes()), "café/日本");
+    }
+
+    #[test]
+    fn escaping_is_injective_on_backslashes() {
+        // A literal "\x1b" in a name must not look like an escaped ESC.
+        assert_ne!(escape_bytes(b"\\x1b"), escape_bytes(b"\x1b"));
+        assert_eq!(escape_bytes(b"\\x1b"), "\\\\x1b");
+    }
+}

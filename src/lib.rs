@@ -1,0 +1,15 @@
+//! tripseal: a file-integrity monitor for the hosts that run Celery workers.
+//!
+//! Data flow: [`rules`] select paths, [`scan`] walks and hashes them,
+//! [`baseline`] stores the entries in one SQLite file, [`report`] renders them.
+
+pub mod attrs;
+pub mod baseline;
+pub mod defaults;
+pub mod error;
+pub mod escape;
+pub mod init;
+pub mod progress;
+pub mod report;
+pub mod rules;
+pub mod scan;

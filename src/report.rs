@@ -1,0 +1,468 @@
+//! Rendering for people and machines: `show`, the `init` summary, `rules explain`.
+//!
+//! Guarantees: every untrusted name (paths, link targets) reaches a terminal
+//! only through [`escape_bytes`]; JSON carries paths exactly, as a string when
+//! they are UTF-8 and otherwise as `\xNN`-escaped text plus `path_bytes`
+//! (standard base64 of the raw bytes).
+
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use base64::Engine;
+use serde_json::{Map, Value, json};
+
+use crate::attrs::{Attr, AttrSet};
+use crate::baseline::{Baseline, Header, RuleInfo, hex};
+use crate::error::Error;
+use crate::escape::{escape_bytes, escape_path};
+use crate::init::InitSummary;
+use crate::rules::Rules;
+use crate::scan::{Entry, FileKind, Problem};
+
+/// Output format of `show` (and later reports).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+fn out_err(e: std::io::Error) -> Error {
+    Error::Write {
+        path: "<standard output>".into(),
+        source: e,
+    }
+}
+
+/// UTC ISO-8601 with seconds, from nanoseconds since the epoch.
+pub fn iso8601(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Bytes as a short human figure (1000-based, like `ls --si`).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Adds `path` (and `path_bytes` when not UTF-8) under `key` to a JSON object.
+pub fn json_path(obj: &mut Map<String, Value>, key: &str, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => {
+            obj.insert(key.into(), Value::String(s.into()));
+        }
+        Err(_) => {
+            obj.insert(key.into(), Value::String(escape_bytes(bytes)));
+            obj.insert(
+                format!("{key}_bytes"),
+                Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            );
+        }
+    }
+}
+
+fn header_json(baseline: &Baseline, counts: (u64, u64)) -> Value {
+    let h: &Header = baseline.header();
+    let mut obj = Map::new();
+    json_path(&mut obj, "baseline", baseline.path().as_os_str().as_bytes());
+    obj.insert(
+        "header".into(),
+        json!({
+            "schema": h.schema,
+            "host": h.host,
+            "created": iso8601(h.created_ns),
+            "created_ns": h.created_ns,
+            "generation": h.generation,
+            "tool_version": h.tool_version,
+            "rules_digest": h.rules_digest,
+            "rules_origin": h.rules_origin,
+            "rules_vars": h.rules_vars,
+            "entries": counts.0,
+            "problems": counts.1,
+        }),
+    );
+    obj.insert(
+        "rules".into(),
+        baseline
+            .rules()
+            .iter()
+            .map(|r| {
+                json!({
+                    "name": r.name,
+                    "severity": r.severity.name(),
+                    "checks": r.attrs.iter().map(Attr::name).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    );
+    Value::Object(obj)
+}
+
+/// The JSON object for one stored entry.
+pub fn entry_json(e: &Entry, rules: &[RuleInfo]) -> Value {
+    let mut obj = Map::new();
+    json_path(&mut obj, "path", e.path.as_os_str().as_bytes());
+    obj.insert("rule".into(), rules[e.rule].name.clone().into());
+    obj.insert(
+        "checks".into(),
+        e.attrs.iter().map(Attr::name).collect::<Vec<_>>().into(),
+    );
+    if let Some(m) = e.meta {
+        let a = e.attrs;
+        obj.insert("type".into(), m.kind.name().into());
+        obj.insert("size".into(), m.size.into());
+        obj.insert("mtime".into(), iso8601(m.mtime_ns).into());
+        obj.insert("mtime_ns".into(), m.mtime_ns.into());
+        obj.insert("ctime_ns".into(), m.ctime_ns.into());
+        obj.insert("inode".into(), m.inode.into());
+        obj.insert("dev".into(), m.dev.into());
+        if a.contains(Attr::Mode) {
+            obj.insert("mode".into(), format!("{:04o}", m.mode).into());
+        }
+        if a.contains(Attr::Uid) {
+            obj.insert("uid".into(), m.uid.into());
+        }
+        if a.contains(Attr::Gid) {
+            obj.insert("gid".into(), m.gid.into());
+        }
+        if a.contains(Attr::Nlink) {
+            obj.insert("nlink".into(), m.nlink.into());
+        }
+    }
+    if let Some(link) = &e.link {
+        json_path(&mut obj, "link", link);
+    }
+    if let Some(h) = &e.hash {
+        obj.insert("hash".into(), hex(h).into());
+    }
+    if let Some(x) = &e.xattrs {
+        let b64 = &base64::engine::general_purpose::STANDARD;
+        let pairs = crate::scan::decode_xattrs(x).unwrap_or_default();
+        let map: Map<String, Value> = pairs
+            .iter()
+            .map(|(n, v)| (escape_bytes(n), Value::String(b64.encode(v))))
+            .collect();
+        obj.insert("xattrs".into(), Value::Object(map));
+    }
+    if let Some(p) = &e.problem {
+        obj.insert(
+            "problem".into(),
+            json!({"kind": p.kind(), "reason": p.reason()}),
+        );
+    }
+    Value::Object(obj)
+}
+
+/// `tripseal show`: the header, then the entries at or below `prefix`.
+pub fn show(
+    out: &mut dyn Write,
+    baseline: &Baseline,
+    prefix: Option<&Path>,
+    format: Format,
+) -> Result<(), Error> {
+    let counts = baseline.counts()?;
+    match format {
+        Format::Json => show_json(out, baseline, prefix, counts),
+        Format::Human => show_human(out, baseline, prefix, counts),
+    }
+}
+
+fn show_json(
+    out: &mut dyn Write,
+    baseline: &Baseline,
+    prefix: Option<&Path>,
+    counts: (u64, u64),
+) -> Result<(), Error> {
+    // Streamed: the entries array is written as rows arrive, never held whole.
+    let head = serde_json::to_string(&header_json(baseline, counts)).expect("json");
+    let head = head.strip_suffix('}').expect("object");
+    write!(out, "{head},\"entries\":[").map_err(out_err)?;
+    let mut first = true;
+    baseline.for_each_entry(prefix, |e| {
+        if !first {
+            out.write_all(b",").map_err(out_err)?;
+        }
+        first = false;
+        serde_json::to_writer(&mut *out, &entry_json(&e, baseline.rules()))
+            .map_err(|e| out_err(e.into()))
+    })?;
+    out.write_all(b"]}\n").map_err(out_err)?;
+    out.flush().map_err(out_err)
+}
+
+fn show_human(
+    out: &mut dyn Write,
+    baseline: &Baseline,
+    prefix: Option<&Path>,
+    counts: (u64, u64),
+) -> Result<(), Error> {
+    let h = baseline.header();
+    let mut head = String::new();
+    let mut line = |k: &str, v: String| head.push_str(&format!("{k:<11} {v}\n"));
+    line("baseline", escape_path(baseline.path()));
+    line("host", escape_bytes(h.host.as_bytes()));
+    line("created", iso8601(h.created_ns));
+    line("generation", h.generation.to_string());
+    line("tool", format!("tripseal {}", h.tool_version));
+    line(
+        "rules",
+        format!(
+            "{} from {}",
+            h.rules_digest,
+            escape_bytes(h.rules_origin.as_bytes())
+        ),
+    );
+    for (k, v) in &h.rules_vars {
+        line("  --var", escape_bytes(format!("{k}={v}").as_bytes()));
+    }
+    line(
+        "entries",
+        format!("{} ({} with problems)", counts.0, counts.1),
+    );
+    writeln!(out, "{head}").map_err(out_err)?;
+    writeln!(
+        out,
+        "{:<7} {:>5} {:>11} {:>12} {:<20} {:<18} {:<20} PATH",
+        "TYPE", "MODE", "UID:GID", "SIZE", "MTIME", "CONTENT", "RULE"
+    )
+    .map_err(out_err)?;
+    baseline.for_each_entry(prefix, |e| {
+        writeln!(out, "{}", human_entry_line(&e, baseline.rules())).map_err(out_err)?;
+        if let Some(p) = &e.problem {
+            writeln!(
+                out,
+                "        ! {}: {}",
+                p.kind(),
+                escape_bytes(p.reason().as_bytes())
+            )
+            .map_err(out_err)?;
+        }
+        Ok(())
+    })?;
+    out.flush().map_err(out_err)
+}
+
+fn human_entry_line(e: &Entry, rules: &[RuleInfo]) -> String {
+    let a: AttrSet = e.attrs;
+    let dash = || "-".to_string();
+    let (kind, mode, owner, size, mtime) = match e.meta {
+        None => ("?".to_string(), dash(), dash(), dash(), dash()),
+        Some(m) => (
+            m.kind.name().to_string(),
+            if a.contains(Attr::Mode) {
+                format!("{:04o}", m.mode)
+            } else {
+                dash()
+            },
+            match (a.contains(Attr::Uid), a.contains(Attr::Gid)) {
+                (false, false) => dash(),
+                (u, g) => format!(
+                    "{}:{}",
+                    if u { m.uid.to_string() } else { dash() },
+                    if g { m.gid.to_string() } else { dash() }
+                ),
+            },
+            m.size.to_string(),
+            iso8601(m.mtime_ns),
+        ),
+    };
+    let content = match (&e.hash, &e.link) {
+        (Some(h), _) => format!("b3:{}", &hex(h)[..16]),
+        (None, Some(l)) => format!("-> {}", escape_bytes(l)),
+        (None, None) if e.meta.is_some_and(|m| m.kind == FileKind::File) && a.needs_content() => {
+            "(no hash)".to_string()
+        }
+        _ => dash(),
+    };
+    format!(
+        "{kind:<7} {mode:>5} {owner:>11} {size:>12} {mtime:<20} {content:<18} {:<20} {}",
+        rules[e.rule].name,
+        escape_path(&e.path)
+    )
+}
+
+/// The one summary line of `init` (for cron as much as for people).
+pub fn init_summary(out: &mut dyn Write, s: &InitSummary) -> Result<(), Error> {
+    writeln!(
+        out,
+        "tripseal: baseline {} written: {} entries ({} files, {} dirs, {} symlinks, {} other), \
+         {} hashed, {} with problems, {:.2} s",
+        escape_path(&s.db),
+        s.entries,
+        s.files,
+        s.dirs,
+        s.symlinks,
+        s.other,
+        human_bytes(s.bytes_hashed),
+        s.problems,
+        s.elapsed.as_secs_f64()
+    )
+    .map_err(out_err)
+}
+
+/// Lists entries with problems (at most the ones the summary kept).
+pub fn problems(out: &mut dyn Write, s: &InitSummary) -> Result<(), Error> {
+    for (path, p) in &s.problem_samples {
+        writeln!(
+            out,
+            "tripseal: {}: {}: {}",
+            p.kind(),
+            escape_path(path),
+            escape_bytes(p.reason().as_bytes())
+        )
+        .map_err(out_err)?;
+    }
+    let more = s.problems - s.problem_samples.len() as u64;
+    if more > 0 {
+        writeln!(
+            out,
+            "tripseal: and {more} more entries with problems; `tripseal show --format json {}` lists them all",
+            escape_path(&s.db)
+        )
+        .map_err(out_err)?;
+    }
+    Ok(())
+}
+
+/// `tripseal rules check`: what the file holds.
+pub fn rules_ok(out: &mut dyn Write, rules: &Rules) -> Result<(), Error> {
+    writeln!(
+        out,
+        "{}: OK: {} rules, {} patterns, {} walk roots",
+        escape_bytes(rules.source.name.as_bytes()),
+        rules.rules.len(),
+        rules.patterns.len(),
+        rules.walk_roots().len()
+    )
+    .map_err(out_err)?;
+    for r in &rules.rules {
+        writeln!(out, "  {:<24} {:<8} {}", r.name, r.severity.name(), r.attrs).map_err(out_err)?;
+    }
+    for root in rules.walk_roots() {
+        writeln!(
+            out,
+            "  walks {}{}",
+            escape_path(&root.path),
+            if root.cross_filesystems {
+                " (crossing file systems)"
+            } else {
+                ""
+            }
+        )
+        .map_err(out_err)?;
+    }
+    Ok(())
+}
+
+/// `tripseal rules explain`: the decision for one path, and why.
+pub fn explain(out: &mut dyn Write, rules: &Rules, path: &Path) -> Result<(), Error> {
+    let e = rules.explain(path);
+    let shown = escape_path(path);
+    let pattern_line = |i: usize| {
+        let p = &rules.patterns[i];
+        format!(
+            "rule \"{}\" by pattern {} (literal prefix {} bytes, {} literal characters)",
+            rules.rules[p.rule].name,
+            escape_bytes(p.glob.as_bytes()),
+            p.literal_prefix,
+            p.literal_chars
+        )
+    };
+    match e.winner {
+        Some(sel) => {
+            let r = &rules.rules[sel.rule];
+            writeln!(out, "{shown}: governed by rule \"{}\"", r.name).map_err(out_err)?;
+            writeln!(out, "  severity {}; checks {}", r.severity.name(), r.attrs)
+                .map_err(out_err)?;
+            writeln!(out, "  matched by {}", pattern_line(sel.pattern)).map_err(out_err)?;
+            for &i in e.matched.iter().skip(1) {
+                writeln!(out, "  also matched, less specific: {}", pattern_line(i))
+                    .map_err(out_err)?;
+            }
+        }
+        None => writeln!(out, "{shown}: not selected by any rule").map_err(out_err)?,
+    }
+    for (i, x) in &e.excluded {
+        writeln!(
+            out,
+            "  excluded from {} by exclude {}",
+            pattern_line(*i),
+            escape_bytes(x.as_bytes())
+        )
+        .map_err(out_err)?;
+    }
+    if e.winner.is_none() && e.excluded.is_empty() {
+        writeln!(
+            out,
+            "  no pattern of {} matches it",
+            escape_bytes(rules.source.name.as_bytes())
+        )
+        .map_err(out_err)?;
+    }
+    Ok(())
+}
+
+/// For problems the summary keeps to show.
+pub type ProblemSample = (std::path::PathBuf, Problem);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_known_instants() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            iso8601(1_700_000_000 * 1_000_000_000),
+            "2023-11-14T22:13:20Z"
+        );
+        assert_eq!(iso8601(951_782_400 * 1_000_000_000), "2000-02-29T00:00:00Z");
+        assert_eq!(iso8601(-1_000_000_000), "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn json_paths_are_exact() {
+        let mut m = Map::new();
+        json_path(&mut m, "path", b"/ok/\xc3\xa9");
+        assert_eq!(m["path"], "/ok/é");
+        assert!(!m.contains_key("path_bytes"));
+        let mut m = Map::new();
+        json_path(&mut m, "path", b"/bad/\xff\n");
+        assert_eq!(m["path"], "/bad/\\xff\\x0a");
+        assert_eq!(m["path_bytes"], "L2JhZC//Cg==");
+    }
+
+    #[test]
+    fn human_bytes_units() {
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(1_700_000_000), "1.7 GB");
+    }
+}

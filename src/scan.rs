@@ -1,0 +1,650 @@
+//! Walking and hashing: what the rules select becomes a stream of [`Entry`].
+//!
+//! Guarantees:
+//! - symlinks are never followed (walk roots included) and walks stay on the
+//!   root's file system unless the governing rule sets `cross_filesystems`;
+//! - regular files are opened `O_NOFOLLOW | O_NONBLOCK | O_NOATIME` and checked
+//!   with `fstat` on the descriptor: FIFOs, sockets and devices are recorded by
+//!   metadata only and never read, even when one is swapped in after the walk
+//!   listed a regular file;
+//! - a file whose size, mtime or ctime moves while it is read is re-read up to
+//!   [`READ_ATTEMPTS`] times and then recorded as unstable without a hash: a
+//!   hash is always of one consistent state;
+//! - a problem with one entry (vanished, unreadable, unstable) is an entry with
+//!   its reason, and the scan goes on;
+//! - tripseal's own outputs ([`OwnOutputs`]) are never recorded.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, Metadata, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use rayon::iter::{ParallelBridge, ParallelIterator};
+use walkdir::WalkDir;
+
+use crate::attrs::{Attr, AttrSet};
+use crate::rules::Rules;
+
+/// How many times a file that changes while it is read is read again before
+/// it is recorded as unstable.
+pub const READ_ATTEMPTS: u32 = 3;
+/// Read buffer per hashing thread: large enough for BLAKE3's SIMD lanes and
+/// few syscalls on big files, small enough to stay in cache.
+const READ_BUFFER_BYTES: usize = 128 * 1024;
+
+/// The kind of a file system entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+}
+
+impl FileKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FileKind::File => "file",
+            FileKind::Dir => "dir",
+            FileKind::Symlink => "symlink",
+            FileKind::Fifo => "fifo",
+            FileKind::Socket => "socket",
+            FileKind::CharDevice => "char",
+            FileKind::BlockDevice => "block",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<FileKind> {
+        [
+            FileKind::File,
+            FileKind::Dir,
+            FileKind::Symlink,
+            FileKind::Fifo,
+            FileKind::Socket,
+            FileKind::CharDevice,
+            FileKind::BlockDevice,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
+    }
+
+    fn of(ft: std::fs::FileType) -> FileKind {
+        if ft.is_symlink() {
+            FileKind::Symlink
+        } else if ft.is_dir() {
+            FileKind::Dir
+        } else if ft.is_fifo() {
+            FileKind::Fifo
+        } else if ft.is_socket() {
+            FileKind::Socket
+        } else if ft.is_char_device() {
+            FileKind::CharDevice
+        } else if ft.is_block_device() {
+            FileKind::BlockDevice
+        } else {
+            FileKind::File
+        }
+    }
+}
+
+/// The `stat` fields tripseal records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    pub kind: FileKind,
+    /// Permission bits including setuid, setgid and sticky (`st_mode & 0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub inode: u64,
+    pub nlink: u64,
+    pub dev: u64,
+}
+
+impl Meta {
+    fn from_std(m: &Metadata) -> Meta {
+        Meta {
+            kind: FileKind::of(m.file_type()),
+            mode: m.mode() & 0o7777,
+            uid: m.uid(),
+            gid: m.gid(),
+            size: m.size(),
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+            inode: m.ino(),
+            nlink: m.nlink(),
+            dev: m.dev(),
+        }
+    }
+
+    /// Same file, same content as far as `stat` can tell.
+    fn same_state(&self, other: &Meta) -> bool {
+        (
+            self.inode,
+            self.dev,
+            self.size,
+            self.mtime_ns,
+            self.ctime_ns,
+        ) == (
+            other.inode,
+            other.dev,
+            other.size,
+            other.mtime_ns,
+            other.ctime_ns,
+        )
+    }
+}
+
+/// Why an entry could not be captured completely.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// Listed by the walk, gone when it was opened or stat'ed.
+    Vanished(String),
+    /// Could not be stat'ed, opened, read or listed.
+    Unreadable(String),
+    /// Kept changing while it was read.
+    Unstable(String),
+}
+
+impl Problem {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Problem::Vanished(_) => "vanished",
+            Problem::Unreadable(_) => "unreadable",
+            Problem::Unstable(_) => "unstable",
+        }
+    }
+
+    pub fn reason(&self) -> &str {
+        match self {
+            Problem::Vanished(r) | Problem::Unreadable(r) | Problem::Unstable(r) => r,
+        }
+    }
+
+    pub fn from_parts(kind: &str, reason: String) -> Option<Problem> {
+        match kind {
+            "vanished" => Some(Problem::Vanished(reason)),
+            "unreadable" => Some(Problem::Unreadable(reason)),
+            "unstable" => Some(Problem::Unstable(reason)),
+            _ => None,
+        }
+    }
+}
+
+/// One captured file system entry, with what its rule asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub path: PathBuf,
+    /// Index of the governing rule in [`Rules::rules`].
+    pub rule: usize,
+    pub attrs: AttrSet,
+    pub meta: Option<Meta>,
+    /// Symlink target, when the rule checks `link`.
+    pub link: Option<Vec<u8>>,
+    /// BLAKE3 of the content, when the rule checks `hash` or `growing`.
+    pub hash: Option<[u8; 32]>,
+    /// Canonical encoding of all extended attributes, when the rule checks `xattrs`.
+    pub xattrs: Option<Vec<u8>>,
+    pub problem: Option<Problem>,
+}
+
+/// tripseal's own files (baseline, its temporary, journal and lock files):
+/// every entry in `dir` whose name starts with `prefix`.
+#[derive(Clone, Debug, Default)]
+pub struct OwnOutputs {
+    dir: Option<(u64, u64)>,
+    prefix: OsString,
+}
+
+impl OwnOutputs {
+    /// The outputs that belong to the baseline at `db` (which need not exist yet).
+    pub fn for_baseline(db: &Path) -> OwnOutputs {
+        let dir = db
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        OwnOutputs {
+            dir: std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino())),
+            prefix: db.file_name().map(OsStr::to_os_string).unwrap_or_default(),
+        }
+    }
+
+    fn contains(&self, path: &Path) -> bool {
+        let Some(dir) = self.dir else { return false };
+        let Some(name) = path.file_name() else {
+            return false;
+        };
+        if self.prefix.is_empty() || !name.as_bytes().starts_with(self.prefix.as_bytes()) {
+            return false;
+        }
+        // Only names that look like ours pay for this stat.
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        std::fs::metadata(parent).is_ok_and(|m| (m.dev(), m.ino()) == dir)
+    }
+}
+
+/// Something the walk found that a rule selects (or that could not be walked).
+struct Probe {
+    path: PathBuf,
+    rule: usize,
+    root_dev: Option<u64>,
+    walk_error: Option<Problem>,
+}
+
+/// Walks everything `rules` select and sends each captured entry to `sink`,
+/// hashing on rayon's threads. Returns when the walk is complete, or early
+/// once `sink` returns false.
+pub fn scan(rules: &Rules, own: &OwnOutputs, sink: impl Fn(Entry) -> bool + Sync + Send) {
+    let walk = Walk {
+        rules,
+        own,
+        roots: rules.walk_roots().into_iter(),
+        current: None,
+    };
+    let _stopped = walk
+        .par_bridge()
+        .try_for_each(|probe| match capture(rules, probe) {
+            Some(entry) => sink(entry).then_some(()).ok_or(()),
+            None => Ok(()),
+        });
+}
+
+struct Walk<'a> {
+    rules: &'a Rules,
+    own: &'a OwnOutputs,
+    roots: std::vec::IntoIter<crate::rules::WalkRoot>,
+    current: Option<(walkdir::IntoIter, Option<u64>)>,
+}
+
+impl Iterator for Walk<'_> {
+    type Item = Probe;
+
+    fn next(&mut self) -> Option<Probe> {
+        loop {
+            let Some((it, root_dev)) = &mut self.current else {
+                let root = self.roots.next()?;
+                let it = WalkDir::new(&root.path)
+                    .follow_links(false)
+                    .follow_root_links(false)
+                    .same_file_system(!root.cross_filesystems)
+                    .into_iter();
+                self.current = Some((it, None));
+                continue;
+            };
+            let item = match it.next() {
+                None => {
+                    self.current = None;
+                    continue;
+                }
+                Some(item) => item,
+            };
+            match item {
+                Ok(de) => {
+                    let path = de.path();
+                    if de.depth() == 0 {
+                        *root_dev = de.metadata().ok().map(|m| m.dev());
+                    }
+                    let is_dir = de.file_type().is_dir();
+                    if self.own.contains(path) {
+                        if is_dir {
+                            it.skip_current_dir();
+                        }
+                        continue;
+                    }
+                    if is_dir && self.rules.descend_pattern(path).is_none() {
+                        it.skip_current_dir();
+                    }
+                    if let Some(sel) = self.rules.select(path) {
+                        return Some(Probe {
+                            path: de.into_path(),
+                            rule: sel.rule,
+                            root_dev: *root_dev,
+                            walk_error: None,
+                        });
+                    }
+                }
+                Err(e) => {
+                    let Some(path) = e.path().map(Path::to_path_buf) else {
+                        continue;
+                    };
+                    let io = e.io_error().map(|e| e.kind());
+                    if e.depth() == 0 && io == Some(io::ErrorKind::NotFound) {
+                        continue; // a root that does not exist on this host
+                    }
+                    // A directory that could not be listed hides what is below it.
+                    let rule = match self.rules.select(&path) {
+                        Some(sel) => sel.rule,
+                        None => match self.rules.descend_pattern(&path) {
+                            Some(p) => self.rules.patterns[p].rule,
+                            None => continue,
+                        },
+                    };
+                    let reason = format!("cannot list directory: {}", io_reason(&e.into()));
+                    return Some(Probe {
+                        path,
+                        rule,
+                        root_dev: *root_dev,
+                        walk_error: Some(if io == Some(io::ErrorKind::NotFound) {
+                            Problem::Vanished(reason)
+                        } else {
+                            Problem::Unreadable(reason)
+                        }),
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn capture(rules: &Rules, probe: Probe) -> Option<Entry> {
+    let rule = &rules.rules[probe.rule];
+    let mut entry = Entry {
+        path: probe.path,
+        rule: probe.rule,
+        attrs: rule.attrs,
+        meta: None,
+        link: None,
+        hash: None,
+        xattrs: None,
+        problem: None,
+    };
+    if let Some(problem) = probe.walk_error {
+        entry.problem = Some(problem);
+        return Some(entry);
+    }
+    let file = capture_stat_and_content(&mut entry);
+    let Some(meta) = entry.meta else {
+        return Some(entry); // stat failed: the entry carries its problem
+    };
+    if !rule.cross_filesystems
+        && meta.kind != FileKind::Dir
+        && probe.root_dev.is_some_and(|d| d != meta.dev)
+    {
+        // Reached through a walk that crosses for another rule; not this one's.
+        return None;
+    }
+    if entry.attrs.contains(Attr::Link) && meta.kind == FileKind::Symlink {
+        match std::fs::read_link(&entry.path) {
+            Ok(target) => entry.link = Some(target.into_os_string().into_encoded_bytes()),
+            Err(e) => set_problem(&mut entry, &e, "cannot read link"),
+        }
+    }
+    if entry.attrs.contains(Attr::Xattrs) && entry.problem.is_none() {
+        match read_xattrs(&entry.path, file.as_ref()) {
+            Ok(x) => entry.xattrs = Some(x),
+            Err(e) => set_problem(&mut entry, &e, "cannot read extended attributes"),
+        }
+    }
+    Some(entry)
+}
+
+fn set_problem(entry: &mut Entry, e: &io::Error, what: &str) {
+    let reason = format!("{what}: {}", io_reason(e));
+    entry.problem = Some(if e.kind() == io::ErrorKind::NotFound {
+        Problem::Vanished(reason)
+    } else {
+        Problem::Unreadable(reason)
+    });
+}
+
+/// Fills `meta` and, for regular files whose rule needs it, `hash`; returns
+/// the open file so that extended attributes come from the same inode.
+fn capture_stat_and_content(entry: &mut Entry) -> Option<File> {
+    if entry.attrs.needs_content() {
+        match open_no_follow(&entry.path) {
+            Ok(file) => match file.metadata() {
+                Ok(m) => {
+                    let meta = Meta::from_std(&m);
+                    entry.meta = Some(meta);
+                    if meta.kind == FileKind::File {
+                        hash_stable(entry, &file, meta);
+                    }
+                    return Some(file);
+                }
+                Err(e) => {
+                    set_problem(entry, &e, "cannot stat");
+                    return None;
+                }
+            },
+            // ELOOP: it is a symlink (now); ENXIO: a socket. Both are recorded
+            // from lstat below. Permission problems still get metadata.
+            Err(e)
+                if e.raw_os_error() == Some(libc::ELOOP)
+                    || e.raw_os_error() == Some(libc::ENXIO) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                set_problem(entry, &e, "vanished before it was read");
+                return None;
+            }
+            Err(e) => set_problem(entry, &e, "cannot open"),
+        }
+    }
+    match std::fs::symlink_metadata(&entry.path) {
+        Ok(m) => entry.meta = Some(Meta::from_std(&m)),
+        Err(e) => set_problem(entry, &e, "cannot stat"),
+    }
+    None
+}
+
+/// Opens without following a final symlink, without blocking on a FIFO and,
+/// where permitted, without touching the access time.
+fn open_no_follow(path: &Path) -> io::Result<File> {
+    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(flags | libc::O_NOATIME)
+        .open(path)
+    {
+        // O_NOATIME is refused for files the caller does not own (unless root).
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            OpenOptions::new().read(true).custom_flags(flags).open(path)
+        }
+        other => other,
+    }
+}
+
+fn hash_stable(entry: &mut Entry, mut file: &File, mut before: Meta) {
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> =
+            std::cell::RefCell::new(vec![0; READ_BUFFER_BYTES]);
+    }
+    for attempt in 1..=READ_ATTEMPTS {
+        if attempt > 1
+            && let Err(e) = file.seek(SeekFrom::Start(0))
+        {
+            set_problem(entry, &e, "cannot re-read");
+            return;
+        }
+        let read = BUFFER.with_borrow_mut(|buf| hash_to_end(file, buf));
+        let (hash, bytes) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                set_problem(entry, &e, "cannot read");
+                return;
+            }
+        };
+        let after = match file.metadata() {
+            Ok(m) => Meta::from_std(&m),
+            Err(e) => {
+                set_problem(entry, &e, "cannot stat");
+                return;
+            }
+        };
+        entry.meta = Some(after);
+        if before.same_state(&after) && bytes == after.size {
+            entry.hash = Some(hash);
+            return;
+        }
+        before = after;
+    }
+    entry.problem = Some(Problem::Unstable(format!(
+        "changed while it was read, {READ_ATTEMPTS} times"
+    )));
+}
+
+fn hash_to_end(mut file: &File, buf: &mut [u8]) -> io::Result<([u8; 32], u64)> {
+    let mut hasher = blake3::Hasher::new();
+    let mut total = 0u64;
+    loop {
+        match file.read(buf) {
+            Ok(0) => return Ok((*hasher.finalize().as_bytes(), total)),
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                total += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// All extended attributes, sorted by name, each name and value prefixed by
+/// its length (u32 LE): one byte string that compares equal iff the sets do.
+fn read_xattrs(path: &Path, file: Option<&File>) -> io::Result<Vec<u8>> {
+    use xattr::FileExt;
+    let unsupported = |e: &io::Error| e.raw_os_error() == Some(libc::ENOTSUP);
+    let names: Vec<OsString> = match file {
+        Some(f) => f.list_xattr().map(Iterator::collect),
+        None => xattr::list(path).map(Iterator::collect),
+    }
+    .or_else(|e| {
+        if unsupported(&e) {
+            Ok(Vec::new())
+        } else {
+            Err(e)
+        }
+    })?;
+    let mut pairs = Vec::with_capacity(names.len());
+    for name in names {
+        let value = match file {
+            Some(f) => f.get_xattr(&name),
+            None => xattr::get(path, &name),
+        }?;
+        // An attribute removed between list and get is simply not there.
+        if let Some(value) = value {
+            pairs.push((name.into_encoded_bytes(), value));
+        }
+    }
+    pairs.sort();
+    Ok(encode_xattrs(&pairs))
+}
+
+pub fn encode_xattrs(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, value) in pairs {
+        out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        out.extend_from_slice(name);
+        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        out.extend_from_slice(value);
+    }
+    out
+}
+
+/// Inverse of [`encode_xattrs`]; `None` if the bytes are not such an encoding.
+pub fn decode_xattrs(mut bytes: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    let take = |bytes: &mut &[u8]| -> Option<Vec<u8>> {
+        let (len, rest) = bytes.split_first_chunk::<4>()?;
+        let len = u32::from_le_bytes(*len) as usize;
+        let (item, rest) = (rest.get(..len)?, rest.get(len..)?);
+        *bytes = rest;
+        Some(item.to_vec())
+    };
+    let mut pairs = Vec::new();
+    while !bytes.is_empty() {
+        let name = take(&mut bytes)?;
+        let value = take(&mut bytes)?;
+        pairs.push((name, value));
+    }
+    Some(pairs)
+}
+
+/// The OS error text without Rust's "(os error N)" suffix noise kept short.
+fn io_reason(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => {
+            let text = io::Error::from_raw_os_error(code).to_string();
+            text.split(" (os error").next().unwrap_or(&text).to_string()
+        }
+        None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{Rules, RulesSource};
+    use std::collections::BTreeMap;
+
+    fn rules_for(dir: &Path, check: &str) -> Rules {
+        Rules::load(
+            RulesSource {
+                name: "t".into(),
+                text: format!(
+                    "[[rule]]\nname = \"r\"\npaths = [\"{}/**\"]\ncheck = {check}\n",
+                    dir.display()
+                ),
+            },
+            &BTreeMap::new(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_path_gone_after_the_walk_is_a_vanished_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        // Both ways of capturing: open-and-hash, and lstat only.
+        for check in ["[\"hash\", \"mode\"]", "[\"mode\"]"] {
+            let rules = rules_for(dir.path(), check);
+            let probe = Probe {
+                path: dir.path().join("gone"),
+                rule: 0,
+                root_dev: None,
+                walk_error: None,
+            };
+            let e = capture(&rules, probe).expect("the vanished entry is recorded");
+            assert!(matches!(e.problem, Some(Problem::Vanished(_))), "{e:?}");
+            assert_eq!(e.meta, None);
+        }
+    }
+
+    #[test]
+    fn xattr_encoding_round_trips() {
+        let pairs = vec![
+            (
+                b"security.selinux".to_vec(),
+                b"system_u:object_r:etc_t:s0\0".to_vec(),
+            ),
+            (b"user.x".to_vec(), vec![]),
+        ];
+        assert_eq!(decode_xattrs(&encode_xattrs(&pairs)), Some(pairs));
+        assert_eq!(decode_xattrs(&[1, 0, 0]), None);
+        assert_eq!(decode_xattrs(&[9, 0, 0, 0, b'a']), None);
+    }
+
+    #[test]
+    fn hash_matches_blake3_of_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &content).unwrap();
+        let rules = rules_for(dir.path(), "[\"hash\"]");
+        let e = capture(
+            &rules,
+            Probe {
+                path: p,
+                rule: 0,
+                root_dev: None,
+                walk_error: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(e.hash, Some(*blake3::hash(&content).as_bytes()));
+        assert_eq!(e.meta.unwrap().size, content.len() as u64);
+    }
+}
