@@ -204,8 +204,7 @@ impl BaselineWriter {
         }
     }
 
-    /// Adds one entry. A path seen twice (a directory that was listed, then
-    /// could not be read) is merged: fields one half lacks come from the other.
+    /// Adds one entry; each path comes once (the walk merges what it knows).
     pub fn insert(&mut self, e: &Entry) -> Result<(), Error> {
         let conn = self.conn.as_ref().expect("writer is open until finished");
         let attrs = e.attrs;
@@ -311,15 +310,6 @@ const INSERT_ENTRY: &str = "
 INSERT INTO entries (path, rule, attrs, type, size, mtime_ns, ctime_ns, inode, dev,
                      mode, uid, gid, nlink, link, hash, xattrs, problem, reason)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
-ON CONFLICT(path) DO UPDATE SET
-    type = coalesce(excluded.type, type), size = coalesce(excluded.size, size),
-    mtime_ns = coalesce(excluded.mtime_ns, mtime_ns), ctime_ns = coalesce(excluded.ctime_ns, ctime_ns),
-    inode = coalesce(excluded.inode, inode), dev = coalesce(excluded.dev, dev),
-    mode = coalesce(excluded.mode, mode), uid = coalesce(excluded.uid, uid),
-    gid = coalesce(excluded.gid, gid), nlink = coalesce(excluded.nlink, nlink),
-    link = coalesce(excluded.link, link), hash = coalesce(excluded.hash, hash),
-    xattrs = coalesce(excluded.xattrs, xattrs),
-    problem = coalesce(excluded.problem, problem), reason = coalesce(excluded.reason, reason)
 ";
 
 /// A baseline opened for reading.

@@ -234,6 +234,9 @@ impl OwnOutputs {
 struct Probe {
     path: PathBuf,
     rule: usize,
+    /// The type the directory listing gave; `None` when the walk only knows
+    /// that it could not list this path.
+    hint: Option<FileKind>,
     root_dev: Option<u64>,
     walk_error: Option<Problem>,
 }
@@ -247,6 +250,8 @@ pub fn scan(rules: &Rules, own: &OwnOutputs, sink: impl Fn(Entry) -> bool + Sync
         own,
         roots: rules.walk_roots().into_iter(),
         current: None,
+        held: None,
+        ready: None,
     };
     let _stopped = walk
         .par_bridge()
@@ -261,12 +266,47 @@ struct Walk<'a> {
     own: &'a OwnOutputs,
     roots: std::vec::IntoIter<crate::rules::WalkRoot>,
     current: Option<(walkdir::IntoIter, Option<u64>)>,
+    /// A selected directory, held back one step: when listing it fails,
+    /// walkdir's very next item is that error, and it belongs in this entry.
+    held: Option<Probe>,
+    /// An item read while deciding about `held`, to be yielded next.
+    ready: Option<Probe>,
 }
 
 impl Iterator for Walk<'_> {
     type Item = Probe;
 
     fn next(&mut self) -> Option<Probe> {
+        if let Some(ready) = self.ready.take() {
+            return Some(ready);
+        }
+        loop {
+            let Some(probe) = self.next_unmerged() else {
+                return self.held.take();
+            };
+            let is_dir = probe.hint == Some(FileKind::Dir);
+            match self.held.take() {
+                Some(mut held) if probe.hint.is_none() && probe.path == held.path => {
+                    held.walk_error = probe.walk_error;
+                    return Some(held);
+                }
+                Some(held) => {
+                    if is_dir {
+                        self.held = Some(probe);
+                    } else {
+                        self.ready = Some(probe);
+                    }
+                    return Some(held);
+                }
+                None if is_dir => self.held = Some(probe),
+                None => return Some(probe),
+            }
+        }
+    }
+}
+
+impl Walk<'_> {
+    fn next_unmerged(&mut self) -> Option<Probe> {
         loop {
             let Some((it, root_dev)) = &mut self.current else {
                 let root = self.roots.next()?;
@@ -303,6 +343,7 @@ impl Iterator for Walk<'_> {
                     }
                     if let Some(sel) = self.rules.select(path) {
                         return Some(Probe {
+                            hint: Some(FileKind::of(de.file_type())),
                             path: de.into_path(),
                             rule: sel.rule,
                             root_dev: *root_dev,
@@ -326,10 +367,14 @@ impl Iterator for Walk<'_> {
                             None => continue,
                         },
                     };
-                    let reason = format!("cannot list directory: {}", io_reason(&e.into()));
+                    let reason = format!(
+                        "cannot list directory: {}",
+                        e.io_error().map_or_else(|| e.to_string(), io_reason)
+                    );
                     return Some(Probe {
                         path,
                         rule,
+                        hint: None,
                         root_dev: *root_dev,
                         walk_error: Some(if io == Some(io::ErrorKind::NotFound) {
                             Problem::Vanished(reason)
@@ -355,11 +400,15 @@ fn capture(rules: &Rules, probe: Probe) -> Option<Entry> {
         xattrs: None,
         problem: None,
     };
-    if let Some(problem) = probe.walk_error {
-        entry.problem = Some(problem);
+    let Some(hint) = probe.hint else {
+        entry.problem = probe.walk_error;
         return Some(entry);
+    };
+    let file = capture_stat_and_content(&mut entry, hint);
+    if probe.walk_error.is_some() {
+        // Not being able to list a directory outweighs how its stat went.
+        entry.problem = probe.walk_error;
     }
-    let file = capture_stat_and_content(&mut entry);
     let Some(meta) = entry.meta else {
         return Some(entry); // stat failed: the entry carries its problem
     };
@@ -396,8 +445,11 @@ fn set_problem(entry: &mut Entry, e: &io::Error, what: &str) {
 
 /// Fills `meta` and, for regular files whose rule needs it, `hash`; returns
 /// the open file so that extended attributes come from the same inode.
-fn capture_stat_and_content(entry: &mut Entry) -> Option<File> {
-    if entry.attrs.needs_content() {
+fn capture_stat_and_content(entry: &mut Entry, hint: FileKind) -> Option<File> {
+    // Only what was listed as a regular file is opened; if something else was
+    // swapped in since, O_NOFOLLOW and O_NONBLOCK keep the open harmless and
+    // fstat shows what it is.
+    if entry.attrs.needs_content() && hint == FileKind::File {
         match open_no_follow(&entry.path) {
             Ok(file) => match file.metadata() {
                 Ok(m) => {
@@ -604,6 +656,7 @@ mod tests {
             let probe = Probe {
                 path: dir.path().join("gone"),
                 rule: 0,
+                hint: Some(FileKind::File),
                 root_dev: None,
                 walk_error: None,
             };
@@ -639,6 +692,7 @@ mod tests {
             Probe {
                 path: p,
                 rule: 0,
+                hint: Some(FileKind::File),
                 root_dev: None,
                 walk_error: None,
             },

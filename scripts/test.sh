@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine with a Rust toolchain.
+# Installs what the tests need, then runs formatting, lints and every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests drive: setfattr/getfattr (attr) to set extended
+# attributes from the outside, util-linux's setpriv to run the binary as an
+# unprivileged user (root reads everything), sqlite3 to inspect baselines.
+need=()
+command -v setfattr >/dev/null || need+=(attr)
+command -v setpriv  >/dev/null || need+=(util-linux)
+command -v sqlite3  >/dev/null || need+=(sqlite3)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "scripts/test.sh: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --locked --all-targets

@@ -1,0 +1,341 @@
+//! The baseline file: atomic replacement, locking, and refusing what is not one.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A tree whose scan takes seconds: one large sparse file (no disk used).
+fn slow_tree(dir: &Path) -> PathBuf {
+    let root = dir.join("slow");
+    std::fs::create_dir(&root).unwrap();
+    let f = std::fs::File::create(root.join("sparse.img")).unwrap();
+    f.set_len(24 << 30).unwrap();
+    std::fs::write(root.join("small"), b"s").unwrap();
+    root
+}
+
+fn spawn_init(rules: &Path, db: &Path, force: bool) -> Child {
+    let mut cmd = std::process::Command::new(bin_path());
+    cmd.arg("init")
+        .arg("--rules")
+        .arg(rules)
+        .arg("--db")
+        .arg(db);
+    if force {
+        cmd.arg("--force");
+    }
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn temporaries(db: &Path) -> Vec<PathBuf> {
+    let name = db.file_name().unwrap().to_str().unwrap().to_string();
+    std::fs::read_dir(db.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&format!("{name}.tmp.")))
+        })
+        .collect()
+}
+
+fn wait_for_temporary(db: &Path, child: &mut Child) {
+    let start = Instant::now();
+    while temporaries(db).is_empty() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "init ended before it was interrupted"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no temporary baseline appeared"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Let it get well into the scan and its writes.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "init ended before it was interrupted"
+    );
+}
+
+#[test]
+fn kill_9_during_init_leaves_the_previous_baseline_intact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let small = tmp.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    std::fs::write(small.join("a"), b"first").unwrap();
+    let db = tmp.path().join("b.db");
+    assert_ok(&init(&rules_for(tmp.path(), &small, "[\"hash\"]"), &db));
+    let before = std::fs::read(&db).unwrap();
+
+    let slow = slow_tree(tmp.path());
+    let rules = rules_for(tmp.path(), &slow, "[\"hash\"]");
+    let mut child = spawn_init(&rules, &db, true);
+    wait_for_temporary(&db, &mut child);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "the old baseline changed"
+    );
+    let e = entries(&db);
+    assert_eq!(e.len(), 2, "the directory and its one file");
+    assert_eq!(e[&key(&small.join("a"))]["hash"], blake3_hex(b"first"));
+
+    // The next run is not blocked by the dead one and cleans up after it.
+    assert!(!temporaries(&db).is_empty());
+    std::fs::remove_file(slow.join("sparse.img")).unwrap();
+    let out = tripseal()
+        .args(["init", "--force", "--rules"])
+        .arg(&rules)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert!(
+        temporaries(&db).is_empty(),
+        "stale temporaries left: {:?}",
+        temporaries(&db)
+    );
+    assert!(entries(&db).contains_key(&key(&slow.join("small"))));
+}
+
+#[test]
+fn a_second_init_on_the_same_baseline_is_refused_with_exit_21() {
+    let tmp = tempfile::tempdir().unwrap();
+    let slow = slow_tree(tmp.path());
+    let rules = rules_for(tmp.path(), &slow, "[\"hash\"]");
+    let db = tmp.path().join("b.db");
+    let mut first = spawn_init(&rules, &db, false);
+    wait_for_temporary(&db, &mut first);
+    let out = tripseal()
+        .args(["init", "--force", "--rules"])
+        .arg(&rules)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(out.status.code(), Some(21), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("locked"), "{err}");
+    assert!(err.contains("wait for the other run"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+}
+
+#[test]
+fn an_existing_baseline_is_replaced_only_with_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("t");
+    std::fs::create_dir(&root).unwrap();
+    let rules = rules_for(tmp.path(), &root, "[\"hash\"]");
+    let db = tmp.path().join("b.db");
+    assert_ok(&init(&rules, &db));
+    let out = init(&rules, &db);
+    assert_eq!(out.status.code(), Some(15));
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_summary_is_one_line_when_nobody_watches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("t");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("f"), vec![7u8; 5000]).unwrap();
+    let db = tmp.path().join("b.db");
+    let out = init(&rules_for(tmp.path(), &root, "[\"hash\"]"), &db);
+    assert_ok(&out);
+    let s = stdout(&out);
+    assert_eq!(s.lines().count(), 1, "{s}");
+    assert!(s.contains("2 entries (1 files, 1 dirs"), "{s}");
+    assert!(s.contains("5.0 kB hashed"), "{s}");
+    assert!(
+        stderr(&out).is_empty(),
+        "no progress drawn to a pipe: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn show_lists_the_header_and_filters_by_whole_path_components() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("t");
+    for d in ["a", "ab", "a/x"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(root.join("a/x/f"), b"1").unwrap();
+    std::fs::write(root.join("ab/g"), b"2").unwrap();
+    std::fs::write(root.join("a-b"), b"3").unwrap();
+    let db = tmp.path().join("b.db");
+    assert_ok(&init(&rules_for(tmp.path(), &root, "[\"hash\"]"), &db));
+
+    let doc = show_json(&db);
+    let h = &doc["header"];
+    assert_eq!(h["generation"], 1);
+    assert_eq!(h["schema"], 1);
+    assert_eq!(h["entries"], 7);
+    assert_eq!(h["tool_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(h["rules_digest"].as_str().unwrap().len(), 64);
+    assert!(h["host"].as_str().is_some_and(|s| !s.is_empty()));
+    // Entries come in path byte order.
+    let paths: Vec<Vec<u8>> = doc["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(entry_path)
+        .collect();
+    let mut sorted = paths.clone();
+    sorted.sort();
+    assert_eq!(paths, sorted);
+
+    let out = tripseal()
+        .args(["show", "--format", "json"])
+        .arg(&db)
+        .arg(root.join("a"))
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<String> = doc["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            e["path"]
+                .as_str()
+                .unwrap()
+                .strip_prefix(root.to_str().unwrap())
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(got, ["/a", "/a/x", "/a/x/f"]);
+
+    let out = tripseal().arg("show").arg(&db).output().unwrap();
+    assert_ok(&out);
+    let s = stdout(&out);
+    for field in [
+        "baseline",
+        "host",
+        "created",
+        "generation",
+        "tool",
+        "rules",
+        "entries",
+    ] {
+        assert!(
+            s.lines().any(|l| l.starts_with(field)),
+            "{field} missing:\n{s}"
+        );
+    }
+    assert!(s.contains("7 (0 with problems)"), "{s}");
+}
+
+#[test]
+fn what_is_not_a_baseline_is_refused_with_exit_24() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = tmp.path().join("notes.txt");
+    std::fs::write(
+        &text,
+        "this is not a database, just text that is long enough ".repeat(20),
+    )
+    .unwrap();
+    let other = tmp.path().join("other.sqlite");
+    let status = std::process::Command::new("sqlite3")
+        .arg(&other)
+        .arg("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+        .status()
+        .expect("sqlite3 (Debian package sqlite3) is installed by scripts/test.sh");
+    assert!(status.success());
+    let truncated = tmp.path().join("truncated.db");
+    let root = tmp.path().join("t");
+    std::fs::create_dir(&root).unwrap();
+    for i in 0..200 {
+        std::fs::write(root.join(format!("f{i}")), format!("{i}")).unwrap();
+    }
+    let good = tmp.path().join("good.db");
+    assert_ok(&init(&rules_for(tmp.path(), &root, "[\"hash\"]"), &good));
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+
+    for (file, says) in [
+        (&text, "not an SQLite database"),
+        (&other, "without tripseal's tables"),
+        (&truncated, ""),
+        (&tmp.path().to_path_buf(), "not a regular file"),
+    ] {
+        let out = tripseal().arg("show").arg(file).output().unwrap();
+        assert_eq!(out.status.code(), Some(24), "{file:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(says), "{file:?}: {err}");
+        assert!(err.contains("tripseal init"), "says what to do: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+
+    // A baseline from a newer tripseal.
+    let newer = tmp.path().join("newer.db");
+    std::fs::copy(&good, &newer).unwrap();
+    let status = std::process::Command::new("sqlite3")
+        .arg(&newer)
+        .arg("UPDATE meta SET value = 99 WHERE key = 'schema';")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tripseal().arg("show").arg(&newer).output().unwrap();
+    assert_eq!(out.status.code(), Some(24));
+    assert!(stderr(&out).contains("newer tripseal"), "{}", stderr(&out));
+
+    let out = tripseal()
+        .arg("show")
+        .arg(tmp.path().join("missing.db"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(18), "{}", stderr(&out));
+    assert!(stderr(&out).contains("tripseal init"), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_arguments_exit_15() {
+    let out = tripseal()
+        .args(["init", "--no-such-flag"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(15));
+    let out = tripseal()
+        .args(["init", "--var", "novalue"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(15));
+    assert!(stderr(&out).contains("NAME=VALUE"), "{}", stderr(&out));
+    let out = tripseal().arg("--help").output().unwrap();
+    assert_ok(&out);
+}
+
+#[test]
+fn an_unwritable_baseline_directory_exits_14() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("t");
+    std::fs::create_dir(&root).unwrap();
+    let out = init(
+        &rules_for(tmp.path(), &root, "[\"hash\"]"),
+        &tmp.path().join("no/such/dir/b.db"),
+    );
+    assert_eq!(out.status.code(), Some(14), "{}", stderr(&out));
+    assert!(stderr(&out).contains("writable"), "{}", stderr(&out));
+}

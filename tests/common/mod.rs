@@ -1,0 +1,112 @@
+//! Helpers shared by the integration tests: build trees, write rules, run the
+//! real binary, read a baseline back through `tripseal show --format json`.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use base64::Engine;
+use serde_json::Value;
+
+/// Long enough for any scan in these tests; a hang (a FIFO read, a device
+/// read) fails the test instead of blocking the suite.
+pub const TIMEOUT: Duration = Duration::from_secs(120);
+
+pub fn tripseal() -> Command {
+    let mut cmd = Command::cargo_bin("tripseal").expect("binary built");
+    cmd.timeout(TIMEOUT);
+    cmd
+}
+
+pub fn bin_path() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("tripseal")
+}
+
+/// A rules file with one rule selecting `root/**` (and `root` itself).
+pub fn rules_for(dir: &Path, root: &Path, check: &str) -> PathBuf {
+    let text = format!(
+        "[[rule]]\nname = \"tree\"\npaths = [{root:?}, \"{}/**\"]\ncheck = {check}\nseverity = \"high\"\n",
+        root.display()
+    );
+    write_rules(dir, &text)
+}
+
+pub fn write_rules(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("rules.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+pub const FULL: &str = r#"["type", "mode", "uid", "gid", "size", "mtime", "ctime", "inode", "nlink", "link", "hash", "xattrs"]"#;
+
+pub fn init(rules: &Path, db: &Path) -> Output {
+    tripseal()
+        .arg("init")
+        .arg("--rules")
+        .arg(rules)
+        .arg("--db")
+        .arg(db)
+        .output()
+        .unwrap()
+}
+
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The whole `show --format json` document.
+pub fn show_json(db: &Path) -> Value {
+    let out = tripseal()
+        .args(["show", "--format", "json"])
+        .arg(db)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    serde_json::from_slice(&out.stdout).expect("show emits one JSON document")
+}
+
+/// The raw bytes of an entry's path, from `path` or `path_bytes`.
+pub fn entry_path(e: &Value) -> Vec<u8> {
+    match e.get("path_bytes") {
+        Some(b) => base64::engine::general_purpose::STANDARD
+            .decode(b.as_str().unwrap())
+            .unwrap(),
+        None => e["path"].as_str().unwrap().as_bytes().to_vec(),
+    }
+}
+
+/// Entries keyed by raw path bytes.
+pub fn entries(db: &Path) -> BTreeMap<Vec<u8>, Value> {
+    show_json(db)["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (entry_path(e), e.clone()))
+        .collect()
+}
+
+pub fn key(p: &Path) -> Vec<u8> {
+    p.as_os_str().as_bytes().to_vec()
+}
+
+pub fn blake3_hex(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
