@@ -13,12 +13,12 @@ use crate::baseline::{BaselineLock, BaselineWriter, Header};
 use crate::error::Error;
 use crate::escape::escape_path;
 use crate::progress::Progress;
-use crate::report::ProblemSample;
 use crate::rules::Rules;
-use crate::scan::{self, FileKind, OwnOutputs};
+use crate::scan::{self, FileKind, OwnOutputs, Problem};
 
-/// Entries in flight between the hashers and the SQLite writer.
-const QUEUE_ENTRIES: usize = 4096;
+/// Batches in flight between the hashers and the SQLite writer (each at most
+/// a few hundred entries: see `scan`).
+const QUEUE_BATCHES: usize = 16;
 /// Problems kept for the report; the rest are counted and stay in the baseline.
 const PROBLEM_SAMPLES: usize = 20;
 
@@ -30,6 +30,9 @@ pub struct InitOptions {
     pub replace: bool,
     pub host: String,
 }
+
+/// An entry with a problem, kept for the report.
+pub type ProblemSample = (PathBuf, Problem);
 
 /// What `init` did.
 #[derive(Debug, Default)]
@@ -65,13 +68,13 @@ pub fn init(
         db: opts.db.clone(),
         ..InitSummary::default()
     };
-    let (tx, rx) = mpsc::sync_channel(QUEUE_ENTRIES);
+    let (tx, rx) = mpsc::sync_channel(QUEUE_BATCHES);
     let written = std::thread::scope(|s| {
         s.spawn(move || {
             // A failed send means the writer gave up; the rest is not wanted.
-            scan::scan(rules, &own, |entry| tx.send(entry).is_ok());
+            scan::scan(rules, &own, |batch| tx.send(batch).is_ok());
         });
-        for entry in rx {
+        for entry in rx.into_iter().flatten() {
             writer.insert(&entry)?;
             summary.entries += 1;
             match entry.meta.map(|m| m.kind) {

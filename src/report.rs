@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::escape::{escape_bytes, escape_path};
 use crate::init::InitSummary;
 use crate::rules::Rules;
-use crate::scan::{Entry, FileKind, Problem};
+use crate::scan::{Entry, FileKind};
 
 /// Output format of `show` (and later reports).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -429,9 +429,6 @@ pub fn explain(out: &mut dyn Write, rules: &Rules, path: &Path) -> Result<(), Er
     }
     Ok(())
 }
-
-/// For problems the summary keeps to show.
-pub type ProblemSample = (std::path::PathBuf, Problem);
 
 #[cfg(test)]
 mod tests {

@@ -20,6 +20,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::iter::{ParallelBridge, ParallelIterator};
 use walkdir::WalkDir;
@@ -30,6 +31,10 @@ use crate::rules::Rules;
 /// How many times a file that changes while it is read is read again before
 /// it is recorded as unstable.
 pub const READ_ATTEMPTS: u32 = 3;
+/// Walk results a hashing thread takes at a time.
+const WALK_CHUNK_ENTRIES: usize = 64;
+/// Entries a hashing thread hands to the sink at a time.
+const SINK_BATCH_ENTRIES: usize = 512;
 /// Read buffer per hashing thread: large enough for BLAKE3's SIMD lanes and
 /// few syscalls on big files, small enough to stay in cache.
 const READ_BUFFER_BYTES: usize = 128 * 1024;
@@ -241,11 +246,17 @@ struct Probe {
     walk_error: Option<Problem>,
 }
 
-/// Walks everything `rules` select and sends each captured entry to `sink`,
-/// hashing on rayon's threads. Returns when the walk is complete, or early
-/// once `sink` returns false.
-pub fn scan(rules: &Rules, own: &OwnOutputs, sink: impl Fn(Entry) -> bool + Sync + Send) {
-    let walk = Walk {
+/// Walks everything `rules` select and sends the captured entries to `sink`
+/// in batches, hashing on rayon's threads. Returns when the walk is complete,
+/// or early once `sink` returns false.
+pub fn scan(rules: &Rules, own: &OwnOutputs, sink: impl Fn(Vec<Entry>) -> bool + Sync + Send) {
+    let stopped = AtomicBool::new(false);
+    let send = |batch: Vec<Entry>| {
+        if !stopped.load(Ordering::Relaxed) && !sink(batch) {
+            stopped.store(true, Ordering::Relaxed);
+        }
+    };
+    let mut walk = Walk {
         rules,
         own,
         roots: rules.walk_roots().into_iter(),
@@ -253,11 +264,28 @@ pub fn scan(rules: &Rules, own: &OwnOutputs, sink: impl Fn(Entry) -> bool + Sync
         held: None,
         ready: None,
     };
-    let _stopped = walk
+    // Workers take the walk's output in chunks and hand entries on in
+    // batches: one lock and one wake-up per chunk or batch, not per file.
+    let chunks = std::iter::from_fn(|| {
+        if stopped.load(Ordering::Relaxed) {
+            return None;
+        }
+        let chunk: Vec<Probe> = walk.by_ref().take(WALK_CHUNK_ENTRIES).collect();
+        (!chunk.is_empty()).then_some(chunk)
+    });
+    chunks
         .par_bridge()
-        .try_for_each(|probe| match capture(rules, probe) {
-            Some(entry) => sink(entry).then_some(()).ok_or(()),
-            None => Ok(()),
+        .fold(Vec::new, |mut batch, chunk| {
+            batch.extend(chunk.into_iter().filter_map(|probe| capture(rules, probe)));
+            if batch.len() >= SINK_BATCH_ENTRIES {
+                send(std::mem::take(&mut batch));
+            }
+            batch
+        })
+        .for_each(|rest| {
+            if !rest.is_empty() {
+                send(rest);
+            }
         });
 }
 

@@ -339,3 +339,29 @@ fn an_unwritable_baseline_directory_exits_14() {
     assert_eq!(out.status.code(), Some(14), "{}", stderr(&out));
     assert!(stderr(&out).contains("writable"), "{}", stderr(&out));
 }
+
+#[test]
+fn progress_is_drawn_on_a_terminal_and_cleared_before_the_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("t");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("f"), b"x").unwrap();
+    let rules = rules_for(tmp.path(), &root, "[\"hash\"]");
+    let cmd = format!(
+        "{} init --rules {} --db {}",
+        bin_path().display(),
+        rules.display(),
+        tmp.path().join("b.db").display()
+    );
+    // script(1) runs the command on a pseudo-terminal, as a person would.
+    let out = std::process::Command::new("script")
+        .args(["-qefc", &cmd, "/dev/null"])
+        .output()
+        .expect("script (Debian package bsdutils) runs");
+    assert_ok(&out);
+    let s = stdout(&out);
+    let drawn = s.find("entries, ").expect("a progress line");
+    let cleared = s.rfind("\r\x1b[2K").expect("the line is cleared");
+    let summary = s.find("tripseal: baseline").expect("the summary");
+    assert!(drawn < summary && cleared < summary, "{s:?}");
+}
