@@ -22,7 +22,9 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rayon::iter::{ParallelBridge, ParallelIterator};
+use rayon::iter::{
+    IndexedParallelIterator, IntoParallelIterator, ParallelBridge, ParallelIterator,
+};
 use walkdir::WalkDir;
 
 use crate::attrs::{Attr, AttrSet};
@@ -31,10 +33,8 @@ use crate::rules::Rules;
 /// How many times a file that changes while it is read is read again before
 /// it is recorded as unstable.
 pub const READ_ATTEMPTS: u32 = 3;
-/// Walk results a hashing thread takes at a time.
-const WALK_CHUNK_ENTRIES: usize = 64;
-/// Entries a hashing thread hands to the sink at a time.
-const SINK_BATCH_ENTRIES: usize = 512;
+/// Walk results taken at a time, and handed to the sink as one batch.
+const WALK_CHUNK_ENTRIES: usize = 128;
 /// Read buffer per hashing thread: large enough for BLAKE3's SIMD lanes and
 /// few syscalls on big files, small enough to stay in cache.
 const READ_BUFFER_BYTES: usize = 128 * 1024;
@@ -264,8 +264,9 @@ pub fn scan(rules: &Rules, own: &OwnOutputs, sink: impl Fn(Vec<Entry>) -> bool +
         held: None,
         ready: None,
     };
-    // Workers take the walk's output in chunks and hand entries on in
-    // batches: one lock and one wake-up per chunk or batch, not per file.
+    // Workers take the walk's output in chunks, one lock per chunk rather
+    // than per file; inside a chunk every entry is a task of its own, so an
+    // idle worker steals from a chunk that holds a few very large files.
     let chunks = std::iter::from_fn(|| {
         if stopped.load(Ordering::Relaxed) {
             return None;
@@ -273,20 +274,16 @@ pub fn scan(rules: &Rules, own: &OwnOutputs, sink: impl Fn(Vec<Entry>) -> bool +
         let chunk: Vec<Probe> = walk.by_ref().take(WALK_CHUNK_ENTRIES).collect();
         (!chunk.is_empty()).then_some(chunk)
     });
-    chunks
-        .par_bridge()
-        .fold(Vec::new, |mut batch, chunk| {
-            batch.extend(chunk.into_iter().filter_map(|probe| capture(rules, probe)));
-            if batch.len() >= SINK_BATCH_ENTRIES {
-                send(std::mem::take(&mut batch));
-            }
-            batch
-        })
-        .for_each(|rest| {
-            if !rest.is_empty() {
-                send(rest);
-            }
-        });
+    chunks.par_bridge().for_each(|chunk| {
+        let entries: Vec<Entry> = chunk
+            .into_par_iter()
+            .with_max_len(1)
+            .filter_map(|probe| capture(rules, probe))
+            .collect();
+        if !entries.is_empty() {
+            send(entries);
+        }
+    });
 }
 
 struct Walk<'a> {
