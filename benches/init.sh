@@ -50,5 +50,5 @@ args=()
 for c in "${CORPORA[@]}"; do args+=(--corpus "$c"); done
 bash "$TOOLS_DIR/anchors.sh" --root "$ROOT" "${args[@]}" --runs "$RUNS" \
   --tools find,b3sum,b3sum-p2,aide-init-w2,aide-full-init-w2 \
-  --extra "tripseal-init=$BIN init --force --rules $STATE/{corpus}-content.toml --db $STATE/{corpus}-content.db" \
-  --extra "tripseal-init-full=$BIN init --force --rules $STATE/{corpus}-full.toml --db $STATE/{corpus}-full.db"
+  --extra "tripseal-init=$BIN init --force --rules $STATE/{corpus}-content.toml --db $STATE/{corpus}-content.db >/dev/null" \
+  --extra "tripseal-init-full=$BIN init --force --rules $STATE/{corpus}-full.toml --db $STATE/{corpus}-full.db >/dev/null"

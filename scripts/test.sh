@@ -4,12 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests drive: setfattr/getfattr (attr) to set extended
-# attributes from the outside, util-linux's setpriv to run the binary as an
-# unprivileged user (root reads everything), sqlite3 to inspect baselines.
+# Debian packages the tests drive: setfattr (attr) to set extended attributes
+# from the outside, setpriv (util-linux) to run the binary as an unprivileged
+# user (root reads everything), mount for a tmpfs inside a scanned tree,
+# script (bsdutils) for a pseudo-terminal, sqlite3 to edit baselines.
 need=()
 command -v setfattr >/dev/null || need+=(attr)
 command -v setpriv  >/dev/null || need+=(util-linux)
+command -v mount    >/dev/null || need+=(mount)
+command -v script   >/dev/null || need+=(bsdutils)
 command -v sqlite3  >/dev/null || need+=(sqlite3)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
