@@ -99,13 +99,7 @@ fn kill_9_during_init_leaves_the_previous_baseline_intact() {
     // The next run is not blocked by the dead one and cleans up after it.
     assert!(!temporaries(&db).is_empty());
     std::fs::remove_file(slow.join("sparse.img")).unwrap();
-    let out = tripseal()
-        .args(["init", "--force", "--rules"])
-        .arg(&rules)
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = init_with(&rules, &db, &["--force"]);
     assert_ok(&out);
     assert!(
         temporaries(&db).is_empty(),
@@ -123,13 +117,7 @@ fn a_second_init_on_the_same_baseline_is_refused_with_exit_21() {
     let db = tmp.path().join("b.db");
     let mut first = spawn_init(&rules, &db, false);
     wait_for_temporary(&db, &mut first);
-    let out = tripseal()
-        .args(["init", "--force", "--rules"])
-        .arg(&rules)
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = init_with(&rules, &db, &["--force"]);
     first.kill().unwrap();
     first.wait().unwrap();
     assert_eq!(out.status.code(), Some(21), "{}", stderr(&out));

@@ -355,15 +355,7 @@ fn tripseals_own_files_are_never_scanned() {
     let db = root.join("b.db");
     assert_ok(&init(&rules, &db));
     // The second run sees the first baseline and its lock file on the disk.
-    let out = tripseal()
-        .arg("init")
-        .arg("--force")
-        .arg("--rules")
-        .arg(&rules)
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = init_with(&rules, &db, &["--force"]);
     assert_ok(&out);
     let e = entries(&db);
     let names: Vec<String> = e
@@ -419,17 +411,8 @@ fn missing_roots_are_fine_and_vars_move_them() {
     assert_ok(&out);
     assert!(stdout(&out).contains(" 0 entries"), "{}", stdout(&out));
 
-    let out = tripseal()
-        .arg("init")
-        .arg("--force")
-        .arg("--rules")
-        .arg(&rules)
-        .arg("--db")
-        .arg(&db)
-        .arg("--var")
-        .arg(format!("app_dir={}", app.display()))
-        .output()
-        .unwrap();
+    let var = format!("app_dir={}", app.display());
+    let out = init_with(&rules, &db, &["--force", "--var", &var]);
     assert_ok(&out);
     let doc = show_json(&db);
     assert_eq!(
@@ -511,13 +494,7 @@ fn walks_stay_on_one_file_system_unless_the_rule_says_otherwise() {
     );
 
     let rules = write_rules(tmp.path(), &text(true));
-    let out = tripseal()
-        .args(["init", "--force", "--rules"])
-        .arg(&rules)
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = init_with(&rules, &db, &["--force"]);
     assert_ok(&out);
     let e = entries(&db);
     assert_eq!(e[&key(&inner.join("there"))]["hash"], blake3_hex(b"t"));

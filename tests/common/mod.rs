@@ -44,12 +44,18 @@ pub fn write_rules(dir: &Path, text: &str) -> PathBuf {
 pub const FULL: &str = r#"["type", "mode", "uid", "gid", "size", "mtime", "ctime", "inode", "nlink", "link", "hash", "xattrs"]"#;
 
 pub fn init(rules: &Path, db: &Path) -> Output {
+    init_with(rules, db, &[])
+}
+
+/// `tripseal init --rules RULES --db DB EXTRA...`
+pub fn init_with(rules: &Path, db: &Path, extra: &[&str]) -> Output {
     tripseal()
         .arg("init")
         .arg("--rules")
         .arg(rules)
         .arg("--db")
         .arg(db)
+        .args(extra)
         .output()
         .unwrap()
 }
