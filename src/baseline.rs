@@ -11,7 +11,7 @@
 //! - opening a file that is not a tripseal baseline, or one of a newer schema,
 //!   is a clear [`Error::Database`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -121,7 +121,59 @@ pub struct BaselineWriter {
     target: PathBuf,
     rule_names: Vec<String>,
     in_batch: usize,
-    _lock: BaselineLock,
+    lock: Option<BaselineLock>,
+}
+
+/// A written, closed baseline file that is not in place yet: a check's scan,
+/// or a new generation under review. Removed when dropped, unless
+/// [`Snapshot::persist`]ed.
+#[derive(Debug)]
+pub struct Snapshot {
+    path: PathBuf,
+    target: PathBuf,
+    lock: Option<BaselineLock>,
+}
+
+impl Snapshot {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Syncs and renames the file into place (then syncs the directory).
+    /// With `keep_previous`, the baseline it replaces stays as `<db>.prev`.
+    pub fn persist(mut self, keep_previous: bool) -> Result<(), Error> {
+        let werr = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Write { path, source }
+        };
+        File::open(&self.path)
+            .and_then(|f| f.sync_all())
+            .map_err(werr(&self.path))?;
+        if keep_previous && self.target.exists() {
+            // A hard link, then a rename: the target never goes missing.
+            let prev = sibling(&self.target, ".prev");
+            let prev_tmp = sibling(&self.target, ".prev.tmp");
+            let _ = std::fs::remove_file(&prev_tmp);
+            std::fs::hard_link(&self.target, &prev_tmp).map_err(werr(&prev_tmp))?;
+            std::fs::rename(&prev_tmp, &prev).map_err(werr(&prev))?;
+        }
+        std::fs::rename(&self.path, &self.target).map_err(werr(&self.target))?;
+        let dir = parent_dir(&self.target);
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(werr(dir))?;
+        self.path = PathBuf::new(); // persisted: nothing to remove
+        drop(self.lock.take());
+        Ok(())
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 impl BaselineWriter {
@@ -133,7 +185,48 @@ impl BaselineWriter {
         lock: BaselineLock,
     ) -> Result<BaselineWriter, Error> {
         remove_stale_temporaries(target);
-        let tmp = sibling(target, &format!(".tmp.{}", std::process::id()));
+        let tmp = sibling(target, &format!("{TMP_INFIX}{}", std::process::id()));
+        Self::start(tmp, target, header, rules, Some(lock))
+    }
+
+    /// Starts a scan snapshot of the baseline at `db`, to compare with it and
+    /// then discard ([`BaselineWriter::finish_snapshot`]). It goes beside the
+    /// baseline, or, where that directory cannot be written (a baseline on
+    /// read-only media), to the temporary directory. The scan must skip
+    /// [`BaselineWriter::path`].
+    pub fn create_snapshot(
+        db: &Path,
+        header: &Header,
+        rules: &Rules,
+    ) -> Result<BaselineWriter, Error> {
+        let name = format!("{SNAPSHOT_INFIX}{}", std::process::id());
+        remove_dead_snapshots(db);
+        let beside = sibling(db, &name);
+        match Self::start(beside.clone(), &beside, header, rules, None) {
+            Ok(w) => Ok(w),
+            Err(beside_err) => {
+                let mut stem = std::ffi::OsString::from("tripseal-");
+                stem.push(db.file_name().unwrap_or_default());
+                let stand_in = std::env::temp_dir().join(stem);
+                remove_dead_snapshots(&stand_in);
+                let tmp = sibling(&stand_in, &name);
+                Self::start(tmp.clone(), &tmp, header, rules, None).map_err(|_| beside_err)
+            }
+        }
+    }
+
+    /// The file being written.
+    pub fn path(&self) -> &Path {
+        &self.tmp
+    }
+
+    fn start(
+        tmp: PathBuf,
+        target: &Path,
+        header: &Header,
+        rules: &Rules,
+        lock: Option<BaselineLock>,
+    ) -> Result<BaselineWriter, Error> {
         let _ = std::fs::remove_file(&tmp);
         let werr = |e: rusqlite::Error| Error::Write {
             path: tmp.clone(),
@@ -193,7 +286,7 @@ impl BaselineWriter {
             target: target.to_path_buf(),
             rule_names: rules.rules.iter().map(|r| r.name.clone()).collect(),
             in_batch: 0,
-            _lock: lock,
+            lock,
         })
     }
 
@@ -230,6 +323,7 @@ impl BaselineWriter {
                 e.xattrs,
                 e.problem.as_ref().map(Problem::kind),
                 e.problem.as_ref().map(Problem::reason),
+                e.prefix_hash.as_ref().map(|h| &h[..]),
             ])
         });
         result.map_err(|err| self.write_error(err))?;
@@ -242,25 +336,42 @@ impl BaselineWriter {
         Ok(())
     }
 
-    /// Commits, syncs and renames the baseline into place.
-    pub fn finish(mut self) -> Result<(), Error> {
+    fn commit_and_close(&mut self) -> Result<(), Error> {
         let conn = self.conn.take().expect("finish runs once");
-        conn.execute_batch("COMMIT")
-            .map_err(|e| self.write_error(e))?;
-        conn.close().map_err(|(_, e)| self.write_error(e))?;
-        let werr = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| Error::Write { path, source }
-        };
-        File::open(&self.tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(werr(&self.tmp))?;
-        std::fs::rename(&self.tmp, &self.target).map_err(werr(&self.target))?;
-        let dir = parent_dir(&self.target);
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(werr(dir))?;
-        Ok(())
+        let result = conn
+            .execute_batch("COMMIT")
+            .map_err(|e| self.write_error(e))
+            .and_then(|()| conn.close().map_err(|(_, e)| self.write_error(e)));
+        if result.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        result
+    }
+
+    /// Commits and closes the file, and hands it over: to compare, then
+    /// persist or drop.
+    pub fn finish_snapshot(mut self) -> Result<Snapshot, Error> {
+        {
+            let conn = self.conn.as_ref().expect("finish runs once");
+            // prefix_hash belongs to a check's comparison, never to a baseline.
+            if self.target != self.tmp {
+                conn.execute_batch(
+                    "UPDATE entries SET prefix_hash = NULL WHERE prefix_hash IS NOT NULL",
+                )
+                .map_err(|e| self.write_error(e))?;
+            }
+        }
+        self.commit_and_close()?;
+        Ok(Snapshot {
+            path: self.tmp.clone(),
+            target: self.target.clone(),
+            lock: self.lock.take(),
+        })
+    }
+
+    /// Commits, syncs and renames the baseline into place.
+    pub fn finish(self, keep_previous: bool) -> Result<(), Error> {
+        self.finish_snapshot()?.persist(keep_previous)
     }
 }
 
@@ -302,14 +413,17 @@ CREATE TABLE entries (
     hash BLOB,
     xattrs BLOB,
     problem TEXT,
-    reason TEXT
+    reason TEXT,
+    -- Check snapshots only: for a `growing` entry, the hash of its first
+    -- <baseline size> bytes, to compare with the baseline's hash.
+    prefix_hash BLOB
 ) WITHOUT ROWID;
 ";
 
 const INSERT_ENTRY: &str = "
 INSERT INTO entries (path, rule, attrs, type, size, mtime_ns, ctime_ns, inode, dev,
-                     mode, uid, gid, nlink, link, hash, xattrs, problem, reason)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                     mode, uid, gid, nlink, link, hash, xattrs, problem, reason, prefix_hash)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
 ";
 
 /// A baseline opened for reading.
@@ -456,12 +570,7 @@ impl Baseline {
             }
         }
         .map_err(read_err)?;
-        let rule_index: BTreeMap<&str, usize> = self
-            .rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.name.as_str(), i))
-            .collect();
+        let rule_index = self.rule_index();
         while let Some(row) = rows.next().map_err(read_err)? {
             let entry = entry_from_row(row, &rule_index)
                 .map_err(|e| self.db_err(format!("malformed entry: {e}")))?;
@@ -469,17 +578,151 @@ impl Baseline {
         }
         Ok(())
     }
+
+    fn rule_index(&self) -> RuleIndex {
+        self.rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.clone(), i))
+            .collect()
+    }
+
+    /// Walks this baseline and `other` together in path byte order, calling
+    /// `f` with the entry of each side (`None` where a side lacks the path).
+    /// Memory stays bounded: both sides are SQLite cursors.
+    pub fn merge_with(
+        &self,
+        other: &Baseline,
+        mut f: impl FnMut(Option<Entry>, Option<Entry>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        const ALL: &str = "SELECT * FROM entries ORDER BY path";
+        let (ia, ib) = (self.rule_index(), other.rule_index());
+        let read_a = |e: rusqlite::Error| self.db_err(format!("cannot read entries: {e}"));
+        let read_b = |e: rusqlite::Error| other.db_err(format!("cannot read entries: {e}"));
+        let mut sa = self.conn.prepare(ALL).map_err(read_a)?;
+        let mut sb = other.conn.prepare(ALL).map_err(read_b)?;
+        let mut ra = sa.query([]).map_err(read_a)?;
+        let mut rb = sb.query([]).map_err(read_b)?;
+        let mut next_a = || -> Result<Option<Entry>, Error> {
+            match ra.next().map_err(read_a)? {
+                None => Ok(None),
+                Some(row) => entry_from_row(row, &ia)
+                    .map(Some)
+                    .map_err(|e| self.db_err(format!("malformed entry: {e}"))),
+            }
+        };
+        let mut next_b = || -> Result<Option<Entry>, Error> {
+            match rb.next().map_err(read_b)? {
+                None => Ok(None),
+                Some(row) => entry_from_row(row, &ib)
+                    .map(Some)
+                    .map_err(|e| other.db_err(format!("malformed entry: {e}"))),
+            }
+        };
+        let (mut a, mut b) = (next_a()?, next_b()?);
+        loop {
+            let order = match (&a, &b) {
+                (None, None) => return Ok(()),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(x), Some(y)) => x
+                    .path
+                    .as_os_str()
+                    .as_bytes()
+                    .cmp(y.path.as_os_str().as_bytes()),
+            };
+            match order {
+                std::cmp::Ordering::Less => {
+                    f(a.take(), None)?;
+                    a = next_a()?;
+                }
+                std::cmp::Ordering::Greater => {
+                    f(None, b.take())?;
+                    b = next_b()?;
+                }
+                std::cmp::Ordering::Equal => {
+                    f(a.take(), b.take())?;
+                    a = next_a()?;
+                    b = next_b()?;
+                }
+            }
+        }
+    }
+
+    /// The baseline size of every entry whose rule checks `growing`: what a
+    /// check must hash of each log to verify that it only grew.
+    pub fn growing_sizes(&self) -> Result<HashMap<PathBuf, u64>, Error> {
+        let read_err = |e: rusqlite::Error| self.db_err(format!("cannot read entries: {e}"));
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path, size FROM entries WHERE attrs & ?1 != 0 AND size IS NOT NULL")
+            .map_err(read_err)?;
+        let growing = AttrSet::from_iter([Attr::Growing]).bits();
+        let rows = stmt
+            .query_map([growing], |r| {
+                Ok((
+                    PathBuf::from(std::ffi::OsString::from_vec(r.get::<_, Vec<u8>>(0)?)),
+                    r.get::<_, i64>(1)? as u64,
+                ))
+            })
+            .map_err(read_err)?;
+        rows.collect::<Result<_, _>>().map_err(read_err)
+    }
+
+    /// Point lookups by path for `check --fast`, usable from many threads.
+    pub fn lookup(&self) -> BaselineLookup {
+        BaselineLookup {
+            path: self.path.clone(),
+            rules: self.rule_index(),
+            pool: std::sync::Mutex::new(Vec::new()),
+        }
+    }
 }
 
-fn entry_from_row(
-    row: &rusqlite::Row<'_>,
-    rule_index: &BTreeMap<&str, usize>,
-) -> Result<Entry, String> {
+/// Read-only connections to one baseline, for point lookups from the hashing
+/// threads (a connection serves one thread at a time).
+pub struct BaselineLookup {
+    path: PathBuf,
+    rules: RuleIndex,
+    pool: std::sync::Mutex<Vec<Connection>>,
+}
+
+impl crate::scan::KnownEntries for BaselineLookup {
+    fn known(&self, path: &Path) -> Option<Entry> {
+        let conn = self.pool.lock().ok()?.pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => Connection::open_with_flags(
+                &self.path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .ok()?,
+        };
+        let found = conn
+            .prepare_cached("SELECT * FROM entries WHERE path = ?1")
+            .and_then(|mut stmt| {
+                stmt.query_row([path.as_os_str().as_bytes()], |row| {
+                    Ok(entry_from_row(row, &self.rules).ok())
+                })
+            })
+            .ok()
+            .flatten();
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.push(conn);
+        }
+        found
+    }
+}
+
+/// Rule name to its index in [`Baseline::rules`].
+type RuleIndex = BTreeMap<String, usize>;
+
+fn entry_from_row(row: &rusqlite::Row<'_>, rule_index: &RuleIndex) -> Result<Entry, String> {
     let err = |e: rusqlite::Error| e.to_string();
     let path: Vec<u8> = row.get("path").map_err(err)?;
     let rule_name: String = row.get("rule").map_err(err)?;
     let rule = *rule_index
-        .get(rule_name.as_str())
+        .get(&rule_name)
         .ok_or_else(|| format!("unknown rule {rule_name:?}"))?;
     let bits: i64 = row.get("attrs").map_err(err)?;
     let attrs = u16::try_from(bits)
@@ -507,10 +750,13 @@ fn entry_from_row(
             dev: int("dev")? as u64,
         }),
     };
-    let hash: Option<Vec<u8>> = row.get("hash").map_err(err)?;
-    let hash = match hash {
-        None => None,
-        Some(h) => Some(<[u8; 32]>::try_from(h.as_slice()).map_err(|_| "hash is not 32 bytes")?),
+    let hash32 = |name: &str| -> Result<Option<[u8; 32]>, String> {
+        match row.get::<_, Option<Vec<u8>>>(name).map_err(err)? {
+            None => Ok(None),
+            Some(h) => <[u8; 32]>::try_from(h.as_slice())
+                .map(Some)
+                .map_err(|_| format!("{name} is not 32 bytes")),
+        }
     };
     let problem_kind: Option<String> = row.get("problem").map_err(err)?;
     let problem = match problem_kind {
@@ -529,9 +775,11 @@ fn entry_from_row(
         attrs,
         meta,
         link: row.get("link").map_err(err)?,
-        hash,
+        hash: hash32("hash")?,
         xattrs: row.get("xattrs").map_err(err)?,
         problem,
+        prefix_hash: hash32("prefix_hash")?,
+        trusted: false,
     })
 }
 
@@ -616,20 +864,48 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
+const TMP_INFIX: &str = ".tmp.";
+const SNAPSHOT_INFIX: &str = ".check.";
+
+/// Files beside `db` named `<db name><infix><suffix>`, with their suffix.
+fn siblings_with(db: &Path, infix: &str) -> Vec<(PathBuf, String)> {
+    let Some(name) = db.file_name() else {
+        return Vec::new();
+    };
+    let mut prefix = name.as_bytes().to_vec();
+    prefix.extend_from_slice(infix.as_bytes());
+    let Ok(dir) = std::fs::read_dir(parent_dir(db)) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|entry| {
+            let file = entry.file_name();
+            let suffix = file.as_bytes().strip_prefix(prefix.as_slice())?;
+            Some((entry.path(), String::from_utf8_lossy(suffix).into_owned()))
+        })
+        .collect()
+}
+
 /// Temporary files left by a writer that was killed. Only called with the
 /// lock held, so no live writer owns them.
 fn remove_stale_temporaries(target: &Path) {
-    let Some(name) = target.file_name() else {
-        return;
-    };
-    let mut prefix = name.as_bytes().to_vec();
-    prefix.extend_from_slice(b".tmp.");
-    let Ok(dir) = std::fs::read_dir(parent_dir(target)) else {
-        return;
-    };
-    for entry in dir.flatten() {
-        if entry.file_name().as_bytes().starts_with(&prefix) {
-            let _ = std::fs::remove_file(entry.path());
+    for (path, _) in siblings_with(target, TMP_INFIX) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Snapshots of checks that were killed. Checks run without the writer lock,
+/// so only snapshots whose process is gone are removed.
+fn remove_dead_snapshots(db: &Path) {
+    for (path, pid) in siblings_with(db, SNAPSHOT_INFIX) {
+        let Ok(pid) = pid.parse::<libc::pid_t>() else {
+            continue;
+        };
+        // SAFETY: signal 0 only asks whether the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let _ = std::fs::remove_file(path);
         }
     }
 }

@@ -6,11 +6,12 @@ use std::path::{Component, Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use tripseal::check;
 use tripseal::defaults;
 use tripseal::error::Error;
 use tripseal::init::{self, InitOptions};
 use tripseal::progress::{NoProgress, Progress, TerminalProgress};
-use tripseal::report::{self, Format};
+use tripseal::report::{self, DriftReport, Format};
 use tripseal::rules::{self, Rules};
 
 #[derive(Parser)]
@@ -18,8 +19,10 @@ use tripseal::rules::{self, Rules};
     name = "tripseal",
     version,
     about = "File-integrity monitor for Celery worker hosts: sealed baselines, drift as events",
-    after_help = "Exit codes: 0 success; 14 write error; 15 invalid argument; 17 rules error; \
-                  18 I/O error; 21 baseline locked; 24 not a usable baseline."
+    after_help = "Exit codes: 0 success (check, diff: no drift); check and diff add 1 for \
+                  added, 2 for removed, 4 for changed or unreadable entries; 14 write error; \
+                  15 invalid argument; 17 rules error; 18 I/O error; 21 baseline locked; \
+                  24 not a usable baseline."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -44,6 +47,49 @@ enum Command {
         /// Replace a baseline that already exists at the --db path.
         #[arg(long)]
         force: bool,
+    },
+    /// Rescan what the baseline's rules select and report every difference.
+    Check {
+        /// Baseline to check against [default: as for init]
+        #[arg(long, value_name = "FILE")]
+        db: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = FormatArg::Human)]
+        format: FormatArg,
+        /// Re-read only entries whose dev, inode, size, mtime or ctime moved;
+        /// trust the recorded content of the others.
+        #[arg(long)]
+        fast: bool,
+        /// Print the summary even when nothing changed.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Accept the present state as the next generation of the baseline
+    /// (the replaced one is kept as <db>.prev).
+    Update {
+        /// New rules for the next generation [default: the baseline's own]
+        #[arg(long, value_name = "FILE")]
+        rules: Option<PathBuf>,
+        /// Set a rules variable (with --rules); repeatable.
+        #[arg(long = "var", value_name = "NAME=VALUE", requires = "rules")]
+        vars: Vec<String>,
+        /// Baseline to update [default: as for init]
+        #[arg(long, value_name = "FILE")]
+        db: Option<PathBuf>,
+        /// Record entries that cannot be read instead of refusing.
+        #[arg(long)]
+        accept_errors: bool,
+        #[arg(long, value_enum, default_value_t = FormatArg::Human)]
+        format: FormatArg,
+    },
+    /// Compare two baselines: OLD is the reference, NEW the one under review.
+    Diff {
+        old_db: PathBuf,
+        new_db: PathBuf,
+        #[arg(long, value_enum, default_value_t = FormatArg::Human)]
+        format: FormatArg,
+        /// Print the summary even when nothing differs.
+        #[arg(short, long)]
+        verbose: bool,
     },
     /// Print a baseline's header and entries.
     Show {
@@ -118,15 +164,70 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 replace: force,
                 host,
             };
-            let progress: Box<dyn Progress> = if std::io::stderr().is_terminal() {
-                Box::new(TerminalProgress::new())
-            } else {
-                Box::new(NoProgress)
-            };
-            let summary = init::init(&rules, &opts, progress.as_ref())?;
+            let summary = init::init(&rules, &opts, progress().as_ref())?;
             report::problems(&mut std::io::stderr().lock(), &summary)?;
             report::init_summary(&mut stdout, &summary)?;
             Ok(0)
+        }
+        Command::Check {
+            db,
+            format,
+            fast,
+            verbose,
+        } => {
+            let host = defaults::hostname();
+            let db = db.unwrap_or_else(|| defaults::default_db(&host));
+            let comparison = check::check(&db, fast, &host, progress().as_ref())?;
+            if let Some(scan) = &comparison.scan {
+                report::problems(&mut std::io::stderr().lock(), scan)?;
+            }
+            let r = DriftReport {
+                command: "check",
+                comparison: &comparison,
+                verbose,
+            };
+            report::drift(&mut stdout, format.into(), &r)?;
+            Ok(comparison.counts.exit_bits())
+        }
+        Command::Update {
+            rules,
+            vars,
+            db,
+            accept_errors,
+            format,
+        } => {
+            let host = defaults::hostname();
+            let db = db.unwrap_or_else(|| defaults::default_db(&host));
+            let rules = match rules {
+                Some(file) => Some(load_rules(Some(&file), &vars)?),
+                None => None,
+            };
+            let comparison = check::update(&db, rules, accept_errors, &host, progress().as_ref())?;
+            if let Some(scan) = &comparison.scan {
+                report::problems(&mut std::io::stderr().lock(), scan)?;
+            }
+            let r = DriftReport {
+                command: "update",
+                comparison: &comparison,
+                verbose: true,
+            };
+            report::drift(&mut stdout, format.into(), &r)?;
+            Ok(0)
+        }
+        Command::Diff {
+            old_db,
+            new_db,
+            format,
+            verbose,
+        } => {
+            let comparison = check::diff(&old_db, &new_db)?;
+            let r = DriftReport {
+                command: "diff",
+                comparison: &comparison,
+                verbose,
+            };
+            report::drift(&mut stdout, format.into(), &r)?;
+            Ok(comparison.counts.exit_bits())
         }
         Command::Show {
             db,
@@ -134,12 +235,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             format,
         } => {
             let baseline = tripseal::baseline::Baseline::open(&db)?;
-            let format = match format {
-                FormatArg::Human => Format::Human,
-                FormatArg::Json => Format::Json,
-            };
             let prefix = path_prefix.map(|p| absolute(&p));
-            report::show(&mut stdout, &baseline, prefix.as_deref(), format)?;
+            report::show(&mut stdout, &baseline, prefix.as_deref(), format.into())?;
             Ok(0)
         }
         Command::Rules { command } => match command {
@@ -156,6 +253,24 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 Ok(if rules.select(&path).is_some() { 0 } else { 1 })
             }
         },
+    }
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::Human => Format::Human,
+            FormatArg::Json => Format::Json,
+        }
+    }
+}
+
+/// A progress line when a person watches standard error; nothing otherwise.
+fn progress() -> Box<dyn Progress> {
+    if std::io::stderr().is_terminal() {
+        Box::new(TerminalProgress::new())
+    } else {
+        Box::new(NoProgress)
     }
 }
 

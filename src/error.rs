@@ -45,6 +45,9 @@ pub enum Error {
 
     #[error("{}: {detail}", escape_path(path))]
     Database { path: PathBuf, detail: String },
+
+    #[error("not updated: {count} entries could not be read or held still (first: {first})")]
+    ScanProblems { count: u64, first: String },
 }
 
 impl Error {
@@ -62,6 +65,7 @@ impl Error {
             Error::Read { .. } => ExitCode::Io,
             Error::Locked { .. } => ExitCode::Lock,
             Error::Database { .. } => ExitCode::Database,
+            Error::ScanProblems { .. } => ExitCode::Io,
         }
     }
 
@@ -80,6 +84,10 @@ impl Error {
             Error::Read { .. } => "check the path and its permissions",
             Error::Locked { .. } => {
                 "wait for the other run to finish; the lock is released when it exits"
+            }
+            Error::ScanProblems { .. } => {
+                "fix those entries (permissions, a process rewriting them), or pass \
+                 --accept-errors to record them as they are"
             }
             Error::Database { .. } => {
                 "this file is not a usable tripseal baseline: point --db at the right file, \

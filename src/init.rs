@@ -1,9 +1,10 @@
-//! `init`: scan what the rules select into a new baseline, atomically.
+//! `init`, and the scan-into-a-baseline pipeline that `check` and `update`
+//! share with it.
 //!
 //! Guarantees: one writer per baseline path (the lock is taken before anything
 //! is scanned); an existing baseline is replaced only when asked, and only by
-//! the rename at the very end; hashing runs on rayon's threads while this
-//! thread alone writes SQLite, with a bounded queue between them.
+//! the rename at the very end; hashing runs on rayon's threads while the
+//! calling thread alone writes SQLite, with a bounded queue between them.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -14,7 +15,7 @@ use crate::error::Error;
 use crate::escape::escape_path;
 use crate::progress::Progress;
 use crate::rules::Rules;
-use crate::scan::{self, FileKind, OwnOutputs, Problem};
+use crate::scan::{self, FileKind, OwnOutputs, Problem, ScanHints};
 
 /// Batches in flight between the hashers and the SQLite writer (each at most
 /// a few hundred entries: see `scan`).
@@ -34,9 +35,10 @@ pub struct InitOptions {
 /// An entry with a problem, kept for the report.
 pub type ProblemSample = (PathBuf, Problem);
 
-/// What `init` did.
+/// What a scan into a baseline file did.
 #[derive(Debug, Default)]
-pub struct InitSummary {
+pub struct ScanSummary {
+    /// The baseline written (init, update) or checked against (check).
     pub db: PathBuf,
     pub entries: u64,
     pub files: u64,
@@ -44,6 +46,8 @@ pub struct InitSummary {
     pub symlinks: u64,
     pub other: u64,
     pub bytes_hashed: u64,
+    /// `check --fast`: entries whose content was taken from the baseline.
+    pub trusted: u64,
     pub problems: u64,
     pub problem_samples: Vec<ProblemSample>,
     pub elapsed: Duration,
@@ -54,7 +58,7 @@ pub fn init(
     rules: &Rules,
     opts: &InitOptions,
     progress: &dyn Progress,
-) -> Result<InitSummary, Error> {
+) -> Result<ScanSummary, Error> {
     let start = Instant::now();
     check_target(&opts.db, opts.replace)?;
     let lock = BaselineLock::acquire(&opts.db)?;
@@ -63,16 +67,28 @@ pub fn init(
     let header = Header::new(rules, opts.host.clone(), now_ns(), 1);
     let mut writer = BaselineWriter::create(&opts.db, &header, rules, lock)?;
     let own = OwnOutputs::for_baseline(&opts.db);
+    let mut summary = fill(&mut writer, rules, &own, &ScanHints::default(), progress)?;
+    summary.db = opts.db.clone();
+    writer.finish(false)?;
+    summary.elapsed = start.elapsed();
+    Ok(summary)
+}
 
-    let mut summary = InitSummary {
-        db: opts.db.clone(),
-        ..InitSummary::default()
-    };
+/// Scans what `rules` select, except tripseal's `own` files, into `writer`.
+pub fn fill(
+    writer: &mut BaselineWriter,
+    rules: &Rules,
+    own: &OwnOutputs,
+    hints: &ScanHints<'_>,
+    progress: &dyn Progress,
+) -> Result<ScanSummary, Error> {
+    let start = Instant::now();
+    let mut summary = ScanSummary::default();
     let (tx, rx) = mpsc::sync_channel(QUEUE_BATCHES);
     let written = std::thread::scope(|s| {
         s.spawn(move || {
             // A failed send means the writer gave up; the rest is not wanted.
-            scan::scan(rules, &own, |batch| tx.send(batch).is_ok());
+            scan::scan(rules, own, hints, |batch| tx.send(batch).is_ok());
         });
         for entry in rx.into_iter().flatten() {
             writer.insert(&entry)?;
@@ -83,7 +99,9 @@ pub fn init(
                 Some(FileKind::Symlink) => summary.symlinks += 1,
                 _ => summary.other += 1,
             }
-            if entry.hash.is_some() {
+            if entry.trusted {
+                summary.trusted += 1;
+            } else if entry.hash.is_some() {
                 summary.bytes_hashed += entry.meta.map_or(0, |m| m.size);
             }
             if let Some(p) = entry.problem {
@@ -98,7 +116,6 @@ pub fn init(
     });
     progress.finish();
     written?;
-    writer.finish()?;
     summary.problem_samples.sort_by(|a, b| a.0.cmp(&b.0));
     summary.elapsed = start.elapsed();
     Ok(summary)
@@ -112,14 +129,15 @@ fn check_target(db: &Path, replace: bool) -> Result<(), Error> {
         ))),
         Ok(_) if !replace => Err(Error::invalid(format!(
             "a baseline already exists at {}; pass --force to replace it with a new \
-             generation-1 baseline, or choose another --db",
+             generation-1 baseline, `tripseal update` to accept changes as the next \
+             generation, or choose another --db",
             escape_path(db)
         ))),
         _ => Ok(()),
     }
 }
 
-fn now_ns() -> i64 {
+pub fn now_ns() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64)

@@ -5,6 +5,8 @@
 
 pub mod attrs;
 pub mod baseline;
+pub mod check;
+pub mod compare;
 pub mod defaults;
 pub mod error;
 pub mod escape;

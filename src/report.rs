@@ -14,9 +14,11 @@ use serde_json::{Map, Value, json};
 
 use crate::attrs::{Attr, AttrSet};
 use crate::baseline::{Baseline, Header, RuleInfo, hex};
+use crate::check::Comparison;
+use crate::compare::{self, Drift, DriftKind, Value as CValue};
 use crate::error::Error;
 use crate::escape::{escape_bytes, escape_path};
-use crate::init::InitSummary;
+use crate::init::ScanSummary;
 use crate::rules::Rules;
 use crate::scan::{Entry, FileKind};
 
@@ -310,7 +312,7 @@ fn human_entry_line(e: &Entry, rules: &[RuleInfo]) -> String {
 }
 
 /// The one summary line of `init` (for cron as much as for people).
-pub fn init_summary(out: &mut dyn Write, s: &InitSummary) -> Result<(), Error> {
+pub fn init_summary(out: &mut dyn Write, s: &ScanSummary) -> Result<(), Error> {
     writeln!(
         out,
         "tripseal: baseline {} written: {} entries ({} files, {} dirs, {} symlinks, {} other), \
@@ -329,7 +331,7 @@ pub fn init_summary(out: &mut dyn Write, s: &InitSummary) -> Result<(), Error> {
 }
 
 /// Lists entries with problems (at most the ones the summary kept).
-pub fn problems(out: &mut dyn Write, s: &InitSummary) -> Result<(), Error> {
+pub fn problems(out: &mut dyn Write, s: &ScanSummary) -> Result<(), Error> {
     for (path, p) in &s.problem_samples {
         writeln!(
             out,
@@ -344,8 +346,7 @@ pub fn problems(out: &mut dyn Write, s: &InitSummary) -> Result<(), Error> {
     if more > 0 {
         writeln!(
             out,
-            "tripseal: and {more} more entries with problems; `tripseal show --format json {}` lists them all",
-            escape_path(&s.db)
+            "tripseal: and {more} more entries with problems; the report with --format json lists them all"
         )
         .map_err(out_err)?;
     }
@@ -428,6 +429,286 @@ pub fn explain(out: &mut dyn Write, rules: &Rules, path: &Path) -> Result<(), Er
         .map_err(out_err)?;
     }
     Ok(())
+}
+
+/// Output of a drift report (`check`, `update`, `diff`).
+pub struct DriftReport<'a> {
+    /// "check", "update" or "diff".
+    pub command: &'a str,
+    pub comparison: &'a Comparison,
+    /// Print the summary even when nothing drifted.
+    pub verbose: bool,
+}
+
+/// UTC ISO-8601, with the nanoseconds when there are any.
+pub fn iso8601_ns(ns: i64) -> String {
+    let frac = ns.rem_euclid(1_000_000_000);
+    let base = iso8601(ns);
+    if frac == 0 {
+        base
+    } else {
+        format!("{}.{frac:09}Z", base.trim_end_matches('Z'))
+    }
+}
+
+fn summary_json(r: &DriftReport<'_>) -> Value {
+    let c = r.comparison;
+    let mut obj = Map::new();
+    obj.insert("command".into(), r.command.into());
+    json_path(&mut obj, "baseline", c.old.path().as_os_str().as_bytes());
+    obj.insert("generation".into(), c.old.header().generation.into());
+    if r.command == "diff" {
+        json_path(
+            &mut obj,
+            "new_baseline",
+            c.new.path().as_os_str().as_bytes(),
+        );
+    }
+    if r.command != "check" {
+        obj.insert("new_generation".into(), c.new.header().generation.into());
+    }
+    for kind in DriftKind::ALL {
+        let key = if kind == DriftKind::Error {
+            "errors"
+        } else {
+            kind.name()
+        };
+        obj.insert(key.into(), c.counts.of(kind).into());
+    }
+    obj.insert("exit_code".into(), c.counts.exit_bits().into());
+    if let Some(scan) = &c.scan {
+        obj.insert("entries_scanned".into(), scan.entries.into());
+        obj.insert(
+            "duration_s".into(),
+            json!((scan.elapsed.as_secs_f64() * 1000.0).round() / 1000.0),
+        );
+        obj.insert("fast".into(), c.fast.into());
+        obj.insert("trusted_unchanged".into(), scan.trusted.into());
+    }
+    Value::Object(obj)
+}
+
+fn value_json(v: &CValue) -> Value {
+    let b64 = &base64::engine::general_purpose::STANDARD;
+    match v {
+        CValue::Absent => Value::Null,
+        CValue::Kind(k) => k.name().into(),
+        CValue::Mode(m) => format!("{m:04o}").into(),
+        CValue::Int(i) => (*i).into(),
+        CValue::Time(ns) => iso8601_ns(*ns).into(),
+        CValue::Link(bytes) => match std::str::from_utf8(bytes) {
+            Ok(s) => s.into(),
+            Err(_) => json!({"escaped": escape_bytes(bytes), "bytes": b64.encode(bytes)}),
+        },
+        CValue::Hash(h) => hex(h).into(),
+        CValue::Xattrs(x) => Value::Object(
+            crate::scan::decode_xattrs(x)
+                .unwrap_or_default()
+                .iter()
+                .map(|(n, v)| (escape_bytes(n), Value::String(b64.encode(v))))
+                .collect(),
+        ),
+        CValue::Growing { size, hash } => json!({"size": size, "hash": hash.map(|h| hex(&h))}),
+    }
+}
+
+/// The JSON object of one drift record.
+pub fn drift_json(d: &Drift) -> Value {
+    let mut obj = Map::new();
+    obj.insert("kind".into(), d.kind.name().into());
+    json_path(&mut obj, "path", d.path.as_os_str().as_bytes());
+    obj.insert("rule".into(), d.rule.clone().into());
+    obj.insert("severity".into(), d.severity.name().into());
+    if let Some(m) = d.entry.meta {
+        obj.insert("type".into(), m.kind.name().into());
+    }
+    if !d.changes.is_empty() {
+        let changes: Map<String, Value> = d
+            .changes
+            .iter()
+            .map(|c| {
+                let mut v = json!({"old": value_json(&c.old), "new": value_json(&c.new)});
+                if let Some(note) = c.note {
+                    v["note"] = note.into();
+                }
+                (c.attr.name().to_string(), v)
+            })
+            .collect();
+        obj.insert("changes".into(), Value::Object(changes));
+    }
+    if let Some(p) = &d.problem {
+        obj.insert(
+            "problem".into(),
+            json!({"kind": p.kind(), "reason": p.reason()}),
+        );
+    }
+    Value::Object(obj)
+}
+
+fn value_human(v: &CValue) -> String {
+    match v {
+        CValue::Absent => "(none)".into(),
+        CValue::Kind(k) => k.name().into(),
+        CValue::Mode(m) => format!("{m:04o}"),
+        CValue::Int(i) => i.to_string(),
+        CValue::Time(ns) => iso8601_ns(*ns),
+        CValue::Link(bytes) => escape_bytes(bytes),
+        CValue::Hash(h) => format!("{}…", &hex(h)[..16]),
+        CValue::Xattrs(x) => {
+            let pairs = crate::scan::decode_xattrs(x).unwrap_or_default();
+            if pairs.is_empty() {
+                return "(none)".into();
+            }
+            let shown: Vec<String> = pairs
+                .iter()
+                .map(|(n, v)| {
+                    if v.len() <= 16 {
+                        format!("{}=0x{}", escape_bytes(n), hex(v))
+                    } else {
+                        format!(
+                            "{}=<{} bytes b3:{}…>",
+                            escape_bytes(n),
+                            v.len(),
+                            &hex(blake3::hash(v).as_bytes())[..8]
+                        )
+                    }
+                })
+                .collect();
+            shown.join(" ")
+        }
+        CValue::Growing { size, hash } => match hash {
+            Some(h) => format!("{size} bytes b3:{}…", &hex(h)[..16]),
+            None => format!("{size} bytes"),
+        },
+    }
+}
+
+fn summary_human(r: &DriftReport<'_>) -> String {
+    let c = r.comparison;
+    let counts = format!(
+        "{} added, {} removed, {} changed, {} errors",
+        c.counts.added, c.counts.removed, c.counts.changed, c.counts.errors
+    );
+    let scanned = c.scan.as_ref().map_or(String::new(), |s| {
+        format!(
+            "; {} entries scanned in {:.2} s",
+            s.entries,
+            s.elapsed.as_secs_f64()
+        )
+    });
+    let against = match r.command {
+        "diff" => format!(
+            "; {} (generation {}) vs {} (generation {})",
+            escape_path(c.old.path()),
+            c.old.header().generation,
+            escape_path(c.new.path()),
+            c.new.header().generation
+        ),
+        "update" => format!(
+            "; accepted as generation {} of {} (generation {} kept as {})",
+            c.new.header().generation,
+            escape_path(c.new.path()),
+            c.old.header().generation,
+            escape_path(c.old.path())
+        ),
+        _ => format!(
+            "; baseline {} generation {}",
+            escape_path(c.old.path()),
+            c.old.header().generation
+        ),
+    };
+    let mut line = format!("tripseal {}: {counts}{scanned}{against}\n", r.command);
+    if let (true, Some(s)) = (c.fast, &c.scan) {
+        line.push_str(&format!(
+            "--fast: the content of {} entries whose dev, inode, size, mtime and ctime had not \
+             moved was trusted, not re-read\n",
+            s.trusted
+        ));
+    }
+    line
+}
+
+fn drift_human(out: &mut dyn Write, d: &Drift) -> Result<(), Error> {
+    write!(
+        out,
+        "  {}  [rule {}, {}]",
+        escape_path(&d.path),
+        d.rule,
+        d.severity.name()
+    )
+    .map_err(out_err)?;
+    if let Some(p) = &d.problem {
+        write!(
+            out,
+            "  {}: {}",
+            p.kind(),
+            escape_bytes(p.reason().as_bytes())
+        )
+        .map_err(out_err)?;
+    }
+    writeln!(out).map_err(out_err)?;
+    for c in &d.changes {
+        let note = c.note.map_or(String::new(), |n| format!(" ({n})"));
+        writeln!(
+            out,
+            "      {:<8} {} → {}{note}",
+            c.attr.name(),
+            value_human(&c.old),
+            value_human(&c.new)
+        )
+        .map_err(out_err)?;
+    }
+    Ok(())
+}
+
+/// Renders a drift report: the summary first, then the records. Human: grouped
+/// by kind, each group in path order; nothing at all when nothing drifted,
+/// unless verbose. JSON: one document, records in path order.
+pub fn drift(out: &mut dyn Write, format: Format, r: &DriftReport<'_>) -> Result<(), Error> {
+    let c = r.comparison;
+    match format {
+        Format::Json => {
+            let head = serde_json::to_string(&json!({"summary": summary_json(r)})).expect("json");
+            let head = head.strip_suffix('}').expect("object");
+            write!(out, "{head},\"drift\":[").map_err(out_err)?;
+            let mut first = true;
+            compare::compare(&c.old, &c.new, |d| {
+                if !first {
+                    out.write_all(b",").map_err(out_err)?;
+                }
+                first = false;
+                serde_json::to_writer(&mut *out, &drift_json(&d)).map_err(|e| out_err(e.into()))
+            })?;
+            out.write_all(b"]}\n").map_err(out_err)?;
+        }
+        Format::Human => {
+            if c.counts.total() == 0 && !r.verbose && r.command != "update" {
+                return Ok(());
+            }
+            out.write_all(summary_human(r).as_bytes())
+                .map_err(out_err)?;
+            for kind in DriftKind::ALL {
+                let n = c.counts.of(kind);
+                if n == 0 {
+                    continue;
+                }
+                let title = if kind == DriftKind::Error {
+                    "errors"
+                } else {
+                    kind.name()
+                };
+                writeln!(out, "\n{title} ({n}):").map_err(out_err)?;
+                compare::compare(&c.old, &c.new, |d| {
+                    if d.kind == kind {
+                        drift_human(out, &d)
+                    } else {
+                        Ok(())
+                    }
+                })?;
+            }
+        }
+    }
+    out.flush().map_err(out_err)
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@
 //!   its reason, and the scan goes on;
 //! - tripseal's own outputs ([`OwnOutputs`]) are never recorded.
 
-use std::ffi::{OsStr, OsString};
+use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
@@ -198,40 +199,76 @@ pub struct Entry {
     /// Canonical encoding of all extended attributes, when the rule checks `xattrs`.
     pub xattrs: Option<Vec<u8>>,
     pub problem: Option<Problem>,
+    /// For a `growing` entry scanned by a check: the hash of its first
+    /// baseline-size bytes (see [`ScanHints::growing_sizes`]).
+    pub prefix_hash: Option<[u8; 32]>,
+    /// Not stored: true when `check --fast` took the content attributes from
+    /// the baseline because the stat fields had not moved.
+    pub trusted: bool,
 }
 
-/// tripseal's own files (baseline, its temporary, journal and lock files):
-/// every entry in `dir` whose name starts with `prefix`.
+/// Entries of a baseline, looked up by path while scanning (`check --fast`).
+pub trait KnownEntries: Sync {
+    fn known(&self, path: &Path) -> Option<Entry>;
+}
+
+/// What a scan may know from the baseline it will be compared with.
+#[derive(Default)]
+pub struct ScanHints<'a> {
+    /// Baseline size of each `growing` entry: its prefix of that length is
+    /// hashed into [`Entry::prefix_hash`].
+    pub growing_sizes: HashMap<PathBuf, u64>,
+    /// With `--fast`: entries whose (dev, inode, size, mtime, ctime) match
+    /// the baseline are not read; their content attributes are taken from it.
+    pub known: Option<&'a dyn KnownEntries>,
+}
+
+/// tripseal's own files: in each of a few directories (identified by device
+/// and inode, whatever path leads there), every entry whose name starts with
+/// a given prefix: the baseline, its temporary, snapshot and lock files.
 #[derive(Clone, Debug, Default)]
 pub struct OwnOutputs {
-    dir: Option<(u64, u64)>,
-    prefix: OsString,
+    places: Vec<((u64, u64), OsString)>,
 }
 
 impl OwnOutputs {
     /// The outputs that belong to the baseline at `db` (which need not exist yet).
     pub fn for_baseline(db: &Path) -> OwnOutputs {
-        let dir = db
+        let mut own = OwnOutputs::default();
+        own.add(db);
+        own
+    }
+
+    /// Also skips `file` and every name in its directory that starts with its name.
+    pub fn add(&mut self, file: &Path) {
+        let dir = file
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        OwnOutputs {
-            dir: std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino())),
-            prefix: db.file_name().map(OsStr::to_os_string).unwrap_or_default(),
-        }
+        let (Ok(meta), Some(name)) = (std::fs::metadata(dir), file.file_name()) else {
+            return;
+        };
+        self.places
+            .push(((meta.dev(), meta.ino()), name.to_os_string()));
     }
 
     fn contains(&self, path: &Path) -> bool {
-        let Some(dir) = self.dir else { return false };
         let Some(name) = path.file_name() else {
             return false;
         };
-        if self.prefix.is_empty() || !name.as_bytes().starts_with(self.prefix.as_bytes()) {
+        let named_like_ours = |prefix: &OsString| name.as_bytes().starts_with(prefix.as_bytes());
+        if !self.places.iter().any(|(_, p)| named_like_ours(p)) {
             return false;
         }
         // Only names that look like ours pay for this stat.
         let parent = path.parent().unwrap_or(Path::new("/"));
-        std::fs::metadata(parent).is_ok_and(|m| (m.dev(), m.ino()) == dir)
+        let Ok(meta) = std::fs::metadata(parent) else {
+            return false;
+        };
+        let dir = (meta.dev(), meta.ino());
+        self.places
+            .iter()
+            .any(|(d, p)| *d == dir && named_like_ours(p))
     }
 }
 
@@ -249,7 +286,12 @@ struct Probe {
 /// Walks everything `rules` select and sends the captured entries to `sink`
 /// in batches, hashing on rayon's threads. Returns when the walk is complete,
 /// or early once `sink` returns false.
-pub fn scan(rules: &Rules, own: &OwnOutputs, sink: impl Fn(Vec<Entry>) -> bool + Sync + Send) {
+pub fn scan(
+    rules: &Rules,
+    own: &OwnOutputs,
+    hints: &ScanHints<'_>,
+    sink: impl Fn(Vec<Entry>) -> bool + Sync + Send,
+) {
     let stopped = AtomicBool::new(false);
     let send = |batch: Vec<Entry>| {
         if !stopped.load(Ordering::Relaxed) && !sink(batch) {
@@ -278,7 +320,7 @@ pub fn scan(rules: &Rules, own: &OwnOutputs, sink: impl Fn(Vec<Entry>) -> bool +
         let entries: Vec<Entry> = chunk
             .into_par_iter()
             .with_max_len(1)
-            .filter_map(|probe| capture(rules, probe))
+            .filter_map(|probe| capture(rules, hints, probe))
             .collect();
         if !entries.is_empty() {
             send(entries);
@@ -413,7 +455,7 @@ impl Walk<'_> {
     }
 }
 
-fn capture(rules: &Rules, probe: Probe) -> Option<Entry> {
+fn capture(rules: &Rules, hints: &ScanHints<'_>, probe: Probe) -> Option<Entry> {
     let rule = &rules.rules[probe.rule];
     let mut entry = Entry {
         path: probe.path,
@@ -424,12 +466,21 @@ fn capture(rules: &Rules, probe: Probe) -> Option<Entry> {
         hash: None,
         xattrs: None,
         problem: None,
+        prefix_hash: None,
+        trusted: false,
     };
     let Some(hint) = probe.hint else {
         entry.problem = probe.walk_error;
         return Some(entry);
     };
-    let file = capture_stat_and_content(&mut entry, hint);
+    if probe.walk_error.is_none()
+        && let Some(known) = hints.known
+        && reuse_unchanged(&mut entry, known)
+    {
+        return Some(entry);
+    }
+    let prefix_len = hints.growing_sizes.get(&entry.path).copied();
+    let file = capture_stat_and_content(&mut entry, hint, prefix_len);
     if probe.walk_error.is_some() {
         // Not being able to list a directory outweighs how its stat went.
         entry.problem = probe.walk_error;
@@ -470,7 +521,41 @@ fn set_problem(entry: &mut Entry, e: &io::Error, what: &str) {
 
 /// Fills `meta` and, for regular files whose rule needs it, `hash`; returns
 /// the open file so that extended attributes come from the same inode.
-fn capture_stat_and_content(entry: &mut Entry, hint: FileKind) -> Option<File> {
+/// `check --fast`: when lstat shows the same (dev, inode, size, mtime,
+/// ctime) as the baseline, take the attributes that need reading (content,
+/// link target, xattrs) from the baseline. Changing any of them moves ctime.
+fn reuse_unchanged(entry: &mut Entry, known: &dyn KnownEntries) -> bool {
+    let Some(old) = known.known(&entry.path) else {
+        return false;
+    };
+    let (Some(then), None) = (old.meta, &old.problem) else {
+        return false;
+    };
+    let Ok(now) = std::fs::symlink_metadata(&entry.path).map(|m| Meta::from_std(&m)) else {
+        return false;
+    };
+    if now.kind != then.kind || !now.same_state(&then) || old.attrs != entry.attrs {
+        return false;
+    }
+    entry.meta = Some(now);
+    entry.hash = old.hash;
+    entry.link = old.link;
+    entry.xattrs = old.xattrs;
+    // Unchanged size: the baseline prefix is the whole recorded content.
+    entry.prefix_hash = if entry.attrs.contains(Attr::Growing) {
+        old.hash
+    } else {
+        None
+    };
+    entry.trusted = true;
+    true
+}
+
+fn capture_stat_and_content(
+    entry: &mut Entry,
+    hint: FileKind,
+    prefix_len: Option<u64>,
+) -> Option<File> {
     // Only what was listed as a regular file is opened; if something else was
     // swapped in since, O_NOFOLLOW and O_NONBLOCK keep the open harmless and
     // fstat shows what it is.
@@ -481,7 +566,7 @@ fn capture_stat_and_content(entry: &mut Entry, hint: FileKind) -> Option<File> {
                     let meta = Meta::from_std(&m);
                     entry.meta = Some(meta);
                     if meta.kind == FileKind::File {
-                        hash_stable(entry, &file, meta);
+                        hash_stable(entry, &file, meta, prefix_len);
                     }
                     return Some(file);
                 }
@@ -526,11 +611,16 @@ fn open_no_follow(path: &Path) -> io::Result<File> {
     }
 }
 
-fn hash_stable(entry: &mut Entry, mut file: &File, mut before: Meta) {
+/// Hashes `file` and records the hash only if the file held still. A
+/// `growing` entry may be appended to meanwhile: exactly the size seen first
+/// is hashed, and growth is not instability (shrinking or an in-place write
+/// at the same size is).
+fn hash_stable(entry: &mut Entry, mut file: &File, mut before: Meta, prefix_len: Option<u64>) {
     thread_local! {
         static BUFFER: std::cell::RefCell<Vec<u8>> =
             std::cell::RefCell::new(vec![0; READ_BUFFER_BYTES]);
     }
+    let growing = entry.attrs.contains(Attr::Growing);
     for attempt in 1..=READ_ATTEMPTS {
         if attempt > 1
             && let Err(e) = file.seek(SeekFrom::Start(0))
@@ -538,24 +628,37 @@ fn hash_stable(entry: &mut Entry, mut file: &File, mut before: Meta) {
             set_problem(entry, &e, "cannot re-read");
             return;
         }
-        let read = BUFFER.with_borrow_mut(|buf| hash_to_end(file, buf));
-        let (hash, bytes) = match read {
+        let limit = growing.then_some(before.size);
+        let read = BUFFER.with_borrow_mut(|buf| hash_contents(file, buf, limit, prefix_len));
+        let hashed = match read {
             Ok(r) => r,
             Err(e) => {
                 set_problem(entry, &e, "cannot read");
                 return;
             }
         };
-        let after = match file.metadata() {
+        let mut after = match file.metadata() {
             Ok(m) => Meta::from_std(&m),
             Err(e) => {
                 set_problem(entry, &e, "cannot stat");
                 return;
             }
         };
+        let stable = if growing {
+            let same_file = (after.inode, after.dev) == (before.inode, before.dev);
+            let grew = after.size > before.size;
+            same_file && hashed.bytes == before.size && (grew || before.same_state(&after))
+        } else {
+            before.same_state(&after) && hashed.bytes == after.size
+        };
+        if growing {
+            // What was hashed, not what the file has grown to since.
+            after.size = hashed.bytes;
+        }
         entry.meta = Some(after);
-        if before.same_state(&after) && bytes == after.size {
-            entry.hash = Some(hash);
+        if stable {
+            entry.hash = Some(hashed.hash);
+            entry.prefix_hash = hashed.prefix;
             return;
         }
         before = after;
@@ -565,20 +668,56 @@ fn hash_stable(entry: &mut Entry, mut file: &File, mut before: Meta) {
     )));
 }
 
-fn hash_to_end(mut file: &File, buf: &mut [u8]) -> io::Result<([u8; 32], u64)> {
+struct Hashed {
+    hash: [u8; 32],
+    /// Hash of the first `prefix_len` bytes, if the content was that long.
+    prefix: Option<[u8; 32]>,
+    bytes: u64,
+}
+
+/// Reads to the end, or to `limit` bytes, hashing the whole and a prefix.
+fn hash_contents(
+    mut file: &File,
+    buf: &mut [u8],
+    limit: Option<u64>,
+    prefix_len: Option<u64>,
+) -> io::Result<Hashed> {
     let mut hasher = blake3::Hasher::new();
+    let mut prefix_hasher = prefix_len.map(|_| blake3::Hasher::new());
+    let mut prefix = (prefix_len == Some(0)).then(|| *blake3::Hasher::new().finalize().as_bytes());
     let mut total = 0u64;
     loop {
-        match file.read(buf) {
-            Ok(0) => return Ok((*hasher.finalize().as_bytes(), total)),
-            Ok(n) => {
-                hasher.update(&buf[..n]);
-                total += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+        let want = match limit {
+            Some(l) => (l - total).min(buf.len() as u64) as usize,
+            None => buf.len(),
+        };
+        if want == 0 {
+            break;
         }
+        let n = match file.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = &buf[..n];
+        hasher.update(chunk);
+        if let (Some(p), Some(len)) = (prefix_hasher.as_mut(), prefix_len)
+            && total < len
+        {
+            let take = ((len - total) as usize).min(n);
+            p.update(&chunk[..take]);
+            if total + take as u64 == len {
+                prefix = Some(*p.finalize().as_bytes());
+            }
+        }
+        total += n as u64;
     }
+    Ok(Hashed {
+        hash: *hasher.finalize().as_bytes(),
+        prefix,
+        bytes: total,
+    })
 }
 
 /// All extended attributes, sorted by name, each name and value prefixed by
@@ -685,7 +824,8 @@ mod tests {
                 root_dev: None,
                 walk_error: None,
             };
-            let e = capture(&rules, probe).expect("the vanished entry is recorded");
+            let e = capture(&rules, &ScanHints::default(), probe)
+                .expect("the vanished entry is recorded");
             assert!(matches!(e.problem, Some(Problem::Vanished(_))), "{e:?}");
             assert_eq!(e.meta, None);
         }
@@ -714,6 +854,7 @@ mod tests {
         let rules = rules_for(dir.path(), "[\"hash\"]");
         let e = capture(
             &rules,
+            &ScanHints::default(),
             Probe {
                 path: p,
                 rule: 0,

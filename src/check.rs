@@ -1,0 +1,159 @@
+//! `check`, `update` and `diff`: drift between a baseline and the present, or
+//! between two baselines.
+//!
+//! Guarantees: `check` scans with the rules stored in the baseline, never the
+//! rules file on the disk (which is itself monitored); its scan goes to a
+//! snapshot beside the baseline that is removed afterwards; `update` writes
+//! generation N+1 atomically, keeps generation N as `<db>.prev`, and refuses a
+//! scan with unreadable entries unless told to accept them.
+
+use std::path::{Path, PathBuf};
+
+use crate::baseline::{Baseline, BaselineLock, BaselineWriter, Header, Snapshot};
+use crate::compare::{self, DriftCounts};
+use crate::error::Error;
+use crate::escape::escape_path;
+use crate::init::{self, ScanSummary};
+use crate::progress::Progress;
+use crate::rules::{Rules, RulesSource};
+use crate::scan::{OwnOutputs, ScanHints};
+
+/// Two entry sets and how they differ. `new` may be a check's snapshot, which
+/// lives as long as this does.
+pub struct Comparison {
+    pub old: Baseline,
+    pub new: Baseline,
+    pub counts: DriftCounts,
+    /// The scan that made `new`, for `check` and `update`.
+    pub scan: Option<ScanSummary>,
+    pub fast: bool,
+    _snapshot: Option<Snapshot>,
+}
+
+/// The rules a baseline was made with, as stored in it.
+pub fn stored_rules(baseline: &Baseline) -> Result<Rules, Error> {
+    let h = baseline.header();
+    let source = RulesSource {
+        name: format!("<rules stored in {}>", escape_path(baseline.path())),
+        text: h.rules_text.clone(),
+    };
+    Rules::load(source, &h.rules_vars).map_err(|e| Error::Database {
+        path: baseline.path().to_path_buf(),
+        detail: format!("the rules stored in this baseline do not load ({e})"),
+    })
+}
+
+/// Scans what the baseline's own rules select and compares it with the baseline.
+pub fn check(
+    db: &Path,
+    fast: bool,
+    host: &str,
+    progress: &dyn Progress,
+) -> Result<Comparison, Error> {
+    let old = Baseline::open(db)?;
+    let rules = stored_rules(&old)?;
+    let header = next_header(&old, &rules, host);
+    let lookup = old.lookup();
+    let hints = ScanHints {
+        growing_sizes: old.growing_sizes()?,
+        known: if fast { Some(&lookup) } else { None },
+    };
+    let mut writer = BaselineWriter::create_snapshot(db, &header, &rules)?;
+    let mut own = OwnOutputs::for_baseline(db);
+    own.add(writer.path());
+    let mut scan = init::fill(&mut writer, &rules, &own, &hints, progress)?;
+    scan.db = db.to_path_buf();
+    let snapshot = writer.finish_snapshot()?;
+    let new = Baseline::open(snapshot.path())?;
+    let counts = compare::compare(&old, &new, |_| Ok(()))?;
+    Ok(Comparison {
+        old,
+        new,
+        counts,
+        scan: Some(scan),
+        fast,
+        _snapshot: Some(snapshot),
+    })
+}
+
+/// Accepts the present state as generation N+1 (with `rules`, or the
+/// baseline's own), keeping generation N as `<db>.prev`.
+pub fn update(
+    db: &Path,
+    rules: Option<Rules>,
+    accept_errors: bool,
+    host: &str,
+    progress: &dyn Progress,
+) -> Result<Comparison, Error> {
+    let lock = BaselineLock::acquire(db)?;
+    let old = Baseline::open(db)?;
+    let rules = match rules {
+        Some(r) => r,
+        None => stored_rules(&old)?,
+    };
+    let header = next_header(&old, &rules, host);
+    let hints = ScanHints {
+        growing_sizes: old.growing_sizes()?,
+        known: None,
+    };
+    let mut writer = BaselineWriter::create(db, &header, &rules, lock)?;
+    let own = OwnOutputs::for_baseline(db);
+    let mut scan = init::fill(&mut writer, &rules, &own, &hints, progress)?;
+    scan.db = db.to_path_buf();
+    if scan.problems > 0 && !accept_errors {
+        let (path, problem) = &scan.problem_samples[0];
+        return Err(Error::ScanProblems {
+            count: scan.problems,
+            first: format!(
+                "{}: {}: {}",
+                problem.kind(),
+                escape_path(path),
+                problem.reason()
+            ),
+        });
+    }
+    writer.finish(true)?;
+    drop(old);
+    let old = Baseline::open(&previous(db))?;
+    let new = Baseline::open(db)?;
+    let counts = compare::compare(&old, &new, |_| Ok(()))?;
+    Ok(Comparison {
+        old,
+        new,
+        counts,
+        scan: Some(scan),
+        fast: false,
+        _snapshot: None,
+    })
+}
+
+/// Compares two baselines (the first is the reference).
+pub fn diff(old: &Path, new: &Path) -> Result<Comparison, Error> {
+    let old = Baseline::open(old)?;
+    let new = Baseline::open(new)?;
+    let counts = compare::compare(&old, &new, |_| Ok(()))?;
+    Ok(Comparison {
+        old,
+        new,
+        counts,
+        scan: None,
+        fast: false,
+        _snapshot: None,
+    })
+}
+
+/// Where `update` keeps the generation it replaced.
+pub fn previous(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_os_string();
+    p.push(".prev");
+    PathBuf::from(p)
+}
+
+fn next_header(old: &Baseline, rules: &Rules, host: &str) -> Header {
+    Header::new(
+        rules,
+        host.to_string(),
+        init::now_ns(),
+        old.header().generation + 1,
+    )
+}

@@ -1,0 +1,419 @@
+//! Drift: how an entry differs between two entry sets (baseline and scan, or
+//! two baselines), as records that reports and events render.
+//!
+//! Guarantees:
+//! - only the attributes both sides' rules check are compared;
+//! - a `growing` entry may grow; it drifts when it shrank or when the bytes it
+//!   had at baseline time changed (compared through the scan's prefix hash);
+//! - an entry that can no longer be read is an error record, never silently
+//!   "unchanged": its exit bit is the "changed" one, since nothing vouches for it;
+//! - both sides are streamed in path byte order ([`Baseline::merge_with`]), so
+//!   memory does not grow with the number of entries.
+
+use std::path::PathBuf;
+
+use crate::attrs::{Attr, AttrSet};
+use crate::baseline::{Baseline, RuleInfo};
+use crate::error::Error;
+use crate::rules::Severity;
+use crate::scan::{Entry, FileKind, Meta, Problem};
+
+/// The kind of a drift record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DriftKind {
+    Added,
+    Removed,
+    Changed,
+    /// The entry could not be read, listed, or held still in the new state.
+    Error,
+}
+
+impl DriftKind {
+    pub const ALL: [DriftKind; 4] = [
+        DriftKind::Added,
+        DriftKind::Removed,
+        DriftKind::Changed,
+        DriftKind::Error,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DriftKind::Added => "added",
+            DriftKind::Removed => "removed",
+            DriftKind::Changed => "changed",
+            DriftKind::Error => "error",
+        }
+    }
+}
+
+/// The value of one attribute on one side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// Not recorded on this side.
+    Absent,
+    Kind(FileKind),
+    Mode(u32),
+    Int(u64),
+    /// Nanoseconds since the epoch.
+    Time(i64),
+    /// A symlink target.
+    Link(Vec<u8>),
+    Hash([u8; 32]),
+    /// Encoded extended attributes (see `scan::encode_xattrs`).
+    Xattrs(Vec<u8>),
+    /// A growing entry: its size, and the hash of what `growing` compares.
+    Growing {
+        size: u64,
+        hash: Option<[u8; 32]>,
+    },
+}
+
+/// One attribute that differs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub attr: Attr,
+    pub old: Value,
+    pub new: Value,
+    /// Why a `growing` entry drifted: "truncated" or "rewritten".
+    pub note: Option<&'static str>,
+}
+
+/// One drift record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Drift {
+    pub kind: DriftKind,
+    pub path: PathBuf,
+    pub rule: String,
+    pub severity: Severity,
+    /// For `Changed` (and `Error`, what could still be compared).
+    pub changes: Vec<Change>,
+    /// For `Error`, and for an added entry that could not be read.
+    pub problem: Option<Problem>,
+    /// The entry as it is now (`Removed`: as it was).
+    pub entry: Entry,
+}
+
+/// How many records of each kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DriftCounts {
+    pub added: u64,
+    pub removed: u64,
+    pub changed: u64,
+    pub errors: u64,
+}
+
+impl DriftCounts {
+    pub fn add(&mut self, kind: DriftKind) {
+        match kind {
+            DriftKind::Added => self.added += 1,
+            DriftKind::Removed => self.removed += 1,
+            DriftKind::Changed => self.changed += 1,
+            DriftKind::Error => self.errors += 1,
+        }
+    }
+
+    pub fn of(&self, kind: DriftKind) -> u64 {
+        match kind {
+            DriftKind::Added => self.added,
+            DriftKind::Removed => self.removed,
+            DriftKind::Changed => self.changed,
+            DriftKind::Error => self.errors,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.added + self.removed + self.changed + self.errors
+    }
+
+    /// AIDE's bitmask: 1 added, 2 removed, 4 changed (errors count as changed).
+    pub fn exit_bits(&self) -> u8 {
+        u8::from(self.added > 0)
+            | (u8::from(self.removed > 0) << 1)
+            | (u8::from(self.changed > 0 || self.errors > 0) << 2)
+    }
+}
+
+/// Streams the drift between `old` and `new`, in path byte order, into `f`.
+pub fn compare(
+    old: &Baseline,
+    new: &Baseline,
+    mut f: impl FnMut(Drift) -> Result<(), Error>,
+) -> Result<DriftCounts, Error> {
+    let mut counts = DriftCounts::default();
+    old.merge_with(new, |a, b| {
+        let a = a.map(|e| {
+            let r = &old.rules()[e.rule];
+            (e, r)
+        });
+        let b = b.map(|e| {
+            let r = &new.rules()[e.rule];
+            (e, r)
+        });
+        if let Some(d) = drift_of(a, b) {
+            counts.add(d.kind);
+            f(d)?;
+        }
+        Ok(())
+    })?;
+    Ok(counts)
+}
+
+/// The drift record for one path, if it drifted.
+pub fn drift_of(old: Option<(Entry, &RuleInfo)>, new: Option<(Entry, &RuleInfo)>) -> Option<Drift> {
+    let record = |kind, entry: Entry, rule: &RuleInfo, changes, problem| Drift {
+        kind,
+        path: entry.path.clone(),
+        rule: rule.name.clone(),
+        severity: rule.severity,
+        changes,
+        problem,
+        entry,
+    };
+    match (old, new) {
+        (None, None) => None,
+        (Some((o, rule)), None) => Some(record(DriftKind::Removed, o, rule, Vec::new(), None)),
+        (None, Some((n, rule))) => {
+            let problem = n.problem.clone();
+            Some(record(DriftKind::Added, n, rule, Vec::new(), problem))
+        }
+        (Some((o, _)), Some((n, rule))) => {
+            let changes = changes(&o, &n);
+            match n.problem.clone() {
+                Some(p) => Some(record(DriftKind::Error, n, rule, changes, Some(p))),
+                None if changes.is_empty() => None,
+                None => Some(record(DriftKind::Changed, n, rule, changes, None)),
+            }
+        }
+    }
+}
+
+/// The attributes, among those both sides check, whose values differ.
+pub fn changes(old: &Entry, new: &Entry) -> Vec<Change> {
+    let attrs: AttrSet = old
+        .attrs
+        .iter()
+        .filter(|a| new.attrs.contains(*a))
+        .collect();
+    let (om, nm) = (old.meta, new.meta);
+    let kind_changed = om.map(|m| m.kind) != nm.map(|m| m.kind);
+    let mut out = Vec::new();
+    let mut push = |attr, old: Value, new: Value, note| {
+        if old != new {
+            out.push(Change {
+                attr,
+                old,
+                new,
+                note,
+            });
+        }
+    };
+    let meta = |m: Option<Meta>, f: fn(&Meta) -> Value| m.as_ref().map_or(Value::Absent, f);
+    for attr in attrs.iter() {
+        // After a change of type, the type says it all: the size, content and
+        // identity of a file and of a directory are not comparable.
+        let inherent = matches!(
+            attr,
+            Attr::Size | Attr::Inode | Attr::Nlink | Attr::Link | Attr::Hash | Attr::Growing
+        );
+        if kind_changed && inherent {
+            continue;
+        }
+        // What the new side could not read is reported by its problem.
+        let unread = new.problem.is_some()
+            && matches!(attr, Attr::Hash | Attr::Xattrs | Attr::Link | Attr::Growing);
+        if unread {
+            continue;
+        }
+        match attr {
+            Attr::Type => push(
+                attr,
+                meta(om, |m| Value::Kind(m.kind)),
+                meta(nm, |m| Value::Kind(m.kind)),
+                None,
+            ),
+            Attr::Mode => push(
+                attr,
+                meta(om, |m| Value::Mode(m.mode)),
+                meta(nm, |m| Value::Mode(m.mode)),
+                None,
+            ),
+            Attr::Uid => push(
+                attr,
+                meta(om, |m| Value::Int(m.uid.into())),
+                meta(nm, |m| Value::Int(m.uid.into())),
+                None,
+            ),
+            Attr::Gid => push(
+                attr,
+                meta(om, |m| Value::Int(m.gid.into())),
+                meta(nm, |m| Value::Int(m.gid.into())),
+                None,
+            ),
+            Attr::Size => push(
+                attr,
+                meta(om, |m| Value::Int(m.size)),
+                meta(nm, |m| Value::Int(m.size)),
+                None,
+            ),
+            Attr::Mtime => push(
+                attr,
+                meta(om, |m| Value::Time(m.mtime_ns)),
+                meta(nm, |m| Value::Time(m.mtime_ns)),
+                None,
+            ),
+            Attr::Ctime => push(
+                attr,
+                meta(om, |m| Value::Time(m.ctime_ns)),
+                meta(nm, |m| Value::Time(m.ctime_ns)),
+                None,
+            ),
+            Attr::Inode => push(
+                attr,
+                meta(om, |m| Value::Int(m.inode)),
+                meta(nm, |m| Value::Int(m.inode)),
+                None,
+            ),
+            Attr::Nlink => push(
+                attr,
+                meta(om, |m| Value::Int(m.nlink)),
+                meta(nm, |m| Value::Int(m.nlink)),
+                None,
+            ),
+            Attr::Dev => push(
+                attr,
+                meta(om, |m| Value::Int(m.dev)),
+                meta(nm, |m| Value::Int(m.dev)),
+                None,
+            ),
+            Attr::Link => push(
+                attr,
+                opt(&old.link, Value::Link),
+                opt(&new.link, Value::Link),
+                None,
+            ),
+            Attr::Hash => push(
+                attr,
+                opt(&old.hash, Value::Hash),
+                opt(&new.hash, Value::Hash),
+                None,
+            ),
+            Attr::Xattrs => push(
+                attr,
+                opt(&old.xattrs, Value::Xattrs),
+                opt(&new.xattrs, Value::Xattrs),
+                None,
+            ),
+            Attr::Growing => {
+                if let Some((was, now, note)) = growing_drift(old, new) {
+                    push(attr, was, now, Some(note));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn opt<T: Clone>(v: &Option<T>, f: fn(T) -> Value) -> Value {
+    v.clone().map_or(Value::Absent, f)
+}
+
+/// A growing entry drifts when it is shorter than at baseline time, or when
+/// its first baseline-size bytes hash differently.
+fn growing_drift(old: &Entry, new: &Entry) -> Option<(Value, Value, &'static str)> {
+    let (o, n) = (old.meta?, new.meta?);
+    let was = Value::Growing {
+        size: o.size,
+        hash: old.hash,
+    };
+    if n.size < o.size {
+        let now = Value::Growing {
+            size: n.size,
+            hash: new.hash,
+        };
+        return Some((was, now, "truncated"));
+    }
+    // A check's scan hashed the baseline-size prefix; two baselines can only
+    // be compared where the size is the same.
+    let prefix = new
+        .prefix_hash
+        .or((n.size == o.size).then_some(new.hash).flatten())?;
+    (Some(prefix) != old.hash).then(|| {
+        let now = Value::Growing {
+            size: n.size,
+            hash: Some(prefix),
+        };
+        (was, now, "rewritten")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(attrs: &[Attr], size: u64, hash: u8) -> Entry {
+        Entry {
+            path: "/x".into(),
+            rule: 0,
+            attrs: attrs.iter().copied().collect(),
+            meta: Some(Meta {
+                kind: FileKind::File,
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                size,
+                mtime_ns: 1,
+                ctime_ns: 1,
+                inode: 7,
+                nlink: 1,
+                dev: 1,
+            }),
+            link: None,
+            hash: Some([hash; 32]),
+            xattrs: None,
+            problem: None,
+            prefix_hash: None,
+            trusted: false,
+        }
+    }
+
+    #[test]
+    fn only_checked_attributes_are_compared() {
+        let old = entry(&[Attr::Mode], 10, 1);
+        let mut new = entry(&[Attr::Mode], 20, 2);
+        assert!(
+            changes(&old, &new).is_empty(),
+            "size and hash are not checked"
+        );
+        new.meta.as_mut().unwrap().mode = 0o666;
+        let c = changes(&old, &new);
+        assert_eq!(c.len(), 1);
+        assert_eq!(
+            (c[0].attr, &c[0].old, &c[0].new),
+            (Attr::Mode, &Value::Mode(0o644), &Value::Mode(0o666))
+        );
+    }
+
+    #[test]
+    fn growing_allows_appends_only() {
+        let old = entry(&[Attr::Growing], 10, 1);
+        let mut appended = entry(&[Attr::Growing], 15, 9);
+        appended.prefix_hash = Some([1; 32]);
+        assert!(changes(&old, &appended).is_empty());
+        let mut edited = appended.clone();
+        edited.prefix_hash = Some([3; 32]);
+        assert_eq!(changes(&old, &edited)[0].note, Some("rewritten"));
+        let truncated = entry(&[Attr::Growing], 4, 1);
+        assert_eq!(changes(&old, &truncated)[0].note, Some("truncated"));
+    }
+
+    #[test]
+    fn exit_bits_follow_aide() {
+        let mut c = DriftCounts::default();
+        assert_eq!(c.exit_bits(), 0);
+        c.add(DriftKind::Added);
+        c.add(DriftKind::Removed);
+        assert_eq!(c.exit_bits(), 3);
+        c.add(DriftKind::Error);
+        assert_eq!(c.exit_bits(), 7);
+    }
+}
