@@ -324,6 +324,7 @@ impl BaselineWriter {
                 e.problem.as_ref().map(Problem::kind),
                 e.problem.as_ref().map(Problem::reason),
                 e.prefix_hash.as_ref().map(|h| &h[..]),
+                e.trusted.then_some(1),
             ])
         });
         result.map_err(|err| self.write_error(err))?;
@@ -416,15 +417,28 @@ CREATE TABLE entries (
     reason TEXT,
     -- Check snapshots only: for a `growing` entry, the hash of its first
     -- <baseline size> bytes, to compare with the baseline's hash.
-    prefix_hash BLOB
+    prefix_hash BLOB,
+    -- Check snapshots only (--fast): 1 when the stat fields matched the
+    -- baseline and the content attributes were not read.
+    trusted INTEGER
 ) WITHOUT ROWID;
 ";
 
 const INSERT_ENTRY: &str = "
 INSERT INTO entries (path, rule, attrs, type, size, mtime_ns, ctime_ns, inode, dev,
-                     mode, uid, gid, nlink, link, hash, xattrs, problem, reason, prefix_hash)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+                     mode, uid, gid, nlink, link, hash, xattrs, problem, reason, prefix_hash,
+                     trusted)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+        ?20)
 ";
+
+/// The columns `entry_from_row` reads, in its order.
+macro_rules! entry_columns {
+    () => {
+        "path, rule, attrs, type, size, mtime_ns, ctime_ns, inode, dev, mode, uid, gid, \
+         nlink, link, hash, xattrs, problem, reason, prefix_hash, trusted"
+    };
+}
 
 /// A baseline opened for reading.
 pub struct Baseline {
@@ -550,7 +564,11 @@ impl Baseline {
             None => {
                 stmt = self
                     .conn
-                    .prepare("SELECT * FROM entries ORDER BY path")
+                    .prepare(concat!(
+                        "SELECT ",
+                        entry_columns!(),
+                        " FROM entries ORDER BY path"
+                    ))
                     .map_err(read_err)?;
                 stmt.query([])
             }
@@ -561,10 +579,12 @@ impl Baseline {
                 end.push(b'0');
                 stmt = self
                     .conn
-                    .prepare(
-                        "SELECT * FROM entries WHERE path = ?1 OR (path >= ?2 AND path < ?3) \
-                         ORDER BY path",
-                    )
+                    .prepare(concat!(
+                        "SELECT ",
+                        entry_columns!(),
+                        " FROM entries WHERE path = ?1 OR (path >= ?2 AND path < ?3) \
+                             ORDER BY path"
+                    ))
                     .map_err(read_err)?;
                 stmt.query(params![p, below, end])
             }
@@ -595,7 +615,7 @@ impl Baseline {
         other: &Baseline,
         mut f: impl FnMut(Option<Entry>, Option<Entry>) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        const ALL: &str = "SELECT * FROM entries ORDER BY path";
+        const ALL: &str = concat!("SELECT ", entry_columns!(), " FROM entries ORDER BY path");
         let (ia, ib) = (self.rule_index(), other.rule_index());
         let read_a = |e: rusqlite::Error| self.db_err(format!("cannot read entries: {e}"));
         let read_b = |e: rusqlite::Error| other.db_err(format!("cannot read entries: {e}"));
@@ -669,48 +689,68 @@ impl Baseline {
         rows.collect::<Result<_, _>>().map_err(read_err)
     }
 
-    /// Point lookups by path for `check --fast`, usable from many threads.
-    pub fn lookup(&self) -> BaselineLookup {
-        BaselineLookup {
-            path: self.path.clone(),
-            rules: self.rule_index(),
-            pool: std::sync::Mutex::new(Vec::new()),
+    /// The stat fields of every entry that was read completely, for `--fast`.
+    pub fn stat_index(&self) -> Result<StatIndex, Error> {
+        let read_err = |e: rusqlite::Error| self.db_err(format!("cannot read entries: {e}"));
+        let mut index = StatIndex {
+            keys: std::collections::hash_map::RandomState::new(),
+            stats: HashMap::new(),
+        };
+        let mut stmt = self
+            .conn
+            .prepare(concat!(
+                "SELECT ",
+                entry_columns!(),
+                " FROM entries WHERE problem IS NULL AND type IS NOT NULL"
+            ))
+            .map_err(read_err)?;
+        let rule_index = self.rule_index();
+        let mut rows = stmt.query([]).map_err(read_err)?;
+        while let Some(row) = rows.next().map_err(read_err)? {
+            let e = entry_from_row(row, &rule_index)
+                .map_err(|e| self.db_err(format!("malformed entry: {e}")))?;
+            if let Some(m) = e.meta {
+                let k = index.path_key(e.path.as_os_str().as_bytes());
+                let v = index.stat_key(&m, e.attrs);
+                index.stats.insert(k, v);
+            }
         }
+        Ok(index)
     }
 }
 
-/// Read-only connections to one baseline, for point lookups from the hashing
-/// threads (a connection serves one thread at a time).
-pub struct BaselineLookup {
-    path: PathBuf,
-    rules: RuleIndex,
-    pool: std::sync::Mutex<Vec<Connection>>,
+/// The stat fields of every readable baseline entry, keyed by path, for
+/// `check --fast`: 16 bytes an entry, whatever the path length. Both keys are
+/// SipHash with a per-process random key, so nobody can craft collisions.
+pub struct StatIndex {
+    keys: std::collections::hash_map::RandomState,
+    stats: HashMap<u64, u64>,
 }
 
-impl crate::scan::KnownEntries for BaselineLookup {
-    fn known(&self, path: &Path) -> Option<Entry> {
-        let conn = self.pool.lock().ok()?.pop();
-        let conn = match conn {
-            Some(c) => c,
-            None => Connection::open_with_flags(
-                &self.path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .ok()?,
-        };
-        let found = conn
-            .prepare_cached("SELECT * FROM entries WHERE path = ?1")
-            .and_then(|mut stmt| {
-                stmt.query_row([path.as_os_str().as_bytes()], |row| {
-                    Ok(entry_from_row(row, &self.rules).ok())
-                })
-            })
-            .ok()
-            .flatten();
-        if let Ok(mut pool) = self.pool.lock() {
-            pool.push(conn);
-        }
-        found
+impl StatIndex {
+    fn path_key(&self, path: &[u8]) -> u64 {
+        use std::hash::BuildHasher;
+        self.keys.hash_one(path)
+    }
+
+    fn stat_key(&self, m: &Meta, attrs: AttrSet) -> u64 {
+        use std::hash::BuildHasher;
+        self.keys.hash_one((
+            m.kind.name(),
+            m.size,
+            m.mtime_ns,
+            m.ctime_ns,
+            m.inode,
+            m.dev,
+            attrs.bits(),
+        ))
+    }
+}
+
+impl crate::scan::KnownEntries for StatIndex {
+    fn unchanged(&self, path: &Path, meta: &Meta, attrs: AttrSet) -> bool {
+        let key = self.path_key(path.as_os_str().as_bytes());
+        self.stats.get(&key) == Some(&self.stat_key(meta, attrs))
     }
 }
 
@@ -719,19 +759,23 @@ type RuleIndex = BTreeMap<String, usize>;
 
 fn entry_from_row(row: &rusqlite::Row<'_>, rule_index: &RuleIndex) -> Result<Entry, String> {
     let err = |e: rusqlite::Error| e.to_string();
-    let path: Vec<u8> = row.get("path").map_err(err)?;
-    let rule_name: String = row.get("rule").map_err(err)?;
+    let path: Vec<u8> = row.get(0).map_err(err)?;
+    let rule_name = row
+        .get_ref(1)
+        .map_err(err)?
+        .as_str()
+        .map_err(|e| e.to_string())?;
     let rule = *rule_index
-        .get(&rule_name)
+        .get(rule_name)
         .ok_or_else(|| format!("unknown rule {rule_name:?}"))?;
-    let bits: i64 = row.get("attrs").map_err(err)?;
+    let bits: i64 = row.get(2).map_err(err)?;
     let attrs = u16::try_from(bits)
         .ok()
         .and_then(AttrSet::from_bits)
         .ok_or_else(|| format!("unknown attribute bits {bits:#x}"))?;
-    let kind: Option<String> = row.get("type").map_err(err)?;
-    let int = |name: &str| -> Result<i64, String> {
-        row.get::<_, Option<i64>>(name)
+    let kind: Option<String> = row.get(3).map_err(err)?;
+    let int = |column: usize| -> Result<i64, String> {
+        row.get::<_, Option<i64>>(column)
             .map_err(err)
             .map(|v| v.unwrap_or(0))
     };
@@ -739,30 +783,30 @@ fn entry_from_row(row: &rusqlite::Row<'_>, rule_index: &RuleIndex) -> Result<Ent
         None => None,
         Some(k) => Some(Meta {
             kind: FileKind::from_name(&k).ok_or_else(|| format!("unknown type {k:?}"))?,
-            mode: int("mode")? as u32,
-            uid: int("uid")? as u32,
-            gid: int("gid")? as u32,
-            size: int("size")? as u64,
-            mtime_ns: int("mtime_ns")?,
-            ctime_ns: int("ctime_ns")?,
-            inode: int("inode")? as u64,
-            nlink: int("nlink")? as u64,
-            dev: int("dev")? as u64,
+            mode: int(9)? as u32,
+            uid: int(10)? as u32,
+            gid: int(11)? as u32,
+            size: int(4)? as u64,
+            mtime_ns: int(5)?,
+            ctime_ns: int(6)?,
+            inode: int(7)? as u64,
+            nlink: int(12)? as u64,
+            dev: int(8)? as u64,
         }),
     };
-    let hash32 = |name: &str| -> Result<Option<[u8; 32]>, String> {
-        match row.get::<_, Option<Vec<u8>>>(name).map_err(err)? {
+    let hash32 = |column: usize| -> Result<Option<[u8; 32]>, String> {
+        match row.get::<_, Option<Vec<u8>>>(column).map_err(err)? {
             None => Ok(None),
             Some(h) => <[u8; 32]>::try_from(h.as_slice())
                 .map(Some)
-                .map_err(|_| format!("{name} is not 32 bytes")),
+                .map_err(|_| format!("column {column}: not a 32-byte hash")),
         }
     };
-    let problem_kind: Option<String> = row.get("problem").map_err(err)?;
+    let problem_kind: Option<String> = row.get(16).map_err(err)?;
     let problem = match problem_kind {
         None => None,
         Some(k) => {
-            let reason: Option<String> = row.get("reason").map_err(err)?;
+            let reason: Option<String> = row.get(17).map_err(err)?;
             Some(
                 Problem::from_parts(&k, reason.unwrap_or_default())
                     .ok_or_else(|| format!("unknown problem {k:?}"))?,
@@ -774,12 +818,12 @@ fn entry_from_row(row: &rusqlite::Row<'_>, rule_index: &RuleIndex) -> Result<Ent
         rule,
         attrs,
         meta,
-        link: row.get("link").map_err(err)?,
-        hash: hash32("hash")?,
-        xattrs: row.get("xattrs").map_err(err)?,
+        link: row.get(13).map_err(err)?,
+        hash: hash32(14)?,
+        xattrs: row.get(15).map_err(err)?,
         problem,
-        prefix_hash: hash32("prefix_hash")?,
-        trusted: false,
+        prefix_hash: hash32(18)?,
+        trusted: row.get::<_, Option<i64>>(19).map_err(err)? == Some(1),
     })
 }
 

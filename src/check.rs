@@ -53,10 +53,10 @@ pub fn check(
     let old = Baseline::open(db)?;
     let rules = stored_rules(&old)?;
     let header = next_header(&old, &rules, host);
-    let lookup = old.lookup();
+    let index = if fast { Some(old.stat_index()?) } else { None };
     let hints = ScanHints {
         growing_sizes: old.growing_sizes()?,
-        known: if fast { Some(&lookup) } else { None },
+        known: index.as_ref().map(|i| i as &dyn crate::scan::KnownEntries),
     };
     let mut writer = BaselineWriter::create_snapshot(db, &header, &rules)?;
     let mut own = OwnOutputs::for_baseline(db);

@@ -202,14 +202,17 @@ pub struct Entry {
     /// For a `growing` entry scanned by a check: the hash of its first
     /// baseline-size bytes (see [`ScanHints::growing_sizes`]).
     pub prefix_hash: Option<[u8; 32]>,
-    /// Not stored: true when `check --fast` took the content attributes from
-    /// the baseline because the stat fields had not moved.
+    /// `check --fast` only: the stat fields matched the baseline, so the
+    /// content attributes (hash, link, xattrs) were not read; the comparison
+    /// takes them from the baseline.
     pub trusted: bool,
 }
 
-/// Entries of a baseline, looked up by path while scanning (`check --fast`).
+/// What a baseline knows of a path's stat fields (`check --fast`).
 pub trait KnownEntries: Sync {
-    fn known(&self, path: &Path) -> Option<Entry>;
+    /// Whether the baseline has `path` with these exact kind, size, mtime,
+    /// ctime, inode and dev, captured completely under the same attributes.
+    fn unchanged(&self, path: &Path, meta: &Meta, attrs: AttrSet) -> bool;
 }
 
 /// What a scan may know from the baseline it will be compared with.
@@ -219,7 +222,7 @@ pub struct ScanHints<'a> {
     /// hashed into [`Entry::prefix_hash`].
     pub growing_sizes: HashMap<PathBuf, u64>,
     /// With `--fast`: entries whose (dev, inode, size, mtime, ctime) match
-    /// the baseline are not read; their content attributes are taken from it.
+    /// the baseline are not read (see [`Entry::trusted`]).
     pub known: Option<&'a dyn KnownEntries>,
 }
 
@@ -522,31 +525,16 @@ fn set_problem(entry: &mut Entry, e: &io::Error, what: &str) {
 /// Fills `meta` and, for regular files whose rule needs it, `hash`; returns
 /// the open file so that extended attributes come from the same inode.
 /// `check --fast`: when lstat shows the same (dev, inode, size, mtime,
-/// ctime) as the baseline, take the attributes that need reading (content,
-/// link target, xattrs) from the baseline. Changing any of them moves ctime.
+/// ctime) as the baseline, the attributes that need reading (content, link
+/// target, xattrs) are not read. Changing any of them moves ctime.
 fn reuse_unchanged(entry: &mut Entry, known: &dyn KnownEntries) -> bool {
-    let Some(old) = known.known(&entry.path) else {
-        return false;
-    };
-    let (Some(then), None) = (old.meta, &old.problem) else {
-        return false;
-    };
     let Ok(now) = std::fs::symlink_metadata(&entry.path).map(|m| Meta::from_std(&m)) else {
         return false;
     };
-    if now.kind != then.kind || !now.same_state(&then) || old.attrs != entry.attrs {
+    if !known.unchanged(&entry.path, &now, entry.attrs) {
         return false;
     }
     entry.meta = Some(now);
-    entry.hash = old.hash;
-    entry.link = old.link;
-    entry.xattrs = old.xattrs;
-    // Unchanged size: the baseline prefix is the whole recorded content.
-    entry.prefix_hash = if entry.attrs.contains(Attr::Growing) {
-        old.hash
-    } else {
-        None
-    };
     entry.trusted = true;
     true
 }

@@ -245,8 +245,10 @@ fn each_attribute_changed_on_its_own() {
 fn a_symlink_retargeted() {
     let t = Tree::new(|r| symlink("aa", r.join("l")).unwrap());
     tick();
-    std::fs::remove_file(t.p("l")).unwrap();
-    symlink("bb", t.p("l")).unwrap();
+    // Retargeted atomically, the way `ln -sfn` on a temporary and `mv -T` do:
+    // the old link still exists when the new one is made, so its inode differs.
+    symlink("bb", t.dir.join("l.new")).unwrap();
+    std::fs::rename(t.dir.join("l.new"), t.p("l")).unwrap();
     let (code, doc) = t.check_json(&[]);
     assert_eq!(code, 4);
     let d = drift_of(&doc, &t.p("l"));
@@ -528,44 +530,68 @@ fn update_accepts_the_present_as_the_next_generation() {
 
 #[test]
 fn update_refuses_a_scan_with_unreadable_entries_unless_accepted() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let t = Tree::new(|r| std::fs::write(r.join("hot"), vec![b'a'; 16 << 20]).unwrap());
-    let stop = AtomicBool::new(false);
+    use std::os::unix::fs::chown;
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test runs update as nobody, from root"
+    );
+    let t = Tree::new(|r| {
+        std::fs::write(r.join("readable"), b"r").unwrap();
+        std::fs::write(r.join("root-only"), b"secret").unwrap();
+    });
+    // Everything belongs to nobody but one file nobody may read.
+    let nobody = Some(65534);
+    for p in [
+        t.dir.clone(),
+        t.root.clone(),
+        t.db.clone(),
+        t.dir.join("b.db.lock"),
+        t.p("readable"),
+    ] {
+        chown(&p, nobody, nobody).unwrap();
+    }
+    std::fs::set_permissions(t.p("root-only"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let bin = t.dir.join("tripseal");
+    std::fs::copy(bin_path(), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     let update = |extra: &[&str]| {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                use std::io::Write;
-                let mut f = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(t.p("hot"))
-                    .unwrap();
-                while !stop.load(Ordering::Relaxed) {
-                    f.write_all(b"b").unwrap();
-                }
-            });
-            let out = tripseal()
-                .arg("update")
-                .arg("--db")
-                .arg(&t.db)
-                .args(extra)
-                .output()
-                .unwrap();
-            stop.store(true, Ordering::Relaxed);
-            out
-        })
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .arg("update")
+            .arg("--db")
+            .arg(&t.db)
+            .args(extra)
+            .output()
+            .unwrap()
     };
     let out = update(&[]);
     assert_eq!(out.status.code(), Some(18), "{}", stderr(&out));
-    assert!(stderr(&out).contains("--accept-errors"), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("unreadable") && err.contains("root-only"),
+        "{err}"
+    );
+    assert!(err.contains("--accept-errors"), "{err}");
     assert_eq!(
         show_json(&t.db)["header"]["generation"],
         1,
         "nothing was written"
     );
-    stop.store(false, Ordering::Relaxed);
+    assert!(!t.dir.join("b.db.prev").exists());
+
     let out = update(&["--accept-errors"]);
     assert_ok(&out);
-    assert_eq!(show_json(&t.db)["header"]["generation"], 2);
+    let doc = show_json(&t.db);
+    assert_eq!(doc["header"]["generation"], 2);
+    let entry = doc["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| entry_path(e) == key(&t.p("root-only")))
+        .unwrap();
+    assert_eq!(entry["problem"]["kind"], "unreadable");
 }
 
 #[test]
@@ -614,4 +640,65 @@ fn check_refuses_what_is_not_a_baseline() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(24));
+}
+
+#[test]
+fn a_baseline_inside_the_watched_tree_never_reports_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("a"), b"a").unwrap();
+    let rules = rules_for(tmp.path(), &root, "[\"type\", \"size\", \"hash\"]");
+    let db = root.join("state.db");
+    assert_ok(&init(&rules, &db));
+    let check = || {
+        tripseal()
+            .args(["check", "--format", "json", "--db"])
+            .arg(&db)
+            .output()
+            .unwrap()
+    };
+    // The snapshot and the lock file live beside the baseline, in the tree.
+    let out = check();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<String> = doc["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains("state.db")), "{names:?}");
+    // update adds state.db.prev; neither it nor the new baseline is recorded.
+    assert_ok(
+        &tripseal()
+            .arg("update")
+            .arg("--db")
+            .arg(&db)
+            .output()
+            .unwrap(),
+    );
+    let out = check();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = doc["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains("state.db")), "{names:?}");
+    assert!(
+        !show_json(&db)["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["path"].as_str().unwrap().contains("state.db")),
+        "the baseline recorded its own files"
+    );
+    assert!(
+        std::fs::read_dir(&root)
+            .unwrap()
+            .flatten()
+            .all(|e| { !e.file_name().to_string_lossy().contains(".check.") }),
+        "snapshot left behind"
+    );
 }

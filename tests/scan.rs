@@ -254,20 +254,25 @@ fn a_file_appended_to_while_it_is_read_is_unstable_never_a_mixed_hash() {
     let root = tmp.path().join("tree");
     std::fs::create_dir(&root).unwrap();
     let hot = root.join("hot.log");
-    std::fs::write(&hot, vec![b'a'; 32 << 20]).unwrap();
+    std::fs::write(&hot, vec![b'a'; 64 << 20]).unwrap();
     std::fs::write(root.join("calm"), b"calm").unwrap();
     let rules = rules_for(tmp.path(), &root, "[\"size\", \"hash\"]");
     let db = tmp.path().join("b.db");
 
     let stop = AtomicBool::new(false);
+    let started = std::sync::Barrier::new(2);
     let out = std::thread::scope(|s| {
         s.spawn(|| {
             use std::io::Write;
             let mut f = std::fs::OpenOptions::new().append(true).open(&hot).unwrap();
+            f.write_all(b"b").unwrap();
+            started.wait();
             while !stop.load(Ordering::Relaxed) {
                 f.write_all(b"b").unwrap();
             }
         });
+        // The appender runs before the scan starts, and until it ends.
+        started.wait();
         let out = init(&rules, &db);
         stop.store(true, Ordering::Relaxed);
         out
