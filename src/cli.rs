@@ -178,9 +178,6 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             let host = defaults::hostname();
             let db = db.unwrap_or_else(|| defaults::default_db(&host));
             let comparison = check::check(&db, fast, &host, progress().as_ref())?;
-            if let Some(scan) = &comparison.scan {
-                report::problems(&mut std::io::stderr().lock(), scan)?;
-            }
             let r = DriftReport {
                 command: "check",
                 comparison: &comparison,
@@ -203,9 +200,6 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 None => None,
             };
             let comparison = check::update(&db, rules, accept_errors, &host, progress().as_ref())?;
-            if let Some(scan) = &comparison.scan {
-                report::problems(&mut std::io::stderr().lock(), scan)?;
-            }
             let r = DriftReport {
                 command: "update",
                 comparison: &comparison,
