@@ -591,12 +591,27 @@ impl Baseline {
         }
         .map_err(read_err)?;
         let rule_index = self.rule_index();
-        while let Some(row) = rows.next().map_err(read_err)? {
-            let entry = entry_from_row(row, &rule_index)
-                .map_err(|e| self.db_err(format!("malformed entry: {e}")))?;
+        while let Some(entry) = self.next_entry(&mut rows, &rule_index)? {
             f(entry)?;
         }
         Ok(())
+    }
+
+    /// The next row of `rows` (a query of [`entry_columns!`] on this baseline).
+    fn next_entry(
+        &self,
+        rows: &mut rusqlite::Rows<'_>,
+        index: &RuleIndex,
+    ) -> Result<Option<Entry>, Error> {
+        match rows
+            .next()
+            .map_err(|e| self.db_err(format!("cannot read entries: {e}")))?
+        {
+            None => Ok(None),
+            Some(row) => entry_from_row(row, index)
+                .map(Some)
+                .map_err(|e| self.db_err(format!("malformed entry: {e}"))),
+        }
     }
 
     fn rule_index(&self) -> RuleIndex {
@@ -623,22 +638,8 @@ impl Baseline {
         let mut sb = other.conn.prepare(ALL).map_err(read_b)?;
         let mut ra = sa.query([]).map_err(read_a)?;
         let mut rb = sb.query([]).map_err(read_b)?;
-        let mut next_a = || -> Result<Option<Entry>, Error> {
-            match ra.next().map_err(read_a)? {
-                None => Ok(None),
-                Some(row) => entry_from_row(row, &ia)
-                    .map(Some)
-                    .map_err(|e| self.db_err(format!("malformed entry: {e}"))),
-            }
-        };
-        let mut next_b = || -> Result<Option<Entry>, Error> {
-            match rb.next().map_err(read_b)? {
-                None => Ok(None),
-                Some(row) => entry_from_row(row, &ib)
-                    .map(Some)
-                    .map_err(|e| other.db_err(format!("malformed entry: {e}"))),
-            }
-        };
+        let mut next_a = || self.next_entry(&mut ra, &ia);
+        let mut next_b = || other.next_entry(&mut rb, &ib);
         let (mut a, mut b) = (next_a()?, next_b()?);
         loop {
             let order = match (&a, &b) {
@@ -706,9 +707,7 @@ impl Baseline {
             .map_err(read_err)?;
         let rule_index = self.rule_index();
         let mut rows = stmt.query([]).map_err(read_err)?;
-        while let Some(row) = rows.next().map_err(read_err)? {
-            let e = entry_from_row(row, &rule_index)
-                .map_err(|e| self.db_err(format!("malformed entry: {e}")))?;
+        while let Some(e) = self.next_entry(&mut rows, &rule_index)? {
             if let Some(m) = e.meta {
                 let k = index.path_key(e.path.as_os_str().as_bytes());
                 let v = index.stat_key(&m, e.attrs);

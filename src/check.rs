@@ -30,6 +30,27 @@ pub struct Comparison {
     _snapshot: Option<Snapshot>,
 }
 
+impl Comparison {
+    /// Counts the drift between `old` and `new` (one streaming pass).
+    fn of(
+        old: Baseline,
+        new: Baseline,
+        scan: Option<ScanSummary>,
+        fast: bool,
+        snapshot: Option<Snapshot>,
+    ) -> Result<Comparison, Error> {
+        let counts = compare::compare(&old, &new, |_| Ok(()))?;
+        Ok(Comparison {
+            old,
+            new,
+            counts,
+            scan,
+            fast,
+            _snapshot: snapshot,
+        })
+    }
+}
+
 /// The rules a baseline was made with, as stored in it.
 pub fn stored_rules(baseline: &Baseline) -> Result<Rules, Error> {
     let h = baseline.header();
@@ -65,15 +86,7 @@ pub fn check(
     scan.db = db.to_path_buf();
     let snapshot = writer.finish_snapshot()?;
     let new = Baseline::open(snapshot.path())?;
-    let counts = compare::compare(&old, &new, |_| Ok(()))?;
-    Ok(Comparison {
-        old,
-        new,
-        counts,
-        scan: Some(scan),
-        fast,
-        _snapshot: Some(snapshot),
-    })
+    Comparison::of(old, new, Some(scan), fast, Some(snapshot))
 }
 
 /// Accepts the present state as generation N+1 (with `rules`, or the
@@ -116,30 +129,18 @@ pub fn update(
     drop(old);
     let old = Baseline::open(&previous(db))?;
     let new = Baseline::open(db)?;
-    let counts = compare::compare(&old, &new, |_| Ok(()))?;
-    Ok(Comparison {
-        old,
-        new,
-        counts,
-        scan: Some(scan),
-        fast: false,
-        _snapshot: None,
-    })
+    Comparison::of(old, new, Some(scan), false, None)
 }
 
 /// Compares two baselines (the first is the reference).
 pub fn diff(old: &Path, new: &Path) -> Result<Comparison, Error> {
-    let old = Baseline::open(old)?;
-    let new = Baseline::open(new)?;
-    let counts = compare::compare(&old, &new, |_| Ok(()))?;
-    Ok(Comparison {
-        old,
-        new,
-        counts,
-        scan: None,
-        fast: false,
-        _snapshot: None,
-    })
+    Comparison::of(
+        Baseline::open(old)?,
+        Baseline::open(new)?,
+        None,
+        false,
+        None,
+    )
 }
 
 /// Where `update` keeps the generation it replaced.

@@ -181,16 +181,7 @@ fn show_lists_the_header_and_filters_by_whole_path_components() {
     assert_eq!(h["tool_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(h["rules_digest"].as_str().unwrap().len(), 64);
     assert!(h["host"].as_str().is_some_and(|s| !s.is_empty()));
-    // Entries come in path byte order.
-    let paths: Vec<Vec<u8>> = doc["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(entry_path)
-        .collect();
-    let mut sorted = paths.clone();
-    sorted.sort();
-    assert_eq!(paths, sorted);
+    assert_path_order(&doc["entries"]);
 
     let out = tripseal()
         .args(["show", "--format", "json"])

@@ -305,16 +305,7 @@ fn additions_removals_and_type_changes() {
         d["changes"]["type"],
         serde_json::json!({"old": "file", "new": "symlink"})
     );
-    // Records come in path byte order.
-    let paths: Vec<Vec<u8>> = doc["drift"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(entry_path)
-        .collect();
-    let mut sorted = paths.clone();
-    sorted.sort();
-    assert_eq!(paths, sorted);
+    assert_path_order(&doc["drift"]);
 }
 
 #[test]

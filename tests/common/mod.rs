@@ -109,6 +109,14 @@ pub fn entries(db: &Path) -> BTreeMap<Vec<u8>, Value> {
         .collect()
 }
 
+/// Asserts that the records' paths come in byte order.
+pub fn assert_path_order(records: &Value) {
+    let paths: Vec<Vec<u8>> = records.as_array().unwrap().iter().map(entry_path).collect();
+    let mut sorted = paths.clone();
+    sorted.sort();
+    assert_eq!(paths, sorted, "not in path byte order");
+}
+
 pub fn key(p: &Path) -> Vec<u8> {
     p.as_os_str().as_bytes().to_vec()
 }
