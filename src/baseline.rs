@@ -520,6 +520,11 @@ impl Baseline {
         &self.header
     }
 
+    /// The read-only connection, for the seal's digest.
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     pub fn rules(&self) -> &[RuleInfo] {
         &self.rules
     }

@@ -17,6 +17,7 @@ use crate::init::{self, ScanSummary};
 use crate::progress::Progress;
 use crate::rules::{Rules, RulesSource};
 use crate::scan::{OwnOutputs, ScanHints};
+use crate::seal::{self, SealPolicy};
 
 /// Two entry sets and how they differ. `new` may be a check's snapshot, which
 /// lives as long as this does.
@@ -67,11 +68,12 @@ pub fn stored_rules(baseline: &Baseline) -> Result<Rules, Error> {
 /// Scans what the baseline's own rules select and compares it with the baseline.
 pub fn check(
     db: &Path,
+    seal: &SealPolicy,
     fast: bool,
     host: &str,
     progress: &dyn Progress,
 ) -> Result<Comparison, Error> {
-    let old = Baseline::open(db)?;
+    let old = seal::open_sealed(db, seal, true)?;
     let rules = stored_rules(&old)?;
     let header = next_header(&old, &rules, host);
     let index = if fast { Some(old.stat_index()?) } else { None };
@@ -132,15 +134,11 @@ pub fn update(
     Comparison::of(old, new, Some(scan), false, None)
 }
 
-/// Compares two baselines (the first is the reference).
-pub fn diff(old: &Path, new: &Path) -> Result<Comparison, Error> {
-    Comparison::of(
-        Baseline::open(old)?,
-        Baseline::open(new)?,
-        None,
-        false,
-        None,
-    )
+/// Compares two baselines: the first, the trusted reference, must carry a
+/// valid seal; the second is usually the new generation under review.
+pub fn diff(old: &Path, new: &Path, seal: &SealPolicy) -> Result<Comparison, Error> {
+    let old = seal::open_sealed(old, seal, false)?;
+    Comparison::of(old, Baseline::open(new)?, None, false, None)
 }
 
 /// Where `update` keeps the generation it replaced.

@@ -6,13 +6,17 @@ use std::path::{Component, Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use tripseal::baseline::{Baseline, hex};
 use tripseal::check;
 use tripseal::defaults;
 use tripseal::error::Error;
+use tripseal::escape::escape_path;
+use tripseal::init::now_ns;
 use tripseal::init::{self, InitOptions};
 use tripseal::progress::{NoProgress, Progress, TerminalProgress};
 use tripseal::report::{self, DriftReport, Format};
 use tripseal::rules::{self, Rules};
+use tripseal::seal::{self, SealPolicy};
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +57,11 @@ enum Command {
         /// Baseline to check against [default: as for init]
         #[arg(long, value_name = "FILE")]
         db: Option<PathBuf>,
+        #[command(flatten)]
+        seal: SealArgs,
+        /// Accept a validly signed generation older than one accepted before.
+        #[arg(long)]
+        allow_rollback: bool,
         #[arg(long, value_enum, default_value_t = FormatArg::Human)]
         format: FormatArg,
         /// Re-read only entries whose dev, inode, size, mtime or ctime moved;
@@ -85,11 +94,38 @@ enum Command {
     Diff {
         old_db: PathBuf,
         new_db: PathBuf,
+        #[command(flatten)]
+        seal: SealArgs,
         #[arg(long, value_enum, default_value_t = FormatArg::Human)]
         format: FormatArg,
         /// Print the summary even when nothing differs.
         #[arg(short, long)]
         verbose: bool,
+    },
+    /// Make an operator key pair: KEY (PKCS#8 PEM, mode 0600) and KEY.pub.
+    Keygen {
+        #[arg(long, value_name = "KEY")]
+        out: PathBuf,
+    },
+    /// Seal a baseline with an operator's private key (on the operator's machine).
+    Sign {
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        db: PathBuf,
+    },
+    /// Show a baseline's digest and signatures; exit 0 only if a trusted key
+    /// signed exactly this content.
+    Verify {
+        #[arg(long, value_name = "PATH")]
+        trust: Option<String>,
+        db: PathBuf,
+    },
+    /// Print a baseline's canonical digest; --message writes the exact bytes
+    /// a signature covers (for checking it with openssl).
+    Digest {
+        db: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        message: Option<PathBuf>,
     },
     /// Print a baseline's header and entries.
     Show {
@@ -126,6 +162,34 @@ enum RulesCommand {
         #[arg(long = "var", value_name = "NAME=VALUE")]
         vars: Vec<String>,
     },
+}
+
+#[derive(clap::Args)]
+struct SealArgs {
+    /// Trusted public keys: a key file, a directory of them, or a glob
+    /// [default: /etc/tripseal/trusted.d/]
+    #[arg(long, value_name = "PATH")]
+    trust: Option<String>,
+    /// Do not verify the baseline's seal (first set-up, tests). Says so loudly.
+    #[arg(long)]
+    allow_unsigned: bool,
+}
+
+impl SealArgs {
+    fn policy(self, allow_rollback: bool, db: &Path) -> SealPolicy {
+        if self.allow_unsigned {
+            eprintln!(
+                "tripseal: WARNING: --allow-unsigned: the seal of {} was NOT verified; \
+                 what follows is measured against a baseline nobody vouched for",
+                escape_path(db)
+            );
+        }
+        SealPolicy {
+            trust: self.trust,
+            allow_unsigned: self.allow_unsigned,
+            allow_rollback,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -171,13 +235,16 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         }
         Command::Check {
             db,
+            seal,
+            allow_rollback,
             format,
             fast,
             verbose,
         } => {
             let host = defaults::hostname();
             let db = db.unwrap_or_else(|| defaults::default_db(&host));
-            let comparison = check::check(&db, fast, &host, progress().as_ref())?;
+            let policy = seal.policy(allow_rollback, &db);
+            let comparison = check::check(&db, &policy, fast, &host, progress().as_ref())?;
             let r = DriftReport {
                 command: "check",
                 comparison: &comparison,
@@ -206,15 +273,27 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 verbose: true,
             };
             report::drift(&mut stdout, format.into(), &r)?;
+            writeln!(
+                stdout,
+                "generation {} is not signed: `tripseal check` refuses it until an operator \
+                 reviews it (`tripseal diff {} {}`) and signs it (`tripseal sign --key KEY {}`)",
+                comparison.new.header().generation,
+                escape_path(comparison.old.path()),
+                escape_path(&db),
+                escape_path(&db)
+            )
+            .map_err(out_err)?;
             Ok(0)
         }
         Command::Diff {
             old_db,
             new_db,
+            seal,
             format,
             verbose,
         } => {
-            let comparison = check::diff(&old_db, &new_db)?;
+            let policy = seal.policy(false, &old_db);
+            let comparison = check::diff(&old_db, &new_db, &policy)?;
             let r = DriftReport {
                 command: "diff",
                 comparison: &comparison,
@@ -223,12 +302,72 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             report::drift(&mut stdout, format.into(), &r)?;
             Ok(comparison.counts.exit_bits())
         }
+        Command::Keygen { out } => {
+            let (public, fingerprint) = seal::keygen(&out)?;
+            writeln!(
+                stdout,
+                "private key {} (mode 0600): keep it on the operator's machine, never on a worker\n\
+                 public key  {}: copy it into each host's trust store (/etc/tripseal/trusted.d/)\n\
+                 fingerprint {fingerprint}",
+                escape_path(&out),
+                escape_path(&public)
+            )
+            .map_err(out_err)?;
+            Ok(0)
+        }
+        Command::Sign { key, db } => {
+            let key = seal::load_signing_key(&key)?;
+            let outcome = seal::sign(&db, &key, now_ns())?;
+            let b = Baseline::open(&db)?;
+            let (verb, fp) = match outcome {
+                seal::Signed::Added { fingerprint } => ("signed", fingerprint),
+                seal::Signed::AlreadySigned { fingerprint } => ("already signed", fingerprint),
+            };
+            writeln!(
+                stdout,
+                "{} generation {} {verb} by {fp}",
+                escape_path(&db),
+                b.header().generation
+            )
+            .map_err(out_err)?;
+            Ok(0)
+        }
+        Command::Verify { trust, db } => {
+            let b = match Baseline::open(&db) {
+                Ok(b) => b,
+                Err(Error::Database { detail, .. }) => {
+                    return Err(Error::Seal {
+                        path: db,
+                        reason: seal::SealFailure::Unreadable,
+                        detail,
+                    });
+                }
+                Err(e) => return Err(e),
+            };
+            let store =
+                seal::TrustStore::load(trust.as_deref().unwrap_or(seal::DEFAULT_TRUST_STORE))?;
+            let v = seal::verify(&b, &store)?;
+            report::verification(&mut stdout, &b, &store, &v)?;
+            v.accept(&db, &store)?;
+            Ok(0)
+        }
+        Command::Digest { db, message } => {
+            let b = Baseline::open(&db)?;
+            let digest = seal::digest(&b)?;
+            let generation = b.header().generation;
+            if let Some(file) = message {
+                std::fs::write(&file, seal::message(generation, &digest))
+                    .map_err(|source| Error::Write { path: file, source })?;
+            }
+            writeln!(stdout, "{}  generation {generation}", hex(&digest)).map_err(out_err)?;
+            Ok(0)
+        }
         Command::Show {
             db,
             path_prefix,
             format,
         } => {
-            let baseline = tripseal::baseline::Baseline::open(&db)?;
+            let baseline = Baseline::open(&db)?;
             let prefix = path_prefix.map(|p| absolute(&p));
             report::show(&mut stdout, &baseline, prefix.as_deref(), format.into())?;
             Ok(0)
@@ -247,6 +386,13 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 Ok(if rules.select(&path).is_some() { 0 } else { 1 })
             }
         },
+    }
+}
+
+fn out_err(source: std::io::Error) -> Error {
+    Error::Write {
+        path: "<standard output>".into(),
+        source,
     }
 }
 

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use crate::escape::escape_path;
 use crate::rules::RulesError;
+use crate::seal::SealFailure;
 
 /// The process exit codes tripseal documents (README, "Exit codes").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +22,7 @@ pub enum ExitCode {
     Io = 18,
     Lock = 21,
     Database = 24,
+    Seal = 26,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,16 @@ pub enum Error {
 
     #[error("not updated: {count} entries could not be read or held still (first: {first})")]
     ScanProblems { count: u64, first: String },
+
+    #[error("trust store: {detail}")]
+    TrustStore { detail: String },
+
+    #[error("{}: seal refused ({}): {detail}", escape_path(path), reason.name())]
+    Seal {
+        path: PathBuf,
+        reason: SealFailure,
+        detail: String,
+    },
 }
 
 impl Error {
@@ -66,6 +78,8 @@ impl Error {
             Error::Locked { .. } => ExitCode::Lock,
             Error::Database { .. } => ExitCode::Database,
             Error::ScanProblems { .. } => ExitCode::Io,
+            Error::TrustStore { .. } => ExitCode::Config,
+            Error::Seal { .. } => ExitCode::Seal,
         }
     }
 
@@ -85,6 +99,29 @@ impl Error {
             Error::Locked { .. } => {
                 "wait for the other run to finish; the lock is released when it exits"
             }
+            Error::TrustStore { .. } => {
+                "put only Ed25519 public keys (SPKI PEM, as `tripseal keygen` or \
+                 `openssl pkey -pubout` write them) in the trust store"
+            }
+            Error::Seal { reason, .. } => match reason {
+                SealFailure::Unsigned => {
+                    "sign it on the operator's machine (`tripseal sign --key KEY DB`) and \
+                     install KEY.pub in the trust store; --allow-unsigned skips the seal on purpose"
+                }
+                SealFailure::Untrusted => {
+                    "if you trust the signer, install its public key in the trust store \
+                     (--trust PATH, default /etc/tripseal/trusted.d/)"
+                }
+                SealFailure::Altered => {
+                    "the baseline changed after it was signed: restore the signed copy, or \
+                     review it (`tripseal diff`) and sign it again"
+                }
+                SealFailure::Rollback => {
+                    "restore the newest signed generation, or pass --allow-rollback if the \
+                     rollback is yours"
+                }
+                SealFailure::Unreadable => "restore the signed baseline from a copy",
+            },
             Error::ScanProblems { .. } => {
                 "fix those entries (permissions, a process rewriting them), or pass \
                  --accept-errors to record them as they are"

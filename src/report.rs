@@ -21,6 +21,7 @@ use crate::escape::{escape_bytes, escape_path};
 use crate::init::ScanSummary;
 use crate::rules::Rules;
 use crate::scan::{Entry, FileKind};
+use crate::seal::{TrustStore, Verification};
 
 /// Output format of `show` (and later reports).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -708,6 +709,49 @@ pub fn drift(out: &mut dyn Write, format: Format, r: &DriftReport<'_>) -> Result
             }
         }
     }
+    out.flush().map_err(out_err)
+}
+
+/// `tripseal verify`: the digest, the generation and every signature.
+pub fn verification(
+    out: &mut dyn Write,
+    baseline: &Baseline,
+    trust: &TrustStore,
+    v: &Verification,
+) -> Result<(), Error> {
+    writeln!(out, "baseline    {}", escape_path(baseline.path())).map_err(out_err)?;
+    writeln!(out, "digest      {}", hex(&v.digest)).map_err(out_err)?;
+    writeln!(out, "generation  {}", v.generation).map_err(out_err)?;
+    writeln!(
+        out,
+        "trust store {} ({} keys)",
+        escape_bytes(trust.source.as_bytes()),
+        trust.keys.len()
+    )
+    .map_err(out_err)?;
+    if v.signatures.is_empty() {
+        writeln!(out, "signatures  none").map_err(out_err)?;
+    }
+    for s in &v.signatures {
+        writeln!(
+            out,
+            "signature   {}  signed {}  {}  {}",
+            escape_bytes(s.fingerprint.as_bytes()),
+            iso8601(s.signed_at_ns),
+            if s.valid {
+                "valid"
+            } else {
+                "INVALID for this content"
+            },
+            if s.trusted { "trusted" } else { "not trusted" }
+        )
+        .map_err(out_err)?;
+    }
+    let verdict = match v.failure() {
+        None => "accepted: a trusted key signed exactly this content".to_string(),
+        Some(f) => format!("refused: {}", f.name()),
+    };
+    writeln!(out, "{verdict}").map_err(out_err)?;
     out.flush().map_err(out_err)
 }
 

@@ -54,7 +54,7 @@ impl Tree {
 
     fn check(&self, extra: &[&str]) -> std::process::Output {
         tripseal()
-            .arg("check")
+            .args(["check", "--allow-unsigned"])
             .arg("--db")
             .arg(&self.db)
             .args(extra)
@@ -118,12 +118,42 @@ fn tick() {
 
 #[test]
 fn nothing_changed_is_silent_and_exits_0() {
+    // The cron case: a signed baseline, checked against the trust store.
     let t = Tree::new(|r| std::fs::write(r.join("a"), b"a").unwrap());
-    let out = t.check(&[]);
-    assert_eq!(out.status.code(), Some(0));
+    let key = t.dir.join("op.key");
+    assert_ok(
+        &tripseal()
+            .arg("keygen")
+            .arg("--out")
+            .arg(&key)
+            .output()
+            .unwrap(),
+    );
+    assert_ok(
+        &tripseal()
+            .arg("sign")
+            .arg("--key")
+            .arg(&key)
+            .arg(&t.db)
+            .output()
+            .unwrap(),
+    );
+    let check = |extra: &[&str]| {
+        tripseal()
+            .arg("check")
+            .arg("--db")
+            .arg(&t.db)
+            .arg("--trust")
+            .arg(t.dir.join("op.key.pub"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = check(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(out.stdout.is_empty(), "{}", stdout(&out));
     assert!(out.stderr.is_empty(), "{}", stderr(&out));
-    let out = t.check(&["-v"]);
+    let out = check(&["-v"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(
         stdout(&out).starts_with(
@@ -478,7 +508,7 @@ fn update_accepts_the_present_as_the_next_generation() {
 
     // The two generations, as an operator reviews them.
     let out = tripseal()
-        .arg("diff")
+        .args(["diff", "--allow-unsigned"])
         .arg(&prev)
         .arg(&t.db)
         .args(["--format", "json"])
@@ -489,7 +519,7 @@ fn update_accepts_the_present_as_the_next_generation() {
     assert_eq!(doc["summary"]["new_generation"], 2);
     assert_eq!(drift_of(&doc, &t.p("b"))["kind"], "added");
     let out = tripseal()
-        .arg("diff")
+        .args(["diff", "--allow-unsigned"])
         .arg(&t.db)
         .arg(&t.db)
         .output()
@@ -606,7 +636,7 @@ fn names_in_reports_are_exact_in_json_and_escaped_for_people() {
 fn check_refuses_what_is_not_a_baseline() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tripseal()
-        .arg("check")
+        .args(["check", "--allow-unsigned"])
         .arg("--db")
         .arg(tmp.path().join("none.db"))
         .output()
@@ -618,14 +648,14 @@ fn check_refuses_what_is_not_a_baseline() {
     )
     .unwrap();
     let out = tripseal()
-        .arg("check")
+        .args(["check", "--allow-unsigned"])
         .arg("--db")
         .arg(tmp.path().join("text.db"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(24));
     let out = tripseal()
-        .arg("diff")
+        .args(["diff", "--allow-unsigned"])
         .arg(tmp.path().join("text.db"))
         .arg(tmp.path().join("none.db"))
         .output()
@@ -644,7 +674,7 @@ fn a_baseline_inside_the_watched_tree_never_reports_itself() {
     assert_ok(&init(&rules, &db));
     let check = || {
         tripseal()
-            .args(["check", "--format", "json", "--db"])
+            .args(["check", "--allow-unsigned", "--format", "json", "--db"])
             .arg(&db)
             .output()
             .unwrap()

@@ -106,7 +106,7 @@ macro_rules! with_filters {
 fn check_report_human() {
     let (tmp, db) = drifted();
     let out = tripseal()
-        .arg("check")
+        .args(["check", "--allow-unsigned"])
         .arg("--db")
         .arg(&db)
         .output()
@@ -120,7 +120,7 @@ fn check_report_human() {
 fn check_report_json() {
     let (tmp, db) = drifted();
     let out = tripseal()
-        .args(["check", "--format", "json", "--db"])
+        .args(["check", "--allow-unsigned", "--format", "json", "--db"])
         .arg(&db)
         .output()
         .unwrap();

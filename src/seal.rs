@@ -1,0 +1,674 @@
+//! The seal: a canonical digest of a baseline's logical content, Ed25519
+//! signatures over it, operator keys, and the trust store.
+//!
+//! Guarantees:
+//! - the digest covers every stored value of the header, the rules and every
+//!   entry (in path byte order), each type-tagged and length-prefixed, and not
+//!   the bytes of the SQLite file: `VACUUM`, a copy or a dump-and-reload keep
+//!   it, any changed, added or deleted row or header field breaks it;
+//! - the signed message is domain-separated and carries the generation;
+//! - signatures live in a table the digest does not cover, so adding one does
+//!   not change what the others signed;
+//! - a baseline is accepted only when a key of the trust store signed exactly
+//!   its content; a private key readable by group or others is refused.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use sha2::Digest;
+
+use crate::baseline::{Baseline, hex};
+use crate::error::Error;
+use crate::escape::escape_path;
+
+const DIGEST_DOMAIN: &[u8] = b"tripseal baseline digest v1\0";
+const MESSAGE_DOMAIN: &[u8] = b"tripseal seal v1\0";
+/// Where `check` looks for trusted public keys when `--trust` is not given.
+pub const DEFAULT_TRUST_STORE: &str = "/etc/tripseal/trusted.d";
+
+/// The canonical digest of a baseline's logical content.
+pub fn digest(baseline: &Baseline) -> Result<[u8; 32], Error> {
+    let db_err = |e: rusqlite::Error| Error::Database {
+        path: baseline.path().to_path_buf(),
+        detail: format!("cannot read it for its digest: {e}"),
+    };
+    let mut h = blake3::Hasher::new();
+    h.update(DIGEST_DOMAIN);
+    for (table, sql) in [
+        ("meta", "SELECT key, value FROM meta ORDER BY key"),
+        (
+            "rules",
+            "SELECT name, severity, attrs FROM rules ORDER BY name",
+        ),
+        (
+            "entries",
+            "SELECT path, rule, attrs, type, size, mtime_ns, ctime_ns, inode, dev, mode, uid, \
+             gid, nlink, link, hash, xattrs, problem, reason, prefix_hash, trusted \
+             FROM entries ORDER BY path",
+        ),
+    ] {
+        put_bytes(&mut h, table.as_bytes());
+        let mut stmt = baseline.connection().prepare(sql).map_err(db_err)?;
+        let columns = stmt.column_count();
+        let mut rows = stmt.query([]).map_err(db_err)?;
+        let mut count = 0u64;
+        while let Some(row) = rows.next().map_err(db_err)? {
+            for i in 0..columns {
+                put_value(&mut h, row.get_ref(i).map_err(db_err)?);
+            }
+            count += 1;
+        }
+        // The row count closes each table, so rows cannot move between tables.
+        h.update(&count.to_le_bytes());
+    }
+    Ok(*h.finalize().as_bytes())
+}
+
+fn put_bytes(h: &mut blake3::Hasher, bytes: &[u8]) {
+    h.update(&(bytes.len() as u64).to_le_bytes());
+    h.update(bytes);
+}
+
+/// One SQLite value, tagged with its type so that NULL, 0, "" and x'' differ.
+fn put_value(h: &mut blake3::Hasher, v: ValueRef<'_>) {
+    match v {
+        ValueRef::Null => {
+            h.update(&[0]);
+        }
+        ValueRef::Integer(i) => {
+            h.update(&[1]);
+            h.update(&i.to_le_bytes());
+        }
+        ValueRef::Real(f) => {
+            h.update(&[2]);
+            h.update(&f.to_bits().to_le_bytes());
+        }
+        ValueRef::Text(t) => {
+            h.update(&[3]);
+            put_bytes(h, t);
+        }
+        ValueRef::Blob(b) => {
+            h.update(&[4]);
+            put_bytes(h, b);
+        }
+    }
+}
+
+/// The exact bytes a signature covers: domain, generation, digest.
+pub fn message(generation: i64, digest: &[u8; 32]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(MESSAGE_DOMAIN.len() + 8 + 32);
+    m.extend_from_slice(MESSAGE_DOMAIN);
+    m.extend_from_slice(&generation.to_le_bytes());
+    m.extend_from_slice(digest);
+    m
+}
+
+/// A key's fingerprint: SHA-256 of its SubjectPublicKeyInfo DER, in hex; the
+/// same as `openssl pkey -pubin -in KEY.pub -outform DER | sha256sum`.
+pub fn fingerprint(key: &VerifyingKey) -> String {
+    let der = key
+        .to_public_key_der()
+        .expect("an Ed25519 public key always encodes");
+    hex(&sha2::Sha256::digest(der.as_bytes()))
+}
+
+/// Writes a new key pair: `out` (PKCS#8 PEM, mode 0600) and `out.pub` (SPKI PEM).
+pub fn keygen(out: &Path) -> Result<(PathBuf, String), Error> {
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    // SAFETY: the buffer is valid for 32 bytes; getrandom blocks until the
+    // kernel's pool is ready and returns the bytes written.
+    let n = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), seed.len(), 0) };
+    if n != 32 {
+        return Err(Error::Write {
+            path: out.to_path_buf(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    let key = SigningKey::from_bytes(&seed);
+    let pem = key
+        .to_pkcs8_pem(Default::default())
+        .expect("an Ed25519 key always encodes");
+    let public = key
+        .verifying_key()
+        .to_public_key_pem(Default::default())
+        .expect("an Ed25519 public key always encodes");
+    let pub_path = sibling(out, ".pub");
+    let werr = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Write { path, source }
+    };
+    // create_new: never overwrite a key, and never follow a planted link.
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .and_then(|mut f| f.write_all(pem.as_bytes()).and_then(|()| f.sync_all()))
+        .map_err(werr(out))?;
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&pub_path)
+        .and_then(|mut f| f.write_all(public.as_bytes()).and_then(|()| f.sync_all()))
+        .map_err(werr(&pub_path))?;
+    Ok((pub_path, fingerprint(&key.verifying_key())))
+}
+
+/// Reads an operator's private key, refusing one that others can read.
+pub fn load_signing_key(path: &Path) -> Result<SigningKey, Error> {
+    let meta = std::fs::metadata(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(Error::invalid(format!(
+            "the private key {} is readable by group or others (mode {:04o}); \
+             run `chmod 600 {}` and keep it off the monitored hosts",
+            escape_path(path),
+            meta.permissions().mode() & 0o7777,
+            escape_path(path)
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    SigningKey::from_pkcs8_pem(&text).map_err(|e| {
+        Error::invalid(format!(
+            "{} is not an Ed25519 private key in PKCS#8 PEM ({e}); make one with \
+             `tripseal keygen --out KEY` or `openssl genpkey -algorithm ed25519 -out KEY`",
+            escape_path(path)
+        ))
+    })
+}
+
+fn load_public_key(path: &Path) -> Result<VerifyingKey, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    VerifyingKey::from_public_key_pem(&text).map_err(|e| Error::TrustStore {
+        detail: format!(
+            "{} is not an Ed25519 public key in SPKI PEM ({e})",
+            escape_path(path)
+        ),
+    })
+}
+
+/// The public keys a host trusts.
+#[derive(Debug)]
+pub struct TrustStore {
+    /// What was given (for messages).
+    pub source: String,
+    pub keys: Vec<(VerifyingKey, PathBuf)>,
+}
+
+impl TrustStore {
+    /// A public key file, a directory of them (every regular file in it), or
+    /// a glob of files. A file that is not a public key is an error: a trust
+    /// store is configuration, and half of one must not pass silently.
+    pub fn load(spec: &str) -> Result<TrustStore, Error> {
+        let path = Path::new(spec);
+        let files: Vec<PathBuf> = if path.is_dir() {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|source| Error::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect();
+            v.sort();
+            v
+        } else if spec.contains(['*', '?', '[']) {
+            glob_files(spec)?
+        } else if path.exists() {
+            vec![path.to_path_buf()]
+        } else {
+            Vec::new()
+        };
+        let keys = files
+            .into_iter()
+            .map(|f| load_public_key(&f).map(|k| (k, f)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(TrustStore {
+            source: spec.to_string(),
+            keys,
+        })
+    }
+
+    fn trusts(&self, key: &VerifyingKey) -> bool {
+        self.keys.iter().any(|(k, _)| k == key)
+    }
+}
+
+fn glob_files(spec: &str) -> Result<Vec<PathBuf>, Error> {
+    let bad = |e: String| Error::TrustStore {
+        detail: format!("trust store pattern {spec:?}: {e}"),
+    };
+    let glob = globset::GlobBuilder::new(spec)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| bad(e.to_string()))?
+        .compile_matcher();
+    // The directory part has no wildcards in any pattern worth supporting:
+    // like Celery's security_cert_store, `/etc/ssl/celery/*.pub`.
+    let dir = Path::new(spec)
+        .parent()
+        .filter(|d| !d.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+        .ok_or_else(|| bad("only the file name may hold wildcards".into()))?;
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && glob.is_match(p))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => {
+            return Err(Error::Read {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    files.sort();
+    Ok(files)
+}
+
+/// One signature found in a baseline.
+#[derive(Debug, Clone)]
+pub struct SignatureInfo {
+    pub fingerprint: String,
+    pub signed_at_ns: i64,
+    /// The signature verifies over this baseline's present content.
+    pub valid: bool,
+    /// Its key is in the trust store.
+    pub trusted: bool,
+}
+
+/// Why a baseline's seal was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealFailure {
+    Unsigned,
+    Untrusted,
+    Altered,
+    Rollback,
+    Unreadable,
+}
+
+impl SealFailure {
+    pub fn name(self) -> &'static str {
+        match self {
+            SealFailure::Unsigned => "unsigned",
+            SealFailure::Untrusted => "untrusted",
+            SealFailure::Altered => "altered",
+            SealFailure::Rollback => "rollback",
+            SealFailure::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// What verifying a baseline found.
+#[derive(Debug)]
+pub struct Verification {
+    pub digest: [u8; 32],
+    pub generation: i64,
+    pub signatures: Vec<SignatureInfo>,
+}
+
+impl Verification {
+    /// `Ok` when a trusted key signed exactly this content; otherwise the
+    /// refusal, with its reason and who signed what.
+    pub fn accept(&self, db: &Path, trust: &TrustStore) -> Result<(), Error> {
+        let Some(reason) = self.failure() else {
+            return Ok(());
+        };
+        let who = |f: &dyn Fn(&SignatureInfo) -> bool| {
+            self.signatures
+                .iter()
+                .filter(|s| f(s))
+                .map(|s| s.fingerprint[..16].to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let spec = &trust.source;
+        let detail = match reason {
+            SealFailure::Unsigned => "it carries no signature".to_string(),
+            SealFailure::Untrusted if trust.keys.is_empty() => {
+                format!("the trust store {spec} holds no public key")
+            }
+            SealFailure::Untrusted => format!(
+                "signed only by keys not in the trust store {spec} ({})",
+                who(&|_| true)
+            ),
+            _ => format!(
+                "its content (generation {}, digest {}) is not what was signed ({})",
+                self.generation,
+                &hex(&self.digest)[..16],
+                who(&|s| !s.valid)
+            ),
+        };
+        Err(Error::Seal {
+            path: db.to_path_buf(),
+            reason,
+            detail,
+        })
+    }
+
+    /// `None` when a trusted key signed exactly this content.
+    pub fn failure(&self) -> Option<SealFailure> {
+        if self.signatures.iter().any(|s| s.valid && s.trusted) {
+            None
+        } else if self.signatures.is_empty() {
+            Some(SealFailure::Unsigned)
+        } else if self.signatures.iter().any(|s| s.trusted || !s.valid) {
+            // A trusted key signed other content (the rows changed, or the
+            // signature came from another baseline), or a signature is broken.
+            Some(SealFailure::Altered)
+        } else {
+            Some(SealFailure::Untrusted)
+        }
+    }
+}
+
+const SIGNATURES_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS signatures (
+    fingerprint TEXT PRIMARY KEY NOT NULL,
+    public_key BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    signed_at_ns INTEGER NOT NULL
+) WITHOUT ROWID";
+
+/// Checks every signature of `baseline` against its content and `trust`.
+pub fn verify(baseline: &Baseline, trust: &TrustStore) -> Result<Verification, Error> {
+    let digest = digest(baseline)?;
+    let generation = baseline.header().generation;
+    let msg = message(generation, &digest);
+    let mut signatures = Vec::new();
+    let conn = baseline.connection();
+    let has_table: Option<String> = conn
+        .query_row(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'signatures'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| db_err(baseline.path(), e))?;
+    if has_table.is_some() {
+        let mut stmt = conn
+            .prepare(
+                "SELECT fingerprint, public_key, signature, signed_at_ns FROM signatures \
+                 ORDER BY fingerprint",
+            )
+            .map_err(|e| db_err(baseline.path(), e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(|e| db_err(baseline.path(), e))?;
+        for row in rows {
+            let (fp, public, sig, at) = row.map_err(|e| db_err(baseline.path(), e))?;
+            let key = <[u8; 32]>::try_from(public.as_slice())
+                .ok()
+                .and_then(|b| VerifyingKey::from_bytes(&b).ok());
+            let sig = <[u8; 64]>::try_from(sig.as_slice())
+                .ok()
+                .map(|b| Signature::from_bytes(&b));
+            let (valid, trusted) = match (key, sig) {
+                (Some(k), Some(s)) => (
+                    fingerprint(&k) == fp && k.verify_strict(&msg, &s).is_ok(),
+                    trust.trusts(&k),
+                ),
+                _ => (false, false),
+            };
+            signatures.push(SignatureInfo {
+                fingerprint: fp,
+                signed_at_ns: at,
+                valid,
+                trusted,
+            });
+        }
+    }
+    Ok(Verification {
+        digest,
+        generation,
+        signatures,
+    })
+}
+
+/// What `sign` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Signed {
+    Added { fingerprint: String },
+    AlreadySigned { fingerprint: String },
+}
+
+/// Adds `key`'s signature over the present content of the baseline at `db`.
+pub fn sign(db: &Path, key: &SigningKey, now_ns: i64) -> Result<Signed, Error> {
+    let baseline = Baseline::open(db)?;
+    let digest = digest(&baseline)?;
+    let msg = message(baseline.header().generation, &digest);
+    drop(baseline);
+    let public = key.verifying_key();
+    let fp = fingerprint(&public);
+    let signature = key.sign(&msg);
+    let conn = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| write_err(db, e))?;
+    conn.execute_batch(SIGNATURES_SCHEMA)
+        .map_err(|e| write_err(db, e))?;
+    let existing: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT signature FROM signatures WHERE fingerprint = ?1",
+            [&fp],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| write_err(db, e))?;
+    if let Some(old) = existing
+        && let Ok(old) = <[u8; 64]>::try_from(old.as_slice())
+        && public
+            .verify_strict(&msg, &Signature::from_bytes(&old))
+            .is_ok()
+    {
+        return Ok(Signed::AlreadySigned { fingerprint: fp });
+    }
+    // A stale signature by the same key (older content) is replaced.
+    conn.execute(
+        "INSERT OR REPLACE INTO signatures (fingerprint, public_key, signature, signed_at_ns) \
+         VALUES (?1, ?2, ?3, ?4)",
+        params![
+            fp,
+            public.as_bytes().as_slice(),
+            signature.to_bytes().as_slice(),
+            now_ns
+        ],
+    )
+    .map_err(|e| write_err(db, e))?;
+    Ok(Signed::Added { fingerprint: fp })
+}
+
+/// How `check` and `diff` treat the seal of the baseline they start from.
+#[derive(Debug, Clone, Default)]
+pub struct SealPolicy {
+    /// A key file, a directory or a glob; [`DEFAULT_TRUST_STORE`] when `None`.
+    pub trust: Option<String>,
+    /// Skip the seal altogether (first set-up, tests); said loudly.
+    pub allow_unsigned: bool,
+    /// Accept a validly signed generation older than one already accepted.
+    pub allow_rollback: bool,
+}
+
+/// Opens the baseline at `db` and accepts it only if its seal verifies under
+/// `policy`. With `record_generation`, also refuses a rollback below the
+/// highest generation accepted for this path, and records a higher one.
+pub fn open_sealed(
+    db: &Path,
+    policy: &SealPolicy,
+    record_generation: bool,
+) -> Result<Baseline, Error> {
+    let refuse = |reason, detail: String| Error::Seal {
+        path: db.to_path_buf(),
+        reason,
+        detail,
+    };
+    let baseline = match Baseline::open(db) {
+        Ok(b) => b,
+        Err(Error::Database { detail, .. }) if !policy.allow_unsigned => {
+            return Err(refuse(SealFailure::Unreadable, detail));
+        }
+        Err(e) => return Err(e),
+    };
+    if policy.allow_unsigned {
+        return Ok(baseline);
+    }
+    let trust = TrustStore::load(policy.trust.as_deref().unwrap_or(DEFAULT_TRUST_STORE))?;
+    let v = verify(&baseline, &trust)?;
+    v.accept(db, &trust)?;
+    if record_generation {
+        let state = accepted_state_path(db);
+        let accepted = std::fs::read_to_string(&state)
+            .ok()
+            .and_then(|t| t.split_whitespace().next()?.parse::<i64>().ok());
+        match accepted {
+            Some(highest) if highest > v.generation && !policy.allow_rollback => {
+                return Err(refuse(
+                    SealFailure::Rollback,
+                    format!(
+                        "generation {} is older than generation {highest}, accepted before",
+                        v.generation
+                    ),
+                ));
+            }
+            Some(highest) if highest >= v.generation => {}
+            _ => {
+                let text = format!("{} {}\n", v.generation, hex(&v.digest));
+                if let Err(e) = write_atomically(&state, text.as_bytes()) {
+                    eprintln!(
+                        "tripseal: warning: cannot record the accepted generation in {} ({e}); \
+                         rollback protection needs that file",
+                        escape_path(&state)
+                    );
+                }
+            }
+        }
+    }
+    Ok(baseline)
+}
+
+/// Where the highest accepted generation of the baseline at `db` is kept.
+pub fn accepted_state_path(db: &Path) -> PathBuf {
+    sibling(db, ".accepted")
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = sibling(path, ".tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn db_err(path: &Path, e: rusqlite::Error) -> Error {
+    Error::Database {
+        path: path.to_path_buf(),
+        detail: format!("cannot read its signatures: {e}"),
+    }
+}
+
+fn write_err(path: &Path, e: rusqlite::Error) -> Error {
+    Error::Write {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    }
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_is_domain_separated_and_carries_the_generation() {
+        let d = [7u8; 32];
+        let m1 = message(1, &d);
+        let m2 = message(2, &d);
+        assert_ne!(m1, m2);
+        assert!(m1.starts_with(MESSAGE_DOMAIN));
+        assert!(m1.ends_with(&d));
+    }
+
+    #[test]
+    fn values_are_type_tagged() {
+        let digest_of = |v: ValueRef<'_>| {
+            let mut h = blake3::Hasher::new();
+            put_value(&mut h, v);
+            *h.finalize().as_bytes()
+        };
+        let all = [
+            digest_of(ValueRef::Null),
+            digest_of(ValueRef::Integer(0)),
+            digest_of(ValueRef::Text(b"")),
+            digest_of(ValueRef::Blob(b"")),
+            digest_of(ValueRef::Text(b"0")),
+        ];
+        for i in 0..all.len() {
+            for j in i + 1..all.len() {
+                assert_ne!(all[i], all[j], "{i} vs {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn failure_reasons() {
+        let sig = |valid, trusted| SignatureInfo {
+            fingerprint: String::new(),
+            signed_at_ns: 0,
+            valid,
+            trusted,
+        };
+        let v = |signatures| Verification {
+            digest: [0; 32],
+            generation: 1,
+            signatures,
+        };
+        assert_eq!(v(vec![]).failure(), Some(SealFailure::Unsigned));
+        assert_eq!(
+            v(vec![sig(true, false)]).failure(),
+            Some(SealFailure::Untrusted)
+        );
+        assert_eq!(
+            v(vec![sig(false, true)]).failure(),
+            Some(SealFailure::Altered)
+        );
+        assert_eq!(
+            v(vec![sig(false, false)]).failure(),
+            Some(SealFailure::Altered)
+        );
+        assert_eq!(v(vec![sig(false, true), sig(true, true)]).failure(), None);
+    }
+}
