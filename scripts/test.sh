@@ -7,13 +7,15 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests drive: setfattr (attr) to set extended attributes
 # from the outside, setpriv (util-linux) to run the binary as an unprivileged
 # user (root reads everything), mount for a tmpfs inside a scanned tree,
-# script (bsdutils) for a pseudo-terminal, sqlite3 to edit baselines.
+# script (bsdutils) for a pseudo-terminal, sqlite3 to edit baselines, openssl
+# to check that keys and signatures interoperate.
 need=()
 command -v setfattr >/dev/null || need+=(attr)
 command -v setpriv  >/dev/null || need+=(util-linux)
 command -v mount    >/dev/null || need+=(mount)
 command -v script   >/dev/null || need+=(bsdutils)
 command -v sqlite3  >/dev/null || need+=(sqlite3)
+command -v openssl  >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2

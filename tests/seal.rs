@@ -1,0 +1,533 @@
+//! The seal on real baselines: every tamper refused with exit 26 and its
+//! reason, rollback, keys, trust stores, and interop with the openssl binary.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+struct Sealed {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    root: PathBuf,
+    db: PathBuf,
+    key: PathBuf,
+    public: PathBuf,
+}
+
+impl Sealed {
+    /// A tree of three files, its baseline, an operator key, and a signature.
+    fn new() -> Sealed {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let root = dir.join("tree");
+        std::fs::create_dir(&root).unwrap();
+        for name in ["a", "b", "c"] {
+            std::fs::write(root.join(name), name).unwrap();
+        }
+        let rules = rules_for(&dir, &root, FULL);
+        let db = dir.join("b.db");
+        assert_ok(&init(&rules, &db));
+        let key = dir.join("op.key");
+        assert_ok(
+            &tripseal()
+                .arg("keygen")
+                .arg("--out")
+                .arg(&key)
+                .output()
+                .unwrap(),
+        );
+        let s = Sealed {
+            _tmp: tmp,
+            public: dir.join("op.key.pub"),
+            dir,
+            root,
+            db,
+            key,
+        };
+        assert_ok(&s.sign(&s.key, &s.db));
+        s
+    }
+
+    fn sign(&self, key: &Path, db: &Path) -> std::process::Output {
+        tripseal()
+            .arg("sign")
+            .arg("--key")
+            .arg(key)
+            .arg(db)
+            .output()
+            .unwrap()
+    }
+
+    fn check_with(&self, db: &Path, trust: &Path, extra: &[&str]) -> std::process::Output {
+        tripseal()
+            .arg("check")
+            .arg("--db")
+            .arg(db)
+            .arg("--trust")
+            .arg(trust)
+            .args(extra)
+            .output()
+            .unwrap()
+    }
+
+    fn check(&self) -> std::process::Output {
+        self.check_with(&self.db, &self.public, &[])
+    }
+
+    fn sql(&self, db: &Path, statement: &str) {
+        let out = Command::new("sqlite3")
+            .arg(db)
+            .arg(statement)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "sqlite3: {}", stderr(&out));
+    }
+}
+
+fn assert_refused(out: &std::process::Output, reason: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(26),
+        "{}{}",
+        stdout(out),
+        stderr(out)
+    );
+    let err = stderr(out);
+    assert!(err.contains(&format!("seal refused ({reason})")), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing is reported from a refused baseline"
+    );
+}
+
+#[test]
+fn a_signed_untouched_baseline_is_accepted() {
+    let s = Sealed::new();
+    let out = s.check();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = tripseal()
+        .arg("verify")
+        .arg("--trust")
+        .arg(&s.public)
+        .arg(&s.db)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(text.contains("valid  trusted"), "{text}");
+    assert!(
+        text.contains("accepted: a trusted key signed exactly this content"),
+        "{text}"
+    );
+}
+
+#[test]
+fn every_tamper_is_refused_with_its_reason() {
+    let cases: [(&str, &str, &str); 7] = [
+        (
+            "a hash changed in one row",
+            "UPDATE entries SET hash = zeroblob(32) WHERE hash IS NOT NULL AND rowid IN \
+             (SELECT rowid FROM entries LIMIT 1)",
+            "altered",
+        ),
+        (
+            "a row deleted",
+            "DELETE FROM entries WHERE path = (SELECT max(path) FROM entries)",
+            "altered",
+        ),
+        (
+            "a row added",
+            "INSERT INTO entries (path, rule, attrs, type, size, mtime_ns, ctime_ns, inode, dev) \
+             VALUES (CAST('/etc/evil' AS BLOB), 'tree', 1, 'file', 1, 1, 1, 1, 1)",
+            "altered",
+        ),
+        (
+            "the generation changed",
+            "UPDATE meta SET value = 7 WHERE key = 'generation'",
+            "altered",
+        ),
+        (
+            "the host changed",
+            "UPDATE meta SET value = 'other' WHERE key = 'host'",
+            "altered",
+        ),
+        (
+            "the signature bytes flipped",
+            "UPDATE signatures SET signature = zeroblob(64)",
+            "altered",
+        ),
+        (
+            "the signatures removed",
+            "DELETE FROM signatures",
+            "unsigned",
+        ),
+    ];
+    for (what, sql, reason) in cases {
+        let s = Sealed::new();
+        // WITHOUT ROWID tables have no rowid: pick rows by path instead.
+        let sql = sql.replace(
+            "rowid IN (SELECT rowid FROM entries LIMIT 1)",
+            "path = (SELECT min(path) FROM entries WHERE hash IS NOT NULL)",
+        );
+        s.sql(&s.db, &sql);
+        let out = s.check();
+        assert_refused(&out, reason);
+        let out = tripseal()
+            .arg("verify")
+            .arg("--trust")
+            .arg(&s.public)
+            .arg(&s.db)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(26), "verify, {what}");
+    }
+}
+
+#[test]
+fn a_signature_copied_from_another_baseline_does_not_fit() {
+    let s = Sealed::new();
+    // Another baseline, of other content, signed by the same trusted key.
+    let other_root = s.dir.join("other");
+    std::fs::create_dir(&other_root).unwrap();
+    std::fs::write(other_root.join("x"), b"x").unwrap();
+    let other = s.dir.join("other.db");
+    assert_ok(&init(&rules_for(&s.dir, &other_root, "[\"hash\"]"), &other));
+    assert_ok(&s.sign(&s.key, &other));
+    // An intruder edits our baseline and pastes the other's signature in.
+    s.sql(
+        &s.db,
+        "UPDATE entries SET hash = zeroblob(32) WHERE hash IS NOT NULL",
+    );
+    s.sql(
+        &s.db,
+        &format!(
+            "ATTACH '{}' AS o; DELETE FROM signatures; INSERT INTO signatures SELECT * FROM o.signatures;",
+            other.display()
+        ),
+    );
+    assert_refused(&s.check(), "altered");
+}
+
+#[test]
+fn keys_outside_the_trust_store_and_empty_stores_are_untrusted() {
+    let s = Sealed::new();
+    let stranger = s.dir.join("stranger.key");
+    assert_ok(
+        &tripseal()
+            .arg("keygen")
+            .arg("--out")
+            .arg(&stranger)
+            .output()
+            .unwrap(),
+    );
+    // Trusting only another key.
+    let out = s.check_with(&s.db, &s.dir.join("stranger.key.pub"), &[]);
+    assert_refused(&out, "untrusted");
+    // An empty trust store directory.
+    let empty = s.dir.join("trusted.d");
+    std::fs::create_dir(&empty).unwrap();
+    let out = s.check_with(&s.db, &empty, &[]);
+    assert_refused(&out, "untrusted");
+    assert!(
+        stderr(&out).contains("holds no public key"),
+        "{}",
+        stderr(&out)
+    );
+    // Re-signed by an intruder's own key after editing: still untrusted.
+    s.sql(&s.db, "DELETE FROM signatures");
+    assert_ok(&s.sign(&stranger, &s.db));
+    assert_refused(&s.check(), "untrusted");
+}
+
+#[test]
+fn trust_stores_are_a_file_a_directory_or_a_glob() {
+    let s = Sealed::new();
+    let second = s.dir.join("second.key");
+    assert_ok(
+        &tripseal()
+            .arg("keygen")
+            .arg("--out")
+            .arg(&second)
+            .output()
+            .unwrap(),
+    );
+    let store = s.dir.join("trusted.d");
+    std::fs::create_dir(&store).unwrap();
+    std::fs::copy(&s.public, store.join("ops.pub")).unwrap();
+    std::fs::copy(s.dir.join("second.key.pub"), store.join("backup.pub")).unwrap();
+    assert_eq!(s.check_with(&s.db, &store, &[]).status.code(), Some(0));
+    let glob = store.join("*.pub");
+    assert_eq!(s.check_with(&s.db, &glob, &[]).status.code(), Some(0));
+    // A file in the store that is not a public key is an error, not ignored.
+    std::fs::write(store.join("README"), b"keys go here").unwrap();
+    let out = s.check_with(&s.db, &store, &[]);
+    assert_eq!(out.status.code(), Some(17), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not an Ed25519 public key"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_rollback_to_an_older_signed_generation_is_refused() {
+    let s = Sealed::new();
+    assert_eq!(s.check().status.code(), Some(0));
+    std::fs::write(s.root.join("a"), b"changed").unwrap();
+    let out = tripseal()
+        .arg("update")
+        .arg("--db")
+        .arg(&s.db)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("generation 2 is not signed"),
+        "{}",
+        stdout(&out)
+    );
+    assert_refused(&s.check(), "unsigned");
+    assert_ok(&s.sign(&s.key, &s.db));
+    assert_eq!(s.check().status.code(), Some(0));
+    // Generation 1 is validly signed, but older than what was accepted.
+    std::fs::copy(s.dir.join("b.db.prev"), &s.db).unwrap();
+    assert_refused(&s.check(), "rollback");
+    let out = s.check_with(&s.db, &s.public, &["--allow-rollback"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+}
+
+#[test]
+fn broken_files_are_refused_too() {
+    let s = Sealed::new();
+    let bytes = std::fs::read(&s.db).unwrap();
+    std::fs::write(&s.db, &bytes[..bytes.len() / 2]).unwrap();
+    assert_refused(&s.check(), "unreadable");
+    std::fs::write(&s.db, "just text, not SQLite at all; ".repeat(50)).unwrap();
+    assert_refused(&s.check(), "unreadable");
+}
+
+#[test]
+fn vacuum_copy_and_dump_keep_the_seal() {
+    let s = Sealed::new();
+    s.sql(&s.db, "VACUUM");
+    assert_eq!(s.check().status.code(), Some(0), "{}", stderr(&s.check()));
+    let copy = s.dir.join("copy.db");
+    std::fs::copy(&s.db, &copy).unwrap();
+    let reloaded = s.dir.join("reloaded.db");
+    let dump = Command::new("sqlite3")
+        .arg(&s.db)
+        .arg(".dump")
+        .output()
+        .unwrap();
+    assert!(dump.status.success());
+    let mut load = Command::new("sqlite3")
+        .arg(&reloaded)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    load.stdin.take().unwrap().write_all(&dump.stdout).unwrap();
+    assert!(load.wait().unwrap().success());
+    for db in [&copy, &reloaded] {
+        let out = tripseal()
+            .arg("verify")
+            .arg("--trust")
+            .arg(&s.public)
+            .arg(db)
+            .output()
+            .unwrap();
+        assert_ok(&out);
+    }
+    let digest = |db: &Path| stdout(&tripseal().arg("digest").arg(db).output().unwrap());
+    assert_eq!(digest(&s.db), digest(&reloaded));
+}
+
+#[test]
+fn keys_signing_and_a_second_signer() {
+    let s = Sealed::new();
+    let mode = std::fs::metadata(&s.key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // keygen never overwrites a key.
+    let out = tripseal()
+        .arg("keygen")
+        .arg("--out")
+        .arg(&s.key)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(14), "{}", stderr(&out));
+    // Signing again with the same key changes nothing.
+    let out = s.sign(&s.key, &s.db);
+    assert_ok(&out);
+    assert!(stdout(&out).contains("already signed"), "{}", stdout(&out));
+    // A second operator adds a signature.
+    let second = s.dir.join("second.key");
+    assert_ok(
+        &tripseal()
+            .arg("keygen")
+            .arg("--out")
+            .arg(&second)
+            .output()
+            .unwrap(),
+    );
+    let out = s.sign(&second, &s.db);
+    assert!(stdout(&out).contains(" signed by "), "{}", stdout(&out));
+    let out = tripseal()
+        .arg("verify")
+        .arg("--trust")
+        .arg(s.dir.join("second.key.pub"))
+        .arg(&s.db)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert_eq!(
+        stdout(&out).matches("signature   ").count(),
+        2,
+        "{}",
+        stdout(&out)
+    );
+    // A private key others can read is refused, with the fix.
+    std::fs::set_permissions(&s.key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = s.sign(&s.key, &s.db);
+    assert_eq!(out.status.code(), Some(15));
+    assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
+}
+
+#[test]
+fn diff_verifies_its_reference_only() {
+    let s = Sealed::new();
+    std::fs::write(s.root.join("b"), b"new").unwrap();
+    assert_ok(
+        &tripseal()
+            .arg("update")
+            .arg("--db")
+            .arg(&s.db)
+            .output()
+            .unwrap(),
+    );
+    let prev = s.dir.join("b.db.prev");
+    // The reference (generation 1) is signed; the new generation is not yet.
+    let out = tripseal()
+        .arg("diff")
+        .arg(&prev)
+        .arg(&s.db)
+        .arg("--trust")
+        .arg(&s.public)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let out = tripseal()
+        .arg("diff")
+        .arg(&s.db)
+        .arg(&prev)
+        .arg("--trust")
+        .arg(&s.public)
+        .output()
+        .unwrap();
+    assert_refused(&out, "unsigned");
+}
+
+fn openssl(args: &[&str]) -> std::process::Output {
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is installed")
+}
+
+#[test]
+fn openssl_keys_sign_and_openssl_verifies_tripseal_signatures() {
+    let s = Sealed::new();
+    let dir = s.dir.to_str().unwrap().to_string();
+    // A key made by openssl signs; its openssl-made public key is trusted.
+    let key = format!("{dir}/ossl.key");
+    let public = format!("{dir}/ossl.pub");
+    assert!(
+        openssl(&["genpkey", "-algorithm", "ed25519", "-out", &key])
+            .status
+            .success()
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(
+        openssl(&["pkey", "-in", &key, "-pubout", "-out", &public])
+            .status
+            .success()
+    );
+    assert_ok(&s.sign(Path::new(&key), &s.db));
+    assert_eq!(
+        s.check_with(&s.db, Path::new(&public), &[]).status.code(),
+        Some(0)
+    );
+
+    // tripseal's signature checks out with openssl alone (the README recipe).
+    let msg = format!("{dir}/message.bin");
+    let sig = format!("{dir}/signature.bin");
+    assert_ok(
+        &tripseal()
+            .arg("digest")
+            .arg(&s.db)
+            .arg("--message")
+            .arg(&msg)
+            .output()
+            .unwrap(),
+    );
+    let fp = stdout(
+        &tripseal()
+            .arg("verify")
+            .arg("--trust")
+            .arg(&s.public)
+            .arg(&s.db)
+            .output()
+            .unwrap(),
+    );
+    let ours = fp
+        .lines()
+        .find(|l| l.starts_with("signature") && l.contains("trusted") && !l.contains("not trusted"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    s.sql(
+        &s.db,
+        &format!(
+            "SELECT writefile('{sig}', signature) FROM signatures WHERE fingerprint = '{ours}'"
+        ),
+    );
+    let pubkey = s.public.to_str().unwrap();
+    let out = openssl(&[
+        "pkeyutl", "-verify", "-pubin", "-inkey", pubkey, "-rawin", "-in", &msg, "-sigfile", &sig,
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("Signature Verified Successfully"),
+        "{}",
+        stdout(&out)
+    );
+    // After a tamper, the same recipe fails.
+    s.sql(&s.db, "UPDATE meta SET value = 'other' WHERE key = 'host'");
+    assert_ok(
+        &tripseal()
+            .arg("digest")
+            .arg(&s.db)
+            .arg("--message")
+            .arg(&msg)
+            .output()
+            .unwrap(),
+    );
+    let out = openssl(&[
+        "pkeyutl", "-verify", "-pubin", "-inkey", pubkey, "-rawin", "-in", &msg, "-sigfile", &sig,
+    ]);
+    assert!(!out.status.success());
+
+    // The fingerprint is the SHA-256 of the SPKI DER, as openssl computes it.
+    let der = openssl(&["pkey", "-pubin", "-in", pubkey, "-outform", "DER"]).stdout;
+    let expected = {
+        use sha2::Digest;
+        tripseal::baseline::hex(&sha2::Sha256::digest(&der))
+    };
+    assert_eq!(ours, expected);
+}
