@@ -228,15 +228,20 @@ impl BaselineWriter {
         lock: Option<BaselineLock>,
     ) -> Result<BaselineWriter, Error> {
         let _ = std::fs::remove_file(&tmp);
+        // Created here, exclusively and without following a link, so that a
+        // name planted in a shared directory (the TMPDIR fallback) is refused
+        // rather than written through; SQLite then opens the empty file.
+        create_exclusive(&tmp, 0o600).map_err(|source| Error::Write {
+            path: tmp.clone(),
+            source,
+        })?;
         let werr = |e: rusqlite::Error| Error::Write {
             path: tmp.clone(),
             source: io::Error::other(e),
         };
         let conn = Connection::open_with_flags(
             &tmp,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(werr)?;
         // The temporary file is discarded unless finished, so it needs no
@@ -958,6 +963,17 @@ fn remove_dead_snapshots(db: &Path) {
     }
 }
 
+/// Creates `path` as a new file with `mode`: fails if anything, a symlink
+/// included, already has that name, so nothing planted is written through.
+pub fn create_exclusive(path: &Path, mode: u32) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
@@ -966,4 +982,28 @@ pub fn hex(bytes: &[u8]) -> String {
             let _ = write!(s, "{b:02x}");
             s
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exclusive_creation_refuses_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let planted = dir.path().join("b.db.check.123");
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let e = create_exclusive(&planted, 0o600).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        let fresh = dir.path().join("fresh");
+        create_exclusive(&fresh, 0o600).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
 }

@@ -12,9 +12,8 @@
 //! - a baseline is accepted only when a key of the trust store signed exactly
 //!   its content; a private key readable by group or others is refused.
 
-use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
@@ -23,7 +22,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use sha2::Digest;
 
-use crate::baseline::{Baseline, hex};
+use crate::baseline::{Baseline, create_exclusive, hex};
 use crate::error::Error;
 use crate::escape::escape_path;
 
@@ -143,19 +142,11 @@ pub fn keygen(out: &Path) -> Result<(PathBuf, String), Error> {
         let path = path.to_path_buf();
         move |source| Error::Write { path, source }
     };
-    // create_new: never overwrite a key, and never follow a planted link.
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(out)
+    // Never overwrite a key, and never write through a planted link.
+    create_exclusive(out, 0o600)
         .and_then(|mut f| f.write_all(pem.as_bytes()).and_then(|()| f.sync_all()))
         .map_err(werr(out))?;
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(&pub_path)
+    create_exclusive(&pub_path, 0o644)
         .and_then(|mut f| f.write_all(public.as_bytes()).and_then(|()| f.sync_all()))
         .map_err(werr(&pub_path))?;
     Ok((pub_path, fingerprint(&key.verifying_key())))
@@ -578,11 +569,7 @@ pub fn accepted_state_path(db: &Path) -> PathBuf {
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = sibling(path, ".tmp");
     let _ = std::fs::remove_file(&tmp);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(&tmp)?;
+    let mut f = create_exclusive(&tmp, 0o644)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)
