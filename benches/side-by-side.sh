@@ -10,7 +10,8 @@
 #          tripseal-init-full (every attribute incl. xattrs; cf. aide-full-init-w2)
 #          beside find, b3sum, b3sum-p2. Ratios to b3sum-p2 (big corpus: b3sum).
 #   check: tripseal-check, tripseal-check-full (full re-hash) and
-#          tripseal-check-fast (--fast) on the unchanged corpus, beside
+#          tripseal-check-fast (--fast) on the unchanged corpus, against
+#          signed baselines (the seal is verified in every run), beside
 #          aide-check-w2, aide-full-check-w2 and the find stat walk.
 #          Ratios to the find walk.
 #
@@ -60,14 +61,19 @@ if [[ $JOB == init ]]; then
     --extra "tripseal-init=$BIN init --force --rules $STATE/{corpus}-content.toml --db $STATE/{corpus}-content.db >/dev/null" \
     --extra "tripseal-init-full=$BIN init --force --rules $STATE/{corpus}-full.toml --db $STATE/{corpus}-full.db >/dev/null"
 else
+  # Signed baselines: the figures include verifying the seal, as on a host.
+  [[ -f "$STATE/bench.key" ]] || "$BIN" keygen --out "$STATE/bench.key" >/dev/null
   for c in "${CORPORA[@]}"; do
     for kind in content full; do
       "$BIN" init --force --rules "$STATE/$c-$kind.toml" --db "$STATE/$c-$kind-check.db" >/dev/null
+      "$BIN" sign --key "$STATE/bench.key" "$STATE/$c-$kind-check.db" >/dev/null
+      rm -f "$STATE/$c-$kind-check.db.accepted"
     done
   done
+  T="--trust $STATE/bench.key.pub"
   bash "$TOOLS_DIR/anchors.sh" --root "$ROOT" "${args[@]}" --runs "$RUNS" --baseline find \
     --tools find,aide-check-w2,aide-full-check-w2 \
-    --extra "tripseal-check=$BIN check --db $STATE/{corpus}-content-check.db" \
-    --extra "tripseal-check-full=$BIN check --db $STATE/{corpus}-full-check.db" \
-    --extra "tripseal-check-fast=$BIN check --fast --db $STATE/{corpus}-full-check.db"
+    --extra "tripseal-check=$BIN check $T --db $STATE/{corpus}-content-check.db" \
+    --extra "tripseal-check-full=$BIN check $T --db $STATE/{corpus}-full-check.db" \
+    --extra "tripseal-check-fast=$BIN check $T --fast --db $STATE/{corpus}-full-check.db"
 fi
