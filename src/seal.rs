@@ -37,7 +37,7 @@ pub fn digest(baseline: &Baseline) -> Result<[u8; 32], Error> {
         path: baseline.path().to_path_buf(),
         detail: format!("cannot read it for its digest: {e}"),
     };
-    let mut h = blake3::Hasher::new();
+    let mut h = Buffered::new();
     h.update(DIGEST_DOMAIN);
     for (table, sql) in [
         ("meta", "SELECT key, value FROM meta ORDER BY key"),
@@ -66,16 +66,47 @@ pub fn digest(baseline: &Baseline) -> Result<[u8; 32], Error> {
         // The row count closes each table, so rows cannot move between tables.
         h.update(&count.to_le_bytes());
     }
-    Ok(*h.finalize().as_bytes())
+    Ok(h.finalize())
 }
 
-fn put_bytes(h: &mut blake3::Hasher, bytes: &[u8]) {
+/// BLAKE3 fed in 64 KiB slices: the digest is the same as feeding every
+/// value directly, without the cost of ~20 tiny updates per row.
+struct Buffered {
+    hasher: blake3::Hasher,
+    buf: Vec<u8>,
+}
+
+impl Buffered {
+    const FLUSH_BYTES: usize = 64 * 1024;
+
+    fn new() -> Buffered {
+        Buffered {
+            hasher: blake3::Hasher::new(),
+            buf: Vec::with_capacity(Self::FLUSH_BYTES * 2),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= Self::FLUSH_BYTES {
+            self.hasher.update(&self.buf);
+            self.buf.clear();
+        }
+    }
+
+    fn finalize(mut self) -> [u8; 32] {
+        self.hasher.update(&self.buf);
+        *self.hasher.finalize().as_bytes()
+    }
+}
+
+fn put_bytes(h: &mut Buffered, bytes: &[u8]) {
     h.update(&(bytes.len() as u64).to_le_bytes());
     h.update(bytes);
 }
 
 /// One SQLite value, tagged with its type so that NULL, 0, "" and x'' differ.
-fn put_value(h: &mut blake3::Hasher, v: ValueRef<'_>) {
+fn put_value(h: &mut Buffered, v: ValueRef<'_>) {
     match v {
         ValueRef::Null => {
             h.update(&[0]);
@@ -612,9 +643,9 @@ mod tests {
     #[test]
     fn values_are_type_tagged() {
         let digest_of = |v: ValueRef<'_>| {
-            let mut h = blake3::Hasher::new();
+            let mut h = Buffered::new();
             put_value(&mut h, v);
-            *h.finalize().as_bytes()
+            h.finalize()
         };
         let all = [
             digest_of(ValueRef::Null),
