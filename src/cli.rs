@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -10,7 +11,9 @@ use tripseal::baseline::{Baseline, hex};
 use tripseal::check;
 use tripseal::defaults;
 use tripseal::error::Error;
-use tripseal::escape::escape_path;
+use tripseal::escape::{escape_bytes, escape_path};
+use tripseal::events::outbox::Outbox;
+use tripseal::events::{self, BaselineRef, EventFactory};
 use tripseal::init::now_ns;
 use tripseal::init::{self, InitOptions};
 use tripseal::progress::{NoProgress, Progress, TerminalProgress};
@@ -62,8 +65,14 @@ enum Command {
         /// Accept a validly signed generation older than one accepted before.
         #[arg(long)]
         allow_rollback: bool,
-        #[arg(long, value_enum, default_value_t = FormatArg::Human)]
-        format: FormatArg,
+        /// human, json, or events: the events themselves, as JSON lines on
+        /// standard output (through the outbox, like --emit stdout).
+        #[arg(long, value_enum, default_value_t = CheckFormatArg::Human)]
+        format: CheckFormatArg,
+        /// Send events to SINK (repeatable): stdout, file:PATH, syslog,
+        /// syslog+udp://HOST:PORT, syslog+tcp://HOST:PORT.
+        #[arg(long, value_name = "SINK")]
+        emit: Vec<String>,
         /// Re-read only entries whose dev, inode, size, mtime or ctime moved;
         /// trust the recorded content of the others.
         #[arg(long)]
@@ -101,6 +110,15 @@ enum Command {
         /// Print the summary even when nothing differs.
         #[arg(short, long)]
         verbose: bool,
+    },
+    /// Deliver the events that wait in the outbox of a baseline.
+    Flush {
+        /// The baseline whose outbox to flush [default: as for init]
+        #[arg(long, value_name = "FILE")]
+        db: Option<PathBuf>,
+        /// Only these sinks [default: every sink that has events waiting]
+        #[arg(long, value_name = "SINK")]
+        emit: Vec<String>,
     },
     /// Make an operator key pair: KEY (PKCS#8 PEM, mode 0600) and KEY.pub.
     Keygen {
@@ -192,6 +210,13 @@ impl SealArgs {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CheckFormatArg {
+    Human,
+    Json,
+    Events,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum FormatArg {
     Human,
@@ -238,20 +263,105 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             seal,
             allow_rollback,
             format,
+            emit,
             fast,
             verbose,
         } => {
             let host = defaults::hostname();
             let db = db.unwrap_or_else(|| defaults::default_db(&host));
-            let policy = seal.policy(allow_rollback, &db);
-            let comparison = check::check(&db, &policy, fast, &host, progress().as_ref())?;
-            let r = DriftReport {
-                command: "check",
-                comparison: &comparison,
-                verbose,
+            let mut sinks = emit;
+            if format == CheckFormatArg::Events && !sinks.iter().any(|s| s == "stdout") {
+                sinks.push("stdout".into());
+            }
+            for s in &sinks {
+                events::sinks::open(s)?; // a bad --emit is refused before any work
+            }
+            let mut outbox = if sinks.is_empty() {
+                None
+            } else {
+                Some(Outbox::open(&db)?)
             };
-            report::drift(&mut stdout, format.into(), &r)?;
+            if let Some(o) = &mut outbox {
+                let started = EventFactory::new(&host, None).scan_started("check");
+                warn_dropped(o.add(&[started], &sinks)?);
+            }
+            let policy = seal.policy(allow_rollback, &db);
+            let comparison = match check::check(&db, &policy, fast, &host, progress().as_ref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    if let (Some(o), Error::Seal { reason, detail, .. }) = (&mut outbox, &e) {
+                        let tampered = EventFactory::new(&host, None).tampered(
+                            db.as_os_str().as_bytes(),
+                            reason.name(),
+                            detail,
+                        );
+                        warn_dropped(o.add(&[tampered], &sinks)?);
+                        let stopped = events::deliver(o, &sinks)?;
+                        warn_undelivered(o, &db, &stopped);
+                    }
+                    return Err(e);
+                }
+            };
+            if let Some(o) = &mut outbox {
+                let baseline = BaselineRef {
+                    digest: Some(hex(&seal::digest(&comparison.old)?)[..16].to_string()),
+                    generation: comparison.old.header().generation,
+                };
+                let factory = EventFactory::new(&host, Some(baseline));
+                warn_dropped(events::record_comparison(
+                    o,
+                    &sinks,
+                    &factory,
+                    "check",
+                    &comparison,
+                )?);
+                let stopped = events::deliver(o, &sinks)?;
+                warn_undelivered(o, &db, &stopped);
+            }
+            let format = match format {
+                CheckFormatArg::Human => Some(Format::Human),
+                CheckFormatArg::Json => Some(Format::Json),
+                CheckFormatArg::Events => None,
+            };
+            if let Some(format) = format {
+                let r = DriftReport {
+                    command: "check",
+                    comparison: &comparison,
+                    verbose,
+                };
+                report::drift(&mut stdout, format, &r)?;
+            }
             Ok(comparison.counts.exit_bits())
+        }
+        Command::Flush { db, emit } => {
+            let host = defaults::hostname();
+            let db = db.unwrap_or_else(|| defaults::default_db(&host));
+            let mut outbox = Outbox::open(&db)?;
+            let sinks = if emit.is_empty() {
+                outbox.waiting_sinks()?
+            } else {
+                emit
+            };
+            for s in &sinks {
+                events::sinks::open(s)?;
+            }
+            let stopped = events::deliver(&mut outbox, &sinks)?;
+            let left = outbox.len()?;
+            writeln!(
+                stdout,
+                "tripseal flush: {} sinks; {left} events still wait in {}",
+                sinks.len(),
+                escape_path(outbox.path())
+            )
+            .map_err(out_err)?;
+            if let Some((sink, d)) = stopped.into_iter().next() {
+                return Err(Error::Undelivered {
+                    sink,
+                    reason: d.error.unwrap_or_default(),
+                    waiting: d.waiting,
+                });
+            }
+            Ok(0)
         }
         Command::Update {
             rules,
@@ -386,6 +496,32 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 Ok(if rules.select(&path).is_some() { 0 } else { 1 })
             }
         },
+    }
+}
+
+/// Says on standard error that the outbox was full.
+fn warn_dropped(dropped: u64) {
+    if dropped > 0 {
+        eprintln!(
+            "tripseal: warning: the event outbox is full ({} events): {dropped} events were \
+             not kept; deliver the waiting ones with `tripseal flush`",
+            events::outbox::MAX_OUTBOX_EVENTS
+        );
+    }
+}
+
+/// Says on standard error which sinks did not take their events.
+fn warn_undelivered(outbox: &Outbox, db: &Path, stopped: &[(String, events::outbox::Delivery)]) {
+    for (sink, d) in stopped {
+        eprintln!(
+            "tripseal: warning: events not delivered to {} ({}); {} wait in {}; \
+             `tripseal flush --db {}` sends them",
+            escape_bytes(sink.as_bytes()),
+            escape_bytes(d.error.as_deref().unwrap_or_default().as_bytes()),
+            d.waiting,
+            escape_path(outbox.path()),
+            escape_path(db)
+        );
     }
 }
 

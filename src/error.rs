@@ -54,6 +54,13 @@ pub enum Error {
     #[error("trust store: {detail}")]
     TrustStore { detail: String },
 
+    #[error("events not delivered to {sink} ({reason}); {waiting} wait in the outbox")]
+    Undelivered {
+        sink: String,
+        reason: String,
+        waiting: u64,
+    },
+
     #[error("{}: seal refused ({}): {detail}", escape_path(path), reason.name())]
     Seal {
         path: PathBuf,
@@ -79,6 +86,7 @@ impl Error {
             Error::Database { .. } => ExitCode::Database,
             Error::ScanProblems { .. } => ExitCode::Io,
             Error::TrustStore { .. } => ExitCode::Config,
+            Error::Undelivered { .. } => ExitCode::Write,
             Error::Seal { .. } => ExitCode::Seal,
         }
     }
@@ -98,6 +106,10 @@ impl Error {
             Error::Read { .. } => "check the path and its permissions",
             Error::Locked { .. } => {
                 "wait for the other run to finish; the lock is released when it exits"
+            }
+            Error::Undelivered { .. } => {
+                "check that the sink is reachable and accepts tripseal; `tripseal flush` \
+                 sends the waiting events, in order"
             }
             Error::TrustStore { .. } => {
                 "put only Ed25519 public keys (SPKI PEM, as `tripseal keygen` or \

@@ -10,6 +10,7 @@ pub mod compare;
 pub mod defaults;
 pub mod error;
 pub mod escape;
+pub mod events;
 pub mod init;
 pub mod progress;
 pub mod report;

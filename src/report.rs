@@ -129,11 +129,11 @@ fn header_json(baseline: &Baseline, counts: (u64, u64)) -> Value {
     Value::Object(obj)
 }
 
-/// The JSON object for one stored entry.
-pub fn entry_json(e: &Entry, rules: &[RuleInfo]) -> Value {
+/// The JSON object for one stored entry, governed by rule `rule`.
+pub fn entry_json(e: &Entry, rule: &str) -> Value {
     let mut obj = Map::new();
     json_path(&mut obj, "path", e.path.as_os_str().as_bytes());
-    obj.insert("rule".into(), rules[e.rule].name.clone().into());
+    obj.insert("rule".into(), rule.into());
     obj.insert(
         "checks".into(),
         e.attrs.iter().map(Attr::name).collect::<Vec<_>>().into(),
@@ -214,8 +214,8 @@ fn show_json(
             out.write_all(b",").map_err(out_err)?;
         }
         first = false;
-        serde_json::to_writer(&mut *out, &entry_json(&e, baseline.rules()))
-            .map_err(|e| out_err(e.into()))
+        let rule = &baseline.rules()[e.rule].name;
+        serde_json::to_writer(&mut *out, &entry_json(&e, rule)).map_err(|e| out_err(e.into()))
     })?;
     out.write_all(b"]}\n").map_err(out_err)?;
     out.flush().map_err(out_err)

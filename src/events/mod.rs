@@ -1,0 +1,302 @@
+//! Celery-style events: the envelope, the durable outbox, and the sinks.
+//!
+//! Guarantees:
+//! - every event carries the fields Celery's `EventDispatcher.publish` adds
+//!   (`type`, `hostname` as `fim@<host>`, `timestamp`, `utcoffset` in hours
+//!   west of UTC, `pid`, `clock`) plus an `id` (UUID v4) for de-duplication;
+//! - events reach the outbox before any sink and leave it only when every
+//!   sink they were meant for has accepted them; a sink that is down delays
+//!   events, it never loses them, and they go out in order;
+//! - a `path` that is not UTF-8 is carried exactly in `path_bytes`.
+
+pub mod outbox;
+pub mod sinks;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value, json};
+
+use crate::check::Comparison;
+use crate::compare::{Drift, DriftKind};
+use crate::error::Error;
+use crate::report::{drift_json, json_path};
+use crate::scan::Entry;
+use outbox::{Delivery, Outbox};
+
+/// The Lamport clock of this process: Celery starts it at 1.
+static CLOCK: AtomicU64 = AtomicU64::new(0);
+
+/// Which baseline an event concerns.
+#[derive(Clone, Debug)]
+pub struct BaselineRef {
+    /// The first 16 hex digits of the canonical digest, when known.
+    pub digest: Option<String>,
+    pub generation: i64,
+}
+
+/// Builds events for one host.
+pub struct EventFactory {
+    hostname: String,
+    baseline: Option<BaselineRef>,
+}
+
+/// One event: its type and its JSON body.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub kind: String,
+    pub id: String,
+    pub body: String,
+}
+
+impl Event {
+    /// The AMQP routing key: the type with `-` replaced by `.`.
+    pub fn routing_key(&self) -> String {
+        self.kind.replace('-', ".")
+    }
+}
+
+impl EventFactory {
+    pub fn new(host: &str, baseline: Option<BaselineRef>) -> EventFactory {
+        EventFactory {
+            hostname: format!("fim@{host}"),
+            baseline,
+        }
+    }
+
+    /// An event of `kind` with `fields` added to the envelope.
+    pub fn event(&self, kind: &str, fields: Map<String, Value>) -> Event {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let id = uuid_v4();
+        // The event's own fields first: the envelope written over them wins,
+        // so no field of a record can pose as `type`, `hostname` or `clock`.
+        let mut body = fields;
+        body.insert("type".into(), kind.into());
+        body.insert("hostname".into(), self.hostname.clone().into());
+        body.insert("timestamp".into(), json!(now));
+        body.insert("utcoffset".into(), json!(utcoffset_hours_west()));
+        body.insert("pid".into(), std::process::id().into());
+        body.insert(
+            "clock".into(),
+            (CLOCK.fetch_add(1, Ordering::Relaxed) + 1).into(),
+        );
+        body.insert("id".into(), id.clone().into());
+        if let Some(b) = &self.baseline {
+            body.insert(
+                "baseline".into(),
+                json!({"digest": b.digest, "generation": b.generation}),
+            );
+        }
+        Event {
+            kind: kind.to_string(),
+            id,
+            body: Value::Object(body).to_string(),
+        }
+    }
+
+    /// The event for one drift record.
+    pub fn drift(&self, d: &Drift) -> Event {
+        let Value::Object(mut fields) = drift_json(d) else {
+            unreachable!("drift_json returns an object")
+        };
+        fields.remove("kind");
+        // `type` is the event's; the entry's type travels as `file_type`.
+        if let Some(t) = fields.remove("type") {
+            fields.insert("file_type".into(), t);
+        }
+        let kind = match d.kind {
+            DriftKind::Added => "fim-file-added",
+            DriftKind::Removed => "fim-file-removed",
+            DriftKind::Changed => "fim-file-modified",
+            DriftKind::Error => "fim-file-error",
+        };
+        if let Some(problem) = fields.remove("problem") {
+            fields.insert("error".into(), problem);
+        }
+        if matches!(d.kind, DriftKind::Added | DriftKind::Removed) {
+            fields.insert("attributes".into(), attributes(&d.entry));
+        }
+        self.event(kind, fields)
+    }
+
+    /// `fim-baseline-tampered`: the seal was refused.
+    pub fn tampered(&self, baseline_path: &[u8], reason: &str, detail: &str) -> Event {
+        let mut fields = Map::new();
+        fields.insert("reason".into(), reason.into());
+        fields.insert("detail".into(), detail.into());
+        json_path(&mut fields, "baseline_path", baseline_path);
+        self.event("fim-baseline-tampered", fields)
+    }
+}
+
+impl EventFactory {
+    pub fn scan_started(&self, scan: &str) -> Event {
+        let mut fields = Map::new();
+        fields.insert("scan".into(), scan.into());
+        self.event("fim-scan-started", fields)
+    }
+
+    /// `fim-scan-finished` with the counts of a comparison.
+    pub fn scan_finished(&self, scan: &str, c: &Comparison) -> Event {
+        let mut fields = Map::new();
+        fields.insert("scan".into(), scan.into());
+        for kind in DriftKind::ALL {
+            let key = if kind == DriftKind::Error {
+                "errors"
+            } else {
+                kind.name()
+            };
+            fields.insert(key.into(), c.counts.of(kind).into());
+        }
+        if let Some(s) = &c.scan {
+            fields.insert("entries_scanned".into(), s.entries.into());
+            fields.insert("duration".into(), json!(s.elapsed.as_secs_f64()));
+        }
+        fields.insert("exit_code".into(), c.counts.exit_bits().into());
+        self.event("fim-scan-finished", fields)
+    }
+}
+
+/// Events a batch of drift records goes to the outbox in.
+const EVENTS_PER_TRANSACTION: usize = 1000;
+
+/// Puts the events of a finished comparison in the outbox: one per drift
+/// record, then `fim-scan-finished`. Returns how many did not fit.
+pub fn record_comparison(
+    outbox: &mut Outbox,
+    sinks: &[String],
+    factory: &EventFactory,
+    scan: &str,
+    c: &Comparison,
+) -> Result<u64, Error> {
+    let mut dropped = 0;
+    let mut batch = Vec::with_capacity(EVENTS_PER_TRANSACTION);
+    crate::compare::compare(&c.old, &c.new, |d| {
+        batch.push(factory.drift(&d));
+        if batch.len() >= EVENTS_PER_TRANSACTION {
+            dropped += outbox.add(&batch, sinks)?;
+            batch.clear();
+        }
+        Ok(())
+    })?;
+    batch.push(factory.scan_finished(scan, c));
+    dropped += outbox.add(&batch, sinks)?;
+    Ok(dropped)
+}
+
+/// Delivers what waits for each of `sinks`, in order, and says on standard
+/// error what could not be delivered. Returns the sinks that stopped.
+pub fn deliver(outbox: &mut Outbox, sinks: &[String]) -> Result<Vec<(String, Delivery)>, Error> {
+    let mut stopped = Vec::new();
+    for name in sinks {
+        let mut sink = sinks::open(name)?;
+        let d = outbox.deliver(name, sink.as_mut())?;
+        if d.error.is_some() {
+            stopped.push((name.clone(), d));
+        }
+    }
+    Ok(stopped)
+}
+
+/// An entry's recorded attributes, as `show --format json` has them.
+fn attributes(e: &Entry) -> Value {
+    let mut v = crate::report::entry_json(e, "");
+    if let Value::Object(m) = &mut v {
+        for key in ["path", "path_bytes", "rule", "checks"] {
+            m.remove(key);
+        }
+    }
+    v
+}
+
+/// Hours west of UTC, as Python's `time.timezone / 3600` (or `altzone` in DST).
+pub fn utcoffset_hours_west() -> f64 {
+    // SAFETY: time(NULL) and localtime_r into a zeroed struct we own.
+    unsafe {
+        let t = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return 0.0;
+        }
+        -(tm.tm_gmtoff as f64) / 3600.0
+    }
+}
+
+/// A random (version 4) UUID in its usual text form.
+pub fn uuid_v4() -> String {
+    let mut b = [0u8; 16];
+    // SAFETY: the buffer is valid for 16 bytes.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    assert_eq!(n, 16, "getrandom failed");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = crate::baseline::hex(&b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_has_celerys_fields() {
+        let f = EventFactory::new(
+            "web1",
+            Some(BaselineRef {
+                digest: Some("abcd".into()),
+                generation: 3,
+            }),
+        );
+        let a = f.event("fim-scan-started", Map::new());
+        let b = f.event("fim-scan-started", Map::new());
+        let va: Value = serde_json::from_str(&a.body).unwrap();
+        let vb: Value = serde_json::from_str(&b.body).unwrap();
+        for key in [
+            "type",
+            "hostname",
+            "timestamp",
+            "utcoffset",
+            "pid",
+            "clock",
+            "id",
+        ] {
+            assert!(va.get(key).is_some(), "{key} missing: {va}");
+        }
+        assert_eq!(va["hostname"], "fim@web1");
+        assert!(va["timestamp"].is_f64() && va["utcoffset"].is_f64());
+        assert!(vb["clock"].as_u64() > va["clock"].as_u64());
+        assert_ne!(va["id"], vb["id"]);
+        assert_eq!(va["baseline"]["generation"], 3);
+        assert_eq!(a.routing_key(), "fim.scan.started");
+    }
+
+    #[test]
+    fn own_fields_cannot_pose_as_envelope_fields() {
+        let f = EventFactory::new("web1", None);
+        let mut own = Map::new();
+        own.insert("type".into(), "file".into());
+        own.insert("hostname".into(), "worker@evil".into());
+        own.insert("path".into(), "/x".into());
+        let v: Value = serde_json::from_str(&f.event("fim-file-added", own).body).unwrap();
+        assert_eq!(v["type"], "fim-file-added");
+        assert_eq!(v["hostname"], "fim@web1");
+        assert_eq!(v["path"], "/x");
+    }
+
+    #[test]
+    fn uuids_are_version_4() {
+        let u = uuid_v4();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert!("89ab".contains(&u[19..20]));
+    }
+}

@@ -1,0 +1,279 @@
+//! Where events go: one implementation of [`Sink`] per kind of destination,
+//! chosen by a Celery-style URL.
+//!
+//! A sink accepts an event when it has been written and flushed (stdout, a
+//! file, a stream socket) or handed to the kernel (a datagram); the outbox
+//! forgets an event only after that.
+
+use std::io::Write;
+use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::Event;
+use crate::error::Error;
+
+/// How long a network sink may take to connect or to take a write.
+const NETWORK_TIMEOUT: Duration = Duration::from_secs(5);
+/// syslog facility `authpriv` (10): security messages, kept apart.
+const FACILITY_AUTHPRIV: u8 = 10;
+const LOCAL_SYSLOG_SOCKET: &str = "/dev/log";
+
+/// A destination for events.
+pub trait Sink {
+    /// Hands one event over; an error stops delivery to this sink.
+    fn send(&mut self, event: &Event) -> Result<(), String>;
+    /// Makes what was sent durable or delivered, as far as the sink can tell.
+    fn flush(&mut self) -> Result<(), String>;
+}
+
+/// Opens the sink a URL names: `stdout`, `file:PATH`, `syslog`,
+/// `syslog+udp://HOST:PORT`, `syslog+tcp://HOST:PORT`.
+pub fn open(spec: &str) -> Result<Box<dyn Sink>, Error> {
+    if spec == "stdout" {
+        return Ok(Box::new(Stdout));
+    }
+    if let Some(path) = spec.strip_prefix("file:") {
+        if path.is_empty() {
+            return Err(Error::invalid(
+                "file: sink needs a path: --emit file:/var/log/tripseal/events.jsonl",
+            ));
+        }
+        return Ok(Box::new(FileSink {
+            path: PathBuf::from(path),
+            file: None,
+        }));
+    }
+    if spec == "syslog" {
+        return Ok(Box::new(Syslog {
+            transport: Transport::Local(None),
+        }));
+    }
+    if let Some(addr) = spec.strip_prefix("syslog+udp://") {
+        return Ok(Box::new(Syslog {
+            transport: Transport::Udp(addr.to_string(), None),
+        }));
+    }
+    if let Some(addr) = spec.strip_prefix("syslog+tcp://") {
+        return Ok(Box::new(Syslog {
+            transport: Transport::Tcp(addr.to_string(), None),
+        }));
+    }
+    Err(Error::invalid(format!(
+        "unknown event sink {spec:?}; this tripseal sends events to: stdout, file:PATH, \
+         syslog, syslog+udp://HOST:PORT, syslog+tcp://HOST:PORT"
+    )))
+}
+
+struct Stdout;
+
+impl Sink for Stdout {
+    fn send(&mut self, event: &Event) -> Result<(), String> {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", event.body)
+            .and_then(|()| out.flush())
+            .map_err(|e| format!("standard output: {e}"))
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+struct FileSink {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl Sink for FileSink {
+    fn send(&mut self, event: &Event) -> Result<(), String> {
+        if self.file.is_none() {
+            // Append only, never truncate, never through a planted link.
+            let f = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(0o640)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&self.path)
+                .map_err(|e| format!("{}: {e}", self.path.display()))?;
+            self.file = Some(f);
+        }
+        let f = self.file.as_mut().expect("opened above");
+        let mut line = event.body.clone().into_bytes();
+        line.push(b'\n');
+        f.write_all(&line)
+            .map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        match &self.file {
+            Some(f) => f
+                .sync_data()
+                .map_err(|e| format!("{}: {e}", self.path.display())),
+            None => Ok(()),
+        }
+    }
+}
+
+enum Transport {
+    Local(Option<UnixDatagram>),
+    Udp(String, Option<UdpSocket>),
+    Tcp(String, Option<TcpStream>),
+}
+
+struct Syslog {
+    transport: Transport,
+}
+
+impl Sink for Syslog {
+    fn send(&mut self, event: &Event) -> Result<(), String> {
+        let line = rfc5424(event);
+        match &mut self.transport {
+            Transport::Local(sock) => {
+                if sock.is_none() {
+                    let s = UnixDatagram::unbound().map_err(|e| format!("syslog: {e}"))?;
+                    s.connect(LOCAL_SYSLOG_SOCKET)
+                        .map_err(|e| format!("syslog {LOCAL_SYSLOG_SOCKET}: {e}"))?;
+                    *sock = Some(s);
+                }
+                let s = sock.as_ref().expect("connected above");
+                s.send(line.as_bytes())
+                    .map(|_| ())
+                    .map_err(|e| format!("syslog {LOCAL_SYSLOG_SOCKET}: {e}"))
+            }
+            Transport::Udp(addr, sock) => {
+                if sock.is_none() {
+                    let target = resolve(addr)?;
+                    let local = if target.is_ipv4() {
+                        "0.0.0.0:0"
+                    } else {
+                        "[::]:0"
+                    };
+                    let s = UdpSocket::bind(local).map_err(|e| format!("syslog udp: {e}"))?;
+                    s.connect(target)
+                        .map_err(|e| format!("syslog udp {addr}: {e}"))?;
+                    *sock = Some(s);
+                }
+                let s = sock.as_ref().expect("connected above");
+                s.send(line.as_bytes())
+                    .map(|_| ())
+                    .map_err(|e| format!("syslog udp {addr}: {e}"))
+            }
+            Transport::Tcp(addr, stream) => {
+                if stream.is_none() {
+                    let target = resolve(addr)?;
+                    let s = TcpStream::connect_timeout(&target, NETWORK_TIMEOUT)
+                        .map_err(|e| format!("syslog tcp {addr}: {e}"))?;
+                    s.set_write_timeout(Some(NETWORK_TIMEOUT))
+                        .map_err(|e| format!("syslog tcp {addr}: {e}"))?;
+                    *stream = Some(s);
+                }
+                let s = stream.as_mut().expect("connected above");
+                // RFC 6587 octet counting: "LEN SP MSG", so messages never split.
+                let framed = format!("{} {line}", line.len());
+                s.write_all(framed.as_bytes()).map_err(|e| {
+                    *stream = None;
+                    format!("syslog tcp {addr}: {e}")
+                })
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        if let Transport::Tcp(addr, Some(s)) = &mut self.transport {
+            s.flush().map_err(|e| format!("syslog tcp {addr}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+fn resolve(addr: &str) -> Result<std::net::SocketAddr, String> {
+    addr.to_socket_addrs()
+        .map_err(|e| format!("syslog address {addr:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("syslog address {addr:?} resolves to nothing"))
+}
+
+/// One RFC 5424 message: `<PRI>1 TIMESTAMP HOST APP PROCID MSGID - MSG`,
+/// facility authpriv, severity from the rule (or the event's nature), the
+/// event JSON as the message.
+pub fn rfc5424(event: &Event) -> String {
+    let body: Value = serde_json::from_str(&event.body).unwrap_or(Value::Null);
+    let severity: u8 = match body.get("severity").and_then(Value::as_str) {
+        Some("critical") => 2,
+        Some("high") => 3,
+        Some("medium") => 4,
+        Some("low") => 5,
+        Some(_) => 6,
+        None if event.kind == "fim-baseline-tampered" => 1,
+        None if event.kind == "fim-watch-overflow" => 4,
+        None => 6,
+    };
+    let pri = FACILITY_AUTHPRIV * 8 + severity;
+    let ts = body
+        .get("timestamp")
+        .and_then(Value::as_f64)
+        .map_or_else(|| "-".to_string(), rfc3339_micros);
+    let host = body
+        .get("hostname")
+        .and_then(Value::as_str)
+        .and_then(|h| h.strip_prefix("fim@"))
+        .map(header_field)
+        .unwrap_or_else(|| "-".to_string());
+    let pid = body.get("pid").and_then(Value::as_u64).unwrap_or(0);
+    format!(
+        "<{pri}>1 {ts} {host} tripseal {pid} {} - {}",
+        header_field(&event.kind),
+        event.body
+    )
+}
+
+/// A header field: printable US-ASCII without spaces, at most 48 characters.
+fn header_field(s: &str) -> String {
+    let f: String = s
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(48)
+        .collect();
+    if f.is_empty() { "-".into() } else { f }
+}
+
+fn rfc3339_micros(t: f64) -> String {
+    // Seconds and microseconds apart: t * 1e9 would exceed f64's precision.
+    let secs = t.floor();
+    let micros = (((t - secs) * 1e6).round() as i64).min(999_999);
+    let base = crate::report::iso8601(secs as i64 * 1_000_000_000);
+    format!("{}.{micros:06}Z", base.trim_end_matches('Z'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc5424_lines_have_the_fields_in_order() {
+        let event = Event {
+            kind: "fim-file-modified".into(),
+            id: "x".into(),
+            body: r#"{"type":"fim-file-modified","hostname":"fim@web 1","timestamp":1700000000.25,"pid":42,"severity":"critical"}"#.into(),
+        };
+        let line = rfc5424(&event);
+        assert!(
+            line.starts_with(
+                "<82>1 2023-11-14T22:13:20.250000Z web1 tripseal 42 fim-file-modified - {"
+            ),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn unknown_sinks_are_refused() {
+        assert!(open("kafka://x").is_err());
+        assert!(open("file:").is_err());
+        assert!(open("stdout").is_ok());
+    }
+}
