@@ -121,14 +121,7 @@ fn nothing_changed_is_silent_and_exits_0() {
     // The cron case: a signed baseline, checked against the trust store.
     let t = Tree::new(|r| std::fs::write(r.join("a"), b"a").unwrap());
     let key = t.dir.join("op.key");
-    assert_ok(
-        &tripseal()
-            .arg("keygen")
-            .arg("--out")
-            .arg(&key)
-            .output()
-            .unwrap(),
-    );
+    keygen(&key);
     assert_ok(
         &tripseal()
             .arg("sign")

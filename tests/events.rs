@@ -260,12 +260,7 @@ fn a_sink_that_is_down_keeps_the_events_until_flush() {
     // The sink comes back: flush delivers everything once, in order.
     let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
     let receiver = std::thread::spawn(move || read_frames(listener.accept().unwrap().0));
-    let out = tripseal()
-        .arg("flush")
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = flush(&db);
     assert_ok(&out);
     assert!(
         stdout(&out).contains("0 events still wait"),
@@ -276,12 +271,7 @@ fn a_sink_that_is_down_keeps_the_events_until_flush() {
     let events: Vec<Value> = frames.iter().map(|f| parse_rfc5424(f).2).collect();
     assert_check_events(&events, &root);
     assert_eq!(outbox_count(&db), 0);
-    let out = tripseal()
-        .arg("flush")
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = flush(&db);
     assert_ok(&out);
     assert!(
         stdout(&out).contains("tripseal flush: 0 sinks"),
@@ -292,12 +282,7 @@ fn a_sink_that_is_down_keeps_the_events_until_flush() {
     // A flush while the sink is still down says so and keeps the events.
     let out = check(&db, &["--emit", &sink]);
     assert_eq!(out.status.code(), Some(7));
-    let out = tripseal()
-        .arg("flush")
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = flush(&db);
     assert_eq!(out.status.code(), Some(14), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("5 wait in the outbox"),

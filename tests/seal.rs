@@ -32,14 +32,7 @@ impl Sealed {
         let db = dir.join("b.db");
         assert_ok(&init(&rules, &db));
         let key = dir.join("op.key");
-        assert_ok(
-            &tripseal()
-                .arg("keygen")
-                .arg("--out")
-                .arg(&key)
-                .output()
-                .unwrap(),
-        );
+        keygen(&key);
         let s = Sealed {
             _tmp: tmp,
             public: dir.join("op.key.pub"),
@@ -217,14 +210,7 @@ fn a_signature_copied_from_another_baseline_does_not_fit() {
 fn keys_outside_the_trust_store_and_empty_stores_are_untrusted() {
     let s = Sealed::new();
     let stranger = s.dir.join("stranger.key");
-    assert_ok(
-        &tripseal()
-            .arg("keygen")
-            .arg("--out")
-            .arg(&stranger)
-            .output()
-            .unwrap(),
-    );
+    keygen(&stranger);
     // Trusting only another key.
     let out = s.check_with(&s.db, &s.dir.join("stranger.key.pub"), &[]);
     assert_refused(&out, "untrusted");
@@ -248,14 +234,7 @@ fn keys_outside_the_trust_store_and_empty_stores_are_untrusted() {
 fn trust_stores_are_a_file_a_directory_or_a_glob() {
     let s = Sealed::new();
     let second = s.dir.join("second.key");
-    assert_ok(
-        &tripseal()
-            .arg("keygen")
-            .arg("--out")
-            .arg(&second)
-            .output()
-            .unwrap(),
-    );
+    keygen(&second);
     let store = s.dir.join("trusted.d");
     std::fs::create_dir(&store).unwrap();
     std::fs::copy(&s.public, store.join("ops.pub")).unwrap();
@@ -366,14 +345,7 @@ fn keys_signing_and_a_second_signer() {
     assert!(stdout(&out).contains("already signed"), "{}", stdout(&out));
     // A second operator adds a signature.
     let second = s.dir.join("second.key");
-    assert_ok(
-        &tripseal()
-            .arg("keygen")
-            .arg("--out")
-            .arg(&second)
-            .output()
-            .unwrap(),
-    );
+    keygen(&second);
     let out = s.sign(&second, &s.db);
     assert!(stdout(&out).contains(" signed by "), "{}", stdout(&out));
     let out = tripseal()

@@ -78,6 +78,28 @@ pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `tripseal keygen --out KEY`, which must succeed.
+pub fn keygen(key: &Path) {
+    assert_ok(
+        &tripseal()
+            .arg("keygen")
+            .arg("--out")
+            .arg(key)
+            .output()
+            .unwrap(),
+    );
+}
+
+/// `tripseal flush --db DB`.
+pub fn flush(db: &Path) -> Output {
+    tripseal()
+        .arg("flush")
+        .arg("--db")
+        .arg(db)
+        .output()
+        .unwrap()
+}
+
 /// The whole `show --format json` document.
 pub fn show_json(db: &Path) -> Value {
     let out = tripseal()
