@@ -503,3 +503,29 @@ fn openssl_keys_sign_and_openssl_verifies_tripseal_signatures() {
     };
     assert_eq!(ours, expected);
 }
+
+#[test]
+fn bad_trust_store_patterns_and_non_baselines_are_clear_errors() {
+    let s = Sealed::new();
+    // Wildcards belong in the file name only.
+    let pattern = s.dir.join("*.d").join("ops.pub");
+    let out = s.check_with(&s.db, &pattern, &[]);
+    assert_eq!(out.status.code(), Some(17), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("only the file name may hold wildcards"),
+        "{}",
+        stderr(&out)
+    );
+    // digest and sign read baselines only.
+    let text = s.dir.join("notes.txt");
+    std::fs::write(&text, "not a baseline, just some text here ".repeat(30)).unwrap();
+    let out = tripseal().arg("digest").arg(&text).output().unwrap();
+    assert_eq!(out.status.code(), Some(24), "{}", stderr(&out));
+    let out = s.sign(&s.key, &text);
+    assert_eq!(out.status.code(), Some(24), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&text).unwrap().len(),
+        36 * 30,
+        "left untouched"
+    );
+}
