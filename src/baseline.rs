@@ -927,7 +927,9 @@ fn read_rules(conn: &Connection) -> Result<Vec<RuleInfo>, String> {
     Ok(rules)
 }
 
-fn sibling(db: &Path, suffix: &str) -> PathBuf {
+/// `path` with `suffix` appended to its file name: the names of a baseline's
+/// companions (`.lock`, `.prev`, `.outbox`, `.accepted`, `.pub` of a key).
+pub fn sibling(db: &Path, suffix: &str) -> PathBuf {
     let mut name = db.as_os_str().to_os_string();
     name.push(suffix);
     PathBuf::from(name)

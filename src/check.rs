@@ -7,9 +7,9 @@
 //! generation N+1 atomically, keeps generation N as `<db>.prev`, and refuses a
 //! scan with unreadable entries unless told to accept them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::baseline::{Baseline, BaselineLock, BaselineWriter, Header, Snapshot};
+use crate::baseline::{Baseline, BaselineLock, BaselineWriter, Header, Snapshot, sibling};
 use crate::compare::{self, DriftCounts};
 use crate::error::Error;
 use crate::escape::escape_path;
@@ -28,13 +28,15 @@ pub struct Comparison {
     /// The scan that made `new`, for `check` and `update`.
     pub scan: Option<ScanSummary>,
     pub fast: bool,
+    /// The canonical digest of `old`, when its seal was verified.
+    pub old_digest: Option<[u8; 32]>,
     _snapshot: Option<Snapshot>,
 }
 
 impl Comparison {
     /// Counts the drift between `old` and `new` (one streaming pass).
     fn of(
-        old: Baseline,
+        (old, old_digest): (Baseline, Option<[u8; 32]>),
         new: Baseline,
         scan: Option<ScanSummary>,
         fast: bool,
@@ -47,6 +49,7 @@ impl Comparison {
             counts,
             scan,
             fast,
+            old_digest,
             _snapshot: snapshot,
         })
     }
@@ -73,7 +76,7 @@ pub fn check(
     host: &str,
     progress: &dyn Progress,
 ) -> Result<Comparison, Error> {
-    let old = seal::open_sealed(db, seal, true)?;
+    let (old, old_digest) = seal::open_sealed(db, seal, true)?;
     let rules = stored_rules(&old)?;
     let header = next_header(&old, &rules, host);
     let index = if fast { Some(old.stat_index()?) } else { None };
@@ -88,7 +91,7 @@ pub fn check(
     scan.db = db.to_path_buf();
     let snapshot = writer.finish_snapshot()?;
     let new = Baseline::open(snapshot.path())?;
-    Comparison::of(old, new, Some(scan), fast, Some(snapshot))
+    Comparison::of((old, old_digest), new, Some(scan), fast, Some(snapshot))
 }
 
 /// Accepts the present state as generation N+1 (with `rules`, or the
@@ -129,23 +132,16 @@ pub fn update(
     }
     writer.finish(true)?;
     drop(old);
-    let old = Baseline::open(&previous(db))?;
+    let old = Baseline::open(&sibling(db, ".prev"))?;
     let new = Baseline::open(db)?;
-    Comparison::of(old, new, Some(scan), false, None)
+    Comparison::of((old, None), new, Some(scan), false, None)
 }
 
 /// Compares two baselines: the first, the trusted reference, must carry a
 /// valid seal; the second is usually the new generation under review.
 pub fn diff(old: &Path, new: &Path, seal: &SealPolicy) -> Result<Comparison, Error> {
-    let old = seal::open_sealed(old, seal, false)?;
-    Comparison::of(old, Baseline::open(new)?, None, false, None)
-}
-
-/// Where `update` keeps the generation it replaced.
-pub fn previous(db: &Path) -> PathBuf {
-    let mut p = db.as_os_str().to_os_string();
-    p.push(".prev");
-    PathBuf::from(p)
+    let reference = seal::open_sealed(old, seal, false)?;
+    Comparison::of(reference, Baseline::open(new)?, None, false, None)
 }
 
 fn next_header(old: &Baseline, rules: &Rules, host: &str) -> Header {

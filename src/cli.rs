@@ -17,7 +17,7 @@ use tripseal::events::{self, BaselineRef, EventFactory};
 use tripseal::init::now_ns;
 use tripseal::init::{self, InitOptions};
 use tripseal::progress::{NoProgress, Progress, TerminalProgress};
-use tripseal::report::{self, DriftReport, Format};
+use tripseal::report::{self, DriftReport, Format, out_err};
 use tripseal::rules::{self, Rules};
 use tripseal::seal::{self, SealPolicy};
 
@@ -303,8 +303,13 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 }
             };
             if let Some(o) = &mut outbox {
+                // Verified already, unless the seal was skipped on purpose.
+                let digest = match comparison.old_digest {
+                    Some(d) => d,
+                    None => seal::digest(&comparison.old)?,
+                };
                 let baseline = BaselineRef {
-                    digest: Some(hex(&seal::digest(&comparison.old)?)[..16].to_string()),
+                    digest: Some(hex(&digest)[..16].to_string()),
                     generation: comparison.old.header().generation,
                 };
                 let factory = EventFactory::new(&host, Some(baseline));
@@ -522,13 +527,6 @@ fn warn_undelivered(outbox: &Outbox, db: &Path, stopped: &[(String, events::outb
             escape_path(outbox.path()),
             escape_path(db)
         );
-    }
-}
-
-fn out_err(source: std::io::Error) -> Error {
-    Error::Write {
-        path: "<standard output>".into(),
-        source,
     }
 }
 

@@ -30,7 +30,8 @@ pub enum Format {
     Json,
 }
 
-fn out_err(e: std::io::Error) -> Error {
+/// A failed write to standard output.
+pub fn out_err(e: std::io::Error) -> Error {
     Error::Write {
         path: "<standard output>".into(),
         source: e,

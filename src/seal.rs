@@ -22,7 +22,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use sha2::Digest;
 
-use crate::baseline::{Baseline, create_exclusive, hex};
+use crate::baseline::{Baseline, create_exclusive, hex, sibling};
 use crate::error::Error;
 use crate::escape::escape_path;
 
@@ -536,13 +536,14 @@ pub struct SealPolicy {
 }
 
 /// Opens the baseline at `db` and accepts it only if its seal verifies under
-/// `policy`. With `record_generation`, also refuses a rollback below the
-/// highest generation accepted for this path, and records a higher one.
+/// `policy`; returns it with its digest (`None` when the seal was skipped).
+/// With `record_generation`, also refuses a rollback below the highest
+/// generation accepted for this path, and records a higher one.
 pub fn open_sealed(
     db: &Path,
     policy: &SealPolicy,
     record_generation: bool,
-) -> Result<Baseline, Error> {
+) -> Result<(Baseline, Option<[u8; 32]>), Error> {
     let refuse = |reason, detail: String| Error::Seal {
         path: db.to_path_buf(),
         reason,
@@ -556,7 +557,7 @@ pub fn open_sealed(
         Err(e) => return Err(e),
     };
     if policy.allow_unsigned {
-        return Ok(baseline);
+        return Ok((baseline, None));
     }
     let trust = TrustStore::load(policy.trust.as_deref().unwrap_or(DEFAULT_TRUST_STORE))?;
     let v = verify(&baseline, &trust)?;
@@ -589,7 +590,7 @@ pub fn open_sealed(
             }
         }
     }
-    Ok(baseline)
+    Ok((baseline, Some(v.digest)))
 }
 
 /// Where the highest accepted generation of the baseline at `db` is kept.
@@ -618,12 +619,6 @@ fn write_err(path: &Path, e: rusqlite::Error) -> Error {
         path: path.to_path_buf(),
         source: std::io::Error::other(e),
     }
-}
-
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_os_string();
-    s.push(suffix);
-    PathBuf::from(s)
 }
 
 #[cfg(test)]

@@ -324,4 +324,31 @@ fn unknown_sinks_are_refused_before_any_work() {
         stderr(&out)
     );
     assert!(out.stdout.is_empty());
+    let out = tripseal()
+        .args(["flush", "--emit", "kafka://broker:9092", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(15), "{}", stderr(&out));
+}
+
+#[test]
+fn a_file_sink_that_cannot_be_written_keeps_the_events() {
+    let (tmp, root, db) = drifted();
+    let missing = tmp.path().join("no-such-dir").join("events.jsonl");
+    let sink = format!("file:{}", missing.display());
+    let out = check(&db, &["--emit", &sink]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "the drift decides the exit code"
+    );
+    assert!(stderr(&out).contains("5 wait in"), "{}", stderr(&out));
+    assert_eq!(outbox_count(&db), 5);
+    // The directory appears: flush writes every event, once.
+    std::fs::create_dir(missing.parent().unwrap()).unwrap();
+    assert_ok(&flush(&db));
+    let events = lines_json(&std::fs::read_to_string(&missing).unwrap());
+    assert_check_events(&events, &root);
+    assert_eq!(outbox_count(&db), 0);
 }

@@ -37,9 +37,7 @@ pub struct Delivery {
 impl Outbox {
     /// Opens (creating if needed) the outbox of the baseline at `db`.
     pub fn open(db: &Path) -> Result<Outbox, Error> {
-        let mut name = db.as_os_str().to_os_string();
-        name.push(".outbox");
-        let path = PathBuf::from(name);
+        let path = crate::baseline::sibling(db, ".outbox");
         let werr = |e: rusqlite::Error| Error::Write {
             path: path.clone(),
             source: std::io::Error::other(e),
