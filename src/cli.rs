@@ -9,11 +9,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use tripseal::baseline::{Baseline, hex};
 use tripseal::check;
+use tripseal::config;
 use tripseal::defaults;
 use tripseal::error::Error;
 use tripseal::escape::{escape_bytes, escape_path};
 use tripseal::events::outbox::Outbox;
-use tripseal::events::{self, BaselineRef, EventFactory};
+use tripseal::events::{self, BaselineRef, EventFactory, SinkSpec};
 use tripseal::init::now_ns;
 use tripseal::init::{self, InitOptions};
 use tripseal::progress::{NoProgress, Progress, TerminalProgress};
@@ -32,6 +33,9 @@ use tripseal::seal::{self, SealPolicy};
                   24 not a usable baseline."
 )]
 pub struct Cli {
+    /// Settings file (event sinks) [default: /etc/tripseal/config.toml, if it exists]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -70,7 +74,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = CheckFormatArg::Human)]
         format: CheckFormatArg,
         /// Send events to SINK (repeatable): stdout, file:PATH, syslog,
-        /// syslog+udp://HOST:PORT, syslog+tcp://HOST:PORT.
+        /// syslog+udp://HOST:PORT, syslog+tcp://HOST:PORT, a Celery broker URL
+        /// (amqp://, pyamqp://, amqps://, redis://, rediss://) [default: the
+        /// configuration's [events] emit]
         #[arg(long, value_name = "SINK")]
         emit: Vec<String>,
         /// Re-read only entries whose dev, inode, size, mtime or ctime moved;
@@ -226,6 +232,7 @@ enum FormatArg {
 /// Runs the parsed command; the `Ok` value is the process exit code.
 pub fn run(cli: Cli) -> Result<u8, Error> {
     let mut stdout = std::io::stdout().lock();
+    let config_path = cli.config;
     match cli.command {
         Command::Init {
             rules,
@@ -269,13 +276,20 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         } => {
             let host = defaults::hostname();
             let db = db.unwrap_or_else(|| defaults::default_db(&host));
-            let mut sinks = emit;
-            if format == CheckFormatArg::Events && !sinks.iter().any(|s| s == "stdout") {
-                sinks.push("stdout".into());
+            let mut urls = if emit.is_empty() {
+                config::load(config_path.as_deref())?.events.emit
+            } else {
+                emit
+            };
+            if format == CheckFormatArg::Events && !urls.iter().any(|s| s == "stdout") {
+                urls.push("stdout".into());
             }
-            for s in &sinks {
-                events::sinks::open(s)?; // a bad --emit is refused before any work
-            }
+            // A bad sink is refused before any work.
+            let specs = urls
+                .iter()
+                .map(|u| SinkSpec::new(u))
+                .collect::<Result<Vec<_>, _>>()?;
+            let sinks = events::keys(&specs);
             let mut outbox = if sinks.is_empty() {
                 None
             } else {
@@ -296,7 +310,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                             detail,
                         );
                         warn_dropped(o.add(&[tampered], &sinks)?);
-                        let stopped = events::deliver(o, &sinks)?;
+                        let stopped = events::deliver(o, &specs)?;
                         warn_undelivered(o, &db, &stopped);
                     }
                     return Err(e);
@@ -320,7 +334,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                     "check",
                     &comparison,
                 )?);
-                let stopped = events::deliver(o, &sinks)?;
+                let stopped = events::deliver(o, &specs)?;
                 warn_undelivered(o, &db, &stopped);
             }
             let format = match format {
@@ -342,14 +356,31 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             let host = defaults::hostname();
             let db = db.unwrap_or_else(|| defaults::default_db(&host));
             let mut outbox = Outbox::open(&db)?;
-            let sinks = if emit.is_empty() {
-                outbox.waiting_sinks()?
+            let given = emit
+                .iter()
+                .map(|u| SinkSpec::new(u))
+                .collect::<Result<Vec<_>, _>>()?;
+            // Sinks whose password is unknown are reported after the others
+            // have had their events.
+            let mut unresolved = None;
+            let sinks = if given.is_empty() {
+                let configured = config::load(config_path.as_deref())?
+                    .events
+                    .emit
+                    .iter()
+                    .map(|u| SinkSpec::new(u))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut sinks = Vec::new();
+                for key in outbox.waiting_sinks()? {
+                    match SinkSpec::for_waiting(&key, &configured) {
+                        Ok(s) => sinks.push(s),
+                        Err(e) => unresolved = unresolved.or(Some(e)),
+                    }
+                }
+                sinks
             } else {
-                emit
+                given
             };
-            for s in &sinks {
-                events::sinks::open(s)?;
-            }
             let stopped = events::deliver(&mut outbox, &sinks)?;
             let left = outbox.len()?;
             writeln!(
@@ -365,6 +396,9 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                     reason: d.error.unwrap_or_default(),
                     waiting: d.waiting,
                 });
+            }
+            if let Some(e) = unresolved {
+                return Err(e);
             }
             Ok(0)
         }

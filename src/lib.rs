@@ -7,6 +7,7 @@ pub mod attrs;
 pub mod baseline;
 pub mod check;
 pub mod compare;
+pub mod config;
 pub mod defaults;
 pub mod error;
 pub mod escape;

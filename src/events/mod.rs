@@ -9,8 +9,11 @@
 //!   events, it never loses them, and they go out in order;
 //! - a `path` that is not UTF-8 is carried exactly in `path_bytes`.
 
+mod amqp;
 pub mod outbox;
+mod redis;
 pub mod sinks;
+pub mod url;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -162,6 +165,48 @@ impl EventFactory {
 /// Events a batch of drift records goes to the outbox in.
 const EVENTS_PER_TRANSACTION: usize = 1000;
 
+/// A sink as the user gave it (`url`, which may hold a password) and as the
+/// outbox and every message name it (`key`, with the password hidden).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SinkSpec {
+    pub url: String,
+    pub key: String,
+}
+
+impl SinkSpec {
+    /// Checks that `url` names a sink this tripseal can open.
+    pub fn new(url: &str) -> Result<SinkSpec, Error> {
+        sinks::open(url)?;
+        Ok(SinkSpec {
+            url: url.to_string(),
+            key: url::redact(url),
+        })
+    }
+
+    /// The sink for events that wait under `key` in the outbox: one of
+    /// `known` (from `--emit` or the configuration) with that key, or the key
+    /// itself if it hides no password.
+    pub fn for_waiting(key: &str, known: &[SinkSpec]) -> Result<SinkSpec, Error> {
+        if let Some(s) = known.iter().find(|s| s.key == key) {
+            return Ok(s.clone());
+        }
+        if url::is_redacted(key) {
+            return Err(Error::invalid(format!(
+                "events wait for {}, whose password tripseal does not keep; give the sink's \
+                 URL with its password: tripseal flush --emit URL (or list it under \
+                 [events] emit in the configuration)",
+                crate::escape::escape_bytes(key.as_bytes())
+            )));
+        }
+        SinkSpec::new(key)
+    }
+}
+
+/// The outbox names of `sinks`.
+pub fn keys(sinks: &[SinkSpec]) -> Vec<String> {
+    sinks.iter().map(|s| s.key.clone()).collect()
+}
+
 /// Puts the events of a finished comparison in the outbox: one per drift
 /// record, then `fim-scan-finished`. Returns how many did not fit.
 pub fn record_comparison(
@@ -187,14 +232,20 @@ pub fn record_comparison(
 }
 
 /// Delivers what waits for each of `sinks`, in order, and says on standard
-/// error what could not be delivered. Returns the sinks that stopped.
-pub fn deliver(outbox: &mut Outbox, sinks: &[String]) -> Result<Vec<(String, Delivery)>, Error> {
+/// error what reached no consumer. Returns the sinks that stopped, by key.
+pub fn deliver(outbox: &mut Outbox, sinks: &[SinkSpec]) -> Result<Vec<(String, Delivery)>, Error> {
     let mut stopped = Vec::new();
-    for name in sinks {
-        let mut sink = sinks::open(name)?;
-        let d = outbox.deliver(name, sink.as_mut())?;
+    for spec in sinks {
+        let mut sink = sinks::open(&spec.url)?;
+        let d = outbox.deliver(&spec.key, sink.as_mut())?;
+        if let Some(w) = sink.warning() {
+            eprintln!(
+                "tripseal: warning: {}",
+                crate::escape::escape_bytes(w.as_bytes())
+            );
+        }
         if d.error.is_some() {
-            stopped.push((name.clone(), d));
+            stopped.push((spec.key.clone(), d));
         }
     }
     Ok(stopped)

@@ -169,12 +169,11 @@ impl Outbox {
                     }
                 }
             }
-            if stopped.is_none()
-                && let Err(e) = sink.flush()
-            {
-                // Nothing of this batch is known to have arrived.
-                sent.clear();
-                stopped = Some(e);
+            // Also after a failed send: the flush tells which of the events
+            // handed over before it arrived.
+            if let Err(e) = sink.flush() {
+                sent.truncate(e.delivered);
+                stopped.get_or_insert(e.error);
             }
             self.forget(sink_name, &sent)?;
             d.delivered += sent.len() as u64;

@@ -15,10 +15,13 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::Event;
+use super::amqp::Amqp;
+use super::redis::Redis;
+use super::url::{BrokerUrl, redact};
 use crate::error::Error;
 
 /// How long a network sink may take to connect or to take a write.
-const NETWORK_TIMEOUT: Duration = Duration::from_secs(5);
+pub const NETWORK_TIMEOUT: Duration = Duration::from_secs(5);
 /// syslog facility `authpriv` (10): security messages, kept apart.
 const FACILITY_AUTHPRIV: u8 = 10;
 const LOCAL_SYSLOG_SOCKET: &str = "/dev/log";
@@ -27,13 +30,50 @@ const LOCAL_SYSLOG_SOCKET: &str = "/dev/log";
 pub trait Sink {
     /// Hands one event over; an error stops delivery to this sink.
     fn send(&mut self, event: &Event) -> Result<(), String>;
-    /// Makes what was sent durable or delivered, as far as the sink can tell.
-    fn flush(&mut self) -> Result<(), String>;
+    /// Makes what was sent since the last flush durable or delivered, as far
+    /// as the sink can tell; on failure, says how many of those (from the
+    /// first) are known to have arrived.
+    fn flush(&mut self) -> Result<(), SinkError>;
+    /// Something the user should know about deliveries that succeeded, such
+    /// as events that reached no consumer.
+    fn warning(&mut self) -> Option<String> {
+        None
+    }
 }
 
-/// Opens the sink a URL names: `stdout`, `file:PATH`, `syslog`,
-/// `syslog+udp://HOST:PORT`, `syslog+tcp://HOST:PORT`.
+/// Why a flush failed, and how far it got.
+#[derive(Debug)]
+pub struct SinkError {
+    /// Of the events sent since the last flush, how many arrived.
+    pub delivered: usize,
+    pub error: String,
+}
+
+impl SinkError {
+    fn none_delivered(error: String) -> SinkError {
+        SinkError {
+            delivered: 0,
+            error,
+        }
+    }
+}
+
+/// The schemes `--emit` takes, for messages.
+pub const KNOWN_SINKS: &str = "stdout, file:PATH, syslog, syslog+udp://HOST:PORT, \
+     syslog+tcp://HOST:PORT, amqp://, pyamqp://, amqps://, redis://, rediss://";
+
+/// Opens the sink a URL names. Nothing is connected yet: a sink that is down
+/// fails at its first event, not here.
 pub fn open(spec: &str) -> Result<Box<dyn Sink>, Error> {
+    let scheme = spec.split_once("://").map(|(s, _)| s);
+    if let Some("amqp" | "pyamqp" | "amqps") = scheme {
+        let url = BrokerUrl::parse(spec)?;
+        return Ok(Box::new(Amqp::new(url, redact(spec))?));
+    }
+    if let Some("redis" | "rediss") = scheme {
+        let url = BrokerUrl::parse(spec)?;
+        return Ok(Box::new(Redis::new(url, redact(spec))?));
+    }
     if spec == "stdout" {
         return Ok(Box::new(Stdout));
     }
@@ -64,8 +104,8 @@ pub fn open(spec: &str) -> Result<Box<dyn Sink>, Error> {
         }));
     }
     Err(Error::invalid(format!(
-        "unknown event sink {spec:?}; this tripseal sends events to: stdout, file:PATH, \
-         syslog, syslog+udp://HOST:PORT, syslog+tcp://HOST:PORT"
+        "unknown event sink {}; this tripseal sends events to: {KNOWN_SINKS}",
+        crate::escape::escape_bytes(redact(spec).as_bytes())
     )))
 }
 
@@ -79,7 +119,7 @@ impl Sink for Stdout {
             .map_err(|e| format!("standard output: {e}"))
     }
 
-    fn flush(&mut self) -> Result<(), String> {
+    fn flush(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
 }
@@ -109,11 +149,11 @@ impl Sink for FileSink {
             .map_err(|e| format!("{}: {e}", self.path.display()))
     }
 
-    fn flush(&mut self) -> Result<(), String> {
+    fn flush(&mut self) -> Result<(), SinkError> {
         match &self.file {
             Some(f) => f
                 .sync_data()
-                .map_err(|e| format!("{}: {e}", self.path.display())),
+                .map_err(|e| SinkError::none_delivered(format!("{}: {e}", self.path.display()))),
             None => Ok(()),
         }
     }
@@ -183,9 +223,10 @@ impl Sink for Syslog {
         }
     }
 
-    fn flush(&mut self) -> Result<(), String> {
+    fn flush(&mut self) -> Result<(), SinkError> {
         if let Transport::Tcp(addr, Some(s)) = &mut self.transport {
-            s.flush().map_err(|e| format!("syslog tcp {addr}: {e}"))?;
+            s.flush()
+                .map_err(|e| SinkError::none_delivered(format!("syslog tcp {addr}: {e}")))?;
         }
         Ok(())
     }

@@ -1,0 +1,325 @@
+//! The AMQP 0-9-1 sink (RabbitMQ; Celery's `amqp://`, `pyamqp://`,
+//! `amqps://`): events go to the `celeryev` topic exchange exactly as
+//! Celery's `EventDispatcher` publishes its own, and count as delivered only
+//! once the broker has confirmed them (publisher confirms).
+//!
+//! URL options: `queue=NAME` declares a durable queue bound to `celeryev`
+//! with `fim.#` and publishes persistent messages, so that events wait in
+//! the broker for a collector; `ssl_ca_certs`, `ssl_certfile`, `ssl_keyfile`
+//! as in Celery's `broker_use_ssl`.
+
+use std::time::Duration;
+
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+    PublisherConfirm,
+};
+
+use super::Event;
+use super::sinks::{NETWORK_TIMEOUT, Sink, SinkError};
+use super::url::{BrokerUrl, TlsOptions};
+use crate::error::Error;
+
+const EXCHANGE: &str = "celeryev";
+/// The binding of the optional durable queue: every tripseal event.
+const QUEUE_BINDING: &str = "fim.#";
+/// How long to wait for the broker to confirm what was published.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Amqp {
+    /// The URL as messages show it, password hidden.
+    name: String,
+    uri: AMQPUri,
+    tls: TlsOptions,
+    queue: Option<String>,
+    runtime: Option<tokio::runtime::Runtime>,
+    session: Option<(Connection, Channel)>,
+    /// Published and not yet confirmed, in order.
+    unconfirmed: Vec<PublisherConfirm>,
+    /// Confirmed, but routed to no queue: nobody was listening.
+    unrouted: u64,
+}
+
+impl Amqp {
+    pub fn new(mut url: BrokerUrl, name: String) -> Result<Amqp, Error> {
+        let tls = url.take_tls()?;
+        let queue = url.take("queue").filter(|q| !q.is_empty());
+        url.no_more_options("queue, ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs")?;
+        let (scheme, default_port) = match url.scheme.as_str() {
+            "amqps" => (AMQPScheme::AMQPS, 5671),
+            _ => (AMQPScheme::AMQP, 5672),
+        };
+        if scheme == AMQPScheme::AMQP && tls != TlsOptions::default() {
+            return Err(Error::invalid(format!(
+                "event sink {name}: TLS options need amqps://"
+            )));
+        }
+        let uri = AMQPUri {
+            scheme,
+            authority: AMQPAuthority {
+                userinfo: AMQPUserInfo {
+                    username: url.user.clone().unwrap_or_else(|| "guest".into()),
+                    password: url.password.clone().unwrap_or_else(|| "guest".into()),
+                },
+                host: url.host.clone(),
+                port: url.port.unwrap_or(default_port),
+            },
+            // kombu: an empty virtual host is the default one, "/".
+            vhost: if url.path.is_empty() {
+                "/".into()
+            } else {
+                url.path.clone()
+            },
+            query: AMQPQueryString {
+                connection_timeout: Some(NETWORK_TIMEOUT.as_millis() as u64),
+                ..AMQPQueryString::default()
+            },
+        };
+        Ok(Amqp {
+            name,
+            uri,
+            tls,
+            queue,
+            runtime: None,
+            session: None,
+            unconfirmed: Vec::new(),
+            unrouted: 0,
+        })
+    }
+
+    fn tls_config(&self) -> Result<OwnedTLSConfig, String> {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| format!("{}: {e}", crate::escape::escape_path(p)))
+        };
+        let cert_chain = match &self.tls.ca_certs {
+            Some(p) => Some(
+                String::from_utf8(read(p)?)
+                    .map_err(|_| format!("{}: not a PEM file", p.display()))?,
+            ),
+            None => None,
+        };
+        let identity = match (&self.tls.certfile, &self.tls.keyfile) {
+            (Some(c), Some(k)) => Some(OwnedIdentity::PKCS8 {
+                pem: read(c)?,
+                key: read(k)?,
+            }),
+            _ => None,
+        };
+        Ok(OwnedTLSConfig {
+            identity,
+            cert_chain,
+        })
+    }
+
+    fn connect(&mut self) -> Result<(), String> {
+        if self.session.is_some() {
+            return Ok(());
+        }
+        let tls = self.tls_config()?;
+        let rt = match &self.runtime {
+            Some(rt) => rt,
+            None => self.runtime.insert(
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("cannot start the AMQP client: {e}"))?,
+            ),
+        };
+        let uri = self.uri.clone();
+        let queue = self.queue.clone();
+        let session = rt.block_on(async move {
+            let runtime = lapin::runtime::default_runtime().map_err(|e| e.to_string())?;
+            let props =
+                ConnectionProperties::default().with_connection_name(LongString::from("tripseal"));
+            let conn = tokio::time::timeout(
+                NETWORK_TIMEOUT,
+                Connection::connect_uri_with_config(uri, props, tls, runtime),
+            )
+            .await
+            .map_err(|_| format!("no answer within {}s", NETWORK_TIMEOUT.as_secs()))?
+            .map_err(|e| explain(&e))?;
+            let ch = conn.create_channel().await.map_err(|e| explain(&e))?;
+            ch.confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(|e| explain(&e))?;
+            // Exactly Celery's declaration: other flags fail with 406
+            // against the exchange Celery already made.
+            ch.exchange_declare(
+                EXCHANGE.into(),
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    auto_delete: false,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| explain(&e))?;
+            if let Some(q) = queue {
+                ch.queue_declare(
+                    q.as_str().into(),
+                    QueueDeclareOptions {
+                        durable: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| explain(&e))?;
+                ch.queue_bind(
+                    q.as_str().into(),
+                    EXCHANGE.into(),
+                    QUEUE_BINDING.into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| explain(&e))?;
+            }
+            Ok::<_, String>((conn, ch))
+        })?;
+        self.session = Some(session);
+        Ok(())
+    }
+
+    fn fail(&mut self, e: String) -> String {
+        self.session = None;
+        e
+    }
+}
+
+impl Sink for Amqp {
+    fn send(&mut self, event: &Event) -> Result<(), String> {
+        if let Err(e) = self.connect() {
+            return Err(self.fail(e));
+        }
+        let (_, ch) = self.session.as_ref().expect("connected above");
+        let mut headers = FieldTable::default();
+        // A long string: RabbitMQ reads a short string in a table as a number.
+        headers.insert(
+            "hostname".into(),
+            AMQPValue::LongString(hostname_of(&event.body).into()),
+        );
+        let props = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_content_encoding("utf-8".into())
+            .with_headers(headers)
+            .with_delivery_mode(if self.queue.is_some() { 2 } else { 1 })
+            .with_priority(0);
+        let rt = self.runtime.as_ref().expect("made by connect");
+        let published = rt.block_on(ch.basic_publish(
+            EXCHANGE.into(),
+            event.routing_key().as_str().into(),
+            // Returned when no queue is bound, so the sink can say nobody listened.
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            event.body.as_bytes(),
+            props,
+        ));
+        match published {
+            Ok(confirm) => {
+                self.unconfirmed.push(confirm);
+                Ok(())
+            }
+            Err(e) => Err(self.fail(explain(&e))),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        let pending = std::mem::take(&mut self.unconfirmed);
+        let Some(rt) = &self.runtime else {
+            return Ok(());
+        };
+        let mut confirmed = 0;
+        for confirm in pending {
+            let outcome =
+                rt.block_on(async { tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await });
+            let error = match outcome {
+                Ok(Ok(Confirmation::Ack(returned))) => {
+                    if returned.is_some() {
+                        self.unrouted += 1;
+                    }
+                    confirmed += 1;
+                    continue;
+                }
+                Ok(Ok(Confirmation::Nack(_))) => "the broker refused an event (nack)".to_string(),
+                Ok(Ok(Confirmation::NotRequested)) => {
+                    "the broker did not confirm (publisher confirms off)".to_string()
+                }
+                Ok(Err(e)) => explain(&e),
+                Err(_) => format!(
+                    "no confirm from the broker within {}s",
+                    CONFIRM_TIMEOUT.as_secs()
+                ),
+            };
+            return Err(SinkError {
+                delivered: confirmed,
+                error: self.fail(error),
+            });
+        }
+        Ok(())
+    }
+
+    fn warning(&mut self) -> Option<String> {
+        let n = std::mem::take(&mut self.unrouted);
+        (n > 0).then(|| {
+            format!(
+                "{}: {n} events reached no queue (no consumer was bound to exchange \
+                 {EXCHANGE}); add ?queue=NAME to keep them in the broker for a collector",
+                self.name
+            )
+        })
+    }
+}
+
+impl Drop for Amqp {
+    fn drop(&mut self) {
+        if let (Some(rt), Some((conn, _))) = (&self.runtime, self.session.take()) {
+            // A clean close, so the broker does not log a dropped connection.
+            let _ = rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(2), conn.close(200, "bye".into())).await
+            });
+        }
+    }
+}
+
+/// The event's `hostname`, for the message headers as Celery sets them.
+fn hostname_of(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("hostname")?.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// lapin's error with what the user can do about the common ones.
+fn explain(e: &lapin::Error) -> String {
+    let text = e.to_string();
+    let hint = if text.contains("ACCESS_REFUSED") || text.contains("403") {
+        Some("the broker refused the login: check the user and password in the URL")
+    } else if text.contains("NOT_ALLOWED") || text.contains("530") {
+        Some("the virtual host does not exist or the user may not use it")
+    } else if text.contains("certificate") || text.contains("UnknownIssuer") {
+        Some(
+            "the broker's TLS certificate did not verify: give the CA that signed it with \
+             ssl_ca_certs=FILE",
+        )
+    } else if text.contains("onnection refused") {
+        Some("nothing listens there: is the broker running?")
+    } else {
+        None
+    };
+    match hint {
+        Some(h) => format!("{text} ({h})"),
+        None => text,
+    }
+}

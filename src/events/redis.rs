@@ -1,0 +1,278 @@
+//! The Redis sink (Celery's `redis://`, `rediss://`): kombu's Redis
+//! transport turns the `celeryev` exchange into PUB/SUB, so each event is one
+//! `PUBLISH "/<db>.celeryev/<routing key>" <envelope>`, the envelope being
+//! kombu's message with the event base64-encoded as its body.
+//!
+//! URL options, as kombu's `broker_transport_options` name them:
+//! `global_keyprefix` (prepended to the channel), `fanout_prefix` (true, the
+//! default: `/<db>.`; false: none; any other string replaces it),
+//! `fanout_patterns` (true, the default: the routing key ends the channel;
+//! false: publish to `<prefix>celeryev`); TLS: `ssl_ca_certs`,
+//! `ssl_certfile`, `ssl_keyfile`, `ssl_cert_reqs`.
+//!
+//! An event is delivered once Redis answered its PUBLISH. Redis keeps nothing
+//! for a consumer that was not subscribed then (as for Celery's own events);
+//! the sink says how many events reached nobody.
+
+use base64::Engine;
+use redis::{
+    Client, ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo,
+    TlsCertificates,
+};
+use serde_json::json;
+
+use super::Event;
+use super::sinks::{NETWORK_TIMEOUT, Sink, SinkError};
+use super::url::{BrokerUrl, TlsOptions};
+use crate::error::Error;
+
+pub struct Redis {
+    name: String,
+    client: Client,
+    /// Everything before the routing key.
+    channel_prefix: String,
+    /// Whether the routing key ends the channel (`fanout_patterns`).
+    patterns: bool,
+    connection: Option<redis::Connection>,
+    /// Published while no one was subscribed.
+    unheard: u64,
+}
+
+impl Redis {
+    pub fn new(mut url: BrokerUrl, name: String) -> Result<Redis, Error> {
+        let tls = url.take_tls()?;
+        let keyprefix = url.take("global_keyprefix").unwrap_or_default();
+        let fanout_prefix = url.take("fanout_prefix");
+        let patterns = url.take_bool("fanout_patterns")?.unwrap_or(true);
+        url.no_more_options(
+            "global_keyprefix, fanout_prefix, fanout_patterns, ssl_ca_certs, ssl_certfile, \
+             ssl_keyfile, ssl_cert_reqs",
+        )?;
+        let db: i64 = match url.path.trim_matches('/') {
+            "" => 0,
+            n => n.parse().map_err(|_| {
+                Error::invalid(format!(
+                    "event sink {name}: the path must be the database number, as in \
+                     redis://host:6379/0"
+                ))
+            })?,
+        };
+        // kombu's fanout_prefix: True means "/{db}.", False or "" nothing.
+        let fanout = match fanout_prefix.as_deref().map(str::to_ascii_lowercase) {
+            None => format!("/{db}."),
+            Some(v) if matches!(v.as_str(), "true" | "1" | "yes" | "on") => format!("/{db}."),
+            Some(v) if matches!(v.as_str(), "false" | "0" | "no" | "off" | "") => String::new(),
+            Some(_) => fanout_prefix.unwrap_or_default(),
+        };
+        let channel_prefix = format!("{keyprefix}{fanout}celeryev");
+        let tls_wanted = url.scheme == "rediss";
+        if !tls_wanted && tls != TlsOptions::default() {
+            return Err(Error::invalid(format!(
+                "event sink {name}: TLS options need rediss://"
+            )));
+        }
+        let port = url.port.unwrap_or(6379);
+        let addr = if tls_wanted {
+            ConnectionAddr::TcpTls {
+                host: url.host.clone(),
+                port,
+                insecure: false,
+                tls_params: None,
+            }
+        } else {
+            ConnectionAddr::Tcp(url.host.clone(), port)
+        };
+        let mut settings = RedisConnectionInfo::default().set_db(db);
+        if let Some(u) = &url.user {
+            settings = settings.set_username(u);
+        }
+        if let Some(p) = url.password.as_ref().filter(|p| !p.is_empty()) {
+            settings = settings.set_password(p);
+        }
+        let info = addr
+            .into_connection_info()
+            .map_err(|e| Error::invalid(format!("event sink {name}: {e}")))?
+            .set_redis_settings(settings);
+        let client = if tls_wanted {
+            let read = |p: &std::path::Path| {
+                std::fs::read(p).map_err(|e| {
+                    Error::invalid(format!(
+                        "event sink {name}: {}: {e}",
+                        crate::escape::escape_path(p)
+                    ))
+                })
+            };
+            let certs = TlsCertificates {
+                client_tls: match (&tls.certfile, &tls.keyfile) {
+                    (Some(c), Some(k)) => Some(ClientTlsConfig {
+                        client_cert: read(c)?,
+                        client_key: read(k)?,
+                    }),
+                    _ => None,
+                },
+                root_cert: tls.ca_certs.as_deref().map(read).transpose()?,
+            };
+            Client::build_with_tls(info, certs)
+        } else {
+            Client::open(info)
+        }
+        .map_err(|e| Error::invalid(format!("event sink {name}: {e}")))?;
+        Ok(Redis {
+            name,
+            client,
+            channel_prefix,
+            patterns,
+            connection: None,
+            unheard: 0,
+        })
+    }
+
+    fn channel(&self, event: &Event) -> String {
+        if self.patterns {
+            format!("{}/{}", self.channel_prefix, event.routing_key())
+        } else {
+            self.channel_prefix.clone()
+        }
+    }
+
+    fn fail(&mut self, e: &redis::RedisError) -> String {
+        self.connection = None;
+        let text = e.to_string();
+        let hint = if ["WRONGPASS", "NOAUTH", "AuthenticationFailed"]
+            .iter()
+            .any(|k| text.contains(k))
+        {
+            " (the server refused the login: check the user and password in the URL)"
+        } else if text.contains("certificate") || text.contains("UnknownIssuer") {
+            " (the server's TLS certificate did not verify: give the CA that signed it with \
+             ssl_ca_certs=FILE)"
+        } else if text.contains("onnection refused") {
+            " (nothing listens there: is Redis running?)"
+        } else {
+            ""
+        };
+        format!("{text}{hint}")
+    }
+}
+
+/// kombu's message envelope around one event.
+fn envelope(event: &Event) -> String {
+    let hostname = serde_json::from_str::<serde_json::Value>(&event.body)
+        .ok()
+        .and_then(|v| v.get("hostname")?.as_str().map(str::to_string))
+        .unwrap_or_default();
+    json!({
+        "body": base64::engine::general_purpose::STANDARD.encode(event.body.as_bytes()),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {"hostname": hostname},
+        "properties": {
+            "delivery_mode": 1,
+            "delivery_info": {"exchange": "celeryev", "routing_key": event.routing_key()},
+            "priority": 0,
+            "body_encoding": "base64",
+            // The Python receiver fails with a KeyError without one.
+            "delivery_tag": super::uuid_v4(),
+        },
+    })
+    .to_string()
+}
+
+impl Sink for Redis {
+    fn send(&mut self, event: &Event) -> Result<(), String> {
+        if self.connection.is_none() {
+            let c = self
+                .client
+                .get_connection_with_timeout(NETWORK_TIMEOUT)
+                .and_then(|c| {
+                    c.set_read_timeout(Some(NETWORK_TIMEOUT))?;
+                    c.set_write_timeout(Some(NETWORK_TIMEOUT))?;
+                    Ok(c)
+                });
+            match c {
+                Ok(c) => self.connection = Some(c),
+                Err(e) => return Err(self.fail(&e)),
+            }
+        }
+        let channel = self.channel(event);
+        let conn = self.connection.as_mut().expect("connected above");
+        let reached: Result<i64, _> = redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(envelope(event))
+            .query(conn);
+        match reached {
+            Ok(0) => {
+                self.unheard += 1;
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.fail(&e)),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn warning(&mut self) -> Option<String> {
+        let n = std::mem::take(&mut self.unheard);
+        (n > 0).then(|| {
+            format!(
+                "{}: {n} events reached no subscriber (no consumer was listening on {}/*)",
+                self.name, self.channel_prefix
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel(url: &str) -> String {
+        let r = Redis::new(BrokerUrl::parse(url).unwrap(), url.into()).unwrap();
+        let e = Event {
+            kind: "fim-file-modified".into(),
+            id: "x".into(),
+            body: "{}".into(),
+        };
+        r.channel(&e)
+    }
+
+    #[test]
+    fn channels_follow_kombus_transport_options() {
+        assert_eq!(channel("redis://h:1/0"), "/0.celeryev/fim.file.modified");
+        assert_eq!(
+            channel("redis://h:1/3?global_keyprefix=app:"),
+            "app:/3.celeryev/fim.file.modified"
+        );
+        assert_eq!(
+            channel("redis://h:1/3?fanout_prefix=false"),
+            "celeryev/fim.file.modified"
+        );
+        assert_eq!(
+            channel("redis://h:1/3?fanout_prefix=x.&fanout_patterns=false"),
+            "x.celeryev"
+        );
+    }
+
+    #[test]
+    fn the_envelope_has_what_kombu_reads() {
+        let e = Event {
+            kind: "fim-file-added".into(),
+            id: "x".into(),
+            body: r#"{"hostname":"fim@h"}"#.into(),
+        };
+        let v: serde_json::Value = serde_json::from_str(&envelope(&e)).unwrap();
+        assert_eq!(v["headers"]["hostname"], "fim@h");
+        assert_eq!(
+            v["properties"]["delivery_info"]["routing_key"],
+            "fim.file.added"
+        );
+        assert_eq!(v["properties"]["delivery_tag"].as_str().unwrap().len(), 36);
+        let body = base64::engine::general_purpose::STANDARD
+            .decode(v["body"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(body, br#"{"hostname":"fim@h"}"#);
+    }
+}

@@ -1,0 +1,62 @@
+"""A Celery event consumer built on the stock API, for tripseal's tests.
+
+    receiver.py BROKER_URL OUT_FILE COUNT [TIMEOUT_SECONDS]
+
+Connects with `app.events.Receiver` and a '*' handler, prints "ready" once
+its queue is bound (events published before that are not for it), then
+appends every event it receives to OUT_FILE as one JSON line, with the
+message's routing key added as "_routing_key", until COUNT events came.
+Exits 3 if they do not come within TIMEOUT_SECONDS (default 60).
+"""
+import json
+import signal
+import sys
+
+from celery import Celery
+from celery.events.receiver import EventReceiver
+
+url, out_path, want = sys.argv[1], sys.argv[2], int(sys.argv[3])
+timeout = int(sys.argv[4]) if len(sys.argv) > 4 else 60
+
+
+def give_up(*_):
+    sys.stderr.write(f"receiver.py: timed out with {received} of {want} events\n")
+    sys.exit(3)
+
+
+signal.signal(signal.SIGALRM, give_up)
+signal.alarm(timeout)
+
+received = 0
+routing_keys = []
+
+
+class Receiver(EventReceiver):
+    # The routing key is not handed to handlers; keep it for the test.
+    def _receive(self, body, message, *args, **kwargs):
+        routing_keys.append(message.delivery_info.get("routing_key"))
+        return super()._receive(body, message, *args, **kwargs)
+
+    def on_consume_ready(self, *args, **kwargs):
+        super().on_consume_ready(*args, **kwargs)
+        print("ready", flush=True)
+
+
+out = open(out_path, "a", encoding="utf-8")
+
+
+def on_event(event):
+    global received
+    event = dict(event)
+    event["_routing_key"] = routing_keys.pop(0) if routing_keys else None
+    out.write(json.dumps(event) + "\n")
+    out.flush()
+    received += 1
+
+
+app = Celery(broker=url)
+with app.connection_for_read() as conn:
+    recv = Receiver(conn, handlers={"*": on_event}, app=app)
+    for _ in recv.consume(limit=None, timeout=None, wakeup=False):
+        if received >= want:
+            break
