@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 # from the outside, setpriv (util-linux) to run the binary as an unprivileged
 # user (root reads everything), mount for a tmpfs inside a scanned tree,
 # script (bsdutils) for a pseudo-terminal, sqlite3 to edit baselines, openssl
-# to check that keys and signatures interoperate.
+# to check that keys and signatures interoperate; redis-server and
+# rabbitmq-server are the brokers the event tests deliver through (the tests
+# start their own instances on loopback, never the system's service).
 need=()
 command -v setfattr >/dev/null || need+=(attr)
 command -v setpriv  >/dev/null || need+=(util-linux)
@@ -16,6 +18,8 @@ command -v mount    >/dev/null || need+=(mount)
 command -v script   >/dev/null || need+=(bsdutils)
 command -v sqlite3  >/dev/null || need+=(sqlite3)
 command -v openssl  >/dev/null || need+=(openssl)
+command -v redis-server >/dev/null || need+=(redis-server)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
@@ -24,6 +28,15 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# The consumer side of the event tests is the real Celery, from PyPI, in a
+# virtual environment of its own (the version events.md was checked against).
+venv=target/test-venv
+if ! "$venv/bin/python" -c 'import celery, redis' 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'celery[redis]==5.7.0'
+fi
+export TRIPSEAL_TEST_PYTHON="$PWD/$venv/bin/python"
 
 # Snapshot mismatches fail; they are never written over silently.
 export INSTA_UPDATE=no

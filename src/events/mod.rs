@@ -179,7 +179,7 @@ impl SinkSpec {
         sinks::open(url)?;
         Ok(SinkSpec {
             url: url.to_string(),
-            key: url::redact(url),
+            key: url::sink_key(url),
         })
     }
 

@@ -57,13 +57,17 @@ impl Redis {
                 ))
             })?,
         };
-        // kombu's fanout_prefix: True means "/{db}.", False or "" nothing.
+        // kombu's fanout_prefix: True means "/{db}.", False or "" nothing,
+        // and a string is used as given, with {db} filled in. (kombu's own
+        // receiver only reads channels whose prefix is empty or starts with
+        // '/' and ends with '.'.)
         let fanout = match fanout_prefix.as_deref().map(str::to_ascii_lowercase) {
-            None => format!("/{db}."),
-            Some(v) if matches!(v.as_str(), "true" | "1" | "yes" | "on") => format!("/{db}."),
+            None => "/{db}.".to_string(),
+            Some(v) if matches!(v.as_str(), "true" | "1" | "yes" | "on") => "/{db}.".into(),
             Some(v) if matches!(v.as_str(), "false" | "0" | "no" | "off" | "") => String::new(),
             Some(_) => fanout_prefix.unwrap_or_default(),
-        };
+        }
+        .replace("{db}", &db.to_string());
         let channel_prefix = format!("{keyprefix}{fanout}celeryev");
         let tls_wanted = url.scheme == "rediss";
         if !tls_wanted && tls != TlsOptions::default() {
@@ -253,6 +257,10 @@ mod tests {
         assert_eq!(
             channel("redis://h:1/3?fanout_prefix=x.&fanout_patterns=false"),
             "x.celeryev"
+        );
+        assert_eq!(
+            channel("redis://h:1/3?fanout_prefix=/t{db}."),
+            "/t3.celeryev/fim.file.modified"
         );
     }
 

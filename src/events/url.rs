@@ -177,6 +177,29 @@ pub fn redact(spec: &str) -> String {
     }
 }
 
+/// How the outbox names a sink: its URL without the password (see
+/// [`redact`]) and without the TLS file options, which say how to reach the
+/// broker, not which broker it is; a corrected CA file then still delivers
+/// the events that waited for it.
+pub fn sink_key(spec: &str) -> String {
+    let redacted = redact(spec);
+    let Some((base, query)) = redacted.split_once('?') else {
+        return redacted;
+    };
+    if !spec.contains("://") {
+        return redacted;
+    }
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("ssl_"))
+        .collect();
+    if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    }
+}
+
 /// Whether `key` (a sink as the outbox names it) had a password taken out.
 pub fn is_redacted(key: &str) -> bool {
     redact(key) == key && key.contains(":***@")
@@ -272,6 +295,12 @@ mod tests {
         assert_eq!(redact("file:/var/log/x"), "file:/var/log/x");
         assert!(is_redacted("redis://:***@h/0"));
         assert!(!is_redacted("redis://h/0"));
+        assert_eq!(
+            sink_key("amqps://u:p@h//?ssl_ca_certs=/a&queue=q&ssl_certfile=/c"),
+            "amqps://u:***@h//?queue=q"
+        );
+        assert_eq!(sink_key("rediss://h/0?ssl_ca_certs=/a"), "rediss://h/0");
+        assert_eq!(sink_key("file:/x?ssl_y"), "file:/x?ssl_y");
     }
 
     #[test]

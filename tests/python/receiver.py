@@ -7,8 +7,11 @@ its queue is bound (events published before that are not for it), then
 appends every event it receives to OUT_FILE as one JSON line, with the
 message's routing key added as "_routing_key", until COUNT events came.
 Exits 3 if they do not come within TIMEOUT_SECONDS (default 60).
+RECEIVER_TRANSPORT_OPTIONS, if set, is the app's broker_transport_options
+as JSON.
 """
 import json
+import os
 import signal
 import sys
 
@@ -55,6 +58,8 @@ def on_event(event):
 
 
 app = Celery(broker=url)
+if os.environ.get("RECEIVER_TRANSPORT_OPTIONS"):
+    app.conf.broker_transport_options = json.loads(os.environ["RECEIVER_TRANSPORT_OPTIONS"])
 with app.connection_for_read() as conn:
     recv = Receiver(conn, handlers={"*": on_event}, app=app)
     for _ in recv.consume(limit=None, timeout=None, wakeup=False):

@@ -1,0 +1,683 @@
+//! End-to-end event delivery through real brokers to the real Celery
+//! consumer: RabbitMQ and Redis started here on 127.0.0.1 (free ports,
+//! temporary directories, stopped at the end), `app.events.Receiver` and
+//! `celery events --dump` from PyPI.
+//!
+//! RabbitMQ takes seconds to boot, so this binary has its own runner
+//! (`harness = false`): it starts the brokers once, runs every scenario in
+//! turn, and stops them whatever happened. `cargo test --test brokers NAME`
+//! runs the scenarios whose name contains NAME.
+//!
+//! Needs `redis-server`, `rabbitmq-server` and a Python with `celery[redis]`,
+//! named by `TRIPSEAL_TEST_PYTHON`: `scripts/test.sh` installs all three.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod env;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::*;
+use env::{Brokers, Receiver};
+use serde_json::Value;
+
+type Scenario = fn(&Brokers);
+
+const SCENARIOS: &[(&str, Scenario)] = &[
+    (
+        "amqp_receiver_gets_every_finding",
+        amqp_receiver_gets_every_finding,
+    ),
+    (
+        "redis_receiver_gets_every_finding",
+        redis_receiver_gets_every_finding,
+    ),
+    (
+        "celery_events_dump_prints_amqp_events",
+        celery_events_dump_prints_amqp_events,
+    ),
+    (
+        "celery_events_dump_prints_redis_events",
+        celery_events_dump_prints_redis_events,
+    ),
+    (
+        "redis_transport_options_match_kombus",
+        redis_transport_options_match_kombus,
+    ),
+    (
+        "amqp_durable_queue_keeps_events_for_a_collector",
+        amqp_durable_queue_keeps_events_for_a_collector,
+    ),
+    (
+        "amqp_wrong_password_keeps_events",
+        amqp_wrong_password_keeps_events,
+    ),
+    (
+        "amqp_wrong_vhost_keeps_events",
+        amqp_wrong_vhost_keeps_events,
+    ),
+    (
+        "redis_wrong_password_keeps_events",
+        redis_wrong_password_keeps_events,
+    ),
+    (
+        "amqps_with_client_certificate_delivers",
+        amqps_with_client_certificate_delivers,
+    ),
+    ("amqps_wrong_ca_keeps_events", amqps_wrong_ca_keeps_events),
+    (
+        "redis_down_during_check_then_flush",
+        redis_down_during_check_then_flush,
+    ),
+    (
+        "redis_killed_mid_flush_loses_nothing",
+        redis_killed_mid_flush_loses_nothing,
+    ),
+    (
+        "amqp_killed_mid_flush_loses_nothing",
+        amqp_killed_mid_flush_loses_nothing,
+    ),
+];
+
+fn main() {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let chosen: Vec<&(&str, Scenario)> = SCENARIOS
+        .iter()
+        .filter(|(name, _)| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str())))
+        .collect();
+    println!("\nrunning {} broker scenarios", chosen.len());
+    if chosen.is_empty() {
+        return;
+    }
+    let brokers = Brokers::start();
+    let mut failed = Vec::new();
+    let started = Instant::now();
+    for (name, scenario) in chosen {
+        let t = Instant::now();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(&brokers)));
+        match outcome {
+            Ok(()) => println!("test {name} ... ok ({:.1}s)", t.elapsed().as_secs_f64()),
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed.push(*name);
+            }
+        }
+    }
+    drop(brokers);
+    println!(
+        "\ntest result: {}. {} failed; finished in {:.1}s",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        failed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if !failed.is_empty() {
+        for f in &failed {
+            println!("    {f}");
+        }
+        std::process::exit(101);
+    }
+}
+
+/// A tree with a baseline, then drifted: a file edited and made executable,
+/// one removed, one added whose name is not UTF-8.
+struct Drifted {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    db: PathBuf,
+}
+
+fn drifted() -> Drifted {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    std::fs::create_dir(&root).unwrap();
+    for name in ["tasks.py", "gone.py", "keep.py"] {
+        std::fs::write(root.join(name), name).unwrap();
+    }
+    let rules = write_rules(
+        tmp.path(),
+        &format!(
+            "[[rule]]\nname = \"code\"\npaths = [\"{}/*\"]\n\
+             check = [\"type\", \"mode\", \"size\", \"hash\"]\nseverity = \"critical\"\n",
+            root.display()
+        ),
+    );
+    let db = tmp.path().join("b.db");
+    assert_ok(&init(&rules, &db));
+    std::fs::write(root.join("tasks.py"), b"import os; os.system('evil')").unwrap();
+    let mut perm = std::fs::metadata(root.join("tasks.py"))
+        .unwrap()
+        .permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(root.join("tasks.py"), perm).unwrap();
+    std::fs::remove_file(root.join("gone.py")).unwrap();
+    std::fs::write(root.join(OsStr::from_bytes(b"new-\xff.py")), b"n").unwrap();
+    Drifted {
+        _tmp: tmp,
+        root,
+        db,
+    }
+}
+
+/// started + modified + removed + added + finished.
+const DRIFT_EVENTS: usize = 5;
+
+fn check(db: &Path, sinks: &[&str]) -> Output {
+    let mut cmd = tripseal();
+    cmd.args(["check", "--allow-unsigned", "--db"]).arg(db);
+    for s in sinks {
+        cmd.arg("--emit").arg(s);
+    }
+    cmd.output().unwrap()
+}
+
+fn flush(db: &Path, sinks: &[&str]) -> Output {
+    let mut cmd = tripseal();
+    cmd.args(["flush", "--db"]).arg(db);
+    for s in sinks {
+        cmd.arg("--emit").arg(s);
+    }
+    cmd.output().unwrap()
+}
+
+/// Drift bits: added (1) + removed (2) + changed (4).
+const DRIFT_EXIT: i32 = 7;
+
+fn assert_drift_exit(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(DRIFT_EXIT),
+        "the check's exit code reports the drift, whatever the sinks did\nstderr: {}",
+        stderr(out)
+    );
+}
+
+fn by_type(events: &[Value]) -> BTreeMap<String, Vec<&Value>> {
+    let mut m: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    for e in events {
+        m.entry(e["type"].as_str().unwrap().to_string())
+            .or_default()
+            .push(e);
+    }
+    m
+}
+
+/// What a consumer must see of the drift `drifted()` made.
+fn assert_drift_events(d: &Drifted, events: &[Value]) {
+    let host = format!("fim@{}", hostname());
+    for e in events {
+        assert_eq!(e["hostname"], host.as_str(), "{e}");
+        let ty = e["type"].as_str().unwrap();
+        assert_eq!(
+            e["_routing_key"].as_str(),
+            Some(ty.replace('-', ".").as_str()),
+            "routing key of {e}"
+        );
+        assert!(e["timestamp"].is_f64() && e["clock"].is_u64(), "{e}");
+        assert_eq!(e["id"].as_str().unwrap().len(), 36, "{e}");
+    }
+    let t = by_type(events);
+    for ty in [
+        "fim-scan-started",
+        "fim-file-modified",
+        "fim-file-removed",
+        "fim-file-added",
+        "fim-scan-finished",
+    ] {
+        assert_eq!(t.get(ty).map(Vec::len), Some(1), "one {ty} in {events:?}");
+    }
+    let modified = t["fim-file-modified"][0];
+    assert_eq!(modified["path"], d.root.join("tasks.py").to_str().unwrap());
+    let changes = modified["changes"].as_object().unwrap();
+    for attr in ["mode", "size", "hash"] {
+        assert!(changes.contains_key(attr), "{attr} changed: {modified}");
+    }
+    assert_eq!(changes["mode"]["old"], "0644");
+    assert_eq!(changes["mode"]["new"], "0755");
+    assert_eq!(modified["severity"], "critical");
+    assert_eq!(
+        t["fim-file-removed"][0]["path"],
+        d.root.join("gone.py").to_str().unwrap()
+    );
+    let added = t["fim-file-added"][0];
+    let exact = base64::engine::general_purpose::STANDARD
+        .decode(
+            added["path_bytes"]
+                .as_str()
+                .expect("path_bytes for a non-UTF-8 name"),
+        )
+        .unwrap();
+    assert_eq!(
+        exact,
+        d.root
+            .join(OsStr::from_bytes(b"new-\xff.py"))
+            .as_os_str()
+            .as_bytes()
+    );
+    assert!(
+        added["path"].as_str().unwrap().ends_with("new-\\xff.py"),
+        "{added}"
+    );
+    assert_eq!(t["fim-scan-finished"][0]["exit_code"], DRIFT_EXIT);
+}
+
+fn hostname() -> String {
+    let out = std::process::Command::new("hostname").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn ids(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn read_jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn amqp_receiver_gets_every_finding(b: &Brokers) {
+    let d = drifted();
+    let url = b.amqp_url();
+    let recv = Receiver::start(b, &url, DRIFT_EVENTS, &[]);
+    let out = check(&d.db, &[&url]);
+    assert_drift_exit(&out);
+    assert!(!stderr(&out).contains("not delivered"), "{}", stderr(&out));
+    assert_drift_events(&d, &recv.wait());
+}
+
+fn redis_receiver_gets_every_finding(b: &Brokers) {
+    let d = drifted();
+    let url = b.redis_url();
+    let recv = Receiver::start(b, &url, DRIFT_EVENTS, &[]);
+    let out = check(&d.db, &[&url]);
+    assert_drift_exit(&out);
+    assert!(!stderr(&out).contains("not delivered"), "{}", stderr(&out));
+    assert_drift_events(&d, &recv.wait());
+}
+
+/// `celery events --dump` prints `HOST [TIME] fim file modified: path=...`.
+fn assert_dump_shows_drift(b: &Brokers, url: &str) {
+    let d = drifted();
+    let mut dump = b.celery_dump(url);
+    // The dump binds its queue some time after it starts; until then the
+    // exchange drops events. Check again until it has seen one: each check
+    // reports the same drift anew.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        assert_drift_exit(&check(&d.db, &[url]));
+        std::thread::sleep(Duration::from_millis(500));
+        let text = dump.output();
+        if text.contains("fim scan finished") || Instant::now() > deadline {
+            break text;
+        }
+    };
+    let host = format!("fim@{}", hostname());
+    let line = text
+        .lines()
+        .find(|l| l.contains("fim file modified"))
+        .unwrap_or_else(|| panic!("no modified event in the dump:\n{text}"));
+    assert!(line.starts_with(&format!("{host} [")), "{line}");
+    assert!(
+        line.contains(&format!("path={}", d.root.join("tasks.py").display())),
+        "{line}"
+    );
+    assert!(
+        line.contains("'mode': {'new': '0755', 'old': '0644'}"),
+        "{line}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("fim file added") && l.contains("path_bytes=")),
+        "{text}"
+    );
+}
+
+fn celery_events_dump_prints_amqp_events(b: &Brokers) {
+    assert_dump_shows_drift(b, &b.amqp_url());
+}
+
+fn celery_events_dump_prints_redis_events(b: &Brokers) {
+    assert_dump_shows_drift(b, &b.redis_url());
+}
+
+/// A Celery app with `broker_transport_options` listens on other channels;
+/// the same options in tripseal's URL reach it.
+fn redis_transport_options_match_kombus(b: &Brokers) {
+    for (query, options) in [
+        ("global_keyprefix=app1:", r#"{"global_keyprefix": "app1:"}"#),
+        ("fanout_prefix=false", r#"{"fanout_prefix": false}"#),
+        ("fanout_patterns=false", r#"{"fanout_patterns": false}"#),
+        (
+            "fanout_prefix=/tenant7.",
+            r#"{"fanout_prefix": "/tenant7."}"#,
+        ),
+    ] {
+        let d = drifted();
+        let url = format!("{}?{query}", b.redis_url());
+        let recv = Receiver::start(
+            b,
+            &b.redis_url(),
+            DRIFT_EVENTS,
+            &[("RECEIVER_TRANSPORT_OPTIONS", options)],
+        );
+        let out = check(&d.db, &[&url]);
+        assert_drift_exit(&out);
+        assert!(
+            !stderr(&out).contains("reached no subscriber"),
+            "{query}: {}",
+            stderr(&out)
+        );
+        assert_drift_events(&d, &recv.wait());
+    }
+}
+
+/// With `?queue=NAME`, events wait in a durable queue until a collector
+/// takes them, even if none was listening when they were sent.
+fn amqp_durable_queue_keeps_events_for_a_collector(b: &Brokers) {
+    let d = drifted();
+    let url = format!("{}?queue=fim-collector-test", b.amqp_url());
+    let out = check(&d.db, &[&url]);
+    assert_drift_exit(&out);
+    assert!(
+        !stderr(&out).contains("reached no queue"),
+        "{}",
+        stderr(&out)
+    );
+    let events = b.drain_queue("fim-collector-test", DRIFT_EVENTS);
+    assert_drift_events(&d, &events);
+    for e in &events {
+        assert_eq!(e["_delivery_mode"], 2, "persistent in a durable queue: {e}");
+    }
+}
+
+/// A refused login does not fail the check; the events wait, and the
+/// right password (same sink) delivers them.
+fn amqp_wrong_password_keeps_events(b: &Brokers) {
+    let d = drifted();
+    let wrong = b.amqp_url().replace("guest:guest@", "guest:wrong@");
+    let out = check(&d.db, &[&wrong]);
+    assert_drift_exit(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("ACCESS_REFUSED") && err.contains("check the user and password"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{DRIFT_EVENTS} wait in")), "{err}");
+    assert!(
+        !err.contains("wrong"),
+        "the password is never printed: {err}"
+    );
+    let outbox = std::fs::read(format!("{}.outbox", d.db.display())).unwrap();
+    assert!(
+        !outbox.windows(5).any(|w| w == b"wrong"),
+        "the password is never written to the outbox"
+    );
+    let recv = Receiver::start(b, &b.amqp_url(), DRIFT_EVENTS, &[]);
+    assert_ok(&flush(&d.db, &[&b.amqp_url()]));
+    assert_drift_events(&d, &recv.wait());
+}
+
+fn amqp_wrong_vhost_keeps_events(b: &Brokers) {
+    let d = drifted();
+    let url = format!("amqp://guest:guest@127.0.0.1:{}/no-such-vhost", b.amqp_port);
+    let out = check(&d.db, &[&url]);
+    assert_drift_exit(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("NOT_ALLOWED") && err.contains("virtual host"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{DRIFT_EVENTS} wait in")), "{err}");
+    let again = flush(&d.db, &[&url]);
+    assert_eq!(again.status.code(), Some(14), "{}", stderr(&again));
+    assert!(stdout(&again).contains(&format!("{DRIFT_EVENTS} events still wait")));
+}
+
+fn redis_wrong_password_keeps_events(b: &Brokers) {
+    let d = drifted();
+    let wrong = format!("redis://:wrong@127.0.0.1:{}/0", b.redis_auth_port);
+    let out = check(&d.db, &[&wrong]);
+    assert_drift_exit(&out);
+    let err = stderr(&out);
+    assert!(err.contains("check the user and password"), "{err}");
+    assert!(err.contains(&format!("{DRIFT_EVENTS} wait in")), "{err}");
+    assert!(
+        !err.contains("wrong@"),
+        "the password is never printed: {err}"
+    );
+    let right = format!(
+        "redis://:{}@127.0.0.1:{}/0",
+        env::REDIS_PASSWORD,
+        b.redis_auth_port
+    );
+    let recv = Receiver::start(b, &right, DRIFT_EVENTS, &[]);
+    // Without --emit, flush cannot know the password and says so.
+    let blind = flush(&d.db, &[]);
+    assert_eq!(blind.status.code(), Some(15), "{}", stderr(&blind));
+    assert!(
+        stderr(&blind).contains("flush --emit URL"),
+        "{}",
+        stderr(&blind)
+    );
+    assert_ok(&flush(&d.db, &[&right]));
+    assert_drift_events(&d, &recv.wait());
+}
+
+fn amqps_with_client_certificate_delivers(b: &Brokers) {
+    let d = drifted();
+    let recv = Receiver::start(b, &b.amqp_url(), DRIFT_EVENTS, &[]);
+    let out = check(&d.db, &[&b.amqps_url(&b.tls.ca)]);
+    assert_drift_exit(&out);
+    assert!(!stderr(&out).contains("not delivered"), "{}", stderr(&out));
+    assert_drift_events(&d, &recv.wait());
+}
+
+fn amqps_wrong_ca_keeps_events(b: &Brokers) {
+    let d = drifted();
+    let wrong = b.amqps_url(&b.tls.other_ca);
+    let out = check(&d.db, &[&wrong]);
+    assert_drift_exit(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("certificate") && err.contains("ssl_ca_certs"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{DRIFT_EVENTS} wait in")), "{err}");
+    // Without the client certificate the broker refuses the handshake.
+    let no_client_cert = format!(
+        "amqps://guest:guest@127.0.0.1:{}//?ssl_ca_certs={}",
+        b.amqps_port,
+        b.tls.ca.display()
+    );
+    let out = flush(&d.db, &[&no_client_cert]);
+    assert_eq!(out.status.code(), Some(14), "{}", stderr(&out));
+    let recv = Receiver::start(b, &b.amqp_url(), DRIFT_EVENTS, &[]);
+    assert_ok(&flush(&d.db, &[&b.amqps_url(&b.tls.ca)]));
+    assert_drift_events(&d, &recv.wait());
+}
+
+/// Redis is not running during the check; once it is, flush delivers every
+/// event, in order, exactly as the file sink recorded them.
+fn redis_down_during_check_then_flush(b: &Brokers) {
+    let d = drifted();
+    let port = env::free_port();
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let file = d.db.with_file_name("all.jsonl");
+    let file_sink = format!("file:{}", file.display());
+    let out = check(&d.db, &[&url, &file_sink]);
+    assert_drift_exit(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("Connection refused") && err.contains("is Redis running?"),
+        "{err}"
+    );
+    let redis = b.start_redis(port, &[]);
+    let recv = Receiver::start(b, &url, DRIFT_EVENTS, &[]);
+    let out = flush(&d.db, &[]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("0 events still wait"),
+        "{}",
+        stdout(&out)
+    );
+    let got = recv.wait();
+    assert_eq!(ids(&got), ids(&read_jsonl(&file)), "all, in order");
+    assert_drift_events(&d, &got);
+    drop(redis);
+}
+
+/// A tree where `n` files were added since the baseline (and so its
+/// directory changed): n + 3 events, and exit code 5.
+fn many_added(n: usize) -> Drifted {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    std::fs::create_dir(&root).unwrap();
+    let rules = rules_for(tmp.path(), &root, r#"["type", "size", "hash"]"#);
+    let db = tmp.path().join("b.db");
+    assert_ok(&init(&rules, &db));
+    for i in 0..n {
+        std::fs::write(root.join(format!("f{i:05}")), i.to_string()).unwrap();
+    }
+    Drifted {
+        _tmp: tmp,
+        root,
+        db,
+    }
+}
+
+/// Waits until `path` holds at least `lines` lines.
+fn wait_for_lines(path: &Path, lines: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = std::fs::read(path)
+            .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+            .unwrap_or(0);
+        if n >= lines {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} has {n} of {lines} lines",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Every event the file sink recorded reached a consumer at least once, and
+/// every repeat is one that `id` lets a consumer drop.
+fn assert_all_arrived(expected: &[Value], received: &[Value]) {
+    let want: BTreeSet<String> = ids(expected).into_iter().collect();
+    let got: BTreeSet<String> = ids(received).into_iter().collect();
+    let missing: Vec<_> = want.difference(&got).collect();
+    assert!(
+        missing.is_empty(),
+        "{} events lost: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert!(
+        got.is_subset(&want),
+        "events that tripseal never made arrived"
+    );
+}
+
+const MANY: usize = 6000;
+const MANY_EVENTS: usize = MANY + 3;
+const MANY_EXIT: i32 = 5;
+
+fn redis_killed_mid_flush_loses_nothing(b: &Brokers) {
+    let d = many_added(MANY);
+    let port = env::free_port();
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let file = d.db.with_file_name("all.jsonl");
+    let out = check(&d.db, &[&url, &format!("file:{}", file.display())]);
+    assert_eq!(out.status.code(), Some(MANY_EXIT), "{}", stderr(&out));
+    let expected = read_jsonl(&file);
+    assert_eq!(expected.len(), MANY_EVENTS);
+
+    let mut redis = b.start_redis(port, &[]);
+    let first = Receiver::start(b, &url, expected.len(), &[]);
+    let flushing = std::process::Command::new(bin_path())
+        .args(["flush", "--db"])
+        .arg(&d.db)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_lines(first.out_path(), MANY / 10);
+    redis.kill();
+    let out = flushing.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(14),
+        "flush says it stopped: {}",
+        stderr(&out)
+    );
+    let before = first.abandon();
+    assert!(
+        before.len() < expected.len(),
+        "the kill came too late to test anything"
+    );
+
+    let redis = b.start_redis(port, &[]);
+    let rest = expected.len() - before.len();
+    let second = Receiver::start(b, &url, rest, &[]);
+    assert_ok(&flush(&d.db, &[]));
+    let after = second.wait();
+    let all: Vec<Value> = before.into_iter().chain(after).collect();
+    assert_all_arrived(&expected, &all);
+    drop(redis);
+}
+
+fn amqp_killed_mid_flush_loses_nothing(b: &Brokers) {
+    let d = many_added(MANY);
+    let url = b.amqp_url();
+    let file = d.db.with_file_name("all.jsonl");
+    // A collector's durable queue: what the broker confirmed survives its death.
+    let durable = format!("{url}?queue=fim-crash-test");
+    let first = Receiver::start(b, &url, MANY_EVENTS, &[]);
+    let checking = std::process::Command::new(bin_path())
+        .args(["check", "--allow-unsigned", "--db"])
+        .arg(&d.db)
+        .args(["--emit", &durable, "--emit"])
+        .arg(format!("file:{}", file.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_lines(first.out_path(), MANY / 10);
+    b.kill_rabbit();
+    let out = checking.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(MANY_EXIT),
+        "the check still reports the drift: {}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("not delivered"), "{}", stderr(&out));
+    let expected = read_jsonl(&file);
+    assert_eq!(expected.len(), MANY_EVENTS);
+    let _ = first.abandon();
+
+    b.restart_rabbit();
+    assert_ok(&flush(&d.db, &[&durable]));
+    // Everything confirmed before the kill, and everything flushed after it,
+    // is in the durable queue.
+    let queued = b.drain_queue("fim-crash-test", 0);
+    assert_all_arrived(&expected, &queued);
+}
