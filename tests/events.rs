@@ -352,3 +352,67 @@ fn a_file_sink_that_cannot_be_written_keeps_the_events() {
     assert_check_events(&events, &root);
     assert_eq!(outbox_count(&db), 0);
 }
+
+#[test]
+fn broker_urls_with_bad_options_are_refused_before_any_work() {
+    let (_tmp, _root, db) = drifted();
+    for (url, says) in [
+        (
+            "amqps://h//?ssl_cert_reqs=none",
+            "always verifies the broker's certificate",
+        ),
+        (
+            "amqp://h//?ssl_ca_certs=/ca.pem",
+            "TLS options need amqps://",
+        ),
+        (
+            "redis://h/0?fanout_patern=false",
+            "\"fanout_patern\" is not known",
+        ),
+        ("redis://h/zero", "the path must be the database number"),
+        ("rediss://h/0?ssl_certfile=/c.pem", "go together"),
+        ("amqp://h:99999//", "port \"99999\""),
+    ] {
+        let out = check(&db, &["--emit", url]);
+        assert_eq!(out.status.code(), Some(15), "{url}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{url}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{url}: no scan ran");
+    }
+    assert!(
+        !std::path::Path::new(&format!("{}.outbox", db.display())).exists(),
+        "nothing was kept for a refused sink"
+    );
+}
+
+#[test]
+fn sinks_come_from_the_configuration_file() {
+    let (tmp, root, db) = drifted();
+    let events = tmp.path().join("events.jsonl");
+    let config = tmp.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("[events]\nemit = [\"file:{}\"]\n", events.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = check(&db, &["--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&events).unwrap();
+    assert_check_events(&lines_json(&text), &root);
+
+    // Broker passwords may be in it: one every user can read is refused.
+    std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = check(&db, &["--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(15), "{}", stderr(&out));
+    assert!(stderr(&out).contains("chmod o-r"), "{}", stderr(&out));
+
+    std::fs::write(&config, "[events]\nemitt = []\n").unwrap();
+    std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = check(&db, &["--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(15), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown field `emitt`"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -473,7 +473,18 @@ fn redis_wrong_password_keeps_events(b: &Brokers) {
         "{}",
         stderr(&blind)
     );
-    assert_ok(&flush(&d.db, &[&right]));
+    // The configuration has it.
+    let config = d.db.with_file_name("config.toml");
+    std::fs::write(&config, format!("[events]\nemit = [{right:?}]\n")).unwrap();
+    std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = tripseal()
+        .args(["flush", "--db"])
+        .arg(&d.db)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_ok(&out);
     assert_drift_events(&d, &recv.wait());
 }
 
