@@ -62,7 +62,9 @@ impl Outbox {
                  sink TEXT NOT NULL,
                  seq INTEGER NOT NULL REFERENCES events(seq),
                  PRIMARY KEY (sink, seq)
-             ) WITHOUT ROWID;",
+             ) WITHOUT ROWID;
+             -- An event goes when no sink waits for it any more: found by seq.
+             CREATE INDEX IF NOT EXISTS pending_by_seq ON pending (seq);",
         )
         .map_err(werr)?;
         Ok(Outbox { conn, path })
