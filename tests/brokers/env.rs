@@ -217,6 +217,8 @@ pub struct Brokers {
     pub python: PathBuf,
     pub tls: Tls,
     pub redis_port: u16,
+    /// The same Redis, over TLS with client certificates required.
+    pub redis_tls_port: u16,
     pub redis_auth_port: u16,
     pub amqp_port: u16,
     pub amqps_port: u16,
@@ -273,17 +275,32 @@ impl Brokers {
                 .arg(epmd_port.to_string()),
         );
         let redis_port = free_port();
+        let redis_tls_port = free_port();
         let redis_auth_port = free_port();
+        let redis_tls_args = [
+            "--tls-port".to_string(),
+            redis_tls_port.to_string(),
+            "--tls-cert-file".into(),
+            tls.server_cert.display().to_string(),
+            "--tls-key-file".into(),
+            tls.server_key.display().to_string(),
+            "--tls-ca-cert-file".into(),
+            tls.ca.display().to_string(),
+            "--tls-auth-clients".into(),
+            "yes".into(),
+        ];
+        let redis_tls_args: Vec<&str> = redis_tls_args.iter().map(String::as_str).collect();
         let brokers = Brokers {
             python,
             tls,
             redis_port,
+            redis_tls_port,
             redis_auth_port,
             amqp_port,
             amqps_port,
             epmd_port,
             dist_port,
-            _redis: redis_server(dir.path(), redis_port, &[]),
+            _redis: redis_server(dir.path(), redis_port, &redis_tls_args),
             _redis_auth: redis_server(
                 dir.path(),
                 redis_auth_port,
@@ -344,6 +361,16 @@ impl Brokers {
         format!(
             "amqps://guest:guest@127.0.0.1:{}//?ssl_ca_certs={}&ssl_certfile={}&ssl_keyfile={}",
             self.amqps_port,
+            ca.display(),
+            self.tls.client_cert.display(),
+            self.tls.client_key.display()
+        )
+    }
+
+    pub fn rediss_url(&self, ca: &Path) -> String {
+        format!(
+            "rediss://127.0.0.1:{}/0?ssl_ca_certs={}&ssl_certfile={}&ssl_keyfile={}",
+            self.redis_tls_port,
             ca.display(),
             self.tls.client_cert.display(),
             self.tls.client_key.display()

@@ -72,6 +72,11 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ),
     ("amqps_wrong_ca_keeps_events", amqps_wrong_ca_keeps_events),
     (
+        "rediss_with_client_certificate_delivers",
+        rediss_with_client_certificate_delivers,
+    ),
+    ("rediss_wrong_ca_keeps_events", rediss_wrong_ca_keeps_events),
+    (
         "redis_down_during_check_then_flush",
         redis_down_during_check_then_flush,
     ),
@@ -518,6 +523,30 @@ fn amqps_wrong_ca_keeps_events(b: &Brokers) {
     assert_eq!(out.status.code(), Some(14), "{}", stderr(&out));
     let recv = Receiver::start(b, &b.amqp_url(), DRIFT_EVENTS, &[]);
     assert_ok(&flush(&d.db, &[&b.amqps_url(&b.tls.ca)]));
+    assert_drift_events(&d, &recv.wait());
+}
+
+fn rediss_with_client_certificate_delivers(b: &Brokers) {
+    let d = drifted();
+    let recv = Receiver::start(b, &b.redis_url(), DRIFT_EVENTS, &[]);
+    let out = check(&d.db, &[&b.rediss_url(&b.tls.ca)]);
+    assert_drift_exit(&out);
+    assert!(!stderr(&out).contains("not delivered"), "{}", stderr(&out));
+    assert_drift_events(&d, &recv.wait());
+}
+
+fn rediss_wrong_ca_keeps_events(b: &Brokers) {
+    let d = drifted();
+    let out = check(&d.db, &[&b.rediss_url(&b.tls.other_ca)]);
+    assert_drift_exit(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("certificate") && err.contains("ssl_ca_certs"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{DRIFT_EVENTS} wait in")), "{err}");
+    let recv = Receiver::start(b, &b.redis_url(), DRIFT_EVENTS, &[]);
+    assert_ok(&flush(&d.db, &[&b.rediss_url(&b.tls.ca)]));
     assert_drift_events(&d, &recv.wait());
 }
 
