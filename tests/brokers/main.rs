@@ -103,6 +103,7 @@ fn main() {
     if chosen.is_empty() {
         return;
     }
+    let ran = chosen.len();
     let brokers = Brokers::start();
     let mut failed = Vec::new();
     let started = Instant::now();
@@ -119,8 +120,9 @@ fn main() {
     }
     drop(brokers);
     println!(
-        "\ntest result: {}. {} failed; finished in {:.1}s",
+        "\ntest result: {}. {} passed; {} failed; finished in {:.1}s",
         if failed.is_empty() { "ok" } else { "FAILED" },
+        ran - failed.len(),
         failed.len(),
         started.elapsed().as_secs_f64()
     );

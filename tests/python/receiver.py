@@ -3,7 +3,9 @@
     receiver.py BROKER_URL OUT_FILE COUNT [TIMEOUT_SECONDS]
 
 Connects with `app.events.Receiver` and a '*' handler, prints "ready" once
-its queue is bound (events published before that are not for it), then
+it has received a probe event of its own through the broker (on Redis the
+subscription starts some time after the consumer does, and events published
+before that are not for it), then
 appends every event it receives to OUT_FILE as one JSON line, with the
 message's routing key added as "_routing_key", until COUNT events came.
 Exits 3 if they do not come within TIMEOUT_SECONDS (default 60).
@@ -14,6 +16,8 @@ import json
 import os
 import signal
 import sys
+import threading
+import time
 
 from celery import Celery
 from celery.events.receiver import EventReceiver
@@ -32,6 +36,8 @@ signal.alarm(timeout)
 
 received = 0
 routing_keys = []
+ready = threading.Event()
+PROBE = "receiver-probe"
 
 
 class Receiver(EventReceiver):
@@ -42,7 +48,16 @@ class Receiver(EventReceiver):
 
     def on_consume_ready(self, *args, **kwargs):
         super().on_consume_ready(*args, **kwargs)
-        print("ready", flush=True)
+        threading.Thread(target=probe, daemon=True).start()
+
+
+def probe():
+    # Its own connection: kombu connections are not shared between threads.
+    with app.connection_for_write() as conn:
+        dispatcher = app.events.Dispatcher(conn, hostname="probe@receiver")
+        while not ready.is_set():
+            dispatcher.send(PROBE)
+            time.sleep(0.05)
 
 
 out = open(out_path, "a", encoding="utf-8")
@@ -51,7 +66,13 @@ out = open(out_path, "a", encoding="utf-8")
 def on_event(event):
     global received
     event = dict(event)
-    event["_routing_key"] = routing_keys.pop(0) if routing_keys else None
+    routing_key = routing_keys.pop(0) if routing_keys else None
+    if event.get("type") == PROBE:
+        if not ready.is_set():
+            ready.set()
+            print("ready", flush=True)
+        return
+    event["_routing_key"] = routing_key
     out.write(json.dumps(event) + "\n")
     out.flush()
     received += 1
