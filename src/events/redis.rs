@@ -10,9 +10,17 @@
 //! false: publish to `<prefix>celeryev`); TLS: `ssl_ca_certs`,
 //! `ssl_certfile`, `ssl_keyfile`, `ssl_cert_reqs`.
 //!
-//! An event is delivered once Redis answered its PUBLISH. Redis keeps nothing
-//! for a consumer that was not subscribed then (as for Celery's own events);
-//! the sink says how many events reached nobody.
+//! Redis answers a PUBLISH once it has queued the message for each
+//! subscriber, not once the subscriber has it: a slow consumer (a Python
+//! receiver) can leave megabytes in Redis's memory, which a Redis crash
+//! loses. So a batch counts as delivered only when the subscribers' output
+//! buffers have drained (`CLIENT LIST TYPE pubsub`), that is, when Redis has
+//! handed every event to the kernel. Where `CLIENT LIST` is not allowed, the
+//! sink says once that it cannot tell, and counts the answer. Redis keeps
+//! nothing for a consumer that was not subscribed (as for Celery's own
+//! events); the sink says how many events reached nobody.
+
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use redis::{
@@ -36,7 +44,16 @@ pub struct Redis {
     connection: Option<redis::Connection>,
     /// Published while no one was subscribed.
     unheard: u64,
+    /// Some subscriber was sent an event since the last flush.
+    heard: bool,
+    /// Why the subscribers' buffers cannot be watched, once known.
+    blind: Option<String>,
+    warnings: Vec<String>,
 }
+
+/// How long a flush waits for subscribers to read what Redis holds for
+/// them before it counts the events delivered anyway, and says so.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Redis {
     pub fn new(mut url: BrokerUrl, name: String) -> Result<Redis, Error> {
@@ -128,6 +145,9 @@ impl Redis {
             patterns,
             connection: None,
             unheard: 0,
+            heard: false,
+            blind: None,
+            warnings: Vec::new(),
         })
     }
 
@@ -209,24 +229,96 @@ impl Sink for Redis {
                 self.unheard += 1;
                 Ok(())
             }
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.heard = true;
+                Ok(())
+            }
             Err(e) => Err(self.fail(&e)),
         }
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
-        Ok(())
+        if !std::mem::take(&mut self.heard) || self.blind.is_some() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let Some(conn) = self.connection.as_mut() else {
+                // The connection broke after subscribers were sent events:
+                // whether Redis passed them on is unknown.
+                return Err(SinkError {
+                    delivered: 0,
+                    error: "the connection to Redis broke".into(),
+                });
+            };
+            let listed: Result<String, _> = redis::cmd("CLIENT")
+                .arg("LIST")
+                .arg("TYPE")
+                .arg("pubsub")
+                .query(conn);
+            let held = match listed {
+                Ok(list) => buffered_for_subscribers(&list),
+                Err(e) if e.is_io_error() || e.is_connection_dropped() => {
+                    // Redis went away: nothing of this batch is known to
+                    // have left it.
+                    let error = self.fail(&e);
+                    return Err(SinkError {
+                        delivered: 0,
+                        error,
+                    });
+                }
+                Err(e) => {
+                    let why = format!(
+                        "{}: cannot see whether subscribers read the events (CLIENT LIST: \
+                         {e}); if Redis stops before they do, they lose the last ones",
+                        self.name
+                    );
+                    self.warnings.push(why.clone());
+                    self.blind = Some(why);
+                    return Ok(());
+                }
+            };
+            if held == 0 {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                self.warnings.push(format!(
+                    "{}: subscribers had not read {held} bytes of events after {}s; \
+                     if Redis stops before they do, they lose them",
+                    self.name,
+                    DRAIN_TIMEOUT.as_secs()
+                ));
+                return Ok(());
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
     }
 
     fn warning(&mut self) -> Option<String> {
         let n = std::mem::take(&mut self.unheard);
-        (n > 0).then(|| {
-            format!(
+        if n > 0 {
+            self.warnings.push(format!(
                 "{}: {n} events reached no subscriber (no consumer was listening on {}/*)",
                 self.name, self.channel_prefix
-            )
-        })
+            ));
+        }
+        let all = std::mem::take(&mut self.warnings);
+        (!all.is_empty()).then(|| all.join("; "))
     }
+}
+
+/// Bytes Redis still holds for subscribers, from `CLIENT LIST` lines
+/// (`obl`: the fixed reply buffer, `omem`: the reply list).
+fn buffered_for_subscribers(list: &str) -> u64 {
+    list.lines()
+        .flat_map(|line| line.split(' '))
+        .filter_map(|field| {
+            let (k, v) = field.split_once('=')?;
+            matches!(k, "obl" | "omem").then(|| v.parse::<u64>().ok())?
+        })
+        .sum()
 }
 
 #[cfg(test)]
@@ -262,6 +354,14 @@ mod tests {
             channel("redis://h:1/3?fanout_prefix=/t{db}."),
             "/t3.celeryev/fim.file.modified"
         );
+    }
+
+    #[test]
+    fn subscriber_buffers_are_summed() {
+        let list = "id=3 addr=x fd=8 sub=0 psub=1 obl=120 oll=1 omem=20504 tot-mem=1\n\
+                    id=4 addr=y fd=9 sub=1 psub=0 obl=0 oll=0 omem=0 tot-mem=1\n";
+        assert_eq!(buffered_for_subscribers(list), 20624);
+        assert_eq!(buffered_for_subscribers(""), 0);
     }
 
     #[test]

@@ -550,9 +550,15 @@ impl Receiver {
         self.events()
     }
 
-    /// Stops the receiver where it is; returns what it received.
+    /// For a receiver whose broker died: lets it read what reached its socket
+    /// before the broker went (it exits on the broken connection), then
+    /// returns what it received.
     pub fn abandon(mut self) -> Vec<Value> {
         if let Some(mut c) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }

@@ -7,10 +7,11 @@ it has received a probe event of its own through the broker (on Redis the
 subscription starts some time after the consumer does, and events published
 before that are not for it), then
 appends every event it receives to OUT_FILE as one JSON line, with the
-message's routing key added as "_routing_key", until COUNT events came.
+message's routing key added as "_routing_key", until COUNT distinct events
+(by `id`, as a consumer drops redeliveries) came.
 Exits 3 if they do not come within TIMEOUT_SECONDS (default 60).
 RECEIVER_TRANSPORT_OPTIONS, if set, is the app's broker_transport_options
-as JSON.
+as JSON; RECEIVER_DELAY_MS makes it a slow consumer (a pause per event).
 """
 import json
 import os
@@ -35,9 +36,11 @@ signal.signal(signal.SIGALRM, give_up)
 signal.alarm(timeout)
 
 received = 0
+seen = set()
 routing_keys = []
 ready = threading.Event()
 PROBE = "receiver-probe"
+delay = float(os.environ.get("RECEIVER_DELAY_MS", "0")) / 1000
 
 
 class Receiver(EventReceiver):
@@ -75,7 +78,11 @@ def on_event(event):
     event["_routing_key"] = routing_key
     out.write(json.dumps(event) + "\n")
     out.flush()
-    received += 1
+    if delay:
+        time.sleep(delay)
+    if event.get("id") not in seen:
+        seen.add(event.get("id"))
+        received += 1
 
 
 app = Celery(broker=url)
