@@ -406,8 +406,14 @@ fn amqp_durable_queue_keeps_events_for_a_collector(b: &Brokers) {
     );
     let events = b.drain_queue("fim-collector-test", DRIFT_EVENTS);
     assert_drift_events(&d, &events);
+    let host = format!("fim@{}", hostname());
     for e in &events {
         assert_eq!(e["_delivery_mode"], 2, "persistent in a durable queue: {e}");
+        let p = &e["_properties"];
+        assert_eq!(p["content_type"], "application/json", "{e}");
+        assert_eq!(p["content_encoding"], "utf-8", "{e}");
+        assert_eq!(p["priority"], 0, "{e}");
+        assert_eq!(p["headers"]["hostname"], host.as_str(), "{e}");
     }
 }
 

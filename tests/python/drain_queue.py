@@ -2,8 +2,8 @@
 
     drain_queue.py AMQP_URL QUEUE WANT
 
-Prints each message's event as one JSON line, with "_routing_key" and
-"_delivery_mode" from the message added; reads until WANT messages came
+Prints each message's event as one JSON line, with "_routing_key",
+"_delivery_mode" and "_properties" from the message added; reads until WANT messages came
 (waiting up to 60 s), or, with WANT 0, until the queue is empty. Deletes
 the queue afterwards so that a later run starts clean.
 """
@@ -30,6 +30,12 @@ with Connection(url) as conn:
         event = json.loads(message.body)
         event["_routing_key"] = message.delivery_info["routing_key"]
         event["_delivery_mode"] = message.properties.get("delivery_mode")
+        event["_properties"] = {
+            "content_type": message.properties.get("content_type"),
+            "content_encoding": message.properties.get("content_encoding"),
+            "priority": message.properties.get("priority"),
+            "headers": message.headers,
+        }
         print(json.dumps(event))
         got += 1
         if want and got >= want:
