@@ -296,24 +296,58 @@ fn read_jsonl(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-fn amqp_receiver_gets_every_finding(b: &Brokers) {
+/// A consumer on `consume_from` receives the drift that `check --emit sink`
+/// reports.
+fn delivered(b: &Brokers, consume_from: &str, sink: &str) {
     let d = drifted();
-    let url = b.amqp_url();
-    let recv = Receiver::start(b, &url, DRIFT_EVENTS, &[]);
-    let out = check(&d.db, &[&url]);
+    let recv = Receiver::start(b, consume_from, DRIFT_EVENTS, &[]);
+    let out = check(&d.db, &[sink]);
     assert_drift_exit(&out);
     assert!(!stderr(&out).contains("not delivered"), "{}", stderr(&out));
     assert_drift_events(&d, &recv.wait());
 }
 
-fn redis_receiver_gets_every_finding(b: &Brokers) {
+/// `check --emit refused` fails to deliver, says why (`says`, all of them)
+/// and keeps every event; `flush --emit right` then delivers them to a
+/// consumer on `consume_from`.
+fn kept_then_flushed(b: &Brokers, refused: &str, says: &[&str], right: &str, consume_from: &str) {
     let d = drifted();
-    let url = b.redis_url();
-    let recv = Receiver::start(b, &url, DRIFT_EVENTS, &[]);
-    let out = check(&d.db, &[&url]);
+    let out = check(&d.db, &[refused]);
     assert_drift_exit(&out);
-    assert!(!stderr(&out).contains("not delivered"), "{}", stderr(&out));
+    let err = stderr(&out);
+    for s in says {
+        assert!(err.contains(s), "{s:?} in {err}");
+    }
+    assert!(err.contains(&format!("{DRIFT_EVENTS} wait in")), "{err}");
+    let recv = Receiver::start(b, consume_from, DRIFT_EVENTS, &[]);
+    assert_ok(&flush(&d.db, &[right]));
     assert_drift_events(&d, &recv.wait());
+}
+
+fn amqp_receiver_gets_every_finding(b: &Brokers) {
+    delivered(b, &b.amqp_url(), &b.amqp_url());
+}
+
+fn redis_receiver_gets_every_finding(b: &Brokers) {
+    delivered(b, &b.redis_url(), &b.redis_url());
+}
+
+fn amqps_with_client_certificate_delivers(b: &Brokers) {
+    delivered(b, &b.amqp_url(), &b.amqps_url(&b.tls.ca));
+}
+
+fn rediss_with_client_certificate_delivers(b: &Brokers) {
+    delivered(b, &b.redis_url(), &b.rediss_url(&b.tls.ca));
+}
+
+fn rediss_wrong_ca_keeps_events(b: &Brokers) {
+    kept_then_flushed(
+        b,
+        &b.rediss_url(&b.tls.other_ca),
+        &["certificate", "ssl_ca_certs"],
+        &b.rediss_url(&b.tls.ca),
+        &b.redis_url(),
+    );
 }
 
 /// `celery events --dump` prints `HOST [TIME] fim file modified: path=...`.
@@ -501,15 +535,6 @@ fn redis_wrong_password_keeps_events(b: &Brokers) {
     assert_drift_events(&d, &recv.wait());
 }
 
-fn amqps_with_client_certificate_delivers(b: &Brokers) {
-    let d = drifted();
-    let recv = Receiver::start(b, &b.amqp_url(), DRIFT_EVENTS, &[]);
-    let out = check(&d.db, &[&b.amqps_url(&b.tls.ca)]);
-    assert_drift_exit(&out);
-    assert!(!stderr(&out).contains("not delivered"), "{}", stderr(&out));
-    assert_drift_events(&d, &recv.wait());
-}
-
 fn amqps_wrong_ca_keeps_events(b: &Brokers) {
     let d = drifted();
     let wrong = b.amqps_url(&b.tls.other_ca);
@@ -531,30 +556,6 @@ fn amqps_wrong_ca_keeps_events(b: &Brokers) {
     assert_eq!(out.status.code(), Some(14), "{}", stderr(&out));
     let recv = Receiver::start(b, &b.amqp_url(), DRIFT_EVENTS, &[]);
     assert_ok(&flush(&d.db, &[&b.amqps_url(&b.tls.ca)]));
-    assert_drift_events(&d, &recv.wait());
-}
-
-fn rediss_with_client_certificate_delivers(b: &Brokers) {
-    let d = drifted();
-    let recv = Receiver::start(b, &b.redis_url(), DRIFT_EVENTS, &[]);
-    let out = check(&d.db, &[&b.rediss_url(&b.tls.ca)]);
-    assert_drift_exit(&out);
-    assert!(!stderr(&out).contains("not delivered"), "{}", stderr(&out));
-    assert_drift_events(&d, &recv.wait());
-}
-
-fn rediss_wrong_ca_keeps_events(b: &Brokers) {
-    let d = drifted();
-    let out = check(&d.db, &[&b.rediss_url(&b.tls.other_ca)]);
-    assert_drift_exit(&out);
-    let err = stderr(&out);
-    assert!(
-        err.contains("certificate") && err.contains("ssl_ca_certs"),
-        "{err}"
-    );
-    assert!(err.contains(&format!("{DRIFT_EVENTS} wait in")), "{err}");
-    let recv = Receiver::start(b, &b.redis_url(), DRIFT_EVENTS, &[]);
-    assert_ok(&flush(&d.db, &[&b.rediss_url(&b.tls.ca)]));
     assert_drift_events(&d, &recv.wait());
 }
 
