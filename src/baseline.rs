@@ -607,6 +607,23 @@ impl Baseline {
         Ok(())
     }
 
+    /// The entry recorded for exactly `path`, if any.
+    pub fn entry(&self, path: &Path) -> Result<Option<Entry>, Error> {
+        let read_err = |e: rusqlite::Error| self.db_err(format!("cannot read entries: {e}"));
+        let mut stmt = self
+            .conn
+            .prepare_cached(concat!(
+                "SELECT ",
+                entry_columns!(),
+                " FROM entries WHERE path = ?1"
+            ))
+            .map_err(read_err)?;
+        let mut rows = stmt
+            .query([path.as_os_str().as_bytes()])
+            .map_err(read_err)?;
+        self.next_entry(&mut rows, &self.rule_index())
+    }
+
     /// The next row of `rows` (a query of [`entry_columns!`] on this baseline).
     fn next_entry(
         &self,

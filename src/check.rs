@@ -77,6 +77,18 @@ pub fn check(
     progress: &dyn Progress,
 ) -> Result<Comparison, Error> {
     let (old, old_digest) = seal::open_sealed(db, seal, true)?;
+    rescan((old, old_digest), db, fast, host, progress)
+}
+
+/// Scans what `old`'s own rules select (its seal verified already, giving
+/// `old_digest`) and compares it with `old`, which is the baseline at `db`.
+pub fn rescan(
+    (old, old_digest): (Baseline, Option<[u8; 32]>),
+    db: &Path,
+    fast: bool,
+    host: &str,
+    progress: &dyn Progress,
+) -> Result<Comparison, Error> {
     let rules = stored_rules(&old)?;
     let header = next_header(&old, &rules, host);
     let index = if fast { Some(old.stat_index()?) } else { None };

@@ -117,6 +117,25 @@ enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
+    /// Watch what the baseline's rules select and report drift as it
+    /// happens (runs in the foreground until SIGTERM or SIGINT).
+    Watch {
+        /// Baseline to watch against [default: as for init]
+        #[arg(long, value_name = "FILE")]
+        db: Option<PathBuf>,
+        #[command(flatten)]
+        seal: SealArgs,
+        /// Full rescan period, the backstop (e.g. 1h, 30m, 90s)
+        #[arg(long, value_name = "EVERY", default_value = "1h", value_parser = parse_period)]
+        rescan: std::time::Duration,
+        /// Heartbeat period
+        #[arg(long, value_name = "EVERY", default_value = "30s", value_parser = parse_period)]
+        heartbeat: std::time::Duration,
+        /// Send events to SINK (repeatable), as for check [default: the
+        /// configuration's [events] emit, else stdout]
+        #[arg(long, value_name = "SINK")]
+        emit: Vec<String>,
+    },
     /// Deliver the events that wait in the outbox of a baseline.
     Flush {
         /// The baseline whose outbox to flush [default: as for init]
@@ -352,6 +371,38 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             }
             Ok(comparison.counts.exit_bits())
         }
+        Command::Watch {
+            db,
+            seal,
+            rescan,
+            heartbeat,
+            emit,
+        } => {
+            let host = defaults::hostname();
+            let db = db.unwrap_or_else(|| defaults::default_db(&host));
+            let mut urls = if emit.is_empty() {
+                config::load(config_path.as_deref())?.events.emit
+            } else {
+                emit
+            };
+            if urls.is_empty() {
+                urls.push("stdout".into());
+            }
+            let sinks = urls
+                .iter()
+                .map(|u| SinkSpec::new(u))
+                .collect::<Result<Vec<_>, _>>()?;
+            let policy = seal.policy(false, &db);
+            tripseal::watch::watch(tripseal::watch::WatchOptions {
+                db,
+                policy,
+                rescan,
+                heartbeat,
+                sinks,
+                host,
+            })?;
+            Ok(0)
+        }
         Command::Flush { db, emit } => {
             let host = defaults::hostname();
             let db = db.unwrap_or_else(|| defaults::default_db(&host));
@@ -536,6 +587,30 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             }
         },
     }
+}
+
+/// A period: a number with s, m, h or d (a bare number is seconds).
+fn parse_period(text: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = text.split_at(
+        text.find(|c: char| c.is_ascii_alphabetic())
+            .unwrap_or(text.len()),
+    );
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a period such as 30s, 15m, 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        _ => return Err(format!("{text:?}: the unit is ms, s, m, h or d")),
+    };
+    if !(secs > 0.0 && secs.is_finite()) {
+        return Err(format!("{text:?}: the period must be more than zero"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 /// Says on standard error that the outbox was full.

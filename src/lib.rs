@@ -18,3 +18,4 @@ pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod seal;
+pub mod watch;

@@ -255,7 +255,7 @@ impl OwnOutputs {
             .push(((meta.dev(), meta.ino()), name.to_os_string()));
     }
 
-    fn contains(&self, path: &Path) -> bool {
+    pub fn contains(&self, path: &Path) -> bool {
         let Some(name) = path.file_name() else {
             return false;
         };
@@ -295,6 +295,113 @@ pub fn scan(
     hints: &ScanHints<'_>,
     sink: impl Fn(Vec<Entry>) -> bool + Sync + Send,
 ) {
+    let roots = rules.walk_roots().into_iter().map(|r| (r, None)).collect();
+    scan_roots(rules, own, hints, roots, sink);
+}
+
+/// Scans below `dir` only, exactly as a full scan would see that part of
+/// the tree (the daemon, for a directory that appeared).
+pub fn scan_under(
+    rules: &Rules,
+    own: &OwnOutputs,
+    hints: &ScanHints<'_>,
+    dir: &Path,
+    sink: impl Fn(Vec<Entry>) -> bool + Sync + Send,
+) {
+    let Some(top) = rules
+        .walk_roots()
+        .into_iter()
+        .find(|r| dir.starts_with(&r.path))
+    else {
+        return;
+    };
+    let root_dev = std::fs::symlink_metadata(&top.path).ok().map(|m| m.dev());
+    let root = crate::rules::WalkRoot {
+        path: dir.to_path_buf(),
+        cross_filesystems: top.cross_filesystems,
+    };
+    scan_roots(rules, own, hints, vec![(root, root_dev)], sink);
+}
+
+/// Captures one path as a full scan would, or `None` when the rules do not
+/// select it (or it is tripseal's own) or it does not exist.
+pub fn capture_one(
+    rules: &Rules,
+    own: &OwnOutputs,
+    hints: &ScanHints<'_>,
+    path: &Path,
+) -> Option<Entry> {
+    let sel = rules.select(path)?;
+    if own.contains(path) {
+        return None;
+    }
+    let top = rules
+        .walk_roots()
+        .into_iter()
+        .find(|r| path.starts_with(&r.path))?;
+    // Only what a walk would reach: every directory on the way is descended.
+    let mut dir = path.parent();
+    while let Some(d) = dir.filter(|d| d.starts_with(&top.path)) {
+        if rules.descend_pattern(d).is_none() || own.contains(d) {
+            return None;
+        }
+        dir = d.parent();
+    }
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    let root_dev = std::fs::symlink_metadata(&top.path).ok().map(|m| m.dev());
+    if !top.cross_filesystems
+        && meta.is_dir()
+        && root_dev.is_some_and(|d| d != meta.dev())
+        && path != top.path
+    {
+        return None; // a mount point the walk does not enter
+    }
+    capture(
+        rules,
+        hints,
+        Probe {
+            path: path.to_path_buf(),
+            rule: sel.rule,
+            hint: Some(FileKind::of(meta.file_type())),
+            root_dev,
+            walk_error: None,
+        },
+    )
+}
+
+/// The directories a full scan descends into below `start` (the walk roots
+/// when `None`): the ones to watch for changes.
+pub fn walk_dirs(rules: &Rules, own: &OwnOutputs, start: Option<&Path>) -> Vec<PathBuf> {
+    let roots = rules.walk_roots();
+    let mut out = Vec::new();
+    for root in &roots {
+        let from = match start {
+            None => root.path.clone(),
+            Some(s) if s.starts_with(&root.path) => s.to_path_buf(),
+            Some(_) => continue,
+        };
+        let walk = WalkDir::new(&from)
+            .follow_links(false)
+            .follow_root_links(false)
+            .same_file_system(!root.cross_filesystems)
+            .into_iter()
+            .filter_entry(|e| {
+                e.file_type().is_dir()
+                    && !own.contains(e.path())
+                    && rules.descend_pattern(e.path()).is_some()
+            });
+        out.extend(walk.flatten().map(walkdir::DirEntry::into_path));
+    }
+    out
+}
+
+fn scan_roots(
+    rules: &Rules,
+    own: &OwnOutputs,
+    hints: &ScanHints<'_>,
+    roots: Vec<(crate::rules::WalkRoot, Option<u64>)>,
+    sink: impl Fn(Vec<Entry>) -> bool + Sync + Send,
+) {
     let stopped = AtomicBool::new(false);
     let send = |batch: Vec<Entry>| {
         if !stopped.load(Ordering::Relaxed) && !sink(batch) {
@@ -304,7 +411,7 @@ pub fn scan(
     let mut walk = Walk {
         rules,
         own,
-        roots: rules.walk_roots().into_iter(),
+        roots: roots.into_iter(),
         current: None,
         held: None,
         ready: None,
@@ -334,7 +441,9 @@ pub fn scan(
 struct Walk<'a> {
     rules: &'a Rules,
     own: &'a OwnOutputs,
-    roots: std::vec::IntoIter<crate::rules::WalkRoot>,
+    /// Where to walk, with the device of the rule's own walk root when the
+    /// walk starts below it (else the start's device is the root's).
+    roots: std::vec::IntoIter<(crate::rules::WalkRoot, Option<u64>)>,
     current: Option<(walkdir::IntoIter, Option<u64>)>,
     /// A selected directory, held back one step: when listing it fails,
     /// walkdir's very next item is that error, and it belongs in this entry.
@@ -379,13 +488,13 @@ impl Walk<'_> {
     fn next_unmerged(&mut self) -> Option<Probe> {
         loop {
             let Some((it, root_dev)) = &mut self.current else {
-                let root = self.roots.next()?;
+                let (root, dev) = self.roots.next()?;
                 let it = WalkDir::new(&root.path)
                     .follow_links(false)
                     .follow_root_links(false)
                     .same_file_system(!root.cross_filesystems)
                     .into_iter();
-                self.current = Some((it, None));
+                self.current = Some((it, dev));
                 continue;
             };
             let item = match it.next() {
@@ -398,7 +507,7 @@ impl Walk<'_> {
             match item {
                 Ok(de) => {
                     let path = de.path();
-                    if de.depth() == 0 {
+                    if de.depth() == 0 && root_dev.is_none() {
                         *root_dev = de.metadata().ok().map(|m| m.dev());
                     }
                     let is_dir = de.file_type().is_dir();

@@ -160,6 +160,31 @@ impl EventFactory {
         fields.insert("exit_code".into(), c.counts.exit_bits().into());
         self.event("fim-scan-finished", fields)
     }
+
+    /// `fim-file-restored`: a path that drifted is back to its baseline state.
+    pub fn restored(&self, path: &std::path::Path, rule: &str, severity: &str) -> Event {
+        let mut fields = Map::new();
+        json_path(&mut fields, "path", path.as_os_str().as_encoded_bytes());
+        fields.insert("rule".into(), rule.into());
+        fields.insert("severity".into(), severity.into());
+        self.event("fim-file-restored", fields)
+    }
+
+    /// `fim-watch-overflow`: changes may have been missed; a rescan follows.
+    pub fn overflow(&self, reason: &str) -> Event {
+        let mut fields = Map::new();
+        fields.insert("reason".into(), reason.into());
+        self.event("fim-watch-overflow", fields)
+    }
+
+    /// `fim-online`, `fim-heartbeat`, `fim-offline`.
+    pub fn liveness(&self, kind: &str, freq: f64, watched: usize, pending: u64) -> Event {
+        let mut fields = Map::new();
+        fields.insert("freq".into(), json!(freq));
+        fields.insert("watched_directories".into(), watched.into());
+        fields.insert("pending".into(), pending.into());
+        self.event(kind, fields)
+    }
 }
 
 /// Events a batch of drift records goes to the outbox in.

@@ -1,0 +1,607 @@
+//! `tripseal watch`: the daemon. inotify watches on every directory a scan
+//! descends into, a targeted re-read of what changed, and full rescans as
+//! the backstop (at start, on the `--rescan` period, and whenever the
+//! kernel may have dropped notifications).
+//!
+//! What it promises: a change to a selected path is reported (as the drift
+//! from the baseline, once per distinct state, and `fim-file-restored` when
+//! the path is back to its baseline state); notifications the kernel
+//! dropped, or watches it refused, are reported as `fim-watch-overflow` and
+//! followed by a full rescan; heartbeats say the monitor is alive.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
+use notify::{INotifyWatcher, RecursiveMode, Watcher};
+
+use crate::baseline::{Baseline, RuleInfo, hex};
+use crate::check;
+use crate::compare::{Drift, drift_of};
+use crate::error::Error;
+use crate::events::outbox::Outbox;
+use crate::events::sinks::{self, Sink};
+use crate::events::{BaselineRef, Event, EventFactory, SinkSpec};
+use crate::progress::NoProgress;
+use crate::report::drift_json;
+use crate::rules::Rules;
+use crate::scan::{self, Entry, OwnOutputs, ScanHints};
+use crate::seal::{self, SealPolicy};
+
+/// How long a path must be quiet before it is re-read: bursts of writes to
+/// one file become one re-read.
+const SETTLE: Duration = Duration::from_millis(30);
+/// The longest a busy path waits to be re-read anyway.
+const SETTLE_MAX: Duration = Duration::from_millis(500);
+/// The longest wait between tries of a sink that refused.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+pub struct WatchOptions {
+    pub db: PathBuf,
+    pub policy: SealPolicy,
+    pub rescan: Duration,
+    pub heartbeat: Duration,
+    pub sinks: Vec<SinkSpec>,
+    pub host: String,
+}
+
+enum Msg {
+    Fs(notify::Result<notify::Event>),
+    Signal(i32),
+}
+
+struct Daemon {
+    opts: WatchOptions,
+    baseline: Baseline,
+    rules: Rules,
+    factory: EventFactory,
+    own: OwnOutputs,
+    growing: HashMap<PathBuf, u64>,
+    watcher: INotifyWatcher,
+    watched: HashSet<PathBuf>,
+    /// For each path that drifted: the drift last reported.
+    reported: HashMap<PathBuf, String>,
+    outbox: Outbox,
+    sinks: Vec<(SinkSpec, Box<dyn Sink>)>,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    pending: BTreeSet<PathBuf>,
+    new_dirs: BTreeSet<PathBuf>,
+    first_pending: Option<Instant>,
+    last_change: Instant,
+    /// Set when notifications may have been lost: a full rescan is due.
+    rescan_due: Option<String>,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. Refuses to start on a baseline
+/// whose seal does not verify.
+pub fn watch(opts: WatchOptions) -> Result<(), Error> {
+    let mut outbox = Outbox::open(&opts.db)?;
+    let keys = crate::events::keys(&opts.sinks);
+    let (baseline, digest) = match seal::open_sealed(&opts.db, &opts.policy, true) {
+        Ok(b) => b,
+        Err(e) => {
+            if let Error::Seal { reason, detail, .. } = &e {
+                let f = EventFactory::new(&opts.host, None);
+                let ev = f.tampered(
+                    opts.db.as_os_str().as_encoded_bytes(),
+                    reason.name(),
+                    detail,
+                );
+                outbox.add(&[ev], &keys)?;
+                let _ = crate::events::deliver(&mut outbox, &opts.sinks);
+            }
+            return Err(e);
+        }
+    };
+    let rules = check::stored_rules(&baseline)?;
+    let digest = match digest {
+        Some(d) => d,
+        None => seal::digest(&baseline)?,
+    };
+    let factory = EventFactory::new(
+        &opts.host,
+        Some(BaselineRef {
+            digest: Some(hex(&digest)[..16].to_string()),
+            generation: baseline.header().generation,
+        }),
+    );
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let fs_tx = tx.clone();
+    let watcher = INotifyWatcher::new(
+        move |ev| {
+            let _ = fs_tx.send(Msg::Fs(ev));
+        },
+        notify::Config::default(),
+    )
+    .map_err(|e| Error::invalid(format!("cannot start inotify: {e}")))?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ])
+    .map_err(|e| Error::invalid(format!("cannot handle signals: {e}")))?;
+    std::thread::spawn(move || {
+        for s in signals.forever() {
+            if tx.send(Msg::Signal(s)).is_err() {
+                break;
+            }
+        }
+    });
+    let mut own = OwnOutputs::for_baseline(&opts.db);
+    own.add(outbox.path());
+    let sinks = opts
+        .sinks
+        .iter()
+        .map(|s| Ok((s.clone(), sinks::open(&s.url)?)))
+        .collect::<Result<Vec<_>, Error>>()?;
+    let mut d = Daemon {
+        growing: baseline.growing_sizes()?,
+        baseline,
+        rules,
+        factory,
+        own,
+        watcher,
+        watched: HashSet::new(),
+        reported: HashMap::new(),
+        outbox,
+        sinks,
+        retry_at: None,
+        backoff: Duration::from_secs(1),
+        pending: BTreeSet::new(),
+        new_dirs: BTreeSet::new(),
+        first_pending: None,
+        last_change: Instant::now(),
+        rescan_due: None,
+        opts,
+    };
+    d.run(&rx)
+}
+
+impl Daemon {
+    fn run(&mut self, rx: &mpsc::Receiver<Msg>) -> Result<(), Error> {
+        let dirs = self.watch_targets();
+        let mut problems = Vec::new();
+        self.add_watches(dirs, &mut problems);
+        eprintln!(
+            "tripseal watch: watching {} directories for {}",
+            self.watched.len(),
+            crate::escape::escape_path(&self.opts.db)
+        );
+        let online = self.liveness("fim-online");
+        self.emit(vec![online])?;
+        for p in problems {
+            let ev = self.factory.overflow(&p);
+            self.emit(vec![ev])?;
+        }
+        // Whatever changed before the watches were in place.
+        self.full_rescan("rescan")?;
+        let mut next_heartbeat = Instant::now() + self.opts.heartbeat;
+        let mut next_rescan = Instant::now() + self.opts.rescan;
+        loop {
+            let mut wake = next_heartbeat.min(next_rescan);
+            if let Some(first) = self.first_pending {
+                wake = wake.min((self.last_change + SETTLE).min(first + SETTLE_MAX));
+            }
+            if let Some(t) = self.retry_at {
+                wake = wake.min(t);
+            }
+            let msg = rx.recv_timeout(wake.saturating_duration_since(Instant::now()));
+            match msg {
+                Ok(Msg::Fs(ev)) => self.note(ev),
+                Ok(Msg::Signal(s)) if s == signal_hook::consts::SIGHUP => {
+                    eprintln!(
+                        "tripseal watch: SIGHUP: a rescan follows (reloading the baseline is not built yet)"
+                    );
+                    self.rescan_due = Some("SIGHUP".into());
+                }
+                Ok(Msg::Signal(_)) => {
+                    self.settle()?;
+                    let offline = self.liveness("fim-offline");
+                    self.emit(vec![offline])?;
+                    eprintln!("tripseal watch: stopped");
+                    return Ok(());
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(Error::invalid("the inotify watcher stopped"));
+                }
+            }
+            let now = Instant::now();
+            if let Some(reason) = self.rescan_due.take() {
+                if reason != "SIGHUP" {
+                    let ev = self.factory.overflow(&reason);
+                    self.emit(vec![ev])?;
+                }
+                self.pending.clear();
+                self.new_dirs.clear();
+                self.first_pending = None;
+                let dirs = self.watch_targets();
+                let mut problems = Vec::new();
+                self.add_watches(dirs, &mut problems);
+                for p in problems {
+                    let ev = self.factory.overflow(&p);
+                    self.emit(vec![ev])?;
+                }
+                self.full_rescan("watch-rescan")?;
+                next_rescan = now + self.opts.rescan;
+            }
+            if let Some(first) = self.first_pending
+                && (now >= self.last_change + SETTLE || now >= first + SETTLE_MAX)
+            {
+                self.settle()?;
+            }
+            if now >= next_heartbeat {
+                let hb = self.liveness("fim-heartbeat");
+                self.emit(vec![hb])?;
+                next_heartbeat = now + self.opts.heartbeat;
+            }
+            if now >= next_rescan {
+                self.full_rescan("rescan")?;
+                next_rescan = Instant::now() + self.opts.rescan;
+            }
+            if self.retry_at.is_some_and(|t| now >= t) {
+                self.deliver()?;
+            }
+        }
+    }
+
+    fn liveness(&self, kind: &str) -> Event {
+        let waiting = self.outbox.len().unwrap_or(0);
+        self.factory.liveness(
+            kind,
+            self.opts.heartbeat.as_secs_f64(),
+            self.watched.len(),
+            self.pending.len() as u64 + waiting,
+        )
+    }
+
+    /// Takes one notification in: which paths to re-read, which directories
+    /// to adopt, or a rescan when notifications were lost.
+    fn note(&mut self, ev: notify::Result<notify::Event>) {
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                let reason = match e.kind {
+                    notify::ErrorKind::MaxFilesWatch => watch_limit_reason(),
+                    _ => format!("the watcher reported an error: {e}"),
+                };
+                self.rescan_due = Some(reason);
+                return;
+            }
+        };
+        if ev.need_rescan() {
+            self.rescan_due = Some(
+                "the kernel's inotify queue overflowed (fs.inotify.max_queued_events); \
+                 notifications were dropped"
+                    .into(),
+            );
+            return;
+        }
+        match ev.kind {
+            // Reads, tripseal's own included, change nothing.
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => {}
+            EventKind::Access(_) => return,
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)) => {
+                for p in &ev.paths {
+                    self.forget_watches_under(p);
+                }
+            }
+            EventKind::Remove(_) => {
+                for p in &ev.paths {
+                    self.forget_watches_under(p);
+                }
+            }
+            _ => {}
+        }
+        for p in ev.paths {
+            if self.own.contains(&p) {
+                continue;
+            }
+            if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) && !self.watched.contains(&p)
+            {
+                self.new_dirs.insert(p.clone());
+            }
+            self.pending.insert(p);
+        }
+        let now = Instant::now();
+        self.last_change = now;
+        self.first_pending.get_or_insert(now);
+    }
+
+    fn forget_watches_under(&mut self, p: &Path) {
+        let gone: Vec<PathBuf> = self
+            .watched
+            .iter()
+            .filter(|w| w.starts_with(p))
+            .cloned()
+            .collect();
+        for w in gone {
+            let _ = self.watcher.unwatch(&w);
+            self.watched.remove(&w);
+        }
+    }
+
+    /// Every directory a scan descends into, and for each walk root that is
+    /// not a directory (or does not exist yet) its nearest existing ancestor,
+    /// where it would appear.
+    fn watch_targets(&self) -> Vec<PathBuf> {
+        let mut dirs = scan::walk_dirs(&self.rules, &self.own, None);
+        for root in self.rules.walk_roots() {
+            if std::fs::symlink_metadata(&root.path).is_ok_and(|m| m.is_dir()) {
+                continue;
+            }
+            let mut up = root.path.parent();
+            while let Some(a) = up {
+                if std::fs::symlink_metadata(a).is_ok_and(|m| m.is_dir()) {
+                    dirs.push(a.to_path_buf());
+                    break;
+                }
+                up = a.parent();
+            }
+        }
+        dirs
+    }
+
+    fn add_watches(&mut self, dirs: Vec<PathBuf>, problems: &mut Vec<String>) {
+        for dir in dirs {
+            if self.watched.contains(&dir) {
+                continue;
+            }
+            match self.watcher.watch(&dir, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    self.watched.insert(dir);
+                }
+                Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
+                    problems.push(watch_limit_reason());
+                    return;
+                }
+                // Gone since it was listed: its removal is an event of its own.
+                Err(e) if matches!(e.kind, notify::ErrorKind::PathNotFound) => {}
+                Err(e) => problems.push(format!(
+                    "cannot watch {}: {e}",
+                    crate::escape::escape_path(&dir)
+                )),
+            }
+        }
+    }
+
+    /// Re-reads the paths that changed and reports what differs.
+    fn settle(&mut self) -> Result<(), Error> {
+        let paths = std::mem::take(&mut self.pending);
+        let dirs = std::mem::take(&mut self.new_dirs);
+        self.first_pending = None;
+        let mut events = Vec::new();
+        let mut problems = Vec::new();
+        let mut seen = HashSet::new();
+        let hints = ScanHints {
+            growing_sizes: self.growing.clone(),
+            known: None,
+        };
+        for dir in &dirs {
+            // Watch first, then read: nothing created in between is missed.
+            let below = scan::walk_dirs(&self.rules, &self.own, Some(dir));
+            self.add_watches(below, &mut problems);
+            if self
+                .rules
+                .walk_roots()
+                .iter()
+                .any(|r| r.path.starts_with(dir) && &r.path != dir)
+            {
+                // An ancestor of a walk root appeared: watch toward the root.
+                let targets = self.watch_targets();
+                self.add_watches(targets, &mut problems);
+            }
+            let found = std::sync::Mutex::new(Vec::new());
+            scan::scan_under(&self.rules, &self.own, &hints, dir, |batch| {
+                found.lock().expect("not poisoned").extend(batch);
+                true
+            });
+            for e in found.into_inner().expect("not poisoned") {
+                seen.insert(e.path.clone());
+                let path = e.path.clone();
+                self.judge(&path, Some(e), &mut events)?;
+            }
+        }
+        for path in paths {
+            if !seen.insert(path.clone()) {
+                continue;
+            }
+            let now = scan::capture_one(&self.rules, &self.own, &hints, &path);
+            let is_dir = now
+                .as_ref()
+                .and_then(|e| e.meta)
+                .is_some_and(|m| m.kind == scan::FileKind::Dir);
+            self.judge(&path, now, &mut events)?;
+            if !is_dir {
+                // A directory removed or moved away takes its entries along.
+                self.vanished_below(&path, &mut seen, &mut events)?;
+            }
+        }
+        for p in problems {
+            events.push(self.factory.overflow(&p));
+        }
+        self.emit(events)
+    }
+
+    /// Baseline entries and reported paths below `path` that no longer exist.
+    fn vanished_below(
+        &mut self,
+        path: &Path,
+        seen: &mut HashSet<PathBuf>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Error> {
+        let mut below = Vec::new();
+        self.baseline.for_each_entry(Some(path), |e| {
+            if e.path != path {
+                below.push(e.path);
+            }
+            Ok(())
+        })?;
+        below.extend(
+            self.reported
+                .keys()
+                .filter(|p| p.starts_with(path) && p.as_path() != path)
+                .cloned(),
+        );
+        for p in below {
+            if seen.insert(p.clone()) && std::fs::symlink_metadata(&p).is_err() {
+                self.judge(&p, None, events)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares `now` (the path's present state, `None` if it is not there
+    /// or not selected) with the baseline and with what was last reported.
+    fn judge(
+        &mut self,
+        path: &Path,
+        now: Option<Entry>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Error> {
+        let old = self.baseline.entry(path)?;
+        let drift = {
+            let old_rule = old.as_ref().map(|e| &self.baseline.rules()[e.rule]);
+            let new_rule = now.as_ref().and_then(|e| self.rule_info(e.rule));
+            drift_of(
+                old.zip(old_rule),
+                now.zip(new_rule),
+            )
+        };
+        self.report(path, drift, events);
+        Ok(())
+    }
+
+    fn report(&mut self, path: &Path, drift: Option<Drift>, events: &mut Vec<Event>) {
+        match drift {
+            Some(d) => {
+                let state = drift_json(&d).to_string();
+                if self.reported.get(path) != Some(&state) {
+                    events.push(self.factory.drift(&d));
+                    self.reported.insert(path.to_path_buf(), state);
+                }
+            }
+            None => {
+                if self.reported.remove(path).is_some() {
+                    let (rule, severity) = self
+                        .rules
+                        .select(path)
+                        .map(|s| {
+                            let r = &self.rules.rules[s.rule];
+                            (r.name.clone(), r.severity.name())
+                        })
+                        .unwrap_or_default();
+                    events.push(self.factory.restored(path, &rule, severity));
+                }
+            }
+        }
+    }
+
+    /// The baseline's description of rule `i` of the loaded rules.
+    fn rule_info(&self, i: usize) -> Option<&RuleInfo> {
+        let name = &self.rules.rules[i].name;
+        self.baseline.rules().iter().find(|r| &r.name == name)
+    }
+
+    /// Scans everything and reports what differs from the baseline and from
+    /// what was reported; paths that are back to their baseline state are
+    /// reported restored.
+    fn full_rescan(&mut self, kind: &str) -> Result<(), Error> {
+        let started = self.factory.scan_started(kind);
+        self.emit(vec![started])?;
+        let old = Baseline::open(&self.opts.db)?;
+        let c = check::rescan(
+            (old, None),
+            &self.opts.db,
+            false,
+            &self.opts.host,
+            &NoProgress,
+        )?;
+        let mut events = Vec::new();
+        let mut drifted = HashSet::new();
+        crate::compare::compare(&c.old, &c.new, |d| {
+            drifted.insert(d.path.clone());
+            let path = d.path.clone();
+            self.report(&path, Some(d), &mut events);
+            Ok(())
+        })?;
+        let back: Vec<PathBuf> = self
+            .reported
+            .keys()
+            .filter(|p| !drifted.contains(*p))
+            .cloned()
+            .collect();
+        for p in back {
+            self.report(&p, None, &mut events);
+        }
+        events.push(self.factory.scan_finished(kind, &c));
+        self.emit(events)
+    }
+
+    /// Keeps `events` in the outbox and delivers what the sinks take.
+    fn emit(&mut self, events: Vec<Event>) -> Result<(), Error> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let keys = crate::events::keys(&self.opts.sinks);
+        let dropped = self.outbox.add(&events, &keys)?;
+        if dropped > 0 {
+            eprintln!(
+                "tripseal watch: warning: the event outbox is full: {dropped} events were not kept"
+            );
+        }
+        if self.retry_at.is_none() {
+            self.deliver()?;
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self) -> Result<(), Error> {
+        let mut failed = None;
+        for (spec, sink) in &mut self.sinks {
+            let d = self.outbox.deliver(&spec.key, sink.as_mut())?;
+            if let Some(w) = sink.warning() {
+                eprintln!(
+                    "tripseal watch: warning: {}",
+                    crate::escape::escape_bytes(w.as_bytes())
+                );
+            }
+            if let Some(e) = d.error {
+                failed = Some((spec.key.clone(), e, d.waiting));
+            }
+        }
+        match failed {
+            None => {
+                self.retry_at = None;
+                self.backoff = Duration::from_secs(1);
+            }
+            Some((key, e, waiting)) => {
+                eprintln!(
+                    "tripseal watch: warning: events not delivered to {} ({}); {waiting} wait; \
+                     trying again in {}s",
+                    crate::escape::escape_bytes(key.as_bytes()),
+                    crate::escape::escape_bytes(e.as_bytes()),
+                    self.backoff.as_secs()
+                );
+                self.retry_at = Some(Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which limit stopped a watch, and how to raise it.
+fn watch_limit_reason() -> String {
+    let limit = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into());
+    format!(
+        "the per-user inotify watch limit is reached (fs.inotify.max_user_watches = {limit}); \
+         directories past it are not watched, only rescanned: raise it, e.g. \
+         sysctl fs.inotify.max_user_watches=524288"
+    )
+}
