@@ -466,10 +466,7 @@ impl Daemon {
         let drift = {
             let old_rule = old.as_ref().map(|e| &self.baseline.rules()[e.rule]);
             let new_rule = now.as_ref().and_then(|e| self.rule_info(e.rule));
-            drift_of(
-                old.zip(old_rule),
-                now.zip(new_rule),
-            )
+            drift_of(old.zip(old_rule), now.zip(new_rule))
         };
         self.report(path, drift, events);
         Ok(())

@@ -1,0 +1,378 @@
+//! `tripseal watch`: the daemon on a temporary tree, with a file sink, and
+//! real changes made to the tree while it runs.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// How long an event may take to show up before the test fails; the
+/// daemon's own delay is tens of milliseconds.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+struct Daemon {
+    child: Option<Child>,
+    events: PathBuf,
+    tmp: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Daemon {
+    /// A tree with a few files and a baseline, and the daemon watching it.
+    fn start(extra: &[&str]) -> Daemon {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("tree");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("a.py"), "a").unwrap();
+        std::fs::write(root.join("sub/b.py"), "b").unwrap();
+        std::fs::write(root.join("target1"), "1").unwrap();
+        std::fs::write(root.join("target2"), "2").unwrap();
+        std::os::unix::fs::symlink("target1", root.join("link")).unwrap();
+        let rules = rules_for(
+            tmp.path(),
+            &root,
+            r#"["type", "mode", "uid", "gid", "size", "link", "hash"]"#,
+        );
+        let db = tmp.path().join("b.db");
+        assert_ok(&init(&rules, &db));
+        let events = tmp.path().join("events.jsonl");
+        let mut d = Daemon::spawn(&db, &events, extra);
+        d.wait_for(|e| e["type"] == "fim-scan-finished");
+        d.tmp = tmp;
+        d.root = root;
+        d
+    }
+
+    fn spawn(db: &Path, events: &Path, extra: &[&str]) -> Daemon {
+        let child = Command::new(bin_path())
+            .args(["watch", "--allow-unsigned", "--db"])
+            .arg(db)
+            .arg("--emit")
+            .arg(format!("file:{}", events.display()))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Daemon {
+            child: Some(child),
+            events: events.to_path_buf(),
+            tmp: tempfile::tempdir().unwrap(),
+            root: PathBuf::new(),
+        }
+    }
+
+    fn events(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.events)
+            .unwrap_or_default()
+            .split_inclusive('\n')
+            .filter(|l| l.ends_with('\n'))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Waits for an event that `want` accepts, among those not seen by an
+    /// earlier wait; returns it.
+    fn wait_for(&mut self, want: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(e) = self.events().into_iter().find(|e| want(e)) {
+                return e;
+            }
+            if Instant::now() > deadline {
+                let types: Vec<String> = self
+                    .events()
+                    .iter()
+                    .map(|e| format!("{} {}", e["type"], e["path"]))
+                    .collect();
+                panic!("no such event within {PATIENCE:?}; got: {types:#?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Waits for `kind` on `rel` (the nth such event, counting from 1).
+    fn expect(&mut self, kind: &str, rel: &str, nth: usize) -> Value {
+        let p = self.path(rel);
+        let p = p.to_str().unwrap().to_string();
+        let k = kind.to_string();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let matching: Vec<Value> = self
+                .events()
+                .into_iter()
+                .filter(|e| e["type"] == k.as_str() && e["path"] == p.as_str())
+                .collect();
+            if matching.len() >= nth {
+                return matching[nth - 1].clone();
+            }
+            if Instant::now() > deadline {
+                let all: Vec<String> = self
+                    .events()
+                    .iter()
+                    .map(|e| format!("{} {}", e["type"], e["path"]))
+                    .collect();
+                panic!("no {kind} #{nth} for {p} within {PATIENCE:?}; got: {all:#?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM; returns the exit code and standard error.
+    fn stop(&mut self) -> (Option<i32>, String) {
+        let child = self.child.take().unwrap();
+        // SAFETY: kill(2) on our own child.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn every_kind_of_change_is_reported() {
+    let mut d = Daemon::start(&[]);
+    // write
+    std::fs::write(d.path("a.py"), "changed").unwrap();
+    let e = d.expect("fim-file-modified", "a.py", 1);
+    assert!(e["changes"]["hash"].is_object(), "{e}");
+    // append
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(d.path("sub/b.py"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b" more").unwrap();
+    drop(f);
+    let e = d.expect("fim-file-modified", "sub/b.py", 1);
+    assert_eq!(e["changes"]["size"]["new"], 6, "{e}");
+    // truncate
+    std::fs::File::create(d.path("sub/b.py")).unwrap();
+    let e = d.expect("fim-file-modified", "sub/b.py", 2);
+    assert_eq!(e["changes"]["size"]["new"], 0, "{e}");
+    // chmod
+    std::fs::set_permissions(d.path("target2"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let e = d.expect("fim-file-modified", "target2", 1);
+    assert_eq!(e["changes"]["mode"]["new"], "0600", "{e}");
+    // chown
+    std::os::unix::fs::lchown(d.path("target1"), Some(65534), None).unwrap();
+    let e = d.expect("fim-file-modified", "target1", 1);
+    assert_eq!(e["changes"]["uid"]["new"], 65534, "{e}");
+    // create and delete
+    std::fs::write(d.path("new.py"), "n").unwrap();
+    d.expect("fim-file-added", "new.py", 1);
+    std::fs::remove_file(d.path("new.py")).unwrap();
+    // Added, then gone again: back to the baseline state.
+    d.expect("fim-file-restored", "new.py", 1);
+    // rename out of the tree, and in
+    std::fs::rename(d.path("a.py"), d.tmp.path().join("outside.py")).unwrap();
+    d.expect("fim-file-removed", "a.py", 1);
+    std::fs::rename(d.tmp.path().join("outside.py"), d.path("moved-in.py")).unwrap();
+    d.expect("fim-file-added", "moved-in.py", 1);
+    // replace by rename, as editors save
+    std::fs::write(d.path("sub/.b.py.swp"), "saved").unwrap();
+    std::fs::rename(d.path("sub/.b.py.swp"), d.path("sub/b.py")).unwrap();
+    let e = d.expect("fim-file-modified", "sub/b.py", 3);
+    assert_eq!(e["changes"]["size"]["new"], 5, "{e}");
+    // symlink retarget
+    std::fs::remove_file(d.path("link")).unwrap();
+    std::os::unix::fs::symlink("target2", d.path("link")).unwrap();
+    let e = d.expect("fim-file-modified", "link", 1);
+    assert_eq!(e["changes"]["link"]["new"], "target2", "{e}");
+    // mkdir -p with a file inside, made at once
+    std::fs::create_dir_all(d.path("x/y")).unwrap();
+    std::fs::write(d.path("x/y/z.py"), "z").unwrap();
+    d.expect("fim-file-added", "x", 1);
+    d.expect("fim-file-added", "x/y/z.py", 1);
+    // and a file made later in the new directory: it is watched too
+    std::fs::write(d.path("x/y/later.py"), "l").unwrap();
+    d.expect("fim-file-added", "x/y/later.py", 1);
+    let (code, err) = d.stop();
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn a_change_and_its_revert_is_restored() {
+    let mut d = Daemon::start(&[]);
+    std::fs::write(d.path("a.py"), "evil").unwrap();
+    d.expect("fim-file-modified", "a.py", 1);
+    std::fs::write(d.path("a.py"), "a").unwrap();
+    let e = d.expect("fim-file-restored", "a.py", 1);
+    assert_eq!(e["rule"], "tree");
+    assert_eq!(e["severity"], "high");
+    d.stop();
+}
+
+#[test]
+fn a_burst_of_writes_is_a_few_events_not_thousands() {
+    let mut d = Daemon::start(&[]);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(d.path("a.py"))
+        .unwrap();
+    for _ in 0..10_000 {
+        std::io::Write::write_all(&mut f, b"x").unwrap();
+    }
+    drop(f);
+    // The last state is reported...
+    let deadline = Instant::now() + PATIENCE;
+    let p = d.path("a.py");
+    loop {
+        let last = d
+            .events()
+            .into_iter()
+            .filter(|e| e["type"] == "fim-file-modified" && e["path"] == p.to_str().unwrap())
+            .last();
+        if last.is_some_and(|e| e["changes"]["size"]["new"] == 10_001) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the final size was never reported"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // ...in a handful of events.
+    let n = d
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "fim-file-modified")
+        .count();
+    assert!(n <= 20, "{n} events for one burst");
+    d.stop();
+}
+
+#[test]
+fn sigterm_stops_cleanly_after_fim_offline() {
+    let mut d = Daemon::start(&[]);
+    let (code, err) = d.stop();
+    assert_eq!(code, Some(0), "{err}");
+    let events = d.events();
+    assert_eq!(events.first().unwrap()["type"], "fim-online");
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "fim-offline", "{last}");
+    assert_eq!(last["freq"], 30.0);
+    assert!(last["watched_directories"].as_u64().unwrap() >= 2, "{last}");
+    assert!(last["baseline"]["generation"].is_i64(), "{last}");
+}
+
+#[test]
+fn heartbeats_arrive_at_the_period() {
+    let mut d = Daemon::start(&["--heartbeat", "500ms"]);
+    std::thread::sleep(Duration::from_millis(2600));
+    d.stop();
+    let beats: Vec<f64> = d
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "fim-heartbeat")
+        .map(|e| {
+            assert_eq!(e["freq"], 0.5, "{e}");
+            e["timestamp"].as_f64().unwrap()
+        })
+        .collect();
+    assert!(beats.len() >= 4, "{} heartbeats in 2.6 s", beats.len());
+    for w in beats.windows(2) {
+        let gap = w[1] - w[0];
+        assert!((0.4..0.8).contains(&gap), "heartbeats {gap:.3} s apart");
+    }
+}
+
+#[test]
+fn drift_made_while_stopped_is_found_and_reported_once_across_rescans() {
+    // The start's rescan finds what changed while no daemon ran; the
+    // periodic rescans that follow do not report it again.
+    let mut d = Daemon::start(&[]);
+    d.stop();
+    std::fs::write(d.path("sub/b.py"), "while nobody watched").unwrap();
+    let db = d.tmp.path().join("b.db");
+    let mut d2 = Daemon::spawn(&db, &d.events, &["--rescan", "1s"]);
+    d2.root = d.root.clone();
+    let e = d2.expect("fim-file-modified", "sub/b.py", 1);
+    assert!(e["changes"]["hash"].is_object());
+    // Reported once, not again at every rescan.
+    std::thread::sleep(Duration::from_millis(2500));
+    d2.stop();
+    let p = d.path("sub/b.py");
+    let n = d2
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "fim-file-modified" && e["path"] == p.to_str().unwrap())
+        .count();
+    let rescans = d2
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "fim-scan-finished")
+        .count();
+    assert!(rescans >= 3, "{rescans} rescans");
+    assert_eq!(n, 1, "the same drift is reported once");
+}
+
+#[test]
+fn a_baseline_whose_seal_fails_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    std::fs::create_dir(&root).unwrap();
+    let rules = rules_for(tmp.path(), &root, r#"["type", "hash"]"#);
+    let db = tmp.path().join("b.db");
+    assert_ok(&init(&rules, &db));
+    let events = tmp.path().join("events.jsonl");
+    let out = tripseal()
+        .args(["watch", "--db"])
+        .arg(&db)
+        .arg("--trust")
+        .arg(tmp.path().join("no-keys"))
+        .arg("--emit")
+        .arg(format!("file:{}", events.display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(26), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&events).unwrap();
+    let ev: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(ev["type"], "fim-baseline-tampered");
+    assert_eq!(ev["reason"], "unsigned");
+}
+
+#[test]
+fn its_own_files_in_the_tree_are_never_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("a"), "a").unwrap();
+    let rules = rules_for(tmp.path(), &root, r#"["type", "size", "hash"]"#);
+    // The baseline, and so its outbox, inside the watched tree.
+    let db = root.join("b.db");
+    assert_ok(&init(&rules, &db));
+    let events = tmp.path().join("events.jsonl");
+    let mut d = Daemon::spawn(&db, &events, &[]);
+    d.root = root.clone();
+    d.wait_for(|e| e["type"] == "fim-scan-finished");
+    std::fs::write(root.join("a"), "changed").unwrap();
+    d.expect("fim-file-modified", "a", 1);
+    std::thread::sleep(Duration::from_millis(300));
+    d.stop();
+    for e in d.events() {
+        let p = e["path"].as_str().unwrap_or("");
+        assert!(!p.contains("b.db"), "its own file reported: {e}");
+    }
+}
