@@ -242,8 +242,7 @@ fn a_burst_of_writes_is_a_few_events_not_thousands() {
         let last = d
             .events()
             .into_iter()
-            .filter(|e| e["type"] == "fim-file-modified" && e["path"] == p.to_str().unwrap())
-            .last();
+            .rfind(|e| e["type"] == "fim-file-modified" && e["path"] == p.to_str().unwrap());
         if last.is_some_and(|e| e["changes"]["size"]["new"] == 10_001) {
             break;
         }
