@@ -35,6 +35,8 @@ use crate::seal::{self, SealPolicy};
 const SETTLE: Duration = Duration::from_millis(30);
 /// The longest a busy path waits to be re-read anyway.
 const SETTLE_MAX: Duration = Duration::from_millis(500);
+/// Not a loss of notifications: the rescan after a reload.
+const RELOADED: &str = "reloaded";
 /// The longest wait between tries of a sink that refused.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -75,27 +77,10 @@ struct Daemon {
     rescan_due: Option<String>,
 }
 
-/// Runs the daemon until SIGTERM or SIGINT. Refuses to start on a baseline
-/// whose seal does not verify.
-pub fn watch(opts: WatchOptions) -> Result<(), Error> {
-    let mut outbox = Outbox::open(&opts.db)?;
-    let keys = crate::events::keys(&opts.sinks);
-    let (baseline, digest) = match seal::open_sealed(&opts.db, &opts.policy, true) {
-        Ok(b) => b,
-        Err(e) => {
-            if let Error::Seal { reason, detail, .. } = &e {
-                let f = EventFactory::new(&opts.host, None);
-                let ev = f.tampered(
-                    opts.db.as_os_str().as_encoded_bytes(),
-                    reason.name(),
-                    detail,
-                );
-                outbox.add(&[ev], &keys)?;
-                let _ = crate::events::deliver(&mut outbox, &opts.sinks);
-            }
-            return Err(e);
-        }
-    };
+/// The baseline at `opts.db`, its seal verified, with its rules and the
+/// event factory that names it.
+fn load(opts: &WatchOptions) -> Result<(Baseline, Rules, EventFactory), Error> {
+    let (baseline, digest) = seal::open_sealed(&opts.db, &opts.policy, true)?;
     let rules = check::stored_rules(&baseline)?;
     let digest = match digest {
         Some(d) => d,
@@ -108,6 +93,36 @@ pub fn watch(opts: WatchOptions) -> Result<(), Error> {
             generation: baseline.header().generation,
         }),
     );
+    Ok((baseline, rules, factory))
+}
+
+/// `fim-baseline-tampered` for a seal that was refused.
+fn tampered(opts: &WatchOptions, e: &Error) -> Option<Event> {
+    let Error::Seal { reason, detail, .. } = e else {
+        return None;
+    };
+    let f = EventFactory::new(&opts.host, None);
+    Some(f.tampered(
+        opts.db.as_os_str().as_encoded_bytes(),
+        reason.name(),
+        detail,
+    ))
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. Refuses to start on a baseline
+/// whose seal does not verify.
+pub fn watch(opts: WatchOptions) -> Result<(), Error> {
+    let mut outbox = Outbox::open(&opts.db)?;
+    let (baseline, rules, factory) = match load(&opts) {
+        Ok(l) => l,
+        Err(e) => {
+            if let Some(ev) = tampered(&opts, &e) {
+                outbox.add(&[ev], &crate::events::keys(&opts.sinks))?;
+                let _ = crate::events::deliver(&mut outbox, &opts.sinks);
+            }
+            return Err(e);
+        }
+    };
     let (tx, rx) = mpsc::channel::<Msg>();
     let fs_tx = tx.clone();
     let watcher = INotifyWatcher::new(
@@ -191,12 +206,7 @@ impl Daemon {
             let msg = rx.recv_timeout(wake.saturating_duration_since(Instant::now()));
             match msg {
                 Ok(Msg::Fs(ev)) => self.note(ev),
-                Ok(Msg::Signal(s)) if s == signal_hook::consts::SIGHUP => {
-                    eprintln!(
-                        "tripseal watch: SIGHUP: a rescan follows (reloading the baseline is not built yet)"
-                    );
-                    self.rescan_due = Some("SIGHUP".into());
-                }
+                Ok(Msg::Signal(s)) if s == signal_hook::consts::SIGHUP => self.reload()?,
                 Ok(Msg::Signal(_)) => {
                     self.settle()?;
                     let offline = self.liveness("fim-offline");
@@ -211,7 +221,7 @@ impl Daemon {
             }
             let now = Instant::now();
             if let Some(reason) = self.rescan_due.take() {
-                if reason != "SIGHUP" {
+                if reason != RELOADED {
                     let ev = self.factory.overflow(&reason);
                     self.emit(vec![ev])?;
                 }
@@ -225,7 +235,12 @@ impl Daemon {
                     let ev = self.factory.overflow(&p);
                     self.emit(vec![ev])?;
                 }
-                self.full_rescan("watch-rescan")?;
+                let kind = if reason == RELOADED {
+                    "rescan"
+                } else {
+                    "watch-rescan"
+                };
+                self.full_rescan(kind)?;
                 next_rescan = now + self.opts.rescan;
             }
             if let Some(first) = self.first_pending
@@ -246,6 +261,44 @@ impl Daemon {
                 self.deliver()?;
             }
         }
+    }
+
+    /// SIGHUP: the baseline again (a newly signed generation, its rules).
+    /// One whose seal fails is refused, said with `fim-baseline-tampered`,
+    /// and the daemon goes on with the one it had verified.
+    fn reload(&mut self) -> Result<(), Error> {
+        match load(&self.opts) {
+            Ok((baseline, rules, factory)) => {
+                eprintln!(
+                    "tripseal watch: SIGHUP: baseline generation {} loaded",
+                    baseline.header().generation
+                );
+                self.growing = baseline.growing_sizes()?;
+                self.baseline = baseline;
+                self.rules = rules;
+                self.factory = factory;
+                // Drift is now measured against the new generation.
+                self.reported.clear();
+                let keep: HashSet<PathBuf> = self.watch_targets().into_iter().collect();
+                let stale: Vec<PathBuf> = self.watched.difference(&keep).cloned().collect();
+                for w in stale {
+                    let _ = self.watcher.unwatch(&w);
+                    self.watched.remove(&w);
+                }
+                self.rescan_due = Some(RELOADED.into());
+            }
+            Err(e) => {
+                eprintln!(
+                    "tripseal watch: SIGHUP: the baseline was refused, watching on with \
+                     generation {}: {e}",
+                    self.baseline.header().generation
+                );
+                if let Some(ev) = tampered(&self.opts, &e) {
+                    self.emit(vec![ev])?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn liveness(&self, kind: &str) -> Event {

@@ -375,3 +375,92 @@ fn its_own_files_in_the_tree_are_never_reported() {
         assert!(!p.contains("b.db"), "its own file reported: {e}");
     }
 }
+
+/// SIGHUP to the daemon.
+fn hangup(d: &Daemon) {
+    let pid = d.child.as_ref().unwrap().id() as i32;
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGHUP);
+    }
+}
+
+fn update(db: &Path) {
+    assert_ok(
+        &tripseal()
+            .args(["update", "--db"])
+            .arg(db)
+            .output()
+            .unwrap(),
+    );
+}
+
+fn sign(key: &Path, db: &Path) {
+    assert_ok(
+        &tripseal()
+            .arg("sign")
+            .arg("--key")
+            .arg(key)
+            .arg(db)
+            .output()
+            .unwrap(),
+    );
+}
+
+#[test]
+fn sighup_takes_a_newly_signed_generation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("a.py"), "a").unwrap();
+    let rules = rules_for(tmp.path(), &root, r#"["type", "size", "hash"]"#);
+    let db = tmp.path().join("b.db");
+    let key = tmp.path().join("op.key");
+    keygen(&key);
+    assert_ok(&init(&rules, &db));
+    sign(&key, &db);
+    let events = tmp.path().join("events.jsonl");
+    let child = Command::new(bin_path())
+        .args(["watch", "--db"])
+        .arg(&db)
+        .arg("--trust")
+        .arg(format!("{}.pub", key.display()))
+        .arg("--emit")
+        .arg(format!("file:{}", events.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut d = Daemon {
+        child: Some(child),
+        events,
+        tmp,
+        root,
+    };
+    d.wait_for(|e| e["type"] == "fim-scan-finished");
+
+    // The operator accepts a change: a new generation, signed.
+    std::fs::write(d.path("a.py"), "release 2").unwrap();
+    d.expect("fim-file-modified", "a.py", 1);
+    update(&db);
+    sign(&key, &db);
+    hangup(&d);
+    let done = d.wait_for(|e| e["type"] == "fim-scan-finished" && e["baseline"]["generation"] == 2);
+    assert_eq!(done["changed"], 0, "a.py is what generation 2 says: {done}");
+    // Drift is now measured against generation 2.
+    std::fs::write(d.path("a.py"), "a").unwrap();
+    let e = d.expect("fim-file-modified", "a.py", 2);
+    assert_eq!(e["baseline"]["generation"], 2);
+
+    // A generation nobody signed is refused; the daemon watches on with 2.
+    update(&db);
+    hangup(&d);
+    let refused = d.wait_for(|e| e["type"] == "fim-baseline-tampered");
+    assert_eq!(refused["reason"], "unsigned");
+    std::fs::write(d.path("a.py"), "release 2").unwrap();
+    let e = d.expect("fim-file-restored", "a.py", 1);
+    assert_eq!(e["baseline"]["generation"], 2);
+    let (code, err) = d.stop();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("the baseline was refused"), "{err}");
+}
