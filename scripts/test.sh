@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 # script (bsdutils) for a pseudo-terminal, sqlite3 to edit baselines, openssl
 # to check that keys and signatures interoperate; redis-server and
 # rabbitmq-server are the brokers the event tests deliver through (the tests
-# start their own instances on loopback, never the system's service).
+# start their own instances on loopback, never the system's service);
+# systemd-analyze (systemd) verifies the units in packaging/systemd.
 need=()
 command -v setfattr >/dev/null || need+=(attr)
 command -v setpriv  >/dev/null || need+=(util-linux)
@@ -20,6 +21,7 @@ command -v sqlite3  >/dev/null || need+=(sqlite3)
 command -v openssl  >/dev/null || need+=(openssl)
 command -v redis-server >/dev/null || need+=(redis-server)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
+command -v systemd-analyze >/dev/null || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
