@@ -15,7 +15,16 @@ use serde_json::Value;
 /// daemon's own delay is tens of milliseconds.
 const PATIENCE: Duration = Duration::from_secs(15);
 
+/// The limit tests change kernel-wide inotify limits: they run alone
+/// (write), every other test beside the others (read).
+static KERNEL_LIMITS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    KERNEL_LIMITS.read().unwrap_or_else(|e| e.into_inner())
+}
+
 struct Daemon {
+    _limits: Option<std::sync::RwLockReadGuard<'static, ()>>,
     child: Option<Child>,
     events: PathBuf,
     tmp: tempfile::TempDir,
@@ -60,6 +69,7 @@ impl Daemon {
             .spawn()
             .unwrap();
         Daemon {
+            _limits: None,
             child: Some(child),
             events: events.to_path_buf(),
             tmp: tempfile::tempdir().unwrap(),
@@ -153,6 +163,7 @@ impl Drop for Daemon {
 
 #[test]
 fn every_kind_of_change_is_reported() {
+    let _shared = shared();
     let mut d = Daemon::start(&[]);
     // write
     std::fs::write(d.path("a.py"), "changed").unwrap();
@@ -214,6 +225,7 @@ fn every_kind_of_change_is_reported() {
 
 #[test]
 fn a_change_and_its_revert_is_restored() {
+    let _shared = shared();
     let mut d = Daemon::start(&[]);
     std::fs::write(d.path("a.py"), "evil").unwrap();
     d.expect("fim-file-modified", "a.py", 1);
@@ -226,6 +238,7 @@ fn a_change_and_its_revert_is_restored() {
 
 #[test]
 fn a_burst_of_writes_is_a_few_events_not_thousands() {
+    let _shared = shared();
     let mut d = Daemon::start(&[]);
     let mut f = std::fs::OpenOptions::new()
         .append(true)
@@ -264,6 +277,7 @@ fn a_burst_of_writes_is_a_few_events_not_thousands() {
 
 #[test]
 fn sigterm_stops_cleanly_after_fim_offline() {
+    let _shared = shared();
     let mut d = Daemon::start(&[]);
     let (code, err) = d.stop();
     assert_eq!(code, Some(0), "{err}");
@@ -278,6 +292,7 @@ fn sigterm_stops_cleanly_after_fim_offline() {
 
 #[test]
 fn heartbeats_arrive_at_the_period() {
+    let _shared = shared();
     let mut d = Daemon::start(&["--heartbeat", "500ms"]);
     std::thread::sleep(Duration::from_millis(2600));
     d.stop();
@@ -299,6 +314,7 @@ fn heartbeats_arrive_at_the_period() {
 
 #[test]
 fn drift_made_while_stopped_is_found_and_reported_once_across_rescans() {
+    let _shared = shared();
     // The start's rescan finds what changed while no daemon ran; the
     // periodic rescans that follow do not report it again.
     let mut d = Daemon::start(&[]);
@@ -329,6 +345,7 @@ fn drift_made_while_stopped_is_found_and_reported_once_across_rescans() {
 
 #[test]
 fn a_baseline_whose_seal_fails_is_refused() {
+    let _shared = shared();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("tree");
     std::fs::create_dir(&root).unwrap();
@@ -354,6 +371,7 @@ fn a_baseline_whose_seal_fails_is_refused() {
 
 #[test]
 fn its_own_files_in_the_tree_are_never_reported() {
+    let _shared = shared();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("tree");
     std::fs::create_dir(&root).unwrap();
@@ -409,6 +427,7 @@ fn sign(key: &Path, db: &Path) {
 
 #[test]
 fn sighup_takes_a_newly_signed_generation() {
+    let _shared = shared();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("tree");
     std::fs::create_dir(&root).unwrap();
@@ -432,6 +451,7 @@ fn sighup_takes_a_newly_signed_generation() {
         .spawn()
         .unwrap();
     let mut d = Daemon {
+        _limits: None,
         child: Some(child),
         events,
         tmp,
@@ -463,4 +483,125 @@ fn sighup_takes_a_newly_signed_generation() {
     let (code, err) = d.stop();
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("the baseline was refused"), "{err}");
+}
+
+/// Sets a kernel inotify limit for the test, and restores it when dropped.
+struct Sysctl {
+    path: &'static str,
+    old: String,
+}
+
+impl Sysctl {
+    fn set(path: &'static str, value: u64) -> Sysctl {
+        let old = std::fs::read_to_string(path).unwrap();
+        std::fs::write(path, value.to_string()).unwrap_or_else(|e| {
+            panic!("{path}: {e} (these tests run as root, as scripts/test.sh does)")
+        });
+        Sysctl { path, old }
+    }
+}
+
+impl Drop for Sysctl {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.path, self.old.trim());
+    }
+}
+
+/// A tree of `dirs` directories with one file each, a baseline, and the
+/// daemon started while `limit` is in force.
+fn start_with_limit(
+    dirs: usize,
+    limit: (&'static str, u64),
+    extra: &[&str],
+) -> (Daemon, Vec<PathBuf>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    let mut files = Vec::new();
+    for i in 0..dirs {
+        let dir = root.join(format!("d{i:03}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("f.py");
+        std::fs::write(&f, "x").unwrap();
+        files.push(f);
+    }
+    let rules = rules_for(tmp.path(), &root, r#"["type", "size", "hash"]"#);
+    let db = tmp.path().join("b.db");
+    assert_ok(&init(&rules, &db));
+    let events = tmp.path().join("events.jsonl");
+    let set = Sysctl::set(limit.0, limit.1);
+    let mut d = Daemon::spawn(&db, &events, extra);
+    d.tmp = tmp;
+    d.root = root;
+    d.wait_for(|e| e["type"] == "fim-online");
+    drop(set);
+    d.wait_for(|e| e["type"] == "fim-scan-finished");
+    (d, files)
+}
+
+#[test]
+fn a_queue_overflow_is_reported_and_nothing_is_missed() {
+    let _alone = KERNEL_LIMITS.write().unwrap_or_else(|e| e.into_inner());
+    // The queue length is fixed when the daemon makes its inotify instance.
+    let (mut d, _) = start_with_limit(1, ("/proc/sys/fs/inotify/max_queued_events", 32), &[]);
+    let flood = d.path("d000");
+    let names: Vec<PathBuf> = (0..2000)
+        .map(|i| flood.join(format!("n{i:04}.py")))
+        .collect();
+    for n in &names {
+        std::fs::write(n, "n").unwrap();
+    }
+    let o = d.wait_for(|e| e["type"] == "fim-watch-overflow");
+    assert!(
+        o["reason"].as_str().unwrap().contains("max_queued_events"),
+        "{o}"
+    );
+    d.wait_for(|e| e["type"] == "fim-scan-finished" && e["scan"] == "watch-rescan");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let added: std::collections::HashSet<String> = d
+            .events()
+            .iter()
+            .filter(|e| e["type"] == "fim-file-added")
+            .map(|e| e["path"].as_str().unwrap().to_string())
+            .collect();
+        let missing = names
+            .iter()
+            .filter(|n| !added.contains(n.to_str().unwrap()))
+            .count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of 2000 files never reported"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, err) = d.stop();
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn the_watch_limit_is_reported_and_rescans_cover_the_unwatched_part() {
+    let _alone = KERNEL_LIMITS.write().unwrap_or_else(|e| e.into_inner());
+    let (mut d, files) = start_with_limit(
+        40,
+        ("/proc/sys/fs/inotify/max_user_watches", 8),
+        &["--rescan", "1s"],
+    );
+    let o = d.wait_for(|e| e["type"] == "fim-watch-overflow");
+    let reason = o["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("fs.inotify.max_user_watches = 8") && reason.contains("sysctl"),
+        "{reason}"
+    );
+    // A change in every directory, watched or not: all are reported.
+    for f in &files {
+        std::fs::write(f, "changed").unwrap();
+    }
+    for i in 0..files.len() {
+        d.expect("fim-file-modified", &format!("d{i:03}/f.py"), 1);
+    }
+    let (code, err) = d.stop();
+    assert_eq!(code, Some(0), "{err}");
 }
