@@ -211,6 +211,10 @@ impl Daemon {
                     self.settle()?;
                     let offline = self.liveness("fim-offline");
                     self.emit(vec![offline])?;
+                    // One last try, whatever the backoff said.
+                    if self.retry_at.is_some() {
+                        self.deliver()?;
+                    }
                     eprintln!("tripseal watch: stopped");
                     return Ok(());
                 }
