@@ -86,55 +86,48 @@ impl Daemon {
             .collect()
     }
 
-    /// Waits for an event that `want` accepts, among those not seen by an
-    /// earlier wait; returns it.
-    fn wait_for(&mut self, want: impl Fn(&Value) -> bool) -> Value {
+    /// Polls the events until `found` picks something out of them; fails
+    /// the test, listing what came, if nothing is found in time.
+    fn poll<T>(&self, what: &str, found: impl Fn(&[Value]) -> Option<T>) -> T {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            if let Some(e) = self.events().into_iter().find(|e| want(e)) {
-                return e;
+            if let Some(t) = found(&self.events()) {
+                return t;
             }
             if Instant::now() > deadline {
-                let types: Vec<String> = self
+                let got: Vec<String> = self
                     .events()
                     .iter()
                     .map(|e| format!("{} {}", e["type"], e["path"]))
                     .collect();
-                panic!("no such event within {PATIENCE:?}; got: {types:#?}");
+                panic!("no {what} within {PATIENCE:?}; got: {got:#?}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The first event that `want` accepts, once there is one.
+    fn wait_for(&mut self, want: impl Fn(&Value) -> bool) -> Value {
+        self.poll("such event", |events| {
+            events.iter().find(|e| want(e)).cloned()
+        })
     }
 
     fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
     }
 
-    /// Waits for `kind` on `rel` (the nth such event, counting from 1).
+    /// The `nth` (from 1) event of type `kind` on `rel`, once there is one.
     fn expect(&mut self, kind: &str, rel: &str, nth: usize) -> Value {
         let p = self.path(rel);
-        let p = p.to_str().unwrap().to_string();
-        let k = kind.to_string();
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let matching: Vec<Value> = self
-                .events()
-                .into_iter()
-                .filter(|e| e["type"] == k.as_str() && e["path"] == p.as_str())
-                .collect();
-            if matching.len() >= nth {
-                return matching[nth - 1].clone();
-            }
-            if Instant::now() > deadline {
-                let all: Vec<String> = self
-                    .events()
-                    .iter()
-                    .map(|e| format!("{} {}", e["type"], e["path"]))
-                    .collect();
-                panic!("no {kind} #{nth} for {p} within {PATIENCE:?}; got: {all:#?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let p = p.to_str().unwrap();
+        self.poll(&format!("{kind} #{nth} for {p}"), |events| {
+            events
+                .iter()
+                .filter(|e| e["type"] == kind && e["path"] == p)
+                .nth(nth - 1)
+                .cloned()
+        })
     }
 
     /// SIGTERM; returns the exit code and standard error.
