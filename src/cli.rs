@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -295,19 +294,11 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         } => {
             let host = defaults::hostname();
             let db = db.unwrap_or_else(|| defaults::default_db(&host));
-            let mut urls = if emit.is_empty() {
-                config::load(config_path.as_deref())?.events.emit
-            } else {
-                emit
-            };
+            let mut urls = emit_or_configured(emit, config_path.as_deref())?;
             if format == CheckFormatArg::Events && !urls.iter().any(|s| s == "stdout") {
                 urls.push("stdout".into());
             }
-            // A bad sink is refused before any work.
-            let specs = urls
-                .iter()
-                .map(|u| SinkSpec::new(u))
-                .collect::<Result<Vec<_>, _>>()?;
+            let specs = sink_specs(&urls)?;
             let sinks = events::keys(&specs);
             let mut outbox = if sinks.is_empty() {
                 None
@@ -322,12 +313,9 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             let comparison = match check::check(&db, &policy, fast, &host, progress().as_ref()) {
                 Ok(c) => c,
                 Err(e) => {
-                    if let (Some(o), Error::Seal { reason, detail, .. }) = (&mut outbox, &e) {
-                        let tampered = EventFactory::new(&host, None).tampered(
-                            db.as_os_str().as_bytes(),
-                            reason.name(),
-                            detail,
-                        );
+                    if let (Some(o), Some(tampered)) =
+                        (&mut outbox, events::tampered_event(&host, &db, &e))
+                    {
                         warn_dropped(o.add(&[tampered], &sinks)?);
                         let stopped = events::deliver(o, &specs)?;
                         warn_undelivered(o, &db, &stopped);
@@ -336,15 +324,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 }
             };
             if let Some(o) = &mut outbox {
-                // Verified already, unless the seal was skipped on purpose.
-                let digest = match comparison.old_digest {
-                    Some(d) => d,
-                    None => seal::digest(&comparison.old)?,
-                };
-                let baseline = BaselineRef {
-                    digest: Some(hex(&digest)[..16].to_string()),
-                    generation: comparison.old.header().generation,
-                };
+                let baseline = BaselineRef::of(&comparison.old, comparison.old_digest)?;
                 let factory = EventFactory::new(&host, Some(baseline));
                 warn_dropped(events::record_comparison(
                     o,
@@ -380,18 +360,11 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         } => {
             let host = defaults::hostname();
             let db = db.unwrap_or_else(|| defaults::default_db(&host));
-            let mut urls = if emit.is_empty() {
-                config::load(config_path.as_deref())?.events.emit
-            } else {
-                emit
-            };
+            let mut urls = emit_or_configured(emit, config_path.as_deref())?;
             if urls.is_empty() {
                 urls.push("stdout".into());
             }
-            let sinks = urls
-                .iter()
-                .map(|u| SinkSpec::new(u))
-                .collect::<Result<Vec<_>, _>>()?;
+            let sinks = sink_specs(&urls)?;
             let policy = seal.policy(false, &db);
             tripseal::watch::watch(tripseal::watch::WatchOptions {
                 db,
@@ -407,20 +380,12 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             let host = defaults::hostname();
             let db = db.unwrap_or_else(|| defaults::default_db(&host));
             let mut outbox = Outbox::open(&db)?;
-            let given = emit
-                .iter()
-                .map(|u| SinkSpec::new(u))
-                .collect::<Result<Vec<_>, _>>()?;
+            let given = sink_specs(&emit)?;
             // Sinks whose password is unknown are reported after the others
             // have had their events.
             let mut unresolved = None;
             let sinks = if given.is_empty() {
-                let configured = config::load(config_path.as_deref())?
-                    .events
-                    .emit
-                    .iter()
-                    .map(|u| SinkSpec::new(u))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let configured = sink_specs(&config::load(config_path.as_deref())?.events.emit)?;
                 let mut sinks = Vec::new();
                 for key in outbox.waiting_sinks()? {
                     match SinkSpec::for_waiting(&key, &configured) {
@@ -587,6 +552,20 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             }
         },
     }
+}
+
+/// The sinks given with `--emit`, else those of the configuration.
+fn emit_or_configured(emit: Vec<String>, config: Option<&Path>) -> Result<Vec<String>, Error> {
+    if emit.is_empty() {
+        Ok(config::load(config)?.events.emit)
+    } else {
+        Ok(emit)
+    }
+}
+
+/// Opens nothing yet, but refuses a bad sink before any work is done.
+fn sink_specs(urls: &[String]) -> Result<Vec<SinkSpec>, Error> {
+    urls.iter().map(|u| SinkSpec::new(u)).collect()
 }
 
 /// A period: a number with s, m, h or d (a bare number is seconds).

@@ -469,15 +469,7 @@ fn summary_json(r: &DriftReport<'_>) -> Value {
     if r.command != "check" {
         obj.insert("new_generation".into(), c.new.header().generation.into());
     }
-    for kind in DriftKind::ALL {
-        let key = if kind == DriftKind::Error {
-            "errors"
-        } else {
-            kind.name()
-        };
-        obj.insert(key.into(), c.counts.of(kind).into());
-    }
-    obj.insert("exit_code".into(), c.counts.exit_bits().into());
+    insert_counts(&mut obj, &c.counts);
     if let Some(scan) = &c.scan {
         obj.insert("entries_scanned".into(), scan.entries.into());
         obj.insert(
@@ -512,6 +504,21 @@ fn value_json(v: &CValue) -> Value {
         ),
         CValue::Growing { size, hash } => json!({"size": size, "hash": hash.map(|h| hex(&h))}),
     }
+}
+
+/// The counts of a comparison and its exit code, as the JSON report and
+/// `fim-scan-finished` carry them: `added`, `removed`, `changed`, `errors`,
+/// `exit_code`.
+pub fn insert_counts(obj: &mut Map<String, Value>, counts: &crate::compare::DriftCounts) {
+    for kind in DriftKind::ALL {
+        let key = if kind == DriftKind::Error {
+            "errors"
+        } else {
+            kind.name()
+        };
+        obj.insert(key.into(), counts.of(kind).into());
+    }
+    obj.insert("exit_code".into(), counts.exit_bits().into());
 }
 
 /// The JSON object of one drift record.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 use notify::{INotifyWatcher, RecursiveMode, Watcher};
 
-use crate::baseline::{Baseline, RuleInfo, hex};
+use crate::baseline::{Baseline, RuleInfo};
 use crate::check;
 use crate::compare::{Drift, drift_of};
 use crate::error::Error;
@@ -60,9 +60,12 @@ struct Daemon {
     rules: Rules,
     factory: EventFactory,
     own: OwnOutputs,
-    growing: HashMap<PathBuf, u64>,
+    /// What a scan needs from the baseline (growing files' sizes); kept,
+    /// not rebuilt for every re-read.
+    hints: ScanHints<'static>,
     watcher: INotifyWatcher,
-    watched: HashSet<PathBuf>,
+    /// Ordered, so that a directory's watched descendants are one range.
+    watched: BTreeSet<PathBuf>,
     /// For each path that drifted: the drift last reported.
     reported: HashMap<PathBuf, String>,
     outbox: Outbox,
@@ -70,7 +73,6 @@ struct Daemon {
     retry_at: Option<Instant>,
     backoff: Duration,
     pending: BTreeSet<PathBuf>,
-    new_dirs: BTreeSet<PathBuf>,
     first_pending: Option<Instant>,
     last_change: Instant,
     /// Set when notifications may have been lost: a full rescan is due.
@@ -82,31 +84,8 @@ struct Daemon {
 fn load(opts: &WatchOptions) -> Result<(Baseline, Rules, EventFactory), Error> {
     let (baseline, digest) = seal::open_sealed(&opts.db, &opts.policy, true)?;
     let rules = check::stored_rules(&baseline)?;
-    let digest = match digest {
-        Some(d) => d,
-        None => seal::digest(&baseline)?,
-    };
-    let factory = EventFactory::new(
-        &opts.host,
-        Some(BaselineRef {
-            digest: Some(hex(&digest)[..16].to_string()),
-            generation: baseline.header().generation,
-        }),
-    );
+    let factory = EventFactory::new(&opts.host, Some(BaselineRef::of(&baseline, digest)?));
     Ok((baseline, rules, factory))
-}
-
-/// `fim-baseline-tampered` for a seal that was refused.
-fn tampered(opts: &WatchOptions, e: &Error) -> Option<Event> {
-    let Error::Seal { reason, detail, .. } = e else {
-        return None;
-    };
-    let f = EventFactory::new(&opts.host, None);
-    Some(f.tampered(
-        opts.db.as_os_str().as_encoded_bytes(),
-        reason.name(),
-        detail,
-    ))
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. Refuses to start on a baseline
@@ -116,7 +95,7 @@ pub fn watch(opts: WatchOptions) -> Result<(), Error> {
     let (baseline, rules, factory) = match load(&opts) {
         Ok(l) => l,
         Err(e) => {
-            if let Some(ev) = tampered(&opts, &e) {
+            if let Some(ev) = crate::events::tampered_event(&opts.host, &opts.db, &e) {
                 outbox.add(&[ev], &crate::events::keys(&opts.sinks))?;
                 let _ = crate::events::deliver(&mut outbox, &opts.sinks);
             }
@@ -131,7 +110,13 @@ pub fn watch(opts: WatchOptions) -> Result<(), Error> {
         },
         notify::Config::default(),
     )
-    .map_err(|e| Error::invalid(format!("cannot start inotify: {e}")))?;
+    .map_err(|e| {
+        Error::invalid(format!(
+            "cannot start inotify: {e}; if the per-user instance limit is reached \
+             (fs.inotify.max_user_instances), raise it, e.g. \
+             sysctl fs.inotify.max_user_instances=512"
+        ))
+    })?;
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
@@ -153,20 +138,22 @@ pub fn watch(opts: WatchOptions) -> Result<(), Error> {
         .map(|s| Ok((s.clone(), sinks::open(&s.url)?)))
         .collect::<Result<Vec<_>, Error>>()?;
     let mut d = Daemon {
-        growing: baseline.growing_sizes()?,
+        hints: ScanHints {
+            growing_sizes: baseline.growing_sizes()?,
+            known: None,
+        },
         baseline,
         rules,
         factory,
         own,
         watcher,
-        watched: HashSet::new(),
+        watched: BTreeSet::new(),
         reported: HashMap::new(),
         outbox,
         sinks,
         retry_at: None,
         backoff: Duration::from_secs(1),
         pending: BTreeSet::new(),
-        new_dirs: BTreeSet::new(),
         first_pending: None,
         last_change: Instant::now(),
         rescan_due: None,
@@ -220,7 +207,10 @@ impl Daemon {
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(Error::invalid("the inotify watcher stopped"));
+                    return Err(Error::invalid(
+                        "the inotify watcher thread stopped; nothing is watched any more, \
+                         so tripseal watch stops: restart it (systemd does, Restart=on-failure)",
+                    ));
                 }
             }
             let now = Instant::now();
@@ -230,7 +220,6 @@ impl Daemon {
                     self.emit(vec![ev])?;
                 }
                 self.pending.clear();
-                self.new_dirs.clear();
                 self.first_pending = None;
                 let dirs = self.watch_targets();
                 let mut problems = Vec::new();
@@ -277,14 +266,19 @@ impl Daemon {
                     "tripseal watch: SIGHUP: baseline generation {} loaded",
                     baseline.header().generation
                 );
-                self.growing = baseline.growing_sizes()?;
+                self.hints.growing_sizes = baseline.growing_sizes()?;
                 self.baseline = baseline;
                 self.rules = rules;
                 self.factory = factory;
                 // Drift is now measured against the new generation.
                 self.reported.clear();
                 let keep: HashSet<PathBuf> = self.watch_targets().into_iter().collect();
-                let stale: Vec<PathBuf> = self.watched.difference(&keep).cloned().collect();
+                let stale: Vec<PathBuf> = self
+                    .watched
+                    .iter()
+                    .filter(|w| !keep.contains(*w))
+                    .cloned()
+                    .collect();
                 for w in stale {
                     let _ = self.watcher.unwatch(&w);
                     self.watched.remove(&w);
@@ -297,7 +291,8 @@ impl Daemon {
                      generation {}: {e}",
                     self.baseline.header().generation
                 );
-                if let Some(ev) = tampered(&self.opts, &e) {
+                if let Some(ev) = crate::events::tampered_event(&self.opts.host, &self.opts.db, &e)
+                {
                     self.emit(vec![ev])?;
                 }
             }
@@ -353,15 +348,11 @@ impl Daemon {
             }
             _ => {}
         }
+        // Only marked here; what each path is now is read once it settles.
         for p in ev.paths {
-            if self.own.contains(&p) {
-                continue;
+            if !self.own.contains(&p) {
+                self.pending.insert(p);
             }
-            if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) && !self.watched.contains(&p)
-            {
-                self.new_dirs.insert(p.clone());
-            }
-            self.pending.insert(p);
         }
         let now = Instant::now();
         self.last_change = now;
@@ -369,10 +360,11 @@ impl Daemon {
     }
 
     fn forget_watches_under(&mut self, p: &Path) {
+        // Paths order by component, so `p` and all below it are contiguous.
         let gone: Vec<PathBuf> = self
             .watched
-            .iter()
-            .filter(|w| w.starts_with(p))
+            .range(p.to_path_buf()..)
+            .take_while(|w| w.starts_with(p))
             .cloned()
             .collect();
         for w in gone {
@@ -428,15 +420,19 @@ impl Daemon {
     /// Re-reads the paths that changed and reports what differs.
     fn settle(&mut self) -> Result<(), Error> {
         let paths = std::mem::take(&mut self.pending);
-        let dirs = std::mem::take(&mut self.new_dirs);
         self.first_pending = None;
         let mut events = Vec::new();
         let mut problems = Vec::new();
         let mut seen = HashSet::new();
-        let hints = ScanHints {
-            growing_sizes: self.growing.clone(),
-            known: None,
-        };
+        // Directories not watched yet appeared (made, or moved in): watched
+        // and read whole.
+        let dirs: Vec<PathBuf> = paths
+            .iter()
+            .filter(|p| {
+                !self.watched.contains(*p) && std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir())
+            })
+            .cloned()
+            .collect();
         for dir in &dirs {
             // Watch first, then read: nothing created in between is missed.
             let below = scan::walk_dirs(&self.rules, &self.own, Some(dir));
@@ -452,7 +448,7 @@ impl Daemon {
                 self.add_watches(targets, &mut problems);
             }
             let found = std::sync::Mutex::new(Vec::new());
-            scan::scan_under(&self.rules, &self.own, &hints, dir, |batch| {
+            scan::scan_under(&self.rules, &self.own, &self.hints, dir, |batch| {
                 found.lock().expect("not poisoned").extend(batch);
                 true
             });
@@ -466,7 +462,7 @@ impl Daemon {
             if !seen.insert(path.clone()) {
                 continue;
             }
-            let now = scan::capture_one(&self.rules, &self.own, &hints, &path);
+            let now = scan::capture_one(&self.rules, &self.own, &self.hints, &path);
             let is_dir = now
                 .as_ref()
                 .and_then(|e| e.meta)

@@ -598,3 +598,34 @@ fn the_watch_limit_is_reported_and_rescans_cover_the_unwatched_part() {
     let (code, err) = d.stop();
     assert_eq!(code, Some(0), "{err}");
 }
+
+#[test]
+fn bad_periods_and_sinks_are_refused_before_it_starts() {
+    let _shared = shared();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    std::fs::create_dir(&root).unwrap();
+    let rules = rules_for(tmp.path(), &root, r#"["type", "hash"]"#);
+    let db = tmp.path().join("b.db");
+    assert_ok(&init(&rules, &db));
+    for (args, says) in [
+        (&["--rescan", "0"][..], "more than zero"),
+        (&["--heartbeat", "5x"][..], "the unit is ms, s, m, h or d"),
+        (&["--heartbeat", "soon"][..], "not a period such as 30s"),
+        (&["--emit", "kafka://broker:9092"][..], "unknown event sink"),
+    ] {
+        let out = tripseal()
+            .args(["watch", "--allow-unsigned", "--db"])
+            .arg(&db)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(15), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{args:?}: it never started");
+    }
+    assert!(
+        !Path::new(&format!("{}.outbox", db.display())).exists(),
+        "nothing was kept for a daemon that never started"
+    );
+}

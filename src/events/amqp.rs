@@ -206,7 +206,7 @@ impl Sink for Amqp {
         // A long string: RabbitMQ reads a short string in a table as a number.
         headers.insert(
             "hostname".into(),
-            AMQPValue::LongString(hostname_of(&event.body).into()),
+            AMQPValue::LongString(event.hostname().into()),
         );
         let props = BasicProperties::default()
             .with_content_type("application/json".into())
@@ -291,14 +291,6 @@ impl Drop for Amqp {
             });
         }
     }
-}
-
-/// The event's `hostname`, for the message headers as Celery sets them.
-fn hostname_of(body: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("hostname")?.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 /// lapin's error with what the user can do about the common ones.

@@ -38,6 +38,37 @@ pub struct BaselineRef {
     pub generation: i64,
 }
 
+impl BaselineRef {
+    /// How events name `baseline`: the digest its seal verification computed
+    /// (`verified`), or computed now if the seal was skipped, and its generation.
+    pub fn of(
+        baseline: &crate::baseline::Baseline,
+        verified: Option<[u8; 32]>,
+    ) -> Result<BaselineRef, Error> {
+        let digest = match verified {
+            Some(d) => d,
+            None => crate::seal::digest(baseline)?,
+        };
+        Ok(BaselineRef {
+            digest: Some(crate::baseline::hex(&digest)[..16].to_string()),
+            generation: baseline.header().generation,
+        })
+    }
+}
+
+/// `fim-baseline-tampered` for the baseline at `db` when `e` is a refused
+/// seal; `None` for any other error.
+pub fn tampered_event(host: &str, db: &std::path::Path, e: &Error) -> Option<Event> {
+    let Error::Seal { reason, detail, .. } = e else {
+        return None;
+    };
+    Some(EventFactory::new(host, None).tampered(
+        db.as_os_str().as_encoded_bytes(),
+        reason.name(),
+        detail,
+    ))
+}
+
 /// Builds events for one host.
 pub struct EventFactory {
     hostname: String,
@@ -56,6 +87,14 @@ impl Event {
     /// The AMQP routing key: the type with `-` replaced by `.`.
     pub fn routing_key(&self) -> String {
         self.kind.replace('-', ".")
+    }
+
+    /// The event's `hostname`, which brokers also carry in a message header.
+    pub fn hostname(&self) -> String {
+        serde_json::from_str::<Value>(&self.body)
+            .ok()
+            .and_then(|v| v.get("hostname")?.as_str().map(str::to_string))
+            .unwrap_or_default()
     }
 }
 
@@ -145,19 +184,11 @@ impl EventFactory {
     pub fn scan_finished(&self, scan: &str, c: &Comparison) -> Event {
         let mut fields = Map::new();
         fields.insert("scan".into(), scan.into());
-        for kind in DriftKind::ALL {
-            let key = if kind == DriftKind::Error {
-                "errors"
-            } else {
-                kind.name()
-            };
-            fields.insert(key.into(), c.counts.of(kind).into());
-        }
+        crate::report::insert_counts(&mut fields, &c.counts);
         if let Some(s) = &c.scan {
             fields.insert("entries_scanned".into(), s.entries.into());
             fields.insert("duration".into(), json!(s.elapsed.as_secs_f64()));
         }
-        fields.insert("exit_code".into(), c.counts.exit_bits().into());
         self.event("fim-scan-finished", fields)
     }
 

@@ -181,15 +181,11 @@ impl Redis {
 
 /// kombu's message envelope around one event.
 fn envelope(event: &Event) -> String {
-    let hostname = serde_json::from_str::<serde_json::Value>(&event.body)
-        .ok()
-        .and_then(|v| v.get("hostname")?.as_str().map(str::to_string))
-        .unwrap_or_default();
     json!({
         "body": base64::engine::general_purpose::STANDARD.encode(event.body.as_bytes()),
         "content-encoding": "utf-8",
         "content-type": "application/json",
-        "headers": {"hostname": hostname},
+        "headers": {"hostname": event.hostname()},
         "properties": {
             "delivery_mode": 1,
             "delivery_info": {"exchange": "celeryev", "routing_key": event.routing_key()},
