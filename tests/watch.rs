@@ -24,7 +24,6 @@ fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
 }
 
 struct Daemon {
-    _limits: Option<std::sync::RwLockReadGuard<'static, ()>>,
     child: Option<Child>,
     events: PathBuf,
     tmp: tempfile::TempDir,
@@ -69,7 +68,6 @@ impl Daemon {
             .spawn()
             .unwrap();
         Daemon {
-            _limits: None,
             child: Some(child),
             events: events.to_path_buf(),
             tmp: tempfile::tempdir().unwrap(),
@@ -336,15 +334,28 @@ fn drift_made_while_stopped_is_found_and_reported_once_across_rescans() {
     assert_eq!(n, 1, "the same drift is reported once");
 }
 
-#[test]
-fn a_baseline_whose_seal_fails_is_refused() {
-    let _shared = shared();
+/// A tree under a temporary directory holding `files`, and its baseline
+/// (`b.db` beside the tree) with one rule checking `check`.
+fn tree_with_baseline(
+    files: &[(&str, &str)],
+    check: &str,
+) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("tree");
     std::fs::create_dir(&root).unwrap();
-    let rules = rules_for(tmp.path(), &root, r#"["type", "hash"]"#);
+    for (name, text) in files {
+        std::fs::write(root.join(name), text).unwrap();
+    }
+    let rules = rules_for(tmp.path(), &root, check);
     let db = tmp.path().join("b.db");
     assert_ok(&init(&rules, &db));
+    (tmp, root, db)
+}
+
+#[test]
+fn a_baseline_whose_seal_fails_is_refused() {
+    let _shared = shared();
+    let (tmp, _root, db) = tree_with_baseline(&[], r#"["type", "hash"]"#);
     let events = tmp.path().join("events.jsonl");
     let out = tripseal()
         .args(["watch", "--db"])
@@ -421,15 +432,9 @@ fn sign(key: &Path, db: &Path) {
 #[test]
 fn sighup_takes_a_newly_signed_generation() {
     let _shared = shared();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("tree");
-    std::fs::create_dir(&root).unwrap();
-    std::fs::write(root.join("a.py"), "a").unwrap();
-    let rules = rules_for(tmp.path(), &root, r#"["type", "size", "hash"]"#);
-    let db = tmp.path().join("b.db");
+    let (tmp, root, db) = tree_with_baseline(&[("a.py", "a")], r#"["type", "size", "hash"]"#);
     let key = tmp.path().join("op.key");
     keygen(&key);
-    assert_ok(&init(&rules, &db));
     sign(&key, &db);
     let events = tmp.path().join("events.jsonl");
     let child = Command::new(bin_path())
@@ -444,7 +449,6 @@ fn sighup_takes_a_newly_signed_generation() {
         .spawn()
         .unwrap();
     let mut d = Daemon {
-        _limits: None,
         child: Some(child),
         events,
         tmp,
@@ -602,12 +606,7 @@ fn the_watch_limit_is_reported_and_rescans_cover_the_unwatched_part() {
 #[test]
 fn bad_periods_and_sinks_are_refused_before_it_starts() {
     let _shared = shared();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("tree");
-    std::fs::create_dir(&root).unwrap();
-    let rules = rules_for(tmp.path(), &root, r#"["type", "hash"]"#);
-    let db = tmp.path().join("b.db");
-    assert_ok(&init(&rules, &db));
+    let (_tmp, _root, db) = tree_with_baseline(&[], r#"["type", "hash"]"#);
     for (args, says) in [
         (&["--rescan", "0"][..], "more than zero"),
         (&["--heartbeat", "5x"][..], "the unit is ms, s, m, h or d"),
