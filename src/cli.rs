@@ -29,7 +29,7 @@ use tripseal::seal::{self, SealPolicy};
     after_help = "Exit codes: 0 success (check, diff: no drift); check and diff add 1 for \
                   added, 2 for removed, 4 for changed or unreadable entries; 14 write error; \
                   15 invalid argument; 17 rules error; 18 I/O error; 21 baseline locked; \
-                  24 not a usable baseline."
+                  24 not a usable baseline; 26 the baseline's seal was refused."
 )]
 pub struct Cli {
     /// Settings file (event sinks) [default: /etc/tripseal/config.toml, if it exists]
