@@ -35,6 +35,26 @@ pub fn escape_bytes(bytes: &[u8]) -> String {
     out
 }
 
+/// Text made safe for a terminal line: controls and invisible or reordering
+/// characters escaped as [`escape_bytes`] does, the rest (backslashes
+/// included) left as it is, so that text escaped already is unchanged. For
+/// whole messages that may quote something untrusted.
+pub fn sanitize_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            c if (c as u32) < 0x20 || c == '\x7f' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if is_invisible_or_reordering(c) => {
+                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// [`escape_bytes`] of a path's raw bytes.
 pub fn escape_path(path: &Path) -> String {
     escape_bytes(path.as_os_str().as_bytes())
@@ -83,6 +103,14 @@ mod tests {
     fn invalid_utf8_is_hex_and_unicode_is_kept() {
         assert_eq!(escape_bytes(b"bad\xff\xfe"), "bad\\xff\\xfe");
         assert_eq!(escape_bytes("café/日本".as_bytes()), "café/日本");
+    }
+
+    #[test]
+    fn lines_are_sanitized_without_escaping_twice() {
+        assert_eq!(
+            sanitize_line("a\\x1b b\u{1b}[2J\u{202e}"),
+            "a\\x1b b\\x1b[2J\\u{202e}"
+        );
     }
 
     #[test]

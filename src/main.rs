@@ -30,9 +30,12 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
+            // Messages quote what a baseline or a file held: nothing in them
+            // reaches the terminal unescaped.
+            let message = tripseal::escape::sanitize_line(&e.to_string());
             match e.hint() {
-                Some(hint) => eprintln!("tripseal: error: {e}; {hint}"),
-                None => eprintln!("tripseal: error: {e}"),
+                Some(hint) => eprintln!("tripseal: error: {message}; {hint}"),
+                None => eprintln!("tripseal: error: {message}"),
             }
             ExitCode::from(e.exit_code() as u8)
         }

@@ -235,7 +235,10 @@ fn show_human(
     line("host", escape_bytes(h.host.as_bytes()));
     line("created", iso8601(h.created_ns));
     line("generation", h.generation.to_string());
-    line("tool", format!("tripseal {}", h.tool_version));
+    line(
+        "tool",
+        format!("tripseal {}", escape_bytes(h.tool_version.as_bytes())),
+    );
     line(
         "rules",
         format!(
@@ -308,7 +311,7 @@ fn human_entry_line(e: &Entry, rules: &[RuleInfo]) -> String {
     };
     format!(
         "{kind:<7} {mode:>5} {owner:>11} {size:>12} {mtime:<20} {content:<18} {:<20} {}",
-        rules[e.rule].name,
+        escape_bytes(rules[e.rule].name.as_bytes()),
         escape_path(&e.path)
     )
 }
@@ -367,7 +370,14 @@ pub fn rules_ok(out: &mut dyn Write, rules: &Rules) -> Result<(), Error> {
     )
     .map_err(out_err)?;
     for r in &rules.rules {
-        writeln!(out, "  {:<24} {:<8} {}", r.name, r.severity.name(), r.attrs).map_err(out_err)?;
+        writeln!(
+            out,
+            "  {:<24} {:<8} {}",
+            escape_bytes(r.name.as_bytes()),
+            r.severity.name(),
+            r.attrs
+        )
+        .map_err(out_err)?;
     }
     for root in rules.walk_roots() {
         writeln!(
@@ -393,7 +403,7 @@ pub fn explain(out: &mut dyn Write, rules: &Rules, path: &Path) -> Result<(), Er
         let p = &rules.patterns[i];
         format!(
             "rule \"{}\" by pattern {} (literal prefix {} bytes, {} literal characters)",
-            rules.rules[p.rule].name,
+            escape_bytes(rules.rules[p.rule].name.as_bytes()),
             escape_bytes(p.glob.as_bytes()),
             p.literal_prefix,
             p.literal_chars
@@ -402,7 +412,12 @@ pub fn explain(out: &mut dyn Write, rules: &Rules, path: &Path) -> Result<(), Er
     match e.winner {
         Some(sel) => {
             let r = &rules.rules[sel.rule];
-            writeln!(out, "{shown}: governed by rule \"{}\"", r.name).map_err(out_err)?;
+            writeln!(
+                out,
+                "{shown}: governed by rule \"{}\"",
+                escape_bytes(r.name.as_bytes())
+            )
+            .map_err(out_err)?;
             writeln!(out, "  severity {}; checks {}", r.severity.name(), r.attrs)
                 .map_err(out_err)?;
             writeln!(out, "  matched by {}", pattern_line(sel.pattern)).map_err(out_err)?;
@@ -642,7 +657,7 @@ fn drift_human(out: &mut dyn Write, d: &Drift) -> Result<(), Error> {
         out,
         "  {}  [rule {}, {}]",
         escape_path(&d.path),
-        d.rule,
+        escape_bytes(d.rule.as_bytes()),
         d.severity.name()
     )
     .map_err(out_err)?;
