@@ -23,6 +23,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::attrs::{Attr, AttrSet};
 use crate::error::Error;
+use crate::files::{Companion, parent_dir};
+pub use crate::files::{create_exclusive, hex, sibling};
 use crate::rules::{Rules, Severity};
 use crate::scan::{Entry, FileKind, Meta, Problem};
 
@@ -445,17 +447,286 @@ macro_rules! entry_columns {
     };
 }
 
+/// The signatures a baseline carries: a table the canonical digest does not
+/// cover, made by the first `sign`.
+pub const SIGNATURES_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS signatures (
+    fingerprint TEXT PRIMARY KEY NOT NULL,
+    public_key BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    signed_at_ns INTEGER NOT NULL
+) WITHOUT ROWID";
+
+/// The largest baseline tripseal reads into memory (a million entries take
+/// about 150 MB).
+const MAX_BASELINE_BYTES: u64 = 16 * 1024 * 1024 * 1024;
+
 /// A baseline opened for reading.
 pub struct Baseline {
     conn: Connection,
     path: PathBuf,
     header: Header,
     rules: Vec<RuleInfo>,
+    image: Option<FileImage>,
+}
+
+/// The file a baseline was read from, as it was then: its identity and the
+/// BLAKE3 of the bytes read, so that a long-running reader can tell whether
+/// the path still holds what it verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileImage {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub hash: [u8; 32],
+}
+
+impl FileImage {
+    fn stat_matches(&self, m: &std::fs::Metadata) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        (m.dev(), m.ino(), m.len()) == (self.dev, self.ino, self.size)
+            && m.mtime() * 1_000_000_000 + m.mtime_nsec() == self.mtime_ns
+            && m.ctime() * 1_000_000_000 + m.ctime_nsec() == self.ctime_ns
+    }
+
+    /// `Ok` while `path` holds exactly the bytes this image was read from;
+    /// otherwise what became of it, in words.
+    pub fn still_at(&self, path: &Path) -> Result<(), String> {
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err("the file was deleted".into());
+            }
+            Err(e) => return Err(format!("it cannot be examined ({e})")),
+        };
+        if !meta.is_file() {
+            return Err(format!(
+                "it was replaced by {}",
+                crate::files::kind_name(&meta)
+            ));
+        }
+        if self.stat_matches(&meta) {
+            return Ok(());
+        }
+        use std::os::unix::fs::MetadataExt;
+        let replaced = (meta.dev(), meta.ino()) != (self.dev, self.ino);
+        // Touched, or rewritten with the same bytes: read it to tell.
+        let same = crate::files::open_untrusted(path, MAX_BASELINE_BYTES, false)
+            .and_then(|(mut f, _)| {
+                let mut h = blake3::Hasher::new();
+                io::copy(&mut f, &mut h)?;
+                Ok(*h.finalize().as_bytes() == self.hash)
+            })
+            .unwrap_or(false);
+        match (same, replaced) {
+            (true, _) => Ok(()),
+            (false, true) => Err("another file was put in its place".into()),
+            (false, false) => Err("it was written in place".into()),
+        }
+    }
+}
+
+/// Reads a baseline file, hashing the bytes as they pass. A file left in
+/// WAL mode (and checkpointed) is read as the same content in rollback mode,
+/// which is all an in-memory copy can be.
+struct ImageReader<'a> {
+    file: &'a File,
+    hasher: blake3::Hasher,
+    pos: u64,
+}
+
+impl io::Read for ImageReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = io::Read::read(&mut self.file, buf)?;
+        self.hasher.update(&buf[..n]);
+        // Bytes 18 and 19 of the header: the file format versions (2: WAL).
+        for at in 18u64..20 {
+            if (self.pos..self.pos + n as u64).contains(&at) {
+                let i = (at - self.pos) as usize;
+                if buf[i] == 2 {
+                    buf[i] = 1;
+                }
+            }
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// The rows of `sqlite_master` a baseline may have, as (type, name, sql with
+/// comments and runs of white space taken out); the last is optional.
+fn expected_schema() -> &'static [(String, String, String)] {
+    static EXPECTED: std::sync::OnceLock<Vec<(String, String, String)>> =
+        std::sync::OnceLock::new();
+    EXPECTED.get_or_init(|| {
+        let conn = Connection::open_in_memory().expect("an in-memory database opens");
+        conn.execute_batch(SCHEMA)
+            .and_then(|()| conn.execute_batch(SIGNATURES_SCHEMA))
+            .expect("tripseal's own schema is valid");
+        schema_rows(&conn).expect("an in-memory schema reads")
+    })
+}
+
+fn schema_rows(conn: &Connection) -> rusqlite::Result<Vec<(String, String, String)>> {
+    let mut stmt = conn.prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            normalize_sql(r.get::<_, Option<String>>(2)?.as_deref().unwrap_or("")),
+        ))
+    })?;
+    rows.collect()
+}
+
+/// SQL without `--` comments and with white space collapsed, so that the
+/// comments of tripseal's schema can change without refusing older files.
+fn normalize_sql(sql: &str) -> String {
+    sql.lines()
+        .map(|l| l.split_once("--").map_or(l, |(code, _)| code))
+        .flat_map(str::split_whitespace)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Refuses any schema that is not exactly tripseal's: a trigger, a view, an
+/// index, a virtual table or a table of its own would be code or data the
+/// file brings along.
+fn check_schema(conn: &Connection) -> Result<(), String> {
+    let rows = schema_rows(conn).map_err(|e| match e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase => {
+            "not a tripseal baseline (not an SQLite database)".to_string()
+        }
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseCorrupt => {
+            "the database is corrupt".to_string()
+        }
+        e => format!("cannot read its schema: {e}"),
+    })?;
+    let expected = expected_schema();
+    let ours = |n: &str| n != "signatures" && expected.iter().any(|(_, e, _)| e == n);
+    if !rows.iter().any(|(_, n, _)| ours(n)) {
+        return Err(
+            "not a tripseal baseline (an SQLite database without tripseal's tables)".into(),
+        );
+    }
+    for (kind, name, sql) in &rows {
+        match expected.iter().find(|(k, n, _)| k == kind && n == name) {
+            Some((_, _, want)) if want == sql => {}
+            Some(_) => {
+                return Err(format!(
+                    "not tripseal's schema: {kind} {} is defined differently; \
+                     tripseal refuses a file whose schema is not exactly its own",
+                    crate::escape::escape_bytes(name.as_bytes())
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "not tripseal's schema: it holds a {} named {}, which no tripseal \
+                     baseline has; tripseal refuses a file that carries its own code or tables",
+                    crate::escape::escape_bytes(kind.as_bytes()),
+                    crate::escape::escape_bytes(name.as_bytes())
+                ));
+            }
+        }
+    }
+    for (_, name, _) in expected.iter().filter(|(_, n, _)| ours(n)) {
+        if !rows.iter().any(|(_, n, _)| n == name) {
+            return Err(format!(
+                "not a tripseal baseline (its table {name} is missing)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Treats the file as data, never code: no function a schema names is
+/// trusted, and the schema itself cannot be written through SQL.
+pub fn harden(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::config::DbConfig;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_VIEW, false)?;
+    Ok(())
 }
 
 impl Baseline {
-    /// Opens and validates the baseline at `path`, read-only.
+    /// Opens the baseline at `path`. Its bytes are read once, into memory
+    /// (a FIFO or a device is refused, never waited on); its schema must be
+    /// exactly tripseal's before anything else is read; nothing done to the
+    /// file afterwards changes what this value holds.
     pub fn open(path: &Path) -> Result<Baseline, Error> {
+        let db_err = |detail: String| Error::Database {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let (file, meta) = match crate::files::open_untrusted(path, MAX_BASELINE_BYTES, true) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                return Err(db_err(format!("not a tripseal baseline: {e}")));
+            }
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(db_err(e.to_string()));
+            }
+            Err(source) => {
+                return Err(Error::Read {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        let mut conn = Connection::open_in_memory()
+            .and_then(|c| harden(&c).map(|()| c))
+            .map_err(|e| db_err(format!("cannot open as SQLite: {e}")))?;
+        // Read straight into SQLite's memory, hashed on the way.
+        let mut reader = ImageReader {
+            file: &file,
+            hasher: blake3::Hasher::new(),
+            pos: 0,
+        };
+        if meta.len() > 0 {
+            conn.deserialize_read_exact(rusqlite::MAIN_DB, &mut reader, meta.len() as usize, true)
+                .map_err(|e| match e.sqlite_error_code() {
+                    Some(rusqlite::ErrorCode::CannotOpen) => {
+                        db_err(format!("it could not be read whole (it shrank, or: {e})"))
+                    }
+                    _ => db_err(format!("cannot open as SQLite: {e}")),
+                })?;
+        }
+        use std::os::unix::fs::MetadataExt;
+        let image = FileImage {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            hash: *reader.hasher.finalize().as_bytes(),
+        };
+        Self::validate(conn, path, Some(image))
+    }
+
+    /// Opens a file this process wrote (a check's scan snapshot) where it is,
+    /// read-only, with the same checks as [`Baseline::open`].
+    pub fn open_own(path: &Path) -> Result<Baseline, Error> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )
+        .and_then(|c| harden(&c).map(|()| c))
+        .map_err(|e| Error::Database {
+            path: path.to_path_buf(),
+            detail: format!("cannot open as SQLite: {e}"),
+        })?;
+        Self::validate(conn, path, None)
+    }
+
+    /// Opens the baseline at `path` to add a signature: read-write, in an
+    /// immediate transaction the caller commits, so that the schema checked,
+    /// the content digested and the row added are one state of the file.
+    pub fn open_for_signing(path: &Path) -> Result<Baseline, Error> {
         let meta = std::fs::metadata(path).map_err(|source| Error::Read {
             path: path.to_path_buf(),
             source,
@@ -465,36 +736,44 @@ impl Baseline {
             detail,
         };
         if !meta.is_file() {
-            return Err(db_err(
-                "not a tripseal baseline (not a regular file)".into(),
-            ));
+            return Err(db_err(format!(
+                "not a tripseal baseline: it is {}, not a regular file",
+                crate::files::kind_name(&meta)
+            )));
         }
         let conn = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
+        .and_then(|c| harden(&c).map(|()| c))
         .map_err(|e| db_err(format!("cannot open as SQLite: {e}")))?;
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| match e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase => {
+                db_err("not a tripseal baseline (not an SQLite database)".into())
+            }
+            e => db_err(format!("cannot lock it to sign: {e}")),
+        })?;
+        Self::validate(conn, path, None)
+    }
+
+    /// The checks every open makes, in this order: schema, format mark,
+    /// header, rules.
+    fn validate(
+        conn: Connection,
+        path: &Path,
+        image: Option<FileImage>,
+    ) -> Result<Baseline, Error> {
+        let db_err = |detail: String| Error::Database {
+            path: path.to_path_buf(),
+            detail,
+        };
+        check_schema(&conn).map_err(db_err)?;
         let format: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| {
                 r.get(0)
             })
             .optional()
-            .map_err(|e| match e {
-                rusqlite::Error::SqliteFailure(f, _)
-                    if f.code == rusqlite::ErrorCode::NotADatabase =>
-                {
-                    db_err("not a tripseal baseline (not an SQLite database)".into())
-                }
-                rusqlite::Error::SqliteFailure(f, _)
-                    if f.code == rusqlite::ErrorCode::DatabaseCorrupt =>
-                {
-                    db_err("the database is corrupt".into())
-                }
-                e if e.to_string().contains("no such table") => db_err(
-                    "not a tripseal baseline (an SQLite database without tripseal's tables)".into(),
-                ),
-                e => db_err(format!("cannot read: {e}")),
-            })?;
+            .map_err(|e| db_err(format!("cannot read: {e}")))?;
         if format.as_deref() != Some(FORMAT_MARK) {
             return Err(db_err(
                 "not a tripseal baseline (no tripseal format mark)".into(),
@@ -518,7 +797,14 @@ impl Baseline {
             path: path.to_path_buf(),
             header,
             rules,
+            image,
         })
+    }
+
+    /// The file this baseline was read from, as it was then (`None` for a
+    /// file opened in place).
+    pub fn image(&self) -> Option<&FileImage> {
+        self.image.as_ref()
     }
 
     pub fn header(&self) -> &Header {
@@ -944,30 +1230,18 @@ fn read_rules(conn: &Connection) -> Result<Vec<RuleInfo>, String> {
     Ok(rules)
 }
 
-/// `path` with `suffix` appended to its file name: the names of a baseline's
-/// companions (`.lock`, `.prev`, `.outbox`, `.accepted`, `.pub` of a key).
-pub fn sibling(db: &Path, suffix: &str) -> PathBuf {
-    let mut name = db.as_os_str().to_os_string();
-    name.push(suffix);
-    PathBuf::from(name)
-}
+const TMP_INFIX: &str = Companion::WRITING_INFIX;
+const SNAPSHOT_INFIX: &str = Companion::SNAPSHOT_INFIX;
 
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-const TMP_INFIX: &str = ".tmp.";
-const SNAPSHOT_INFIX: &str = ".check.";
-
-/// Files beside `db` named `<db name><infix><suffix>`, with their suffix.
-fn siblings_with(db: &Path, infix: &str) -> Vec<(PathBuf, String)> {
+/// Companions of kind `kind` beside `db` (writing temporaries or check
+/// snapshots), with the process id their name ends in. Only exact companion
+/// names: nothing else named like the baseline is ever removed.
+fn siblings_with(db: &Path, kind: Companion, infix: &str) -> Vec<(PathBuf, String)> {
     let Some(name) = db.file_name() else {
         return Vec::new();
     };
-    let mut prefix = name.as_bytes().to_vec();
+    let db_name = name.as_bytes();
+    let mut prefix = db_name.to_vec();
     prefix.extend_from_slice(infix.as_bytes());
     let Ok(dir) = std::fs::read_dir(parent_dir(db)) else {
         return Vec::new();
@@ -975,6 +1249,9 @@ fn siblings_with(db: &Path, infix: &str) -> Vec<(PathBuf, String)> {
     dir.flatten()
         .filter_map(|entry| {
             let file = entry.file_name();
+            if Companion::of(db_name, file.as_bytes()) != Some(kind) {
+                return None;
+            }
             let suffix = file.as_bytes().strip_prefix(prefix.as_slice())?;
             Some((entry.path(), String::from_utf8_lossy(suffix).into_owned()))
         })
@@ -984,7 +1261,7 @@ fn siblings_with(db: &Path, infix: &str) -> Vec<(PathBuf, String)> {
 /// Temporary files left by a writer that was killed. Only called with the
 /// lock held, so no live writer owns them.
 fn remove_stale_temporaries(target: &Path) {
-    for (path, _) in siblings_with(target, TMP_INFIX) {
+    for (path, _) in siblings_with(target, Companion::Writing, TMP_INFIX) {
         let _ = std::fs::remove_file(path);
     }
 }
@@ -992,7 +1269,7 @@ fn remove_stale_temporaries(target: &Path) {
 /// Snapshots of checks that were killed. Checks run without the writer lock,
 /// so only snapshots whose process is gone are removed.
 fn remove_dead_snapshots(db: &Path) {
-    for (path, pid) in siblings_with(db, SNAPSHOT_INFIX) {
+    for (path, pid) in siblings_with(db, Companion::Snapshot, SNAPSHOT_INFIX) {
         let Ok(pid) = pid.parse::<libc::pid_t>() else {
             continue;
         };
@@ -1003,27 +1280,6 @@ fn remove_dead_snapshots(db: &Path) {
             let _ = std::fs::remove_file(path);
         }
     }
-}
-
-/// Creates `path` as a new file with `mode`: fails if anything, a symlink
-/// included, already has that name, so nothing planted is written through.
-pub fn create_exclusive(path: &Path, mode: u32) -> io::Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 #[cfg(test)]

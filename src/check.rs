@@ -8,6 +8,7 @@
 //! scan with unreadable entries unless told to accept them.
 
 use std::path::Path;
+use std::rc::Rc;
 
 use crate::baseline::{Baseline, BaselineLock, BaselineWriter, Header, Snapshot, sibling};
 use crate::compare::{self, DriftCounts};
@@ -22,7 +23,9 @@ use crate::seal::{self, SealPolicy};
 /// Two entry sets and how they differ. `new` may be a check's snapshot, which
 /// lives as long as this does.
 pub struct Comparison {
-    pub old: Baseline,
+    /// Shared: the daemon compares every rescan with the one baseline it
+    /// verified, never with a copy read again from the path.
+    pub old: Rc<Baseline>,
     pub new: Baseline,
     pub counts: DriftCounts,
     /// The scan that made `new`, for `check` and `update`.
@@ -36,7 +39,7 @@ pub struct Comparison {
 impl Comparison {
     /// Counts the drift between `old` and `new` (one streaming pass).
     fn of(
-        (old, old_digest): (Baseline, Option<[u8; 32]>),
+        (old, old_digest): (Rc<Baseline>, Option<[u8; 32]>),
         new: Baseline,
         scan: Option<ScanSummary>,
         fast: bool,
@@ -77,13 +80,14 @@ pub fn check(
     progress: &dyn Progress,
 ) -> Result<Comparison, Error> {
     let (old, old_digest) = seal::open_sealed(db, seal, true)?;
-    rescan((old, old_digest), db, fast, host, progress)
+    rescan((Rc::new(old), old_digest), db, fast, host, progress)
 }
 
 /// Scans what `old`'s own rules select (its seal verified already, giving
-/// `old_digest`) and compares it with `old`, which is the baseline at `db`.
+/// `old_digest`) and compares it with `old`, the baseline read from `db`
+/// (which is not read again).
 pub fn rescan(
-    (old, old_digest): (Baseline, Option<[u8; 32]>),
+    (old, old_digest): (Rc<Baseline>, Option<[u8; 32]>),
     db: &Path,
     fast: bool,
     host: &str,
@@ -102,7 +106,7 @@ pub fn rescan(
     let mut scan = init::fill(&mut writer, &rules, &own, &hints, progress)?;
     scan.db = db.to_path_buf();
     let snapshot = writer.finish_snapshot()?;
-    let new = Baseline::open(snapshot.path())?;
+    let new = Baseline::open_own(snapshot.path())?;
     Comparison::of((old, old_digest), new, Some(scan), fast, Some(snapshot))
 }
 
@@ -146,14 +150,20 @@ pub fn update(
     drop(old);
     let old = Baseline::open(&sibling(db, ".prev"))?;
     let new = Baseline::open(db)?;
-    Comparison::of((old, None), new, Some(scan), false, None)
+    Comparison::of((Rc::new(old), None), new, Some(scan), false, None)
 }
 
 /// Compares two baselines: the first, the trusted reference, must carry a
 /// valid seal; the second is usually the new generation under review.
 pub fn diff(old: &Path, new: &Path, seal: &SealPolicy) -> Result<Comparison, Error> {
-    let reference = seal::open_sealed(old, seal, false)?;
-    Comparison::of(reference, Baseline::open(new)?, None, false, None)
+    let (reference, digest) = seal::open_sealed(old, seal, false)?;
+    Comparison::of(
+        (Rc::new(reference), digest),
+        Baseline::open(new)?,
+        None,
+        false,
+        None,
+    )
 }
 
 fn next_header(old: &Baseline, rules: &Rules, host: &str) -> Header {

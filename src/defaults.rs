@@ -17,10 +17,12 @@ pub const REPO_BASELINES: &str = "baselines";
 
 /// Reads a rules file given by the user.
 pub fn read_rules(path: &Path) -> Result<RulesSource, Error> {
-    let text = std::fs::read(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::files::read_untrusted(path, crate::files::MAX_SMALL_FILE_BYTES).map_err(
+        |source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        },
+    )?;
     let text = String::from_utf8(text).map_err(|e| {
         Error::Rules(crate::rules::RulesError {
             file: path.display().to_string(),

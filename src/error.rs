@@ -133,6 +133,11 @@ impl Error {
                      rollback is yours"
                 }
                 SealFailure::Unreadable => "restore the signed baseline from a copy",
+                SealFailure::AcceptedUnreadable => {
+                    "that file is the rollback protection and is never taken as absent: \
+                     restore it, or, after checking why it changed, delete it (the next check \
+                     records the generation it accepts)"
+                }
             },
             Error::ScanProblems { .. } => {
                 "fix those entries (permissions, a process rewriting them), or pass \

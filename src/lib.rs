@@ -12,6 +12,7 @@ pub mod defaults;
 pub mod error;
 pub mod escape;
 pub mod events;
+pub mod files;
 pub mod init;
 pub mod progress;
 pub mod report;

@@ -29,6 +29,7 @@ use rayon::iter::{
 use walkdir::WalkDir;
 
 use crate::attrs::{Attr, AttrSet};
+use crate::files::Companion;
 use crate::rules::Rules;
 
 /// How many times a file that changes while it is read is read again before
@@ -227,40 +228,62 @@ pub struct ScanHints<'a> {
 }
 
 /// tripseal's own files: in each of a few directories (identified by device
-/// and inode, whatever path leads there), every entry whose name starts with
-/// a given prefix: the baseline, its temporary, snapshot and lock files.
+/// and inode, whatever path leads there), the baseline and exactly its
+/// companions ([`Companion`]), and single files added by name (a snapshot
+/// in the temporary directory). Nothing else is skipped: a file merely named
+/// like the baseline is scanned like any other.
 #[derive(Clone, Debug, Default)]
 pub struct OwnOutputs {
-    places: Vec<((u64, u64), OsString)>,
+    places: Vec<OwnPlace>,
+}
+
+#[derive(Clone, Debug)]
+struct OwnPlace {
+    dir: (u64, u64),
+    name: OsString,
+    /// The baseline's companions too, or only this one name.
+    companions: bool,
 }
 
 impl OwnOutputs {
-    /// The outputs that belong to the baseline at `db` (which need not exist yet).
+    /// The baseline at `db` (which need not exist yet) and its companions.
     pub fn for_baseline(db: &Path) -> OwnOutputs {
         let mut own = OwnOutputs::default();
-        own.add(db);
+        own.push(db, true);
         own
     }
 
-    /// Also skips `file` and every name in its directory that starts with its name.
+    /// Also skips exactly `file`.
     pub fn add(&mut self, file: &Path) {
-        let dir = file
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        self.push(file, false);
+    }
+
+    fn push(&mut self, file: &Path, companions: bool) {
+        let dir = crate::files::parent_dir(file);
         let (Ok(meta), Some(name)) = (std::fs::metadata(dir), file.file_name()) else {
             return;
         };
-        self.places
-            .push(((meta.dev(), meta.ino()), name.to_os_string()));
+        self.places.push(OwnPlace {
+            dir: (meta.dev(), meta.ino()),
+            name: name.to_os_string(),
+            companions,
+        });
+    }
+
+    fn named_like(place: &OwnPlace, name: &[u8]) -> bool {
+        if place.companions {
+            Companion::of(place.name.as_bytes(), name).is_some()
+        } else {
+            place.name.as_bytes() == name
+        }
     }
 
     pub fn contains(&self, path: &Path) -> bool {
         let Some(name) = path.file_name() else {
             return false;
         };
-        let named_like_ours = |prefix: &OsString| name.as_bytes().starts_with(prefix.as_bytes());
-        if !self.places.iter().any(|(_, p)| named_like_ours(p)) {
+        let name = name.as_bytes();
+        if !self.places.iter().any(|p| Self::named_like(p, name)) {
             return false;
         }
         // Only names that look like ours pay for this stat.
@@ -271,7 +294,7 @@ impl OwnOutputs {
         let dir = (meta.dev(), meta.ino());
         self.places
             .iter()
-            .any(|(d, p)| *d == dir && named_like_ours(p))
+            .any(|p| p.dir == dir && Self::named_like(p, name))
     }
 }
 

@@ -19,10 +19,10 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 use sha2::Digest;
 
-use crate::baseline::{Baseline, create_exclusive, hex, sibling};
+use crate::baseline::{Baseline, SIGNATURES_SCHEMA, create_exclusive, hex, sibling};
 use crate::error::Error;
 use crate::escape::escape_path;
 
@@ -198,7 +198,7 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey, Error> {
             escape_path(path)
         )));
     }
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+    let text = read_key_file(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
     })?;
@@ -211,10 +211,24 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey, Error> {
     })
 }
 
+/// A key file's text: a regular file of a few KB (never a FIFO or a device).
+fn read_key_file(path: &Path) -> std::io::Result<zeroize::Zeroizing<String>> {
+    const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+    let bytes = crate::files::read_untrusted(path, MAX_KEY_FILE_BYTES)?;
+    String::from_utf8(bytes)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not text"))
+}
+
 fn load_public_key(path: &Path) -> Result<VerifyingKey, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
+    let text = read_key_file(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => Error::Read {
+            path: path.to_path_buf(),
+            source: e,
+        },
+        _ => Error::TrustStore {
+            detail: format!("{}: {e}", escape_path(path)),
+        },
     })?;
     VerifyingKey::from_public_key_pem(&text).map_err(|e| Error::TrustStore {
         detail: format!(
@@ -246,9 +260,26 @@ impl TrustStore {
                 })?
                 .flatten()
                 .map(|e| e.path())
-                .filter(|p| p.is_file())
                 .collect();
             v.sort();
+            // Every entry is a key: something else planted there (a FIFO,
+            // a directory) is an error, not skipped.
+            for p in &v {
+                let meta = std::fs::metadata(p).map_err(|source| Error::Read {
+                    path: p.clone(),
+                    source,
+                })?;
+                if !meta.is_file() {
+                    return Err(Error::TrustStore {
+                        detail: format!(
+                            "{} is {}, not a public key file; a trust store directory holds \
+                             only keys",
+                            escape_path(p),
+                            crate::files::kind_name(&meta)
+                        ),
+                    });
+                }
+            }
             v
         } else if spec.contains(['*', '?', '[']) {
             glob_files(spec)?
@@ -291,7 +322,7 @@ fn glob_files(spec: &str) -> Result<Vec<PathBuf>, Error> {
         Ok(rd) => rd
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.is_file() && glob.is_match(p))
+            .filter(|p| glob.is_match(p))
             .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(source) => {
@@ -324,6 +355,8 @@ pub enum SealFailure {
     Altered,
     Rollback,
     Unreadable,
+    /// `<db>.accepted` exists but is not a record tripseal wrote.
+    AcceptedUnreadable,
 }
 
 impl SealFailure {
@@ -334,6 +367,7 @@ impl SealFailure {
             SealFailure::Altered => "altered",
             SealFailure::Rollback => "rollback",
             SealFailure::Unreadable => "unreadable",
+            SealFailure::AcceptedUnreadable => "accepted-unreadable",
         }
     }
 }
@@ -400,13 +434,6 @@ impl Verification {
         }
     }
 }
-
-const SIGNATURES_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS signatures (
-    fingerprint TEXT PRIMARY KEY NOT NULL,
-    public_key BLOB NOT NULL,
-    signature BLOB NOT NULL,
-    signed_at_ns INTEGER NOT NULL
-) WITHOUT ROWID";
 
 /// Checks every signature of `baseline` against its content and `trust`.
 pub fn verify(baseline: &Baseline, trust: &TrustStore) -> Result<Verification, Error> {
@@ -478,19 +505,17 @@ pub enum Signed {
 }
 
 /// Adds `key`'s signature over the present content of the baseline at `db`.
+/// The schema is checked, the content digested and the signature added in
+/// one write transaction on one connection: what is signed is what was
+/// checked, and nothing the file carries runs (triggers are off).
 pub fn sign(db: &Path, key: &SigningKey, now_ns: i64) -> Result<Signed, Error> {
-    let baseline = Baseline::open(db)?;
+    let baseline = Baseline::open_for_signing(db)?;
     let digest = digest(&baseline)?;
     let msg = message(baseline.header().generation, &digest);
-    drop(baseline);
     let public = key.verifying_key();
     let fp = fingerprint(&public);
     let signature = key.sign(&msg);
-    let conn = Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| write_err(db, e))?;
+    let conn = baseline.connection();
     conn.execute_batch(SIGNATURES_SCHEMA)
         .map_err(|e| write_err(db, e))?;
     let existing: Option<Vec<u8>> = conn
@@ -521,6 +546,7 @@ pub fn sign(db: &Path, key: &SigningKey, now_ns: i64) -> Result<Signed, Error> {
         ],
     )
     .map_err(|e| write_err(db, e))?;
+    conn.execute_batch("COMMIT").map_err(|e| write_err(db, e))?;
     Ok(Signed::Added { fingerprint: fp })
 }
 
@@ -564,9 +590,15 @@ pub fn open_sealed(
     v.accept(db, &trust)?;
     if record_generation {
         let state = accepted_state_path(db);
-        let accepted = std::fs::read_to_string(&state)
-            .ok()
-            .and_then(|t| t.split_whitespace().next()?.parse::<i64>().ok());
+        let accepted = read_accepted(&state).map_err(|detail| {
+            refuse(
+                SealFailure::AcceptedUnreadable,
+                format!(
+                    "the record of the generation accepted before, {}, {detail}",
+                    escape_path(&state)
+                ),
+            )
+        })?;
         match accepted {
             Some(highest) if highest > v.generation && !policy.allow_rollback => {
                 return Err(refuse(
@@ -591,6 +623,37 @@ pub fn open_sealed(
         }
     }
     Ok((baseline, Some(v.digest)))
+}
+
+/// The generation recorded in `<db>.accepted`: `None` only when there is no
+/// such file. Anything else that is not exactly what tripseal writes there
+/// (`GENERATION DIGEST\n`) is an error, never "no record": a check fails
+/// closed.
+fn read_accepted(state: &Path) -> Result<Option<i64>, String> {
+    let bytes = match crate::files::read_untrusted(state, 4096) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot be read ({e})")),
+    };
+    let garbled = || {
+        format!(
+            "is garbled ({:?}, where tripseal writes a generation and a digest)",
+            crate::escape::escape_bytes(&bytes[..bytes.len().min(80)])
+        )
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|_| garbled())?;
+    let line = text.strip_suffix('\n').ok_or_else(garbled)?;
+    let (generation, digest) = line.split_once(' ').ok_or_else(garbled)?;
+    let generation: i64 = generation.parse().map_err(|_| garbled())?;
+    if generation < 1
+        || digest.len() != 64
+        || !digest
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return Err(garbled());
+    }
+    Ok(Some(generation))
 }
 
 /// Where the highest accepted generation of the baseline at `db` is kept.

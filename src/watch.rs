@@ -10,7 +10,9 @@
 //! followed by a full rescan; heartbeats say the monitor is alive.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -37,6 +39,13 @@ const SETTLE: Duration = Duration::from_millis(30);
 const SETTLE_MAX: Duration = Duration::from_millis(500);
 /// Not a loss of notifications: the rescan after a reload.
 const RELOADED: &str = "reloaded";
+/// How long the file at `--db` may differ from what was verified before
+/// that is reported: an operator who installs a signed generation and
+/// reloads at once is not reported.
+const BASELINE_GRACE: Duration = Duration::from_secs(2);
+/// The `reason` of `fim-baseline-tampered` for a baseline file that changed
+/// while the daemon runs.
+const CHANGED_UNDER_DAEMON: &str = "changed-under-daemon";
 /// The longest wait between tries of a sink that refused.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -56,7 +65,17 @@ enum Msg {
 
 struct Daemon {
     opts: WatchOptions,
-    baseline: Baseline,
+    /// The generation verified at start or at the last accepted SIGHUP, in
+    /// memory: every re-read and rescan compares with it, whatever the file
+    /// at `--db` holds meanwhile.
+    baseline: Rc<Baseline>,
+    digest: Option<[u8; 32]>,
+    /// The directory `--db` is in (device, inode), to know its notifications.
+    db_dir: Option<(u64, u64)>,
+    /// The file at `--db` may no longer hold what was verified: since when.
+    baseline_suspect: Option<Instant>,
+    /// What was last reported of the file at `--db`, while it differs.
+    baseline_problem: Option<String>,
     rules: Rules,
     factory: EventFactory,
     own: OwnOutputs,
@@ -79,20 +98,33 @@ struct Daemon {
     rescan_due: Option<String>,
 }
 
-/// The baseline at `opts.db`, its seal verified, with its rules and the
-/// event factory that names it.
-fn load(opts: &WatchOptions) -> Result<(Baseline, Rules, EventFactory), Error> {
+/// A baseline the daemon took: verified (unless the seal is skipped), with
+/// its digest, its rules and the event factory that names it.
+struct Loaded {
+    baseline: Baseline,
+    digest: Option<[u8; 32]>,
+    rules: Rules,
+    factory: EventFactory,
+}
+
+/// The baseline at `opts.db`, read once into memory and its seal verified.
+fn load(opts: &WatchOptions) -> Result<Loaded, Error> {
     let (baseline, digest) = seal::open_sealed(&opts.db, &opts.policy, true)?;
     let rules = check::stored_rules(&baseline)?;
     let factory = EventFactory::new(&opts.host, Some(BaselineRef::of(&baseline, digest)?));
-    Ok((baseline, rules, factory))
+    Ok(Loaded {
+        baseline,
+        digest,
+        rules,
+        factory,
+    })
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. Refuses to start on a baseline
 /// whose seal does not verify.
 pub fn watch(opts: WatchOptions) -> Result<(), Error> {
     let mut outbox = Outbox::open(&opts.db)?;
-    let (baseline, rules, factory) = match load(&opts) {
+    let loaded = match load(&opts) {
         Ok(l) => l,
         Err(e) => {
             if let Some(ev) = crate::events::tampered_event(&opts.host, &opts.db, &e) {
@@ -137,14 +169,21 @@ pub fn watch(opts: WatchOptions) -> Result<(), Error> {
         .iter()
         .map(|s| Ok((s.clone(), sinks::open(&s.url)?)))
         .collect::<Result<Vec<_>, Error>>()?;
+    let db_dir = std::fs::metadata(crate::files::parent_dir(&opts.db))
+        .ok()
+        .map(|m| (m.dev(), m.ino()));
     let mut d = Daemon {
         hints: ScanHints {
-            growing_sizes: baseline.growing_sizes()?,
+            growing_sizes: loaded.baseline.growing_sizes()?,
             known: None,
         },
-        baseline,
-        rules,
-        factory,
+        baseline: Rc::new(loaded.baseline),
+        digest: loaded.digest,
+        db_dir,
+        baseline_suspect: None,
+        baseline_problem: None,
+        rules: loaded.rules,
+        factory: loaded.factory,
         own,
         watcher,
         watched: BTreeSet::new(),
@@ -189,6 +228,9 @@ impl Daemon {
             }
             if let Some(t) = self.retry_at {
                 wake = wake.min(t);
+            }
+            if let Some(t) = self.baseline_suspect {
+                wake = wake.min(t + BASELINE_GRACE);
             }
             let msg = rx.recv_timeout(wake.saturating_duration_since(Instant::now()));
             match msg {
@@ -241,6 +283,12 @@ impl Daemon {
             {
                 self.settle()?;
             }
+            if self
+                .baseline_suspect
+                .is_some_and(|t| now >= t + BASELINE_GRACE)
+            {
+                self.check_baseline_file(false)?;
+            }
             if now >= next_heartbeat {
                 let hb = self.liveness("fim-heartbeat");
                 self.emit(vec![hb])?;
@@ -261,15 +309,19 @@ impl Daemon {
     /// and the daemon goes on with the one it had verified.
     fn reload(&mut self) -> Result<(), Error> {
         match load(&self.opts) {
-            Ok((baseline, rules, factory)) => {
+            Ok(loaded) => {
                 eprintln!(
                     "tripseal watch: SIGHUP: baseline generation {} loaded",
-                    baseline.header().generation
+                    loaded.baseline.header().generation
                 );
-                self.hints.growing_sizes = baseline.growing_sizes()?;
-                self.baseline = baseline;
-                self.rules = rules;
-                self.factory = factory;
+                self.hints.growing_sizes = loaded.baseline.growing_sizes()?;
+                self.baseline = Rc::new(loaded.baseline);
+                self.digest = loaded.digest;
+                self.rules = loaded.rules;
+                self.factory = loaded.factory;
+                // The file now holds what was verified.
+                self.baseline_suspect = None;
+                self.baseline_problem = None;
                 // Drift is now measured against the new generation.
                 self.reported.clear();
                 let keep: HashSet<PathBuf> = self.watch_targets().into_iter().collect();
@@ -288,13 +340,62 @@ impl Daemon {
             Err(e) => {
                 eprintln!(
                     "tripseal watch: SIGHUP: the baseline was refused, watching on with \
-                     generation {}: {e}",
-                    self.baseline.header().generation
+                     generation {}: {}",
+                    self.baseline.header().generation,
+                    crate::escape::sanitize_line(&e.to_string())
                 );
                 if let Some(ev) = crate::events::tampered_event(&self.opts.host, &self.opts.db, &e)
                 {
                     self.emit(vec![ev])?;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a notification concerns the file at `--db` itself.
+    fn is_baseline_path(&self, p: &Path) -> bool {
+        if p.file_name() != self.opts.db.file_name() {
+            return false;
+        }
+        let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+        std::fs::metadata(dir.unwrap_or(Path::new(".")))
+            .is_ok_and(|m| Some((m.dev(), m.ino())) == self.db_dir)
+    }
+
+    /// Compares the file at `--db` with what was verified, and reports a
+    /// difference as `fim-baseline-tampered` (`changed-under-daemon`): a
+    /// new one always, the same one again only when `again`.
+    fn check_baseline_file(&mut self, again: bool) -> Result<(), Error> {
+        self.baseline_suspect = None;
+        let Some(image) = self.baseline.image() else {
+            return Ok(());
+        };
+        match image.still_at(&self.opts.db) {
+            Ok(()) => self.baseline_problem = None,
+            Err(what) => {
+                if !again && self.baseline_problem.as_ref() == Some(&what) {
+                    return Ok(());
+                }
+                let generation = self.baseline.header().generation;
+                eprintln!(
+                    "tripseal watch: warning: the baseline {} changed under the daemon ({what}); \
+                     still comparing with generation {generation}, as verified",
+                    crate::escape::escape_path(&self.opts.db)
+                );
+                let detail = format!(
+                    "the baseline file changed while the daemon runs ({what}); drift is still \
+                     measured against generation {generation}, as verified at start or at the \
+                     last reload; to take a new generation, sign it and send SIGHUP \
+                     (systemctl reload tripseal-watch)"
+                );
+                let ev = self.factory.tampered(
+                    self.opts.db.as_os_str().as_encoded_bytes(),
+                    CHANGED_UNDER_DAEMON,
+                    &detail,
+                );
+                self.baseline_problem = Some(what);
+                self.emit(vec![ev])?;
             }
         }
         Ok(())
@@ -350,7 +451,9 @@ impl Daemon {
         }
         // Only marked here; what each path is now is read once it settles.
         for p in ev.paths {
-            if !self.own.contains(&p) {
+            if self.is_baseline_path(&p) {
+                self.baseline_suspect.get_or_insert_with(Instant::now);
+            } else if !self.own.contains(&p) {
                 self.pending.insert(p);
             }
         }
@@ -378,6 +481,8 @@ impl Daemon {
     /// where it would appear.
     fn watch_targets(&self) -> Vec<PathBuf> {
         let mut dirs = scan::walk_dirs(&self.rules, &self.own, None);
+        // Where the baseline is: a change to it is reported too.
+        dirs.push(crate::files::parent_dir(&self.opts.db).to_path_buf());
         for root in self.rules.walk_roots() {
             if std::fs::symlink_metadata(&root.path).is_ok_and(|m| m.is_dir()) {
                 continue;
@@ -562,9 +667,10 @@ impl Daemon {
     fn full_rescan(&mut self, kind: &str) -> Result<(), Error> {
         let started = self.factory.scan_started(kind);
         self.emit(vec![started])?;
-        let old = Baseline::open(&self.opts.db)?;
+        // Said again at every rescan for as long as it lasts.
+        self.check_baseline_file(true)?;
         let c = check::rescan(
-            (old, None),
+            (Rc::clone(&self.baseline), self.digest),
             &self.opts.db,
             false,
             &self.opts.host,

@@ -628,3 +628,145 @@ fn bad_periods_and_sinks_are_refused_before_it_starts() {
         "nothing was kept for a daemon that never started"
     );
 }
+
+/// Runs `sqlite3 DB STATEMENT`, as an intruder with root would edit a file.
+fn sql(db: &Path, statement: &str) {
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg(statement)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "sqlite3: {}", stderr(&out));
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The daemon on a signed baseline of a two-file tree, with `extra` flags.
+fn start_sealed(extra: &[&str]) -> (Daemon, PathBuf, PathBuf) {
+    let (tmp, root, db) = tree_with_baseline(
+        &[("a.py", "a"), ("b.py", "b")],
+        r#"["type", "size", "hash"]"#,
+    );
+    let key = tmp.path().join("op.key");
+    keygen(&key);
+    sign(&key, &db);
+    let events = tmp.path().join("events.jsonl");
+    let child = Command::new(bin_path())
+        .args(["watch", "--db"])
+        .arg(&db)
+        .arg("--trust")
+        .arg(format!("{}.pub", key.display()))
+        .arg("--emit")
+        .arg(format!("file:{}", events.display()))
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut d = Daemon {
+        child: Some(child),
+        events,
+        tmp,
+        root,
+    };
+    d.wait_for(|e| e["type"] == "fim-scan-finished");
+    (d, db, key)
+}
+
+fn changed_under_daemon(events: &[Value]) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "fim-baseline-tampered" && e["reason"] == "changed-under-daemon")
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn the_daemon_compares_with_what_it_verified_whatever_the_file_says_later() {
+    let _shared = shared();
+    let (mut d, db, _key) = start_sealed(&["--rescan", "2s"]);
+    std::fs::write(d.path("b.py"), "intruder's b").unwrap();
+    d.expect("fim-file-modified", "b.py", 1);
+
+    // The intruder rewrites the baseline in place so that it vouches for
+    // their b.py and for the a.py they are about to write.
+    let row = |rel: &str, content: &str| {
+        format!(
+            "UPDATE entries SET hash = X'{}', size = {} WHERE path = X'{}';",
+            blake3_hex(content.as_bytes()),
+            content.len(),
+            hex(d.path(rel).as_os_str().as_encoded_bytes())
+        )
+    };
+    sql(
+        &db,
+        &format!("{}{}", row("b.py", "intruder's b"), row("a.py", "evil a")),
+    );
+    let t = d.poll("changed-under-daemon", |evs| {
+        changed_under_daemon(evs).into_iter().next()
+    });
+    assert!(
+        t["detail"].as_str().unwrap().contains("written in place"),
+        "{t}"
+    );
+    assert_eq!(t["baseline"]["generation"], 1);
+
+    // Still measured against what was verified: a.py is drift, b.py stays.
+    std::fs::write(d.path("a.py"), "evil a").unwrap();
+    d.expect("fim-file-modified", "a.py", 1);
+    // Said again at every rescan while it lasts; no alert is withdrawn.
+    d.poll("a second report at a rescan", |evs| {
+        (changed_under_daemon(evs).len() >= 2).then_some(())
+    });
+    let n = d.events().len();
+    d.poll("a rescan after that", |evs| {
+        evs[n..]
+            .iter()
+            .any(|e| e["type"] == "fim-scan-finished")
+            .then_some(())
+    });
+    assert!(
+        !d.events().iter().any(|e| e["type"] == "fim-file-restored"),
+        "an alert was withdrawn because of the edited file"
+    );
+
+    // Another baseline renamed over it: reported, and still not believed.
+    let other = d.tmp.path().join("other.db");
+    let rules = d.tmp.path().join("rules.toml");
+    assert_ok(&init(&rules, &other));
+    std::fs::rename(&other, &db).unwrap();
+    d.poll("a report of the replaced file", |evs| {
+        changed_under_daemon(evs)
+            .into_iter()
+            .find(|e| e["detail"].as_str().unwrap().contains("another file"))
+    });
+    // A reload of that unsigned file is refused and changes nothing.
+    hangup(&d);
+    d.poll("the refusal", |evs| {
+        evs.iter()
+            .find(|e| e["type"] == "fim-baseline-tampered" && e["reason"] == "unsigned")
+            .cloned()
+    });
+    std::fs::write(d.path("b.py"), "b").unwrap();
+    let e = d.expect("fim-file-restored", "b.py", 1);
+    assert_eq!(e["baseline"]["generation"], 1);
+    let (code, _) = d.stop();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn a_deleted_baseline_is_reported_and_the_daemon_goes_on() {
+    let _shared = shared();
+    let (mut d, db, _key) = start_sealed(&[]);
+    std::fs::remove_file(&db).unwrap();
+    let t = d.poll("changed-under-daemon", |evs| {
+        changed_under_daemon(evs).into_iter().next()
+    });
+    assert!(t["detail"].as_str().unwrap().contains("deleted"), "{t}");
+    std::fs::write(d.path("a.py"), "changed").unwrap();
+    d.expect("fim-file-modified", "a.py", 1);
+    let (code, _) = d.stop();
+    assert_eq!(code, Some(0));
+}

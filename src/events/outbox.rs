@@ -42,13 +42,33 @@ impl Outbox {
             path: path.clone(),
             source: std::io::Error::other(e),
         };
+        // Never through a symlink, never a FIFO or a device, nor a journal
+        // that is one: what is there must be what SQLite would have made.
+        for file in [path.clone(), crate::files::sibling(&path, "-journal")] {
+            match std::fs::symlink_metadata(&file) {
+                Ok(m) if !m.is_file() => {
+                    return Err(Error::Write {
+                        source: std::io::Error::other(format!(
+                            "it is {}, where tripseal keeps its event outbox in a regular \
+                             file; remove it (events that waited there are lost)",
+                            crate::files::kind_name(&m)
+                        )),
+                        path: file,
+                    });
+                }
+                _ => {}
+            }
+        }
         let conn = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
         )
         .map_err(werr)?;
+        // A planted outbox is data: its triggers never fire.
+        crate::baseline::harden(&conn).map_err(werr)?;
         conn.execute_batch(
             "PRAGMA synchronous = FULL;
              PRAGMA busy_timeout = 10000;

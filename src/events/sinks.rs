@@ -93,15 +93,14 @@ pub fn open(spec: &str) -> Result<Box<dyn Sink>, Error> {
             transport: Transport::Local(None),
         }));
     }
-    if let Some(addr) = spec.strip_prefix("syslog+udp://") {
-        return Ok(Box::new(Syslog {
-            transport: Transport::Udp(addr.to_string(), None),
-        }));
-    }
-    if let Some(addr) = spec.strip_prefix("syslog+tcp://") {
-        return Ok(Box::new(Syslog {
-            transport: Transport::Tcp(addr.to_string(), None),
-        }));
+    if let Some(kind @ ("syslog+udp" | "syslog+tcp")) = scheme {
+        let addr = syslog_address(spec)?;
+        let transport = if kind == "syslog+udp" {
+            Transport::Udp(addr, None)
+        } else {
+            Transport::Tcp(addr, None)
+        };
+        return Ok(Box::new(Syslog { transport }));
     }
     Err(Error::invalid(format!(
         "unknown event sink {}; this tripseal sends events to: {KNOWN_SINKS}",
@@ -132,14 +131,34 @@ struct FileSink {
 impl Sink for FileSink {
     fn send(&mut self, event: &Event) -> Result<(), String> {
         if self.file.is_none() {
-            // Append only, never truncate, never through a planted link.
+            // Append only, never truncate, never through a planted link,
+            // and never into a FIFO or a device (opened without blocking,
+            // then refused).
+            let shown = crate::escape::escape_path(&self.path);
             let f = std::fs::OpenOptions::new()
                 .append(true)
                 .create(true)
                 .mode(0o640)
-                .custom_flags(libc::O_NOFOLLOW)
+                .custom_flags(
+                    libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY,
+                )
                 .open(&self.path)
-                .map_err(|e| format!("{}: {e}", self.path.display()))?;
+                .map_err(|e| match e.raw_os_error() {
+                    Some(libc::ELOOP) => {
+                        format!("{shown}: it is a symbolic link; tripseal never writes through one")
+                    }
+                    Some(libc::ENXIO) => format!(
+                        "{shown}: it is a FIFO; tripseal writes events only to a regular file"
+                    ),
+                    _ => format!("{shown}: {e}"),
+                })?;
+            let meta = f.metadata().map_err(|e| format!("{shown}: {e}"))?;
+            if !meta.is_file() {
+                return Err(format!(
+                    "{shown}: it is {}; tripseal writes events only to a regular file",
+                    crate::files::kind_name(&meta)
+                ));
+            }
             self.file = Some(f);
         }
         let f = self.file.as_mut().expect("opened above");
@@ -232,6 +251,45 @@ impl Sink for Syslog {
     }
 }
 
+/// Default ports: 514 for syslog over UDP (RFC 5426), 601 over TCP (IANA's
+/// syslog-conn, RFC 6587).
+const SYSLOG_UDP_PORT: u16 = 514;
+const SYSLOG_TCP_PORT: u16 = 601;
+
+/// `HOST:PORT` of a `syslog+udp://` or `syslog+tcp://` URL, checked now:
+/// a bad port, a path, a user or any option is refused before any work.
+fn syslog_address(spec: &str) -> Result<String, Error> {
+    let url = BrokerUrl::parse(spec)?;
+    let bad = |why: &str| {
+        Error::invalid(format!(
+            "event sink {}: {why}; write {}://HOST:PORT",
+            crate::escape::escape_bytes(redact(spec).as_bytes()),
+            url.scheme
+        ))
+    };
+    if url.user.is_some() || url.password.is_some() {
+        return Err(bad("a syslog server takes no user or password"));
+    }
+    if !url.path.is_empty() {
+        return Err(bad("a syslog server address has no path"));
+    }
+    if url.port == Some(0) {
+        return Err(bad("port 0 is not a port"));
+    }
+    url.no_more_options("none")?;
+    let default_port = if url.scheme == "syslog+udp" {
+        SYSLOG_UDP_PORT
+    } else {
+        SYSLOG_TCP_PORT
+    };
+    let host = if url.host.contains(':') {
+        format!("[{}]", url.host)
+    } else {
+        url.host.clone()
+    };
+    Ok(format!("{host}:{}", url.port.unwrap_or(default_port)))
+}
+
 fn resolve(addr: &str) -> Result<std::net::SocketAddr, String> {
     addr.to_socket_addrs()
         .map_err(|e| format!("syslog address {addr:?}: {e}"))?
@@ -316,5 +374,25 @@ mod tests {
         assert!(open("kafka://x").is_err());
         assert!(open("file:").is_err());
         assert!(open("stdout").is_ok());
+    }
+
+    #[test]
+    fn syslog_addresses_are_checked_up_front() {
+        assert_eq!(
+            syslog_address("syslog+udp://logs:5514").unwrap(),
+            "logs:5514"
+        );
+        assert_eq!(syslog_address("syslog+tcp://logs").unwrap(), "logs:601");
+        assert_eq!(syslog_address("syslog+udp://[::1]").unwrap(), "[::1]:514");
+        for bad in [
+            "syslog+udp://logs:99999",
+            "syslog+udp://logs:x",
+            "syslog+tcp://logs:0",
+            "syslog+tcp://logs:601?tls=1",
+            "syslog+tcp://logs:601/x",
+            "syslog+tcp://u:p@logs:601",
+        ] {
+            assert!(syslog_address(bad).is_err(), "{bad}");
+        }
     }
 }

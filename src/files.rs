@@ -1,0 +1,253 @@
+//! Files tripseal opens but did not make, and the names of a baseline's
+//! companions.
+//!
+//! Guarantees:
+//! - [`read_untrusted`] never blocks on what it opens: a FIFO, a socket or a
+//!   device is refused before it is opened, and again by `fstat` after the
+//!   (non-blocking) open, so one swapped in between is refused too; it reads
+//!   at most a stated number of bytes;
+//! - [`create_exclusive`] never writes through a name that already exists (a
+//!   planted symlink included);
+//! - [`Companion`] is the one list of the files that belong to a baseline:
+//!   scans skip exactly those, and nothing else named like the baseline.
+
+use std::fs::{File, Metadata, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// The most a configuration, rules, key or state file may hold: far beyond
+/// any real one, small enough that a planted giant cannot exhaust memory.
+pub const MAX_SMALL_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// What kind of thing is at a path, in words, for messages.
+pub fn kind_name(meta: &Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_file() {
+        "a regular file"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "not a regular file"
+    }
+}
+
+fn not_regular(meta: &Metadata) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "it is {}, not a regular file; tripseal opens only regular files here",
+            kind_name(meta)
+        ),
+    )
+}
+
+/// Opens `path` for reading without ever blocking on it or reading a device:
+/// what is there must be a regular file of at most `max_bytes`. A symlink is
+/// followed (to a regular file) unless `follow` is false.
+pub fn open_untrusted(path: &Path, max_bytes: u64, follow: bool) -> io::Result<(File, Metadata)> {
+    let before = if follow {
+        std::fs::metadata(path)?
+    } else {
+        std::fs::symlink_metadata(path)?
+    };
+    if !before.is_file() {
+        return Err(not_regular(&before));
+    }
+    let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
+    if !follow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    if meta.len() > max_bytes {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "it holds {} bytes, more than the {max_bytes} tripseal reads of such a file",
+                meta.len()
+            ),
+        ));
+    }
+    Ok((file, meta))
+}
+
+/// The whole of a small untrusted file ([`open_untrusted`], following links).
+pub fn read_untrusted(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
+    let (file, meta) = open_untrusted(path, max_bytes, true)?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // One more byte than allowed: a file that grew since fstat is refused.
+    file.take(max_bytes + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("it grew past the {max_bytes} bytes tripseal reads of such a file"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Creates `path` as a new file with `mode`: fails if anything, a symlink
+/// included, already has that name, so nothing planted is written through.
+pub fn create_exclusive(path: &Path, mode: u32) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// `path` with `suffix` appended to its file name: the names of a baseline's
+/// companions, and `.pub` of a key.
+pub fn sibling(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// The directory `path` is in (`.` for a bare name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// The files that belong to a baseline `<db>`, by the suffix of their name.
+/// Scans skip exactly these; a file merely named like the baseline is
+/// scanned like any other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Companion {
+    /// `<db>` itself.
+    Baseline,
+    /// `<db>.lock`: one writer at a time.
+    Lock,
+    /// `<db>.outbox` and SQLite's rollback journal of it.
+    Outbox,
+    OutboxJournal,
+    /// `<db>.accepted`: the highest generation accepted, and its temporary.
+    Accepted,
+    AcceptedTmp,
+    /// `<db>.prev`: the generation an `update` replaced, and its temporary.
+    Prev,
+    PrevTmp,
+    /// `<db>-journal`: SQLite's journal while `sign` adds a signature.
+    Journal,
+    /// `<db>.tmp.<pid>`: a baseline being written.
+    Writing,
+    /// `<db>.check.<pid>`: a check's scan snapshot.
+    Snapshot,
+}
+
+impl Companion {
+    const FIXED: [(Companion, &'static str); 9] = [
+        (Companion::Baseline, ""),
+        (Companion::Lock, ".lock"),
+        (Companion::Outbox, ".outbox"),
+        (Companion::OutboxJournal, ".outbox-journal"),
+        (Companion::Accepted, ".accepted"),
+        (Companion::AcceptedTmp, ".accepted.tmp"),
+        (Companion::Prev, ".prev"),
+        (Companion::PrevTmp, ".prev.tmp"),
+        (Companion::Journal, "-journal"),
+    ];
+    /// Followed by a process id.
+    pub const WRITING_INFIX: &'static str = ".tmp.";
+    pub const SNAPSHOT_INFIX: &'static str = ".check.";
+
+    /// Which companion of a baseline named `db_name` the file `name` is.
+    pub fn of(db_name: &[u8], name: &[u8]) -> Option<Companion> {
+        let suffix = name.strip_prefix(db_name)?;
+        if let Some((c, _)) = Self::FIXED.iter().find(|(_, s)| s.as_bytes() == suffix) {
+            return Some(*c);
+        }
+        let with_pid = |infix: &str| suffix.strip_prefix(infix.as_bytes()).is_some_and(is_pid);
+        if with_pid(Self::WRITING_INFIX) {
+            Some(Companion::Writing)
+        } else if with_pid(Self::SNAPSHOT_INFIX) {
+            Some(Companion::Snapshot)
+        } else {
+            None
+        }
+    }
+}
+
+fn is_pid(s: &[u8]) -> bool {
+    (1..=10).contains(&s.len()) && s.iter().all(u8::is_ascii_digit) && s[0] != b'0'
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// The file name of `path` as bytes (empty for `/` or `..`).
+pub fn name_bytes(path: &Path) -> &[u8] {
+    path.file_name().map_or(&[][..], |n| n.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exactly_the_companions() {
+        let c = |n: &str| Companion::of(b"b.db", n.as_bytes());
+        assert_eq!(c("b.db"), Some(Companion::Baseline));
+        assert_eq!(c("b.db.outbox-journal"), Some(Companion::OutboxJournal));
+        assert_eq!(c("b.db.check.4242"), Some(Companion::Snapshot));
+        assert_eq!(c("b.db.tmp.7"), Some(Companion::Writing));
+        for other in [
+            "b.dbx",
+            "b.db.evil",
+            "b.db.check.",
+            "b.db.check.12a",
+            "b.db.check.0",
+            "b.db.tmp.1/x",
+            "b.db.lock2",
+            "a.db",
+            "b.d",
+        ] {
+            assert_eq!(c(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn fifos_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = read_untrusted(&fifo, 10).unwrap_err();
+        assert!(e.to_string().contains("a FIFO"), "{e}");
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; 11]).unwrap();
+        assert!(read_untrusted(&big, 10).is_err());
+        assert_eq!(read_untrusted(&big, 11).unwrap().len(), 11);
+    }
+}

@@ -1,0 +1,454 @@
+//! Nothing trusted that was not verified, attacked through the real binary:
+//! SQLite files that carry code, strings from a baseline on a terminal,
+//! FIFOs planted where tripseal reads, state files that fail closed, files
+//! named like the baseline, sinks refused before any work.
+
+mod common;
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::*;
+
+/// A tree, its baseline, a key and the signature: a sealed set-up.
+struct Host {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    root: PathBuf,
+    db: PathBuf,
+    key: PathBuf,
+    public: PathBuf,
+}
+
+impl Host {
+    fn new() -> Host {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let root = dir.join("tree");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("a.py"), "a").unwrap();
+        let rules = rules_for(&dir, &root, FULL);
+        let db = dir.join("b.db");
+        assert_ok(&init(&rules, &db));
+        let key = dir.join("op.key");
+        keygen(&key);
+        let h = Host {
+            _tmp: tmp,
+            public: dir.join("op.key.pub"),
+            dir,
+            root,
+            db,
+            key,
+        };
+        assert_ok(&h.sign(&h.db));
+        h
+    }
+
+    fn sign(&self, db: &Path) -> Output {
+        tripseal()
+            .arg("sign")
+            .arg("--key")
+            .arg(&self.key)
+            .arg(db)
+            .output()
+            .unwrap()
+    }
+
+    fn check(&self, extra: &[&str]) -> Output {
+        tripseal()
+            .arg("check")
+            .arg("--db")
+            .arg(&self.db)
+            .arg("--trust")
+            .arg(&self.public)
+            .args(extra)
+            .output()
+            .unwrap()
+    }
+}
+
+fn sql(db: &Path, statement: &str) {
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg(statement)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "sqlite3: {}", stderr(&out));
+}
+
+fn mkfifo(path: &Path) {
+    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+/// A command that must end on its own quickly: a FIFO must never be waited on.
+fn quick(mut cmd: assert_cmd::Command) -> Output {
+    cmd.timeout(Duration::from_secs(20));
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.code().is_some(),
+        "killed, it hung: {}",
+        stderr(&out)
+    );
+    out
+}
+
+fn code(out: &Output) -> Option<i32> {
+    out.status.code()
+}
+
+#[test]
+fn a_baseline_that_carries_code_or_tables_of_its_own_is_refused() {
+    let cases = [
+        (
+            "CREATE TRIGGER steal AFTER INSERT ON signatures BEGIN \
+             UPDATE meta SET value = 'x' WHERE key = 'host'; END;",
+            "trigger named steal",
+        ),
+        (
+            "CREATE VIEW peek AS SELECT * FROM entries;",
+            "view named peek",
+        ),
+        ("CREATE TABLE extra (x);", "table named extra"),
+        (
+            "CREATE INDEX by_hash ON entries(hash);",
+            "index named by_hash",
+        ),
+        (
+            "CREATE VIRTUAL TABLE search USING fts5(body);",
+            "table named search",
+        ),
+    ];
+    for (statement, named) in cases {
+        let h = Host::new();
+        sql(&h.db, statement);
+        let before = std::fs::read(&h.db).unwrap();
+        // Reading it: exit 24 naming what it carries.
+        let out = tripseal().arg("show").arg(&h.db).output().unwrap();
+        assert_eq!(code(&out), Some(24), "{statement}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(named),
+            "{statement}: {}",
+            stderr(&out)
+        );
+        // Signing it: refused, and nothing in the file ran or changed.
+        let out = h.sign(&h.db);
+        assert_eq!(code(&out), Some(24), "{statement}: {}", stderr(&out));
+        assert!(stderr(&out).contains(named), "{}", stderr(&out));
+        assert_eq!(std::fs::read(&h.db).unwrap(), before, "{statement}");
+        // Checking against it: the seal is refused.
+        let out = h.check(&[]);
+        assert_eq!(code(&out), Some(26), "{statement}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("seal refused (unreadable)") && stderr(&out).contains(named),
+            "{}",
+            stderr(&out)
+        );
+        let out = tripseal()
+            .arg("verify")
+            .arg("--trust")
+            .arg(&h.public)
+            .arg(&h.db)
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), Some(26), "{statement}: {}", stderr(&out));
+    }
+    // A column redefined (a default, a generated column) is not our schema.
+    let h = Host::new();
+    sql(
+        &h.db,
+        "PRAGMA writable_schema = ON; UPDATE sqlite_master SET sql = replace(sql, \
+         'attrs INTEGER NOT NULL', 'attrs INTEGER NOT NULL DEFAULT 7') WHERE name = 'rules';",
+    );
+    let out = tripseal().arg("show").arg(&h.db).output().unwrap();
+    assert_eq!(code(&out), Some(24), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("table rules is defined differently"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn strings_from_a_baseline_never_reach_the_terminal_raw() {
+    let h = Host::new();
+    let evil = "x' || char(27) || '[2J' || char(8238) || 'y";
+    let copy = h.dir.join("evil.db");
+    std::fs::copy(&h.db, &copy).unwrap();
+    sql(
+        &copy,
+        &format!(
+            "UPDATE meta SET value = '{evil}' WHERE key IN ('host', 'tool_version', 'rules_origin'); \
+             UPDATE rules SET name = 'tree{evil}'; UPDATE entries SET rule = 'tree{evil}';"
+        ),
+    );
+    std::fs::write(h.root.join("new.py"), "new").unwrap();
+    let raw = |out: &Output| {
+        let all = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
+        let text = String::from_utf8_lossy(&all).into_owned();
+        assert!(
+            !all.contains(&0x1b) && !text.contains('\u{202e}'),
+            "raw control or bidi character printed: {text:?}"
+        );
+        text
+    };
+    let out = tripseal().arg("show").arg(&copy).output().unwrap();
+    assert_ok(&out);
+    let text = raw(&out);
+    assert!(text.contains("x\\x1b[2J\\u{202e}y"), "{text}");
+    assert!(text.contains("treex\\x1b"), "{text}");
+    // A drift report names the rule the baseline gave.
+    let out = tripseal()
+        .args(["diff", "--allow-unsigned"])
+        .arg(&copy)
+        .arg(&h.db)
+        .output()
+        .unwrap();
+    raw(&out);
+    let out = tripseal()
+        .args(["check", "--allow-unsigned", "--db"])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    raw(&out);
+    let out = tripseal()
+        .arg("verify")
+        .arg("--trust")
+        .arg(&h.public)
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(26));
+    raw(&out);
+    // An error message that quotes the file's contents.
+    sql(
+        &copy,
+        "UPDATE entries SET rule = 'gone' || char(27) || '[31m';",
+    );
+    let out = tripseal().arg("show").arg(&copy).output().unwrap();
+    assert_eq!(code(&out), Some(24), "{}", stderr(&out));
+    raw(&out);
+}
+
+#[test]
+fn planted_fifos_are_refused_never_waited_on() {
+    let h = Host::new();
+    // The rollback record.
+    mkfifo(&h.dir.join("b.db.accepted"));
+    let mut cmd = tripseal();
+    cmd.arg("check")
+        .arg("--db")
+        .arg(&h.db)
+        .arg("--trust")
+        .arg(&h.public);
+    let out = quick(cmd);
+    assert_eq!(code(&out), Some(26), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("accepted-unreadable") && stderr(&out).contains("FIFO"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_file(h.dir.join("b.db.accepted")).unwrap();
+    // The baseline itself.
+    let fifo_db = h.dir.join("fifo.db");
+    mkfifo(&fifo_db);
+    let mut cmd = tripseal();
+    cmd.arg("show").arg(&fifo_db);
+    let out = quick(cmd);
+    assert_eq!(code(&out), Some(24), "{}", stderr(&out));
+    assert!(stderr(&out).contains("FIFO"), "{}", stderr(&out));
+    // A rules file.
+    let fifo_rules = h.dir.join("rules.fifo");
+    mkfifo(&fifo_rules);
+    for args in [
+        vec!["rules", "check", fifo_rules.to_str().unwrap()],
+        vec![
+            "init",
+            "--rules",
+            fifo_rules.to_str().unwrap(),
+            "--db",
+            "/nonexistent/x.db",
+        ],
+    ] {
+        let mut cmd = tripseal();
+        cmd.args(&args);
+        let out = quick(cmd);
+        assert!(
+            code(&out).unwrap() >= 14 && stderr(&out).contains("FIFO"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    // The configuration.
+    let fifo_config = h.dir.join("config.fifo");
+    mkfifo(&fifo_config);
+    let mut cmd = tripseal();
+    cmd.arg("--config")
+        .arg(&fifo_config)
+        .arg("check")
+        .arg("--db")
+        .arg(&h.db)
+        .arg("--trust")
+        .arg(&h.public);
+    let out = quick(cmd);
+    assert!(
+        code(&out).unwrap() >= 14 && stderr(&out).contains("FIFO"),
+        "{}",
+        stderr(&out)
+    );
+    // A key in the trust store, and the trust store given as one file.
+    let store = h.dir.join("trusted.d");
+    std::fs::create_dir(&store).unwrap();
+    std::fs::copy(&h.public, store.join("op.pub")).unwrap();
+    mkfifo(&store.join("planted.pub"));
+    for trust in [store.clone(), store.join("planted.pub")] {
+        let mut cmd = tripseal();
+        cmd.arg("check")
+            .arg("--db")
+            .arg(&h.db)
+            .arg("--trust")
+            .arg(&trust);
+        let out = quick(cmd);
+        assert_eq!(code(&out), Some(17), "{}", stderr(&out));
+        assert!(stderr(&out).contains("FIFO"), "{}", stderr(&out));
+    }
+    // The private key.
+    let fifo_key = h.dir.join("key.fifo");
+    mkfifo(&fifo_key);
+    let mut cmd = tripseal();
+    cmd.arg("sign").arg("--key").arg(&fifo_key).arg(&h.db);
+    let out = quick(cmd);
+    assert!(
+        code(&out).unwrap() >= 14 && stderr(&out).contains("FIFO"),
+        "{}",
+        stderr(&out)
+    );
+    // A file: sink: events are not lost, they wait in the outbox.
+    let fifo_sink = h.dir.join("events.fifo");
+    mkfifo(&fifo_sink);
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo_sink)
+        .unwrap();
+    let mut cmd = tripseal();
+    cmd.arg("check")
+        .arg("--db")
+        .arg(&h.db)
+        .arg("--trust")
+        .arg(&h.public)
+        .arg("--emit")
+        .arg(format!("file:{}", fifo_sink.display()));
+    let out = quick(cmd);
+    drop(reader);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("a FIFO") && stderr(&out).contains("wait in"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_rollback_record_fails_closed() {
+    let h = Host::new();
+    assert_ok(&h.check(&[]));
+    let state = h.dir.join("b.db.accepted");
+    assert!(state.exists(), "the first check records the generation");
+    for garbled in ["", "2\n", "two 00\n", "1 zz\n", "1 0000\n"] {
+        std::fs::write(&state, garbled).unwrap();
+        let out = h.check(&[]);
+        assert_eq!(code(&out), Some(26), "{garbled:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("seal refused (accepted-unreadable)"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    std::fs::remove_file(&state).unwrap();
+    std::fs::create_dir(&state).unwrap();
+    let out = h.check(&[]);
+    assert_eq!(code(&out), Some(26), "{}", stderr(&out));
+    assert!(stderr(&out).contains("a directory"), "{}", stderr(&out));
+    std::fs::remove_dir(&state).unwrap();
+    // Deleted: no record, as on the first run; the next check records one.
+    assert_ok(&h.check(&[]));
+    assert!(std::fs::read_to_string(&state).unwrap().starts_with("1 "));
+}
+
+#[test]
+fn only_the_companions_of_the_baseline_are_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("a"), "a").unwrap();
+    let rules = rules_for(tmp.path(), &root, r#"["type", "size", "hash"]"#);
+    // The baseline inside the tree it watches.
+    let db = root.join("b.db");
+    assert_ok(&init(&rules, &db));
+    let planted = [
+        "b.db.evil",
+        "b.dbx",
+        "b.db.check.x",
+        "b.db.tmp.",
+        "b.db.lock.py",
+    ];
+    for name in planted {
+        std::fs::write(root.join(name), "payload").unwrap();
+    }
+    // A snapshot of a check in another process, and a lock: ours.
+    std::fs::write(root.join("b.db.check.99999"), "snapshot").unwrap();
+    let out = tripseal()
+        .args(["check", "--allow-unsigned", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut added: Vec<String> = report["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"] == "added")
+        .map(|d| {
+            d["path"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    added.sort();
+    let mut want: Vec<String> = planted.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(added, want);
+}
+
+#[test]
+fn sinks_are_refused_before_any_work() {
+    let h = Host::new();
+    for sink in [
+        "syslog+tcp://127.0.0.1:99999",
+        "syslog+udp://127.0.0.1:514?facility=local0",
+        "syslog+udp://127.0.0.1:x",
+        "syslog+tcp://user:pw@127.0.0.1:601",
+        "syslog+tcp://127.0.0.1:601/path",
+        "syslog?x=1",
+        "stdout2",
+    ] {
+        let out = h.check(&["--emit", sink]);
+        assert_eq!(code(&out), Some(15), "{sink}: {}", stderr(&out));
+        assert!(!h.dir.join("b.db.outbox").exists(), "{sink}: work was done");
+        assert!(
+            !h.dir.join("b.db.accepted").exists(),
+            "{sink}: the baseline was read"
+        );
+    }
+}
