@@ -33,6 +33,8 @@ pub struct Comparison {
     pub fast: bool,
     /// The canonical digest of `old`, when its seal was verified.
     pub old_digest: Option<[u8; 32]>,
+    /// When `old`'s seal expires (`check`; `None`: never, or not verified).
+    pub expires_ns: Option<i64>,
     _snapshot: Option<Snapshot>,
 }
 
@@ -53,6 +55,7 @@ impl Comparison {
             scan,
             fast,
             old_digest,
+            expires_ns: None,
             _snapshot: snapshot,
         })
     }
@@ -79,8 +82,17 @@ pub fn check(
     host: &str,
     progress: &dyn Progress,
 ) -> Result<Comparison, Error> {
-    let (old, old_digest) = seal::open_sealed(db, seal, true)?;
-    rescan((Rc::new(old), old_digest), db, fast, host, progress)
+    let opened = seal::open_sealed(db, seal, true, init::now_ns())?;
+    let expires_ns = opened.expires_ns;
+    let mut c = rescan(
+        (Rc::new(opened.baseline), opened.digest),
+        db,
+        fast,
+        host,
+        progress,
+    )?;
+    c.expires_ns = expires_ns;
+    Ok(c)
 }
 
 /// Scans what `old`'s own rules select (its seal verified already, giving
@@ -156,9 +168,9 @@ pub fn update(
 /// Compares two baselines: the first, the trusted reference, must carry a
 /// valid seal; the second is usually the new generation under review.
 pub fn diff(old: &Path, new: &Path, seal: &SealPolicy) -> Result<Comparison, Error> {
-    let (reference, digest) = seal::open_sealed(old, seal, false)?;
+    let reference = seal::open_sealed(old, seal, false, init::now_ns())?;
     Comparison::of(
-        (Rc::new(reference), digest),
+        (Rc::new(reference.baseline), reference.digest),
         Baseline::open(new)?,
         None,
         false,

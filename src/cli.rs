@@ -85,6 +85,10 @@ enum Command {
         /// Print the summary even when nothing changed.
         #[arg(short, long)]
         verbose: bool,
+        /// Warn (and send fim-baseline-expiring) when the seal expires
+        /// within this period
+        #[arg(long, value_name = "EVERY", default_value = "7d", value_parser = parse_period)]
+        expiry_warning: std::time::Duration,
     },
     /// Accept the present state as the next generation of the baseline
     /// (the replaced one is kept as <db>.prev).
@@ -134,6 +138,10 @@ enum Command {
         /// configuration's [events] emit, else stdout]
         #[arg(long, value_name = "SINK")]
         emit: Vec<String>,
+        /// Send fim-baseline-expiring when the seal expires within this
+        /// period (at start and at every rescan)
+        #[arg(long, value_name = "EVERY", default_value = "7d", value_parser = parse_period)]
+        expiry_warning: std::time::Duration,
     },
     /// Deliver the events that wait in the outbox of a baseline.
     Flush {
@@ -154,6 +162,11 @@ enum Command {
         #[arg(long, value_name = "KEY")]
         key: PathBuf,
         db: PathBuf,
+        /// Stop vouching for it after WHEN: a period from now (30d, 12h) or
+        /// a UTC date or time (2027-01-31, 2027-01-31T12:00:00Z). Signed with
+        /// the content, so an old generation cannot be replayed for ever.
+        #[arg(long, value_name = "WHEN")]
+        expires: Option<String>,
     },
     /// Show a baseline's digest and signatures; exit 0 only if a trusted key
     /// signed exactly this content.
@@ -161,6 +174,9 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         trust: Option<String>,
         db: PathBuf,
+        /// Warn when the seal expires within this period
+        #[arg(long, value_name = "EVERY", default_value = "7d", value_parser = parse_period)]
+        expiry_warning: std::time::Duration,
     },
     /// Print a baseline's canonical digest; --message writes the exact bytes
     /// a signature covers (for checking it with openssl).
@@ -168,6 +184,10 @@ enum Command {
         db: PathBuf,
         #[arg(long, value_name = "FILE")]
         message: Option<PathBuf>,
+        /// The message of a signature made with this expiry (a UTC date or
+        /// time, as `verify` shows it) instead of one without
+        #[arg(long, value_name = "WHEN", requires = "message")]
+        expires: Option<String>,
     },
     /// Print a baseline's header and entries.
     Show {
@@ -291,6 +311,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             emit,
             fast,
             verbose,
+            expiry_warning,
         } => {
             let host = defaults::hostname();
             let db = db.unwrap_or_else(|| defaults::default_db(&host));
@@ -323,9 +344,19 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                     return Err(e);
                 }
             };
+            let now = now_ns();
+            warn_expiring(&db, comparison.expires_ns, now, expiry_warning);
             if let Some(o) = &mut outbox {
                 let baseline = BaselineRef::of(&comparison.old, comparison.old_digest)?;
                 let factory = EventFactory::new(&host, Some(baseline));
+                let window = i64::try_from(expiry_warning.as_nanos()).unwrap_or(i64::MAX);
+                if let Some(t) = comparison
+                    .expires_ns
+                    .filter(|&t| t.saturating_sub(now) <= window)
+                {
+                    let ev = factory.expiring(db.as_os_str().as_encoded_bytes(), t, now);
+                    warn_dropped(o.add(&[ev], &sinks)?);
+                }
                 warn_dropped(events::record_comparison(
                     o,
                     &sinks,
@@ -357,6 +388,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             rescan,
             heartbeat,
             emit,
+            expiry_warning,
         } => {
             let host = defaults::hostname();
             let db = db.unwrap_or_else(|| defaults::default_db(&host));
@@ -373,6 +405,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 heartbeat,
                 sinks,
                 host,
+                expiry_warning,
             })?;
             Ok(0)
         }
@@ -480,24 +513,36 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             .map_err(out_err)?;
             Ok(0)
         }
-        Command::Sign { key, db } => {
+        Command::Sign { key, db, expires } => {
+            let now = now_ns();
+            let expires_ns = match expires {
+                Some(when) => Some(parse_when(&when, now).map_err(Error::invalid)?),
+                None => None,
+            };
             let key = seal::load_signing_key(&key)?;
-            let outcome = seal::sign(&db, &key, now_ns())?;
+            let outcome = seal::sign(&db, &key, now, expires_ns)?;
             let b = Baseline::open(&db)?;
             let (verb, fp) = match outcome {
                 seal::Signed::Added { fingerprint } => ("signed", fingerprint),
                 seal::Signed::AlreadySigned { fingerprint } => ("already signed", fingerprint),
             };
+            let until = expires_ns.map_or(String::new(), |t| {
+                format!(", trusted until {}", report::iso8601(t))
+            });
             writeln!(
                 stdout,
-                "{} generation {} {verb} by {fp}",
+                "{} generation {} {verb} by {fp}{until}",
                 escape_path(&db),
                 b.header().generation
             )
             .map_err(out_err)?;
             Ok(0)
         }
-        Command::Verify { trust, db } => {
+        Command::Verify {
+            trust,
+            db,
+            expiry_warning,
+        } => {
             let b = match Baseline::open(&db) {
                 Ok(b) => b,
                 Err(Error::Database { detail, .. }) => {
@@ -511,17 +556,27 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             };
             let store =
                 seal::TrustStore::load(trust.as_deref().unwrap_or(seal::DEFAULT_TRUST_STORE))?;
-            let v = seal::verify(&b, &store)?;
+            let now = now_ns();
+            let v = seal::verify(&b, &store, now)?;
             report::verification(&mut stdout, &b, &store, &v)?;
             v.accept(&db, &store)?;
+            warn_expiring(&db, v.expires_ns(), now, expiry_warning);
             Ok(0)
         }
-        Command::Digest { db, message } => {
+        Command::Digest {
+            db,
+            message,
+            expires,
+        } => {
             let b = Baseline::open(&db)?;
             let digest = seal::digest(&b)?;
             let generation = b.header().generation;
+            let expires_ns = match expires {
+                Some(when) => Some(parse_time(&when).map_err(Error::invalid)?),
+                None => None,
+            };
             if let Some(file) = message {
-                std::fs::write(&file, seal::message(generation, &digest))
+                tripseal::files::write_file(&file, &seal::message(generation, expires_ns, &digest))
                     .map_err(|source| Error::Write { path: file, source })?;
             }
             writeln!(stdout, "{}  generation {generation}", hex(&digest)).map_err(out_err)?;
@@ -590,6 +645,59 @@ fn parse_period(text: &str) -> Result<std::time::Duration, String> {
         return Err(format!("{text:?}: the period must be more than zero"));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// An expiry given to `sign`: a period from `now_ns`, or a UTC date or
+/// time; in whole seconds.
+fn parse_when(text: &str, now_ns: i64) -> Result<i64, String> {
+    let at = match parse_period(text) {
+        Ok(period) => now_ns.saturating_add(i64::try_from(period.as_nanos()).unwrap_or(i64::MAX)),
+        Err(_) => parse_time(text)?,
+    };
+    if at <= now_ns {
+        return Err(format!(
+            "--expires {text:?}: that time has passed; give a period (30d) or a later date"
+        ));
+    }
+    Ok(at - at.rem_euclid(1_000_000_000))
+}
+
+/// A UTC date (`2027-01-31`, midnight) or an RFC 3339 time, in nanoseconds
+/// since the epoch.
+fn parse_time(text: &str) -> Result<i64, String> {
+    use time::format_description::well_known::Rfc3339;
+    let bad = || {
+        format!(
+            "{text:?} is neither a period (30d, 12h) nor a UTC date (2027-01-31) or time \
+             (2027-01-31T12:00:00Z)"
+        )
+    };
+    let at = match time::OffsetDateTime::parse(text, &Rfc3339) {
+        Ok(t) => t,
+        Err(_) => {
+            let day = time::Date::parse(
+                text,
+                time::macros::format_description!("[year]-[month]-[day]"),
+            )
+            .map_err(|_| bad())?;
+            day.midnight().assume_utc()
+        }
+    };
+    i64::try_from(at.unix_timestamp_nanos()).map_err(|_| bad())
+}
+
+/// Says on standard error that the seal of `db` expires soon.
+fn warn_expiring(db: &Path, expires_ns: Option<i64>, now_ns: i64, window: std::time::Duration) {
+    let window_ns = i64::try_from(window.as_nanos()).unwrap_or(i64::MAX);
+    if let Some(t) = expires_ns.filter(|&t| t.saturating_sub(now_ns) <= window_ns) {
+        eprintln!(
+            "tripseal: warning: the seal of {} expires {} (in {}); sign the next generation \
+             before then (`tripseal sign --expires 30d --key KEY DB`), or checks will refuse it",
+            escape_path(db),
+            report::iso8601(t),
+            report::human_duration((t - now_ns).max(0))
+        );
+    }
 }
 
 /// Says on standard error that the outbox was full.

@@ -133,6 +133,10 @@ impl Error {
                      rollback is yours"
                 }
                 SealFailure::Unreadable => "restore the signed baseline from a copy",
+                SealFailure::Expired => {
+                    "review the present state and sign the newest generation again, with a \
+                     new expiry (`tripseal sign --expires 30d --key KEY DB`)"
+                }
                 SealFailure::AcceptedUnreadable => {
                     "that file is the rollback protection and is never taken as absent: \
                      restore it, or, after checking why it changed, delete it (the next check \

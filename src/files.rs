@@ -115,6 +115,26 @@ pub fn create_exclusive(path: &Path, mode: u32) -> io::Result<File> {
         .open(path)
 }
 
+/// Writes `bytes` to `path`, replacing what a regular file there held; never
+/// through a symlink, never into a FIFO or a device (an output the user
+/// named, such as `digest --message FILE`).
+pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    f.set_len(0)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
 /// `path` with `suffix` appended to its file name: the names of a baseline's
 /// companions, and `.pub` of a key.
 pub fn sibling(db: &Path, suffix: &str) -> PathBuf {

@@ -61,6 +61,18 @@ pub fn iso8601(ns: i64) -> String {
     )
 }
 
+/// A span of time as days, hours and minutes (`6d 23h`, `5h 2m`, `40s`).
+pub fn human_duration(ns: i64) -> String {
+    let secs = ns / 1_000_000_000;
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{secs}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
+}
+
 /// Bytes as a short human figure (1000-based, like `ls --si`).
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
@@ -756,9 +768,14 @@ pub fn verification(
         writeln!(out, "signatures  none").map_err(out_err)?;
     }
     for s in &v.signatures {
+        let expiry = match s.expires_ns {
+            None => "no expiry".to_string(),
+            Some(t) if s.expired => format!("EXPIRED {}", iso8601(t)),
+            Some(t) => format!("expires {}", iso8601(t)),
+        };
         writeln!(
             out,
-            "signature   {}  signed {}  {}  {}",
+            "signature   {}  signed {}  {expiry}  {}  {}",
             escape_bytes(s.fingerprint.as_bytes()),
             iso8601(s.signed_at_ns),
             if s.valid {
@@ -803,6 +820,15 @@ mod tests {
         json_path(&mut m, "path", b"/bad/\xff\n");
         assert_eq!(m["path"], "/bad/\\xff\\x0a");
         assert_eq!(m["path_bytes"], "L2JhZC//Cg==");
+    }
+
+    #[test]
+    fn human_durations() {
+        let s = 1_000_000_000i64;
+        assert_eq!(human_duration(40 * s), "40s");
+        assert_eq!(human_duration(302 * s), "5m");
+        assert_eq!(human_duration((5 * 3600 + 120) * s), "5h 2m");
+        assert_eq!(human_duration((6 * 86_400 + 23 * 3600 + 59) * s), "6d 23h");
     }
 
     #[test]

@@ -22,12 +22,18 @@ use rusqlite::types::ValueRef;
 use rusqlite::{OptionalExtension, params};
 use sha2::Digest;
 
-use crate::baseline::{Baseline, SIGNATURES_SCHEMA, create_exclusive, hex, sibling};
+use crate::baseline::{
+    Baseline, SIGNATURES_ADD_EXPIRY, SIGNATURES_SCHEMA, create_exclusive, hex, sibling,
+};
 use crate::error::Error;
-use crate::escape::escape_path;
+use crate::escape::{escape_bytes, escape_path};
 
 const DIGEST_DOMAIN: &[u8] = b"tripseal baseline digest v1\0";
+/// A signature without an expiry signs the v1 message; one with an expiry
+/// the v2 message, which carries it. The domains differ, so an expiry cannot
+/// be stripped by presenting a v2 signature as a v1 one.
 const MESSAGE_DOMAIN: &[u8] = b"tripseal seal v1\0";
+const MESSAGE_DOMAIN_V2: &[u8] = b"tripseal seal v2\0";
 /// Where `check` looks for trusted public keys when `--trust` is not given.
 pub const DEFAULT_TRUST_STORE: &str = "/etc/tripseal/trusted.d";
 
@@ -130,11 +136,18 @@ fn put_value(h: &mut Buffered, v: ValueRef<'_>) {
     }
 }
 
-/// The exact bytes a signature covers: domain, generation, digest.
-pub fn message(generation: i64, digest: &[u8; 32]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(MESSAGE_DOMAIN.len() + 8 + 32);
-    m.extend_from_slice(MESSAGE_DOMAIN);
+/// The exact bytes a signature covers: domain, generation, digest (v1); or
+/// domain, generation, expiry in nanoseconds since the epoch, digest (v2).
+pub fn message(generation: i64, expires_ns: Option<i64>, digest: &[u8; 32]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(MESSAGE_DOMAIN_V2.len() + 16 + 32);
+    match expires_ns {
+        None => m.extend_from_slice(MESSAGE_DOMAIN),
+        Some(_) => m.extend_from_slice(MESSAGE_DOMAIN_V2),
+    }
     m.extend_from_slice(&generation.to_le_bytes());
+    if let Some(t) = expires_ns {
+        m.extend_from_slice(&t.to_le_bytes());
+    }
     m.extend_from_slice(digest);
     m
 }
@@ -341,6 +354,10 @@ fn glob_files(spec: &str) -> Result<Vec<PathBuf>, Error> {
 pub struct SignatureInfo {
     pub fingerprint: String,
     pub signed_at_ns: i64,
+    /// When the signer said it stops vouching (`None`: never).
+    pub expires_ns: Option<i64>,
+    /// Its expiry has passed.
+    pub expired: bool,
     /// The signature verifies over this baseline's present content.
     pub valid: bool,
     /// Its key is in the trust store.
@@ -357,6 +374,8 @@ pub enum SealFailure {
     Unreadable,
     /// `<db>.accepted` exists but is not a record tripseal wrote.
     AcceptedUnreadable,
+    /// Every trusted signature over this content has expired.
+    Expired,
 }
 
 impl SealFailure {
@@ -368,6 +387,7 @@ impl SealFailure {
             SealFailure::Rollback => "rollback",
             SealFailure::Unreadable => "unreadable",
             SealFailure::AcceptedUnreadable => "accepted-unreadable",
+            SealFailure::Expired => "expired",
         }
     }
 }
@@ -391,7 +411,7 @@ impl Verification {
             self.signatures
                 .iter()
                 .filter(|s| f(s))
-                .map(|s| s.fingerprint[..16].to_string())
+                .map(|s| short_fingerprint(&s.fingerprint))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -405,6 +425,22 @@ impl Verification {
                 "signed only by keys not in the trust store {spec} ({})",
                 who(&|_| true)
             ),
+            SealFailure::Expired => {
+                let last = self
+                    .signatures
+                    .iter()
+                    .filter(|s| s.valid && s.trusted)
+                    .filter_map(|s| s.expires_ns)
+                    .max()
+                    .unwrap_or_default();
+                format!(
+                    "generation {} was signed to be trusted until {}, and that has passed \
+                     ({}); an old signed generation is not replayed for ever",
+                    self.generation,
+                    crate::report::iso8601(last),
+                    who(&|s| s.valid && s.trusted)
+                )
+            }
             _ => format!(
                 "its content (generation {}, digest {}) is not what was signed ({})",
                 self.generation,
@@ -419,10 +455,14 @@ impl Verification {
         })
     }
 
-    /// `None` when a trusted key signed exactly this content.
+    /// `None` when a trusted key signed exactly this content, and that
+    /// signature has not expired.
     pub fn failure(&self) -> Option<SealFailure> {
-        if self.signatures.iter().any(|s| s.valid && s.trusted) {
+        let vouches = |s: &&SignatureInfo| s.valid && s.trusted;
+        if self.signatures.iter().filter(vouches).any(|s| !s.expired) {
             None
+        } else if self.signatures.iter().any(|s| vouches(&s)) {
+            Some(SealFailure::Expired)
         } else if self.signatures.is_empty() {
             Some(SealFailure::Unsigned)
         } else if self.signatures.iter().any(|s| s.trusted || !s.valid) {
@@ -435,11 +475,36 @@ impl Verification {
     }
 }
 
-/// Checks every signature of `baseline` against its content and `trust`.
-pub fn verify(baseline: &Baseline, trust: &TrustStore) -> Result<Verification, Error> {
+impl Verification {
+    /// When the seal stops being accepted: the latest expiry among the
+    /// signatures that vouch for this content now (`None`: never).
+    pub fn expires_ns(&self) -> Option<i64> {
+        let vouching = self
+            .signatures
+            .iter()
+            .filter(|s| s.valid && s.trusted && !s.expired);
+        let mut latest = None;
+        for s in vouching {
+            match s.expires_ns {
+                None => return None,
+                Some(t) => latest = latest.max(Some(t)),
+            }
+        }
+        latest
+    }
+}
+
+/// At most the first 16 characters of a fingerprint read from a baseline
+/// (which may hold anything there), escaped.
+fn short_fingerprint(fp: &str) -> String {
+    escape_bytes(fp.chars().take(16).collect::<String>().as_bytes())
+}
+
+/// Checks every signature of `baseline` against its content and `trust`, at
+/// the time `now_ns`.
+pub fn verify(baseline: &Baseline, trust: &TrustStore, now_ns: i64) -> Result<Verification, Error> {
     let digest = digest(baseline)?;
     let generation = baseline.header().generation;
-    let msg = message(generation, &digest);
     let mut signatures = Vec::new();
     let conn = baseline.connection();
     let has_table: Option<String> = conn
@@ -451,12 +516,15 @@ pub fn verify(baseline: &Baseline, trust: &TrustStore) -> Result<Verification, E
         .optional()
         .map_err(|e| db_err(baseline.path(), e))?;
     if has_table.is_some() {
-        let mut stmt = conn
-            .prepare(
-                "SELECT fingerprint, public_key, signature, signed_at_ns FROM signatures \
-                 ORDER BY fingerprint",
-            )
-            .map_err(|e| db_err(baseline.path(), e))?;
+        // Signatures tables made before expiries existed have no such column.
+        let sql = if has_expiry_column(conn).map_err(|e| db_err(baseline.path(), e))? {
+            "SELECT fingerprint, public_key, signature, signed_at_ns, expires_ns FROM signatures \
+             ORDER BY fingerprint"
+        } else {
+            "SELECT fingerprint, public_key, signature, signed_at_ns, NULL FROM signatures \
+             ORDER BY fingerprint"
+        };
+        let mut stmt = conn.prepare(sql).map_err(|e| db_err(baseline.path(), e))?;
         let rows = stmt
             .query_map([], |r| {
                 Ok((
@@ -464,11 +532,13 @@ pub fn verify(baseline: &Baseline, trust: &TrustStore) -> Result<Verification, E
                     r.get::<_, Vec<u8>>(1)?,
                     r.get::<_, Vec<u8>>(2)?,
                     r.get::<_, i64>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
                 ))
             })
             .map_err(|e| db_err(baseline.path(), e))?;
         for row in rows {
-            let (fp, public, sig, at) = row.map_err(|e| db_err(baseline.path(), e))?;
+            let (fp, public, sig, at, expires_ns) = row.map_err(|e| db_err(baseline.path(), e))?;
+            let msg = message(generation, expires_ns, &digest);
             let key = <[u8; 32]>::try_from(public.as_slice())
                 .ok()
                 .and_then(|b| VerifyingKey::from_bytes(&b).ok());
@@ -485,6 +555,8 @@ pub fn verify(baseline: &Baseline, trust: &TrustStore) -> Result<Verification, E
             signatures.push(SignatureInfo {
                 fingerprint: fp,
                 signed_at_ns: at,
+                expires_ns,
+                expired: expires_ns.is_some_and(|t| t <= now_ns),
                 valid,
                 trusted,
             });
@@ -508,25 +580,35 @@ pub enum Signed {
 /// The schema is checked, the content digested and the signature added in
 /// one write transaction on one connection: what is signed is what was
 /// checked, and nothing the file carries runs (triggers are off).
-pub fn sign(db: &Path, key: &SigningKey, now_ns: i64) -> Result<Signed, Error> {
+pub fn sign(
+    db: &Path,
+    key: &SigningKey,
+    now_ns: i64,
+    expires_ns: Option<i64>,
+) -> Result<Signed, Error> {
     let baseline = Baseline::open_for_signing(db)?;
     let digest = digest(&baseline)?;
-    let msg = message(baseline.header().generation, &digest);
+    let msg = message(baseline.header().generation, expires_ns, &digest);
     let public = key.verifying_key();
     let fp = fingerprint(&public);
     let signature = key.sign(&msg);
     let conn = baseline.connection();
     conn.execute_batch(SIGNATURES_SCHEMA)
         .map_err(|e| write_err(db, e))?;
-    let existing: Option<Vec<u8>> = conn
+    if !has_expiry_column(conn).map_err(|e| write_err(db, e))? {
+        conn.execute_batch(SIGNATURES_ADD_EXPIRY)
+            .map_err(|e| write_err(db, e))?;
+    }
+    let existing: Option<(Vec<u8>, Option<i64>)> = conn
         .query_row(
-            "SELECT signature FROM signatures WHERE fingerprint = ?1",
+            "SELECT signature, expires_ns FROM signatures WHERE fingerprint = ?1",
             [&fp],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()
         .map_err(|e| write_err(db, e))?;
-    if let Some(old) = existing
+    if let Some((old, old_expiry)) = existing
+        && old_expiry == expires_ns
         && let Ok(old) = <[u8; 64]>::try_from(old.as_slice())
         && public
             .verify_strict(&msg, &Signature::from_bytes(&old))
@@ -534,15 +616,18 @@ pub fn sign(db: &Path, key: &SigningKey, now_ns: i64) -> Result<Signed, Error> {
     {
         return Ok(Signed::AlreadySigned { fingerprint: fp });
     }
-    // A stale signature by the same key (older content) is replaced.
+    // A stale signature by the same key (older content, another expiry) is
+    // replaced.
     conn.execute(
-        "INSERT OR REPLACE INTO signatures (fingerprint, public_key, signature, signed_at_ns) \
-         VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR REPLACE INTO signatures \
+         (fingerprint, public_key, signature, signed_at_ns, expires_ns) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
             fp,
             public.as_bytes().as_slice(),
             signature.to_bytes().as_slice(),
-            now_ns
+            now_ns,
+            expires_ns
         ],
     )
     .map_err(|e| write_err(db, e))?;
@@ -561,15 +646,35 @@ pub struct SealPolicy {
     pub allow_rollback: bool,
 }
 
-/// Opens the baseline at `db` and accepts it only if its seal verifies under
-/// `policy`; returns it with its digest (`None` when the seal was skipped).
-/// With `record_generation`, also refuses a rollback below the highest
-/// generation accepted for this path, and records a higher one.
+/// A baseline whose seal was verified (or skipped, on purpose).
+pub struct Opened {
+    pub baseline: Baseline,
+    /// The canonical digest that was verified (`None`: the seal was skipped).
+    pub digest: Option<[u8; 32]>,
+    /// When the seal stops being accepted (`None`: never, or skipped).
+    pub expires_ns: Option<i64>,
+}
+
+impl Opened {
+    /// The expiry, when it falls within `window` of `now_ns`: time to sign
+    /// the next generation.
+    pub fn expiring(&self, now_ns: i64, window: std::time::Duration) -> Option<i64> {
+        let window_ns = i64::try_from(window.as_nanos()).unwrap_or(i64::MAX);
+        self.expires_ns
+            .filter(|&t| t.saturating_sub(now_ns) <= window_ns)
+    }
+}
+
+/// Opens the baseline at `db` (read once, into memory) and accepts it only
+/// if its seal verifies under `policy` at the time `now_ns`. With
+/// `record_generation`, also refuses a rollback below the highest generation
+/// accepted for this path, and records a higher one.
 pub fn open_sealed(
     db: &Path,
     policy: &SealPolicy,
     record_generation: bool,
-) -> Result<(Baseline, Option<[u8; 32]>), Error> {
+    now_ns: i64,
+) -> Result<Opened, Error> {
     let refuse = |reason, detail: String| Error::Seal {
         path: db.to_path_buf(),
         reason,
@@ -583,10 +688,14 @@ pub fn open_sealed(
         Err(e) => return Err(e),
     };
     if policy.allow_unsigned {
-        return Ok((baseline, None));
+        return Ok(Opened {
+            baseline,
+            digest: None,
+            expires_ns: None,
+        });
     }
     let trust = TrustStore::load(policy.trust.as_deref().unwrap_or(DEFAULT_TRUST_STORE))?;
-    let v = verify(&baseline, &trust)?;
+    let v = verify(&baseline, &trust, now_ns)?;
     v.accept(db, &trust)?;
     if record_generation {
         let state = accepted_state_path(db);
@@ -622,7 +731,11 @@ pub fn open_sealed(
             }
         }
     }
-    Ok((baseline, Some(v.digest)))
+    Ok(Opened {
+        baseline,
+        digest: Some(v.digest),
+        expires_ns: v.expires_ns(),
+    })
 }
 
 /// The generation recorded in `<db>.accepted`: `None` only when there is no
@@ -670,6 +783,19 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Whether the signatures table has the `expires_ns` column (added by the
+/// first `sign` of a tripseal that knows expiries).
+fn has_expiry_column(conn: &rusqlite::Connection) -> rusqlite::Result<bool> {
+    let sql: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'signatures'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(sql.is_some_and(|s| s.contains("expires_ns")))
+}
+
 fn db_err(path: &Path, e: rusqlite::Error) -> Error {
     Error::Database {
         path: path.to_path_buf(),
@@ -691,8 +817,11 @@ mod tests {
     #[test]
     fn message_is_domain_separated_and_carries_the_generation() {
         let d = [7u8; 32];
-        let m1 = message(1, &d);
-        let m2 = message(2, &d);
+        let m1 = message(1, None, &d);
+        let m2 = message(2, None, &d);
+        let m3 = message(1, Some(0), &d);
+        assert_ne!(m1, m3);
+        assert!(m3.starts_with(MESSAGE_DOMAIN_V2));
         assert_ne!(m1, m2);
         assert!(m1.starts_with(MESSAGE_DOMAIN));
         assert!(m1.ends_with(&d));
@@ -724,6 +853,8 @@ mod tests {
         let sig = |valid, trusted| SignatureInfo {
             fingerprint: String::new(),
             signed_at_ns: 0,
+            expires_ns: None,
+            expired: false,
             valid,
             trusted,
         };

@@ -30,7 +30,7 @@ use crate::progress::NoProgress;
 use crate::report::drift_json;
 use crate::rules::Rules;
 use crate::scan::{self, Entry, OwnOutputs, ScanHints};
-use crate::seal::{self, SealPolicy};
+use crate::seal::{self, SealFailure, SealPolicy};
 
 /// How long a path must be quiet before it is re-read: bursts of writes to
 /// one file become one re-read.
@@ -56,6 +56,8 @@ pub struct WatchOptions {
     pub heartbeat: Duration,
     pub sinks: Vec<SinkSpec>,
     pub host: String,
+    /// `fim-baseline-expiring` when the seal expires within this.
+    pub expiry_warning: Duration,
 }
 
 enum Msg {
@@ -70,6 +72,8 @@ struct Daemon {
     /// at `--db` holds meanwhile.
     baseline: Rc<Baseline>,
     digest: Option<[u8; 32]>,
+    /// When the verified generation's seal expires (`None`: never).
+    expires_ns: Option<i64>,
     /// The directory `--db` is in (device, inode), to know its notifications.
     db_dir: Option<(u64, u64)>,
     /// The file at `--db` may no longer hold what was verified: since when.
@@ -103,18 +107,23 @@ struct Daemon {
 struct Loaded {
     baseline: Baseline,
     digest: Option<[u8; 32]>,
+    expires_ns: Option<i64>,
     rules: Rules,
     factory: EventFactory,
 }
 
 /// The baseline at `opts.db`, read once into memory and its seal verified.
 fn load(opts: &WatchOptions) -> Result<Loaded, Error> {
-    let (baseline, digest) = seal::open_sealed(&opts.db, &opts.policy, true)?;
-    let rules = check::stored_rules(&baseline)?;
-    let factory = EventFactory::new(&opts.host, Some(BaselineRef::of(&baseline, digest)?));
+    let opened = seal::open_sealed(&opts.db, &opts.policy, true, crate::init::now_ns())?;
+    let rules = check::stored_rules(&opened.baseline)?;
+    let factory = EventFactory::new(
+        &opts.host,
+        Some(BaselineRef::of(&opened.baseline, opened.digest)?),
+    );
     Ok(Loaded {
-        baseline,
-        digest,
+        baseline: opened.baseline,
+        digest: opened.digest,
+        expires_ns: opened.expires_ns,
         rules,
         factory,
     })
@@ -179,6 +188,7 @@ pub fn watch(opts: WatchOptions) -> Result<(), Error> {
         },
         baseline: Rc::new(loaded.baseline),
         digest: loaded.digest,
+        expires_ns: loaded.expires_ns,
         db_dir,
         baseline_suspect: None,
         baseline_problem: None,
@@ -317,6 +327,7 @@ impl Daemon {
                 self.hints.growing_sizes = loaded.baseline.growing_sizes()?;
                 self.baseline = Rc::new(loaded.baseline);
                 self.digest = loaded.digest;
+                self.expires_ns = loaded.expires_ns;
                 self.rules = loaded.rules;
                 self.factory = loaded.factory;
                 // The file now holds what was verified.
@@ -399,6 +410,34 @@ impl Daemon {
             }
         }
         Ok(())
+    }
+
+    /// `fim-baseline-expiring` when the seal expires soon; once it has
+    /// expired, `fim-baseline-tampered` (`expired`): the daemon watches on
+    /// (stopping would blind the host) but says at every rescan that nothing
+    /// vouches for its baseline any more.
+    fn check_expiry(&mut self) -> Result<(), Error> {
+        let Some(t) = self.expires_ns else {
+            return Ok(());
+        };
+        let now = crate::init::now_ns();
+        let path = self.opts.db.as_os_str().as_encoded_bytes().to_vec();
+        let window = i64::try_from(self.opts.expiry_warning.as_nanos()).unwrap_or(i64::MAX);
+        let ev = if t <= now {
+            let detail = format!(
+                "generation {} was signed to be trusted until {}, and that has passed; the \
+                 daemon goes on comparing with it: sign the next generation and reload",
+                self.baseline.header().generation,
+                crate::report::iso8601(t)
+            );
+            self.factory
+                .tampered(&path, SealFailure::Expired.name(), &detail)
+        } else if t - now <= window {
+            self.factory.expiring(&path, t, now)
+        } else {
+            return Ok(());
+        };
+        self.emit(vec![ev])
     }
 
     fn liveness(&self, kind: &str) -> Event {
@@ -669,6 +708,7 @@ impl Daemon {
         self.emit(vec![started])?;
         // Said again at every rescan for as long as it lasts.
         self.check_baseline_file(true)?;
+        self.check_expiry()?;
         let c = check::rescan(
             (Rc::clone(&self.baseline), self.digest),
             &self.opts.db,

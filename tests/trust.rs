@@ -452,3 +452,152 @@ fn sinks_are_refused_before_any_work() {
         );
     }
 }
+
+impl Host {
+    fn sign_expiring(&self, when: &str) -> Output {
+        tripseal()
+            .arg("sign")
+            .arg("--key")
+            .arg(&self.key)
+            .arg("--expires")
+            .arg(when)
+            .arg(&self.db)
+            .output()
+            .unwrap()
+    }
+
+    fn verify(&self) -> Output {
+        tripseal()
+            .arg("verify")
+            .arg("--trust")
+            .arg(&self.public)
+            .arg(&self.db)
+            .output()
+            .unwrap()
+    }
+}
+
+#[test]
+fn signed_baselines_expire_and_the_expiry_cannot_be_stripped() {
+    let h = Host::new();
+    // Signed without an expiry (the v1 message): it keeps verifying.
+    assert_ok(&h.check(&[]));
+    assert!(stdout(&h.verify()).contains("no expiry"));
+
+    // Far away: accepted, nothing to warn about.
+    let out = h.sign_expiring("2099-01-31");
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("trusted until 2099-01-31T00:00:00Z"),
+        "{}",
+        stdout(&out)
+    );
+    let out = h.check(&[]);
+    assert_ok(&out);
+    assert!(!stderr(&out).contains("expires"), "{}", stderr(&out));
+    assert!(stdout(&h.verify()).contains("expires 2099-01-31T00:00:00Z"));
+
+    // The expiry is signed: moved or removed, the signature no longer fits.
+    let copy = h.dir.join("copy.db");
+    for edit in [
+        "UPDATE signatures SET expires_ns = NULL",
+        "UPDATE signatures SET expires_ns = expires_ns + 86400000000000",
+    ] {
+        std::fs::copy(&h.db, &copy).unwrap();
+        sql(&copy, edit);
+        let out = tripseal()
+            .arg("verify")
+            .arg("--trust")
+            .arg(&h.public)
+            .arg(&copy)
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), Some(26), "{edit}");
+        assert!(
+            stderr(&out).contains("seal refused (altered)"),
+            "{edit}: {}",
+            stderr(&out)
+        );
+    }
+
+    // Soon: accepted with a warning and fim-baseline-expiring.
+    assert_ok(&h.sign_expiring("3s"));
+    let events = h.dir.join("events.jsonl");
+    let out = h.check(&["--emit", &format!("file:{}", events.display())]);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("expires") && stderr(&out).contains("sign the next generation"),
+        "{}",
+        stderr(&out)
+    );
+    let text = std::fs::read_to_string(&events).unwrap();
+    let expiring: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["type"] == "fim-baseline-expiring")
+        .expect("fim-baseline-expiring");
+    assert!(
+        expiring["expires_in"].as_f64().unwrap() <= 3.0,
+        "{expiring}"
+    );
+
+    // Past it: refused by check and verify, with its own reason.
+    std::thread::sleep(Duration::from_secs(4));
+    let out = h.check(&[]);
+    assert_eq!(code(&out), Some(26), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("seal refused (expired)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = h.verify();
+    assert_eq!(code(&out), Some(26));
+    assert!(stdout(&out).contains("EXPIRED"), "{}", stdout(&out));
+
+    // Bad expiries are refused before anything is signed.
+    for bad in ["2001-01-01", "tomorrow", "-3d"] {
+        let out = h.sign_expiring(bad);
+        assert_eq!(code(&out), Some(15), "{bad}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn an_expiring_signature_checks_out_with_openssl() {
+    let h = Host::new();
+    assert_ok(&h.sign_expiring("2099-01-31"));
+    let msg = h.dir.join("message.bin");
+    let sig = h.dir.join("signature.bin");
+    assert_ok(
+        &tripseal()
+            .arg("digest")
+            .arg(&h.db)
+            .arg("--message")
+            .arg(&msg)
+            .args(["--expires", "2099-01-31"])
+            .output()
+            .unwrap(),
+    );
+    sql(
+        &h.db,
+        &format!(
+            "SELECT writefile('{}', signature) FROM signatures",
+            sig.display()
+        ),
+    );
+    let out = Command::new("openssl")
+        .args(["pkeyutl", "-verify", "-pubin", "-inkey"])
+        .arg(&h.public)
+        .arg("-rawin")
+        .arg("-in")
+        .arg(&msg)
+        .arg("-sigfile")
+        .arg(&sig)
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("Signature Verified Successfully"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}

@@ -770,3 +770,47 @@ fn a_deleted_baseline_is_reported_and_the_daemon_goes_on() {
     let (code, _) = d.stop();
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn the_daemon_warns_before_its_seal_expires_and_says_when_it_has() {
+    let _shared = shared();
+    let (tmp, root, db) = tree_with_baseline(&[("a.py", "a")], r#"["type", "size", "hash"]"#);
+    let key = tmp.path().join("op.key");
+    keygen(&key);
+    assert_ok(
+        &tripseal()
+            .arg("sign")
+            .arg("--key")
+            .arg(&key)
+            .args(["--expires", "4s"])
+            .arg(&db)
+            .output()
+            .unwrap(),
+    );
+    let events = tmp.path().join("events.jsonl");
+    let child = Command::new(bin_path())
+        .args(["watch", "--rescan", "1s", "--db"])
+        .arg(&db)
+        .arg("--trust")
+        .arg(format!("{}.pub", key.display()))
+        .arg("--emit")
+        .arg(format!("file:{}", events.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut d = Daemon {
+        child: Some(child),
+        events,
+        tmp,
+        root,
+    };
+    d.wait_for(|e| e["type"] == "fim-baseline-expiring");
+    let t = d.wait_for(|e| e["type"] == "fim-baseline-tampered" && e["reason"] == "expired");
+    assert!(t["detail"].as_str().unwrap().contains("has passed"), "{t}");
+    // It watches on.
+    std::fs::write(d.path("a.py"), "changed").unwrap();
+    d.expect("fim-file-modified", "a.py", 1);
+    let (code, _) = d.stop();
+    assert_eq!(code, Some(0));
+}

@@ -171,6 +171,19 @@ impl EventFactory {
         json_path(&mut fields, "baseline_path", baseline_path);
         self.event("fim-baseline-tampered", fields)
     }
+
+    /// `fim-baseline-expiring`: the seal stops being accepted at
+    /// `expires_ns`; time to sign the next generation.
+    pub fn expiring(&self, baseline_path: &[u8], expires_ns: i64, now_ns: i64) -> Event {
+        let mut fields = Map::new();
+        fields.insert("expires".into(), crate::report::iso8601(expires_ns).into());
+        fields.insert(
+            "expires_in".into(),
+            json!((expires_ns - now_ns).max(0) as f64 / 1e9),
+        );
+        json_path(&mut fields, "baseline_path", baseline_path);
+        self.event("fim-baseline-expiring", fields)
+    }
 }
 
 impl EventFactory {
