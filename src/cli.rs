@@ -278,7 +278,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             vars,
             force,
         } => {
-            let rules = load_rules(rules.as_deref(), &vars)?;
+            let rules = load_rules(rules.as_deref(), &vars, true)?;
             let host = defaults::hostname();
             let db = match db {
                 Some(db) => db,
@@ -461,7 +461,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             let host = defaults::hostname();
             let db = db.unwrap_or_else(|| defaults::default_db(&host));
             let rules = match rules {
-                Some(file) => Some(load_rules(Some(&file), &vars)?),
+                Some(file) => Some(load_rules(Some(&file), &vars, true)?),
                 None => None,
             };
             let comparison = check::update(&db, rules, accept_errors, &host, progress().as_ref())?;
@@ -594,12 +594,12 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         }
         Command::Rules { command } => match command {
             RulesCommand::Check { file, vars } => {
-                let rules = load_rules(Some(&file), &vars)?;
+                let rules = load_rules(Some(&file), &vars, false)?;
                 report::rules_ok(&mut stdout, &rules)?;
                 Ok(0)
             }
             RulesCommand::Explain { path, rules, vars } => {
-                let rules = load_rules(rules.as_deref(), &vars)?;
+                let rules = load_rules(rules.as_deref(), &vars, false)?;
                 let path = absolute(&path);
                 report::explain(&mut stdout, &rules, &path)?;
                 let _ = stdout.flush();
@@ -744,15 +744,17 @@ fn progress() -> Box<dyn Progress> {
     }
 }
 
-fn load_rules(file: Option<&Path>, vars: &[String]) -> Result<Rules, Error> {
+/// The rules from `file` or the default place; with `strict` (rules a
+/// baseline is made with), refused when others could have written them.
+fn load_rules(file: Option<&Path>, vars: &[String], strict: bool) -> Result<Rules, Error> {
     let mut overrides = BTreeMap::new();
     for v in vars {
         let (name, value) = rules::parse_var(v).map_err(Error::invalid)?;
         overrides.insert(name, value);
     }
     let source = match file {
-        Some(f) => defaults::read_rules(f)?,
-        None => defaults::default_rules()?,
+        Some(f) => defaults::read_rules(f, strict)?,
+        None => defaults::default_rules(strict)?,
     };
     Ok(Rules::load(source, &overrides)?)
 }

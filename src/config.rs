@@ -55,8 +55,7 @@ pub fn load(path: Option<&Path>) -> Result<Config, Error> {
             escape_path(&path)
         )));
     }
-    let text = crate::files::read_untrusted(&path, crate::files::MAX_SMALL_FILE_BYTES)
-        .map_err(read_err)?;
+    let text = crate::files::read_strict(&path, crate::files::MAX_SMALL_FILE_BYTES)?;
     let text = String::from_utf8(text)
         .map_err(|_| Error::invalid(format!("{}: not UTF-8 text", escape_path(&path))))?;
     toml::from_str(&text).map_err(|e| Error::invalid(format!("{}: {e}", escape_path(&path))))

@@ -15,14 +15,18 @@ pub const SYSTEM_STATE_DIR: &str = "/var/lib/tripseal";
 pub const REPO_RULES: &str = "rules/celery-worker.toml";
 pub const REPO_BASELINES: &str = "baselines";
 
-/// Reads a rules file given by the user.
-pub fn read_rules(path: &Path) -> Result<RulesSource, Error> {
-    let text = crate::files::read_untrusted(path, crate::files::MAX_SMALL_FILE_BYTES).map_err(
-        |source| Error::Read {
+/// Reads a rules file. With `strict`, for rules a baseline will be made
+/// with, one that others could have written is refused (sshd's StrictModes).
+pub fn read_rules(path: &Path, strict: bool) -> Result<RulesSource, Error> {
+    let max = crate::files::MAX_SMALL_FILE_BYTES;
+    let text = if strict {
+        crate::files::read_strict(path, max)?
+    } else {
+        crate::files::read_untrusted(path, max).map_err(|source| Error::Read {
             path: path.to_path_buf(),
             source,
-        },
-    )?;
+        })?
+    };
     let text = String::from_utf8(text).map_err(|e| {
         Error::Rules(crate::rules::RulesError {
             file: path.display().to_string(),
@@ -41,10 +45,10 @@ pub fn read_rules(path: &Path) -> Result<RulesSource, Error> {
 }
 
 /// The rules to use when `--rules` is not given.
-pub fn default_rules() -> Result<RulesSource, Error> {
+pub fn default_rules(strict: bool) -> Result<RulesSource, Error> {
     for candidate in [SYSTEM_RULES, REPO_RULES] {
         if Path::new(candidate).exists() {
-            return read_rules(Path::new(candidate));
+            return read_rules(Path::new(candidate), strict);
         }
     }
     Ok(RulesSource::embedded())

@@ -54,6 +54,10 @@ pub enum Error {
     #[error("trust store: {detail}")]
     TrustStore { detail: String },
 
+    /// A configuration, rules or trust file that others could have written.
+    #[error("{detail}")]
+    Unsafe { detail: String },
+
     #[error("events not delivered to {sink} ({reason}); {waiting} wait in the outbox")]
     Undelivered {
         sink: String,
@@ -86,6 +90,7 @@ impl Error {
             Error::Database { .. } => ExitCode::Database,
             Error::ScanProblems { .. } => ExitCode::Io,
             Error::TrustStore { .. } => ExitCode::Config,
+            Error::Unsafe { .. } => ExitCode::Config,
             Error::Undelivered { .. } => ExitCode::Write,
             Error::Seal { .. } => ExitCode::Seal,
         }
@@ -96,7 +101,7 @@ impl Error {
         Some(match self {
             Error::Rules(_) => "fix the rules file; `tripseal rules check FILE` validates it",
             // These messages are written to say what to do.
-            Error::InvalidArgument { .. } => return None,
+            Error::InvalidArgument { .. } | Error::Unsafe { .. } => return None,
             Error::Write { .. } => {
                 "check that the directory exists, is writable by this user and has free space"
             }

@@ -104,6 +104,60 @@ pub fn read_untrusted(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// sshd's StrictModes for a file or directory tripseal takes its
+/// configuration or its trust from: neither group- nor other-writable, and
+/// owned by root or by the user running tripseal. The message names the
+/// file and the command that fixes it.
+pub fn strict_mode(path: &Path, meta: &Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let shown = crate::escape::escape_path(path);
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "{shown} is writable by {} (mode {mode:04o}), so its word cannot be trusted; \
+             run `chmod go-w {shown}`",
+            if mode & 0o002 != 0 {
+                "every user"
+            } else {
+                "its group"
+            }
+        ));
+    }
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != 0 && meta.uid() != me {
+        return Err(format!(
+            "{shown} is owned by user {}, neither root nor this user ({me}), so its word \
+             cannot be trusted; run `chown root {shown}` (or chown it to the user that runs \
+             tripseal)",
+            meta.uid()
+        ));
+    }
+    Ok(())
+}
+
+/// [`read_untrusted`] of a file tripseal takes its configuration or its
+/// trust from, refused under [`strict_mode`] (checked on the opened file).
+pub fn read_strict(path: &Path, max_bytes: u64) -> Result<Vec<u8>, crate::error::Error> {
+    let io_err = |source| crate::error::Error::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let (file, meta) = open_untrusted(path, max_bytes, true).map_err(io_err)?;
+    strict_mode(path, &meta).map_err(|detail| crate::error::Error::Unsafe { detail })?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(io_err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("it grew past the {max_bytes} bytes tripseal reads of such a file"),
+        )));
+    }
+    Ok(bytes)
+}
+
 /// Creates `path` as a new file with `mode`: fails if anything, a symlink
 /// included, already has that name, so nothing planted is written through.
 pub fn create_exclusive(path: &Path, mode: u32) -> io::Result<File> {

@@ -234,14 +234,22 @@ fn read_key_file(path: &Path) -> std::io::Result<zeroize::Zeroizing<String>> {
 }
 
 fn load_public_key(path: &Path) -> Result<VerifyingKey, Error> {
-    let text = read_key_file(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => Error::Read {
-            path: path.to_path_buf(),
-            source: e,
-        },
-        _ => Error::TrustStore {
-            detail: format!("{}: {e}", escape_path(path)),
-        },
+    let bytes = match crate::files::read_strict(path, 64 * 1024) {
+        Ok(b) => b,
+        Err(Error::Read { source, .. })
+            if !matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            return Err(Error::TrustStore {
+                detail: format!("{}: {source}", escape_path(path)),
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let text = String::from_utf8(bytes).map_err(|_| Error::TrustStore {
+        detail: format!("{} is not text", escape_path(path)),
     })?;
     VerifyingKey::from_public_key_pem(&text).map_err(|e| Error::TrustStore {
         detail: format!(
@@ -265,6 +273,16 @@ impl TrustStore {
     /// store is configuration, and half of one must not pass silently.
     pub fn load(spec: &str) -> Result<TrustStore, Error> {
         let path = Path::new(spec);
+        // The directory that holds the keys: whoever can write there can
+        // add a key (sshd's StrictModes).
+        let dir = if path.is_dir() {
+            path
+        } else {
+            crate::files::parent_dir(path)
+        };
+        if let Ok(meta) = std::fs::metadata(dir) {
+            crate::files::strict_mode(dir, &meta).map_err(|detail| Error::Unsafe { detail })?;
+        }
         let files: Vec<PathBuf> = if path.is_dir() {
             let mut v: Vec<PathBuf> = std::fs::read_dir(path)
                 .map_err(|source| Error::Read {

@@ -23,7 +23,7 @@ use crate::baseline::{Baseline, RuleInfo};
 use crate::check;
 use crate::compare::{Drift, drift_of};
 use crate::error::Error;
-use crate::events::outbox::Outbox;
+use crate::events::outbox::GuardedOutbox;
 use crate::events::sinks::{self, Sink};
 use crate::events::{BaselineRef, Event, EventFactory, SinkSpec};
 use crate::progress::NoProgress;
@@ -91,7 +91,8 @@ struct Daemon {
     watched: BTreeSet<PathBuf>,
     /// For each path that drifted: the drift last reported.
     reported: HashMap<PathBuf, String>,
-    outbox: Outbox,
+    /// Checked before every use; survives being removed or replaced.
+    outbox: GuardedOutbox,
     sinks: Vec<(SinkSpec, Box<dyn Sink>)>,
     retry_at: Option<Instant>,
     backoff: Duration,
@@ -132,13 +133,17 @@ fn load(opts: &WatchOptions) -> Result<Loaded, Error> {
 /// Runs the daemon until SIGTERM or SIGINT. Refuses to start on a baseline
 /// whose seal does not verify.
 pub fn watch(opts: WatchOptions) -> Result<(), Error> {
-    let mut outbox = Outbox::open(&opts.db)?;
+    let mut outbox = GuardedOutbox::open(&opts.db);
     let loaded = match load(&opts) {
         Ok(l) => l,
         Err(e) => {
             if let Some(ev) = crate::events::tampered_event(&opts.host, &opts.db, &e) {
-                outbox.add(&[ev], &crate::events::keys(&opts.sinks))?;
-                let _ = crate::events::deliver(&mut outbox, &opts.sinks);
+                outbox.add(&[ev], &crate::events::keys(&opts.sinks));
+                for spec in &opts.sinks {
+                    if let Ok(mut sink) = sinks::open(&spec.url) {
+                        outbox.deliver(&spec.key, sink.as_mut());
+                    }
+                }
             }
             return Err(e);
         }
@@ -441,7 +446,7 @@ impl Daemon {
     }
 
     fn liveness(&self, kind: &str) -> Event {
-        let waiting = self.outbox.len().unwrap_or(0);
+        let waiting = self.outbox.len();
         self.factory.liveness(
             kind,
             self.opts.heartbeat.as_secs_f64(),
@@ -743,7 +748,22 @@ impl Daemon {
             return Ok(());
         }
         let keys = crate::events::keys(&self.opts.sinks);
-        let dropped = self.outbox.add(&events, &keys)?;
+        // What was done to the outbox since the last time is said first, on
+        // the sinks that still work.
+        let mut all = Vec::with_capacity(events.len() + 1);
+        for p in self.outbox.inspect() {
+            eprintln!(
+                "tripseal watch: warning: {}",
+                crate::escape::sanitize_line(&p.detail)
+            );
+            all.push(self.factory.outbox_tampered(
+                self.outbox.path().as_os_str().as_encoded_bytes(),
+                p.reason,
+                &p.detail,
+            ));
+        }
+        all.extend(events);
+        let dropped = self.outbox.add(&all, &keys);
         if dropped > 0 {
             eprintln!(
                 "tripseal watch: warning: the event outbox is full: {dropped} events were not kept"
@@ -758,7 +778,7 @@ impl Daemon {
     fn deliver(&mut self) -> Result<(), Error> {
         let mut failed = None;
         for (spec, sink) in &mut self.sinks {
-            let d = self.outbox.deliver(&spec.key, sink.as_mut())?;
+            let d = self.outbox.deliver(&spec.key, sink.as_mut());
             if let Some(w) = sink.warning() {
                 eprintln!(
                     "tripseal watch: warning: {}",

@@ -601,3 +601,104 @@ fn an_expiring_signature_checks_out_with_openssl() {
         stderr(&out)
     );
 }
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn configuration_trust_and_rules_that_others_could_write_are_refused() {
+    let h = Host::new();
+    let rules = h.dir.join("rules.toml");
+    let init_with = |rules: &Path| {
+        tripseal()
+            .arg("init")
+            .arg("--rules")
+            .arg(rules)
+            .arg("--db")
+            .arg(h.dir.join("new.db"))
+            .output()
+            .unwrap()
+    };
+    let refused = |out: &Output, fix: &str| {
+        assert_eq!(code(out), Some(17), "{}", stderr(out));
+        assert!(
+            stderr(out).contains(fix) && stderr(out).contains("cannot be trusted"),
+            "{fix}: {}",
+            stderr(out)
+        );
+    };
+    // Rules a baseline is made with: group-writable, then someone else's.
+    chmod(&rules, 0o664);
+    refused(
+        &init_with(&rules),
+        &format!("chmod go-w {}", rules.display()),
+    );
+    let out = tripseal()
+        .args(["update", "--rules"])
+        .arg(&rules)
+        .arg("--db")
+        .arg(&h.db)
+        .output()
+        .unwrap();
+    refused(&out, "chmod go-w");
+    chmod(&rules, 0o644);
+    std::os::unix::fs::chown(&rules, Some(65534), None).unwrap();
+    refused(
+        &init_with(&rules),
+        &format!("chown root {}", rules.display()),
+    );
+    // Reading them to explain a path changes no trust: still allowed.
+    let out = tripseal()
+        .args(["rules", "check"])
+        .arg(&rules)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    std::os::unix::fs::chown(&rules, Some(0), None).unwrap();
+    assert_ok(&init_with(&rules));
+
+    // The trust store: a key file others can write, and its directory.
+    let store = h.dir.join("trusted.d");
+    std::fs::create_dir(&store).unwrap();
+    chmod(&store, 0o755);
+    let key = store.join("op.pub");
+    std::fs::copy(&h.public, &key).unwrap();
+    let check = |trust: &Path| {
+        tripseal()
+            .arg("check")
+            .arg("--db")
+            .arg(&h.db)
+            .arg("--trust")
+            .arg(trust)
+            .output()
+            .unwrap()
+    };
+    assert_ok(&check(&store));
+    chmod(&key, 0o646);
+    refused(&check(&store), &format!("chmod go-w {}", key.display()));
+    refused(&check(&key), "chmod go-w");
+    chmod(&key, 0o644);
+    chmod(&store, 0o775);
+    refused(&check(&store), &format!("chmod go-w {}", store.display()));
+    refused(&check(&key), &format!("chmod go-w {}", store.display()));
+    chmod(&store, 0o755);
+    assert_ok(&check(&store));
+
+    // The configuration: not readable by others, but writable by them.
+    let config = h.dir.join("config.toml");
+    std::fs::write(&config, "[events]\nemit = []\n").unwrap();
+    chmod(&config, 0o602);
+    let out = tripseal()
+        .arg("--config")
+        .arg(&config)
+        .arg("check")
+        .arg("--db")
+        .arg(&h.db)
+        .arg("--trust")
+        .arg(&h.public)
+        .output()
+        .unwrap();
+    refused(&out, &format!("chmod go-w {}", config.display()));
+}

@@ -814,3 +814,88 @@ fn the_daemon_warns_before_its_seal_expires_and_says_when_it_has() {
     let (code, _) = d.stop();
     assert_eq!(code, Some(0));
 }
+
+fn outbox_tampered(events: &[Value], reason: &str) -> Option<Value> {
+    events
+        .iter()
+        .find(|e| e["type"] == "fim-outbox-tampered" && e["reason"] == reason)
+        .cloned()
+}
+
+#[test]
+fn the_daemon_survives_what_is_done_to_its_outbox() {
+    let _shared = shared();
+    let mut d = Daemon::start(&["--heartbeat", "1h"]);
+    let outbox = d.tmp.path().join("b.db.outbox");
+    let journal = d.tmp.path().join("b.db.outbox-journal");
+    let victim = d.tmp.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    assert!(outbox.is_file());
+
+    // Removed: the next events still arrive, the problem is said, and a
+    // new outbox is made.
+    std::fs::remove_file(&outbox).unwrap();
+    std::fs::write(d.path("a.py"), "1").unwrap();
+    d.expect("fim-file-modified", "a.py", 1);
+    d.poll("the removal reported", |evs| {
+        outbox_tampered(evs, "removed")
+    });
+    assert!(std::fs::symlink_metadata(&outbox).unwrap().is_file());
+
+    // Replaced by a symlink: never written through.
+    std::fs::remove_file(&outbox).unwrap();
+    std::os::unix::fs::symlink(&victim, &outbox).unwrap();
+    std::fs::write(d.path("a.py"), "2").unwrap();
+    d.expect("fim-file-modified", "a.py", 2);
+    d.poll("the symlink reported", |evs| {
+        outbox_tampered(evs, "symlink")
+    });
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(std::fs::symlink_metadata(&outbox).unwrap().is_file());
+
+    // Its journal planted as a link to the victim: never written through.
+    std::os::unix::fs::symlink(&victim, &journal).unwrap();
+    std::fs::write(d.path("a.py"), "3").unwrap();
+    d.expect("fim-file-modified", "a.py", 3);
+    d.poll("the journal reported", |evs| {
+        outbox_tampered(evs, "journal-planted")
+    });
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+
+    // Renamed away while events wait for a sink that is down: nothing is lost.
+    let sink = d.events.clone();
+    let saved = d.tmp.path().join("events.saved");
+    std::fs::rename(&sink, &saved).unwrap();
+    std::fs::create_dir(&sink).unwrap(); // the file sink now refuses
+    std::fs::write(d.path("sub/b.py"), "x").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::rename(&outbox, d.tmp.path().join("moved")).unwrap();
+    std::fs::write(d.path("a.py"), "4").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // The new one removed and a directory in its place: no outbox can be
+    // made; events wait in memory.
+    std::fs::remove_file(&outbox).unwrap();
+    std::fs::create_dir(&outbox).unwrap();
+    std::fs::write(d.path("target1"), "y").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::remove_dir(&sink).unwrap();
+    std::fs::rename(&saved, &sink).unwrap();
+    // The sink is back (the daemon tries again within its backoff).
+    d.expect("fim-file-modified", "sub/b.py", 1);
+    d.expect("fim-file-modified", "a.py", 4);
+    d.expect("fim-file-modified", "target1", 1);
+    d.poll("the rename reported", |evs| outbox_tampered(evs, "removed"));
+    d.poll("the directory reported", |evs| outbox_tampered(evs, "not-a-file"));
+    let memory = d.poll("events kept in memory", |evs| outbox_tampered(evs, "unusable"));
+    assert!(
+        memory["detail"].as_str().unwrap().contains("wait in memory"),
+        "{memory}"
+    );
+    std::fs::remove_dir(&outbox).unwrap();
+    std::fs::write(d.path("a.py"), "5").unwrap();
+    d.expect("fim-file-modified", "a.py", 5);
+    assert!(std::fs::symlink_metadata(&outbox).unwrap().is_file());
+    let (code, err) = d.stop();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("event outbox"), "{err}");
+}

@@ -96,7 +96,8 @@ impl Amqp {
 
     fn tls_config(&self) -> Result<OwnedTLSConfig, String> {
         let read = |p: &std::path::Path| {
-            std::fs::read(p).map_err(|e| format!("{}: {e}", crate::escape::escape_path(p)))
+            crate::files::read_untrusted(p, crate::files::MAX_SMALL_FILE_BYTES)
+                .map_err(|e| format!("{}: {e}", crate::escape::escape_path(p)))
         };
         let cert_chain = match &self.tls.ca_certs {
             Some(p) => Some(

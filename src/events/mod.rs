@@ -172,6 +172,16 @@ impl EventFactory {
         self.event("fim-baseline-tampered", fields)
     }
 
+    /// `fim-outbox-tampered`: the daemon's event outbox was removed,
+    /// replaced or had its journal planted; what waited in it was kept.
+    pub fn outbox_tampered(&self, outbox_path: &[u8], reason: &str, detail: &str) -> Event {
+        let mut fields = Map::new();
+        fields.insert("reason".into(), reason.into());
+        fields.insert("detail".into(), detail.into());
+        json_path(&mut fields, "outbox_path", outbox_path);
+        self.event("fim-outbox-tampered", fields)
+    }
+
     /// `fim-baseline-expiring`: the seal stops being accepted at
     /// `expires_ns`; time to sign the next generation.
     pub fn expiring(&self, baseline_path: &[u8], expires_ns: i64, now_ns: i64) -> Event {

@@ -7,6 +7,8 @@
 //! goes when no pending row refers to it. Writes are synchronous (fsynced): an
 //! event the outbox accepted survives a crash.
 
+use std::collections::VecDeque;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, params};
@@ -22,6 +24,8 @@ pub const MAX_OUTBOX_EVENTS: u64 = 100_000;
 pub struct Outbox {
     conn: Connection,
     path: PathBuf,
+    /// (device, inode) of the file this connection writes.
+    identity: (u64, u64),
 }
 
 /// What one delivery run did for one sink.
@@ -87,11 +91,105 @@ impl Outbox {
              CREATE INDEX IF NOT EXISTS pending_by_seq ON pending (seq);",
         )
         .map_err(werr)?;
-        Ok(Outbox { conn, path })
+        let identity = std::fs::symlink_metadata(&path)
+            .map(|m| (m.dev(), m.ino()))
+            .map_err(|source| Error::Write {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Outbox {
+            conn,
+            path,
+            identity,
+        })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the path still names the file this connection writes, with
+    /// nothing planted beside it where SQLite would write its journal.
+    /// Otherwise what happened: a short reason and a sentence.
+    pub fn check_in_place(&self) -> Result<(), (&'static str, String)> {
+        let shown = crate::escape::escape_path(&self.path);
+        match std::fs::symlink_metadata(&self.path) {
+            Err(_) => {
+                return Err((
+                    "removed",
+                    format!("the event outbox {shown} was removed or renamed"),
+                ));
+            }
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err((
+                    "symlink",
+                    format!("the event outbox {shown} was replaced by a symbolic link"),
+                ));
+            }
+            Ok(m) if !m.is_file() => {
+                return Err((
+                    "not-a-file",
+                    format!(
+                        "the event outbox {shown} was replaced by {}",
+                        crate::files::kind_name(&m)
+                    ),
+                ));
+            }
+            Ok(m) if (m.dev(), m.ino()) != self.identity => {
+                return Err((
+                    "replaced",
+                    format!("the event outbox {shown} was replaced by another file"),
+                ));
+            }
+            Ok(_) => {}
+        }
+        let journal = crate::files::sibling(&self.path, "-journal");
+        match std::fs::symlink_metadata(&journal) {
+            Ok(m) if !m.is_file() => Err((
+                "journal-planted",
+                format!(
+                    "{} was planted beside the event outbox ({}), where SQLite writes its \
+                     journal",
+                    crate::escape::escape_path(&journal),
+                    crate::files::kind_name(&m)
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every event held, oldest first, with the sinks it still waits for;
+    /// the outbox is left as it was.
+    pub fn waiting(&self) -> Result<Vec<(Event, Vec<String>)>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT e.seq, e.id, e.type, e.body, p.sink FROM events e \
+                 JOIN pending p ON p.seq = e.seq ORDER BY e.seq, p.sink",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    Event {
+                        id: r.get(1)?,
+                        kind: r.get(2)?,
+                        body: r.get(3)?,
+                    },
+                    r.get::<_, String>(4)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out: Vec<(i64, Event, Vec<String>)> = Vec::new();
+        for row in rows {
+            let (seq, event, sink) = row.map_err(|e| self.err(e))?;
+            match out.last_mut() {
+                Some((s, _, sinks)) if *s == seq => sinks.push(sink),
+                _ => out.push((seq, event, vec![sink])),
+            }
+        }
+        Ok(out.into_iter().map(|(_, e, s)| (e, s)).collect())
     }
 
     fn err(&self, e: rusqlite::Error) -> Error {
@@ -257,5 +355,250 @@ fn wrap(path: &Path, e: rusqlite::Error) -> Error {
     Error::Write {
         path: path.to_path_buf(),
         source: std::io::Error::other(e),
+    }
+}
+
+/// The most events the daemon keeps in memory while it has no sound outbox.
+pub const MAX_HELD_EVENTS: usize = 10_000;
+
+/// The daemon's outbox, which outlives whatever is done to the file: it is
+/// checked before every use, and when it was removed, renamed, replaced, or
+/// had its journal planted, what waited in it is taken out of the still open
+/// connection, the problem is reported, and a new outbox is made in a safe
+/// state. Until one can be made, events wait in memory (at most
+/// [`MAX_HELD_EVENTS`]) and go to the sinks from there.
+pub struct GuardedOutbox {
+    db: PathBuf,
+    path: PathBuf,
+    outbox: Option<Outbox>,
+    held: VecDeque<(Event, Vec<String>)>,
+    /// Events not kept since the last report, for want of room in memory.
+    dropped: u64,
+    /// Found when opening, reported at the first inspection.
+    found: Vec<OutboxProblem>,
+}
+
+/// What [`GuardedOutbox::inspect`] found wrong, to be reported.
+pub struct OutboxProblem {
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+impl GuardedOutbox {
+    /// The outbox of the baseline at `db`; when it cannot be opened safely,
+    /// the daemon starts with events in memory and says why at the first
+    /// [`GuardedOutbox::inspect`].
+    pub fn open(db: &Path) -> GuardedOutbox {
+        let mut g = GuardedOutbox {
+            db: db.to_path_buf(),
+            path: crate::baseline::sibling(db, ".outbox"),
+            outbox: None,
+            held: VecDeque::new(),
+            dropped: 0,
+            found: Vec::new(),
+        };
+        if let Err(p) = g.reopen() {
+            g.found.push(p);
+        }
+        g
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Checks the outbox and repairs what was done to it. Returns the
+    /// problems found, for the caller to report (through this outbox).
+    pub fn inspect(&mut self) -> Vec<OutboxProblem> {
+        let mut problems = std::mem::take(&mut self.found);
+        if let Some(o) = &self.outbox
+            && let Err((reason, detail)) = o.check_in_place()
+        {
+            problems.push(OutboxProblem {
+                reason,
+                detail: format!("{detail}; its events were kept, and a new outbox is made"),
+            });
+            self.salvage();
+        }
+        if self.outbox.is_none()
+            && let Err(p) = self.reopen()
+        {
+            problems.push(p);
+        }
+        if self.dropped > 0 {
+            problems.push(OutboxProblem {
+                reason: "memory-full",
+                detail: format!(
+                    "with no usable outbox, at most {MAX_HELD_EVENTS} events wait in memory; \
+                     {} events were not kept",
+                    self.dropped
+                ),
+            });
+            self.dropped = 0;
+        }
+        problems
+    }
+
+    /// Drops the current outbox. When its path no longer names its file
+    /// (removed, renamed, replaced), what waited in it is taken into memory
+    /// first: the connection still reads the file it opened, wherever that
+    /// went. When the file is still there, its events stay in it.
+    fn salvage(&mut self) {
+        let Some(o) = self.outbox.take() else {
+            return;
+        };
+        let gone = matches!(o.check_in_place(), Err((r, _)) if r != "journal-planted");
+        if gone && let Ok(waiting) = o.waiting() {
+            for w in waiting.into_iter().rev() {
+                self.held.push_front(w);
+            }
+        }
+    }
+
+    /// A new outbox in a safe state: nothing but a regular file at its
+    /// path and its journal's (a planted link, FIFO or device is removed,
+    /// never followed; a file that is not an outbox is removed), then what
+    /// waited in memory moved into it.
+    fn reopen(&mut self) -> Result<(), OutboxProblem> {
+        let journal = crate::files::sibling(&self.path, "-journal");
+        for p in [&self.path, &journal] {
+            if let Ok(m) = std::fs::symlink_metadata(p)
+                && !m.is_file()
+                && !m.is_dir()
+            {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        let shown = crate::escape::escape_path(&self.path);
+        let unusable = |e: Error| OutboxProblem {
+            reason: "unusable",
+            detail: format!(
+                "no event outbox can be made at {shown} ({}); events wait in memory meanwhile",
+                crate::escape::sanitize_line(&e.to_string())
+            ),
+        };
+        let mut o = match Outbox::open(&self.db) {
+            Ok(o) => o,
+            // A regular file there that is not an outbox: not ours to keep.
+            Err(_) if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.is_file()) => {
+                let _ = std::fs::remove_file(&self.path);
+                Outbox::open(&self.db).map_err(unusable)?
+            }
+            Err(e) => return Err(unusable(e)),
+        };
+        if let Err((reason, detail)) = o.check_in_place() {
+            return Err(OutboxProblem {
+                reason,
+                detail: format!("{detail}; events wait in memory meanwhile"),
+            });
+        }
+        while let Some((event, sinks)) = self.held.pop_front() {
+            if let Err(e) = o.add(std::slice::from_ref(&event), &sinks) {
+                self.held.push_front((event, sinks));
+                return Err(OutboxProblem {
+                    reason: "unusable",
+                    detail: format!(
+                        "the new event outbox {shown} refuses events ({}); they wait in memory",
+                        crate::escape::sanitize_line(&e.to_string())
+                    ),
+                });
+            }
+        }
+        self.outbox = Some(o);
+        Ok(())
+    }
+
+    /// Keeps `events` for `sinks`: in the outbox, or in memory while there
+    /// is none. Returns how many could not be kept.
+    pub fn add(&mut self, events: &[Event], sinks: &[String]) -> u64 {
+        if sinks.is_empty() {
+            return 0;
+        }
+        if let Some(o) = &mut self.outbox {
+            match o.add(events, sinks) {
+                Ok(dropped) => return dropped,
+                // A file that fails under us: its events go to memory.
+                Err(_) => self.salvage(),
+            }
+        }
+        let mut dropped = 0;
+        for e in events {
+            if self.held.len() >= MAX_HELD_EVENTS {
+                dropped += 1;
+            } else {
+                self.held.push_back((e.clone(), sinks.to_vec()));
+            }
+        }
+        self.dropped += dropped;
+        dropped
+    }
+
+    /// Sends what waits for `sink_name` (in memory first: it is older), in
+    /// order, stopping at the first refusal.
+    pub fn deliver(&mut self, sink_name: &str, sink: &mut dyn Sink) -> Delivery {
+        let mut d = Delivery::default();
+        let mut sent = 0;
+        for (event, _) in self
+            .held
+            .iter()
+            .filter(|(_, s)| s.iter().any(|k| k == sink_name))
+        {
+            if let Err(e) = sink.send(event) {
+                d.error = Some(e);
+                break;
+            }
+            sent += 1;
+        }
+        if let Err(e) = sink.flush() {
+            sent = sent.min(e.delivered);
+            d.error.get_or_insert(e.error);
+        }
+        // The first `sent` events waiting for this sink arrived.
+        let mut left = sent;
+        for (_, sinks) in self.held.iter_mut() {
+            if left == 0 {
+                break;
+            }
+            if let Some(i) = sinks.iter().position(|k| k == sink_name) {
+                sinks.remove(i);
+                left -= 1;
+            }
+        }
+        self.held.retain(|(_, s)| !s.is_empty());
+        d.delivered += sent as u64;
+        if d.error.is_none()
+            && let Some(o) = &mut self.outbox
+        {
+            match o.deliver(sink_name, sink) {
+                Ok(more) => {
+                    d.delivered += more.delivered;
+                    d.waiting = more.waiting;
+                    d.error = more.error;
+                }
+                Err(e) => {
+                    self.salvage();
+                    d.error = Some(format!(
+                        "the event outbox failed ({}); events wait in memory",
+                        crate::escape::sanitize_line(&e.to_string())
+                    ));
+                }
+            }
+        }
+        d.waiting += self
+            .held
+            .iter()
+            .filter(|(_, s)| s.iter().any(|k| k == sink_name))
+            .count() as u64;
+        d
+    }
+
+    /// Events waiting, in the outbox and in memory.
+    pub fn len(&self) -> u64 {
+        let stored = self.outbox.as_ref().and_then(|o| o.len().ok()).unwrap_or(0);
+        stored + self.held.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }

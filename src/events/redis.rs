@@ -116,7 +116,7 @@ impl Redis {
             .set_redis_settings(settings);
         let client = if tls_wanted {
             let read = |p: &std::path::Path| {
-                std::fs::read(p).map_err(|e| {
+                crate::files::read_untrusted(p, crate::files::MAX_SMALL_FILE_BYTES).map_err(|e| {
                     Error::invalid(format!(
                         "event sink {name}: {}: {e}",
                         crate::escape::escape_path(p)

@@ -128,9 +128,26 @@ struct FileSink {
     file: Option<std::fs::File>,
 }
 
+impl FileSink {
+    /// Whether the open file is still the one at the path: after a log
+    /// rotation (or anything else that moved it) the path is opened again.
+    fn still_at_path(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let (Some(f), Ok(at_path)) = (&self.file, std::fs::symlink_metadata(&self.path)) else {
+            return false;
+        };
+        f.metadata()
+            .is_ok_and(|open| (open.dev(), open.ino()) == (at_path.dev(), at_path.ino()))
+    }
+}
+
 impl Sink for FileSink {
     fn send(&mut self, event: &Event) -> Result<(), String> {
-        if self.file.is_none() {
+        if !self.still_at_path() {
+            // What this batch wrote to the old file is made durable there.
+            if let Some(old) = self.file.take() {
+                let _ = old.sync_data();
+            }
             // Append only, never truncate, never through a planted link,
             // and never into a FIFO or a device (opened without blocking,
             // then refused).
@@ -147,9 +164,11 @@ impl Sink for FileSink {
                     Some(libc::ELOOP) => {
                         format!("{shown}: it is a symbolic link; tripseal never writes through one")
                     }
-                    Some(libc::ENXIO) => format!(
-                        "{shown}: it is a FIFO; tripseal writes events only to a regular file"
-                    ),
+                    Some(libc::ENXIO) => {
+                        format!(
+                            "{shown}: it is a FIFO; tripseal writes events only to a regular file"
+                        )
+                    }
                     _ => format!("{shown}: {e}"),
                 })?;
             let meta = f.metadata().map_err(|e| format!("{shown}: {e}"))?;
@@ -164,15 +183,20 @@ impl Sink for FileSink {
         let f = self.file.as_mut().expect("opened above");
         let mut line = event.body.clone().into_bytes();
         line.push(b'\n');
-        f.write_all(&line)
-            .map_err(|e| format!("{}: {e}", self.path.display()))
+        f.write_all(&line).map_err(|e| {
+            self.file = None;
+            format!("{}: {e}", crate::escape::escape_path(&self.path))
+        })
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
         match &self.file {
-            Some(f) => f
-                .sync_data()
-                .map_err(|e| SinkError::none_delivered(format!("{}: {e}", self.path.display()))),
+            Some(f) => f.sync_data().map_err(|e| {
+                SinkError::none_delivered(format!(
+                    "{}: {e}",
+                    crate::escape::escape_path(&self.path)
+                ))
+            }),
             None => Ok(()),
         }
     }
