@@ -46,3 +46,24 @@ export INSTA_UPDATE=no
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked --all-targets
+
+# Fuzzing, briefly: each target for about 30 s from the committed corpus (the
+# long runs and their figures are in the README). New inputs go to a
+# temporary directory, never into the checkout; a crash fails the suite.
+command -v cargo-fuzz >/dev/null || cargo install --quiet --locked cargo-fuzz --version 0.13.2
+fuzz_seconds="${TRIPSEAL_FUZZ_SECONDS:-30}"
+fuzz_tmp="$(mktemp -d)"
+trap 'rm -rf "$fuzz_tmp"' EXIT
+(
+  cd fuzz
+  for target in rules baseline sink_url; do
+    mkdir -p "$fuzz_tmp/$target"
+    if ! cargo fuzz run -s none "$target" "$fuzz_tmp/$target" "corpus/$target" -- \
+      -max_total_time="$fuzz_seconds" -print_final_stats=1 >"$fuzz_tmp/$target.log" 2>&1; then
+      tail -n 60 "$fuzz_tmp/$target.log" >&2
+      echo "scripts/test.sh: fuzz target $target failed (its input is in fuzz/artifacts/$target/)" >&2
+      exit 1
+    fi
+    grep -E '^(stat::number_of_executed_units|Done)' "$fuzz_tmp/$target.log" | sed "s/^/fuzz $target: /"
+  done
+)

@@ -358,6 +358,9 @@ fn wrap(path: &Path, e: rusqlite::Error) -> Error {
     }
 }
 
+/// Events moved from memory into a new outbox per transaction.
+const EVENTS_PER_MOVE: usize = 1000;
+
 /// The most events the daemon keeps in memory while it has no sound outbox.
 pub const MAX_HELD_EVENTS: usize = 10_000;
 
@@ -429,8 +432,9 @@ impl GuardedOutbox {
             problems.push(OutboxProblem {
                 reason: "memory-full",
                 detail: format!(
-                    "with no usable outbox, at most {MAX_HELD_EVENTS} events wait in memory; \
-                     {} events were not kept",
+                    "{} events were not kept: events wait in memory, at most \
+                     {MAX_HELD_EVENTS}, while there is no usable outbox, and the outbox holds \
+                     at most {MAX_OUTBOX_EVENTS}",
                     self.dropped
                 ),
             });
@@ -492,17 +496,29 @@ impl GuardedOutbox {
                 detail: format!("{detail}; events wait in memory meanwhile"),
             });
         }
-        while let Some((event, sinks)) = self.held.pop_front() {
-            if let Err(e) = o.add(std::slice::from_ref(&event), &sinks) {
-                self.held.push_front((event, sinks));
-                return Err(OutboxProblem {
-                    reason: "unusable",
-                    detail: format!(
-                        "the new event outbox {shown} refuses events ({}); they wait in memory",
-                        crate::escape::sanitize_line(&e.to_string())
-                    ),
-                });
+        // In runs of events meant for the same sinks: one transaction each.
+        while let Some((_, sinks)) = self.held.front() {
+            let sinks = sinks.clone();
+            let run = self
+                .held
+                .iter()
+                .take(EVENTS_PER_MOVE)
+                .take_while(|(_, s)| *s == sinks)
+                .count();
+            let events: Vec<Event> = self.held.iter().take(run).map(|(e, _)| e.clone()).collect();
+            match o.add(&events, &sinks) {
+                Ok(dropped) => self.dropped += dropped,
+                Err(e) => {
+                    return Err(OutboxProblem {
+                        reason: "unusable",
+                        detail: format!(
+                            "the new event outbox {shown} refuses events ({}); they wait in memory",
+                            crate::escape::sanitize_line(&e.to_string())
+                        ),
+                    });
+                }
             }
+            self.held.drain(..run);
         }
         self.outbox = Some(o);
         Ok(())
@@ -600,5 +616,90 @@ impl GuardedOutbox {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::sinks::SinkError;
+    use super::*;
+
+    /// Takes `accept` events, then refuses.
+    struct Limited {
+        accept: usize,
+        got: Vec<String>,
+    }
+
+    impl Sink for Limited {
+        fn send(&mut self, event: &Event) -> Result<(), String> {
+            if self.got.len() >= self.accept {
+                return Err("down".into());
+            }
+            self.got.push(event.id.clone());
+            Ok(())
+        }
+
+        fn flush(&mut self) -> Result<(), SinkError> {
+            Ok(())
+        }
+    }
+
+    fn event(i: usize) -> Event {
+        Event {
+            kind: "fim-test".into(),
+            id: format!("e{i}"),
+            body: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn without_an_outbox_events_wait_in_memory_in_order_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("b.db");
+        // A directory where the outbox goes: none can be made.
+        std::fs::create_dir(sibling_outbox(&db)).unwrap();
+        let mut g = GuardedOutbox::open(&db);
+        let found = g.inspect();
+        assert_eq!(found[0].reason, "unusable", "{}", found[0].detail);
+        let sinks = vec!["a".to_string(), "b".to_string()];
+        let events: Vec<Event> = (0..MAX_HELD_EVENTS + 5).map(event).collect();
+        assert_eq!(g.add(&events, &sinks), 5);
+        assert!(g.inspect().iter().any(|p| p.reason == "memory-full"));
+        // Sink a takes three, then refuses: the rest wait, in order.
+        let mut a = Limited {
+            accept: 3,
+            got: Vec::new(),
+        };
+        let d = g.deliver("a", &mut a);
+        assert_eq!(d.delivered, 3);
+        assert_eq!(d.waiting, MAX_HELD_EVENTS as u64 - 3);
+        assert_eq!(a.got, ["e0", "e1", "e2"]);
+        let mut a = Limited {
+            accept: 2,
+            got: Vec::new(),
+        };
+        g.deliver("a", &mut a);
+        assert_eq!(a.got, ["e3", "e4"]);
+        // Nothing is forgotten while sink b has not had it.
+        assert_eq!(g.len(), MAX_HELD_EVENTS as u64);
+        // The outbox can be made again: what waited moves into it, in order.
+        std::fs::remove_dir(sibling_outbox(&db)).unwrap();
+        assert!(g.inspect().is_empty());
+        let mut b = Limited {
+            accept: 4,
+            got: Vec::new(),
+        };
+        g.deliver("b", &mut b);
+        assert_eq!(b.got, ["e0", "e1", "e2", "e3"]);
+        let mut a = Limited {
+            accept: 1,
+            got: Vec::new(),
+        };
+        g.deliver("a", &mut a);
+        assert_eq!(a.got, ["e5"]);
+    }
+
+    fn sibling_outbox(db: &Path) -> PathBuf {
+        crate::baseline::sibling(db, ".outbox")
     }
 }
