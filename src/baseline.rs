@@ -233,19 +233,37 @@ impl BaselineWriter {
         // Created here, exclusively and without following a link, so that a
         // name planted in a shared directory (the TMPDIR fallback) is refused
         // rather than written through; SQLite then opens the empty file.
-        create_exclusive(&tmp, 0o600).map_err(|source| Error::Write {
-            path: tmp.clone(),
-            source,
-        })?;
+        let created = create_exclusive(&tmp, 0o600)
+            .and_then(|f| f.metadata())
+            .map_err(|source| Error::Write {
+                path: tmp.clone(),
+                source,
+            })?;
         let werr = |e: rusqlite::Error| Error::Write {
             path: tmp.clone(),
             source: io::Error::other(e),
         };
         let conn = Connection::open_with_flags(
             &tmp,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
         )
         .map_err(werr)?;
+        // What SQLite opened is the file made above, not one swapped in.
+        {
+            use std::os::unix::fs::MetadataExt;
+            let opened = std::fs::symlink_metadata(&tmp).map_err(|source| Error::Write {
+                path: tmp.clone(),
+                source,
+            })?;
+            if (opened.dev(), opened.ino()) != (created.dev(), created.ino()) {
+                return Err(Error::Write {
+                    path: tmp.clone(),
+                    source: io::Error::other("the file was replaced as it was opened"),
+                });
+            }
+        }
         // The temporary file is discarded unless finished, so it needs no
         // journal; durability comes from the fsync + rename in `finish`.
         conn.execute_batch(
@@ -377,6 +395,24 @@ impl BaselineWriter {
         })
     }
 
+    /// Commits a check's scan and reads it back through the connection that
+    /// wrote it, never by opening the path again (where another file could
+    /// have been put meanwhile). The snapshot file goes when the returned
+    /// [`Snapshot`] is dropped.
+    pub fn finish_for_reading(mut self) -> Result<(Snapshot, Baseline), Error> {
+        let conn = self.conn.take().expect("finish runs once");
+        // prefix_hash stays: a check compares it with the baseline's hash.
+        let committed = conn.execute_batch("COMMIT").and_then(|()| harden(&conn));
+        let snapshot = Snapshot {
+            path: self.tmp.clone(),
+            target: self.target.clone(),
+            lock: self.lock.take(),
+        };
+        committed.map_err(|e| self.write_error(e))?;
+        let new = Baseline::validate(conn, &self.tmp, None)?;
+        Ok((snapshot, new))
+    }
+
     /// Commits, syncs and renames the baseline into place.
     pub fn finish(self, keep_previous: bool) -> Result<(), Error> {
         self.finish_snapshot()?.persist(keep_previous)
@@ -460,9 +496,10 @@ pub const SIGNATURES_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS signatures (
 /// expiries existed (and to every new one: one way to reach one schema).
 pub const SIGNATURES_ADD_EXPIRY: &str = "ALTER TABLE signatures ADD COLUMN expires_ns INTEGER";
 
-/// The largest baseline tripseal reads into memory (a million entries take
-/// about 150 MB).
-const MAX_BASELINE_BYTES: u64 = 16 * 1024 * 1024 * 1024;
+/// The largest baseline tripseal reads into memory: a million entries take
+/// about 150 MB, so this is some 25 million; a planted giant file is
+/// refused rather than read.
+const MAX_BASELINE_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
 /// A baseline opened for reading.
 pub struct Baseline {
@@ -497,7 +534,8 @@ impl FileImage {
     /// `Ok` while `path` holds exactly the bytes this image was read from;
     /// otherwise what became of it, in words.
     pub fn still_at(&self, path: &Path) -> Result<(), String> {
-        let meta = match std::fs::symlink_metadata(path) {
+        // Followed, as Baseline::open follows a symlinked --db.
+        let meta = match std::fs::metadata(path) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err("the file was deleted".into());
@@ -516,7 +554,7 @@ impl FileImage {
         use std::os::unix::fs::MetadataExt;
         let replaced = (meta.dev(), meta.ino()) != (self.dev, self.ino);
         // Touched, or rewritten with the same bytes: read it to tell.
-        let same = crate::files::open_untrusted(path, MAX_BASELINE_BYTES, false)
+        let same = crate::files::open_untrusted(path, MAX_BASELINE_BYTES, true)
             .and_then(|(mut f, _)| {
                 let mut h = blake3::Hasher::new();
                 io::copy(&mut f, &mut h)?;
@@ -582,7 +620,7 @@ fn expected_schema() -> &'static [(String, String, String)] {
     })
 }
 
-fn schema_rows(conn: &Connection) -> rusqlite::Result<Vec<(String, String, String)>> {
+pub(crate) fn schema_rows(conn: &Connection) -> rusqlite::Result<Vec<(String, String, String)>> {
     let mut stmt = conn.prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")?;
     let rows = stmt.query_map([], |r| {
         Ok((
@@ -599,7 +637,9 @@ fn schema_rows(conn: &Connection) -> rusqlite::Result<Vec<(String, String, Strin
 fn normalize_sql(sql: &str) -> String {
     sql.lines()
         .map(|l| l.split_once("--").map_or(l, |(code, _)| code))
-        .flat_map(str::split_whitespace)
+        // ASCII white space only: SQLite takes U+00A0 and the like as part
+        // of an identifier, so they must not vanish here.
+        .flat_map(str::split_ascii_whitespace)
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -724,28 +764,16 @@ impl Baseline {
         Self::validate(conn, path, Some(image))
     }
 
-    /// Opens a file this process wrote (a check's scan snapshot) where it is,
-    /// read-only, with the same checks as [`Baseline::open`].
-    pub fn open_own(path: &Path) -> Result<Baseline, Error> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-        )
-        .and_then(|c| harden(&c).map(|()| c))
-        .map_err(|e| Error::Database {
-            path: path.to_path_buf(),
-            detail: format!("cannot open as SQLite: {e}"),
-        })?;
-        Self::validate(conn, path, None)
-    }
-
     /// Opens the baseline at `path` to add a signature: read-write, in an
     /// immediate transaction the caller commits, so that the schema checked,
     /// the content digested and the row added are one state of the file.
+    ///
+    /// SQLite would first play back a journal or a write-ahead log found
+    /// beside the file, content that `show` and `diff` never read: a baseline
+    /// with such files beside it, or left in WAL mode, is refused, as is a
+    /// symlink (never written through).
     pub fn open_for_signing(path: &Path) -> Result<Baseline, Error> {
-        let meta = std::fs::metadata(path).map_err(|source| Error::Read {
+        let meta = std::fs::symlink_metadata(path).map_err(|source| Error::Read {
             path: path.to_path_buf(),
             source,
         })?;
@@ -755,13 +783,37 @@ impl Baseline {
         };
         if !meta.is_file() {
             return Err(db_err(format!(
-                "not a tripseal baseline: it is {}, not a regular file",
+                "not a baseline tripseal signs in place: it is {}, not a regular file",
                 crate::files::kind_name(&meta)
             )));
         }
+        for suffix in ["-journal", "-wal", "-shm"] {
+            let beside = sibling(path, suffix);
+            if std::fs::symlink_metadata(&beside).is_ok() {
+                return Err(db_err(format!(
+                    "{} lies beside it: SQLite would replay it into what is signed, and \
+                     nothing reviewed it; remove it if no tripseal or sqlite3 is running on \
+                     this file, then review and sign again",
+                    crate::escape::escape_path(&beside)
+                )));
+            }
+        }
+        let mut header = [0u8; 20];
+        let wal = crate::files::open_untrusted(path, MAX_BASELINE_BYTES, false)
+            .and_then(|(mut f, _)| io::Read::read_exact(&mut f, &mut header))
+            .is_ok_and(|()| header[18] == 2 || header[19] == 2);
+        if wal {
+            return Err(db_err(
+                "it is in WAL mode; make it a plain file first: \
+                 sqlite3 FILE 'PRAGMA journal_mode=DELETE'"
+                    .into(),
+            ));
+        }
         let conn = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
         )
         .and_then(|c| harden(&c).map(|()| c))
         .map_err(|e| db_err(format!("cannot open as SQLite: {e}")))?;
@@ -1278,23 +1330,31 @@ fn siblings_with(db: &Path, kind: Companion, infix: &str) -> Vec<(PathBuf, Strin
 
 /// Temporary files left by a writer that was killed. Only called with the
 /// lock held, so no live writer owns them.
+/// Only regular files, and only those whose process is gone: a file merely
+/// named like a temporary (a live pid that is not tripseal's) stays, to be
+/// scanned.
 fn remove_stale_temporaries(target: &Path) {
-    for (path, _) in siblings_with(target, Companion::Writing, TMP_INFIX) {
-        let _ = std::fs::remove_file(path);
+    for (path, pid) in siblings_with(target, Companion::Writing, TMP_INFIX) {
+        if process_gone(&pid) && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            let _ = std::fs::remove_file(path);
+        }
     }
+}
+
+fn process_gone(pid: &str) -> bool {
+    let Ok(pid) = pid.parse::<libc::pid_t>() else {
+        return false;
+    };
+    // SAFETY: signal 0 only asks whether the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
 /// Snapshots of checks that were killed. Checks run without the writer lock,
 /// so only snapshots whose process is gone are removed.
 fn remove_dead_snapshots(db: &Path) {
     for (path, pid) in siblings_with(db, Companion::Snapshot, SNAPSHOT_INFIX) {
-        let Ok(pid) = pid.parse::<libc::pid_t>() else {
-            continue;
-        };
-        // SAFETY: signal 0 only asks whether the process exists.
-        let gone = unsafe { libc::kill(pid, 0) } != 0
-            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-        if gone {
+        if process_gone(&pid) && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
             let _ = std::fs::remove_file(path);
         }
     }

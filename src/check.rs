@@ -117,8 +117,7 @@ pub fn rescan(
     own.add(writer.path());
     let mut scan = init::fill(&mut writer, &rules, &own, &hints, progress)?;
     scan.db = db.to_path_buf();
-    let snapshot = writer.finish_snapshot()?;
-    let new = Baseline::open_own(snapshot.path())?;
+    let (snapshot, new) = writer.finish_for_reading()?;
     Comparison::of((old, old_digest), new, Some(scan), fast, Some(snapshot))
 }
 

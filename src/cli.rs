@@ -250,6 +250,7 @@ impl SealArgs {
             trust: self.trust,
             allow_unsigned: self.allow_unsigned,
             allow_rollback,
+            min_generation: None,
         }
     }
 }
@@ -644,7 +645,8 @@ fn parse_period(text: &str) -> Result<std::time::Duration, String> {
     if !(secs > 0.0 && secs.is_finite()) {
         return Err(format!("{text:?}: the period must be more than zero"));
     }
-    Ok(std::time::Duration::from_secs_f64(secs))
+    std::time::Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("{text:?}: the period is too long"))
 }
 
 /// An expiry given to `sign`: a period from `now_ns`, or a UTC date or

@@ -55,6 +55,71 @@ pub fn sanitize_line(text: &str) -> String {
     out
 }
 
+/// JSON text with C1 controls and invisible or reordering characters
+/// written as `\uXXXX` escapes: the same JSON value, but safe on a
+/// terminal (serde_json escapes only C0 controls). Such characters can only
+/// occur inside JSON strings, where the escape means the same character.
+pub fn json_for_terminal(json: &str) -> std::borrow::Cow<'_, str> {
+    if !json.chars().any(is_invisible_or_reordering) {
+        return std::borrow::Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if is_invisible_or_reordering(c) {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A writer of JSON text that passes it through [`json_for_terminal`],
+/// whatever pieces it is written in.
+pub struct JsonForTerminal<W: std::io::Write> {
+    inner: W,
+    /// The start of a character whose other bytes have not come yet.
+    carry: Vec<u8>,
+}
+
+impl<W: std::io::Write> JsonForTerminal<W> {
+    pub fn new(inner: W) -> JsonForTerminal<W> {
+        JsonForTerminal {
+            inner,
+            carry: Vec::new(),
+        }
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for JsonForTerminal<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.carry.extend_from_slice(buf);
+        let data = std::mem::take(&mut self.carry);
+        let complete = match std::str::from_utf8(&data) {
+            Ok(_) => data.len(),
+            // Cut inside a character: the rest comes with the next write.
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            // Not UTF-8 at all (never from serde_json): passed on as it is.
+            Err(_) => {
+                self.inner.write_all(&data)?;
+                return Ok(buf.len());
+            }
+        };
+        let text = std::str::from_utf8(&data[..complete]).expect("checked above");
+        self.inner.write_all(json_for_terminal(text).as_bytes())?;
+        self.carry = data[complete..].to_vec();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.carry.is_empty() {
+            let rest = std::mem::take(&mut self.carry);
+            self.inner.write_all(&rest)?;
+        }
+        self.inner.flush()
+    }
+}
+
 /// [`escape_bytes`] of a path's raw bytes.
 pub fn escape_path(path: &Path) -> String {
     escape_bytes(path.as_os_str().as_bytes())
@@ -111,6 +176,26 @@ mod tests {
             sanitize_line("a\\x1b b\u{1b}[2J\u{202e}"),
             "a\\x1b b\\x1b[2J\\u{202e}"
         );
+    }
+
+    #[test]
+    fn json_keeps_its_value_and_loses_its_tricks() {
+        let json =
+            serde_json::to_string(&serde_json::json!({"n": "a\u{9b}31m\u{202e}b\u{1b}"})).unwrap();
+        let safe = json_for_terminal(&json);
+        assert!(
+            !safe.contains('\u{9b}') && !safe.contains('\u{202e}'),
+            "{safe}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["n"], "a\u{9b}31m\u{202e}b\u{1b}");
+        // Written a byte at a time, the same text comes out.
+        let mut w = JsonForTerminal::new(Vec::new());
+        for b in json.as_bytes() {
+            std::io::Write::write_all(&mut w, &[*b]).unwrap();
+        }
+        std::io::Write::flush(&mut w).unwrap();
+        assert_eq!(String::from_utf8(w.inner).unwrap(), safe);
     }
 
     #[test]

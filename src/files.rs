@@ -264,6 +264,22 @@ impl Companion {
     }
 }
 
+/// Whether `pid` (decimal) is a live process of the same program as this
+/// one (by `/proc/PID/comm`): the owner a temporary or snapshot name claims.
+pub fn is_tripseal_process(pid: &[u8]) -> bool {
+    if !is_pid(pid) {
+        return false;
+    }
+    let Ok(pid) = std::str::from_utf8(pid) else {
+        return false;
+    };
+    let comm = |p: &str| std::fs::read(format!("/proc/{p}/comm")).ok();
+    match (comm(pid), comm("self")) {
+        (Some(theirs), Some(ours)) => theirs == ours,
+        _ => false,
+    }
+}
+
 fn is_pid(s: &[u8]) -> bool {
     (1..=10).contains(&s.len()) && s.iter().all(u8::is_ascii_digit) && s[0] != b'0'
 }

@@ -17,7 +17,7 @@ use crate::baseline::{Baseline, Header, RuleInfo, hex};
 use crate::check::Comparison;
 use crate::compare::{self, Drift, DriftKind, Value as CValue};
 use crate::error::Error;
-use crate::escape::{escape_bytes, escape_path};
+use crate::escape::{JsonForTerminal, escape_bytes, escape_path};
 use crate::init::ScanSummary;
 use crate::rules::Rules;
 use crate::scan::{Entry, FileKind};
@@ -217,6 +217,8 @@ fn show_json(
     prefix: Option<&Path>,
     counts: (u64, u64),
 ) -> Result<(), Error> {
+    let mut safe = JsonForTerminal::new(out);
+    let out: &mut dyn Write = &mut safe;
     // Streamed: the entries array is written as rows arrive, never held whole.
     let head = serde_json::to_string(&header_json(baseline, counts)).expect("json");
     let head = head.strip_suffix('}').expect("object");
@@ -255,7 +257,7 @@ fn show_human(
         "rules",
         format!(
             "{} from {}",
-            h.rules_digest,
+            escape_bytes(h.rules_digest.as_bytes()),
             escape_bytes(h.rules_origin.as_bytes())
         ),
     );
@@ -704,6 +706,8 @@ pub fn drift(out: &mut dyn Write, format: Format, r: &DriftReport<'_>) -> Result
     let c = r.comparison;
     match format {
         Format::Json => {
+            let mut safe = JsonForTerminal::new(&mut *out);
+            let out: &mut dyn Write = &mut safe;
             let head = serde_json::to_string(&json!({"summary": summary_json(r)})).expect("json");
             let head = head.strip_suffix('}').expect("object");
             write!(out, "{head},\"drift\":[").map_err(out_err)?;
@@ -716,6 +720,7 @@ pub fn drift(out: &mut dyn Write, format: Format, r: &DriftReport<'_>) -> Result
                 serde_json::to_writer(&mut *out, &drift_json(&d)).map_err(|e| out_err(e.into()))
             })?;
             out.write_all(b"]}\n").map_err(out_err)?;
+            out.flush().map_err(out_err)?;
         }
         Format::Human => {
             if c.counts.total() == 0 && !r.verbose && r.command != "update" {

@@ -278,6 +278,36 @@ impl OwnOutputs {
         }
     }
 
+    /// What is at `path` (named like one of ours) is really ours: every
+    /// companion is a regular file, and one named with a process id belongs
+    /// to a live tripseal. A directory or a FIFO so named, or a file of a
+    /// process that is not tripseal, is scanned like anything else. Gone,
+    /// it is nothing to report either way.
+    fn really_ours(&self, path: &Path, name: &[u8]) -> bool {
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(_) => return true,
+        };
+        if !meta.is_file() {
+            return false;
+        }
+        let with_pid = self.places.iter().find_map(|p| {
+            p.companions
+                .then(|| Companion::of(p.name.as_bytes(), name))
+                .flatten()
+                .filter(|c| matches!(c, Companion::Writing | Companion::Snapshot))
+                .map(|_| p.name.len())
+        });
+        match with_pid {
+            None => true,
+            Some(db_len) => {
+                let suffix = &name[db_len..];
+                let pid = suffix.rsplit(|b| *b == b'.').next().unwrap_or_default();
+                crate::files::is_tripseal_process(pid)
+            }
+        }
+    }
+
     pub fn contains(&self, path: &Path) -> bool {
         let Some(name) = path.file_name() else {
             return false;
@@ -295,6 +325,7 @@ impl OwnOutputs {
         self.places
             .iter()
             .any(|p| p.dir == dir && Self::named_like(p, name))
+            && self.really_ours(path, name)
     }
 }
 

@@ -543,19 +543,52 @@ pub fn verify(baseline: &Baseline, trust: &TrustStore, now_ns: i64) -> Result<Ve
              ORDER BY fingerprint"
         };
         let mut stmt = conn.prepare(sql).map_err(|e| db_err(baseline.path(), e))?;
+        // Each value as SQLite holds it: a row of the wrong types is a
+        // signature that does not verify, not an unreadable baseline.
         let rows = stmt
             .query_map([], |r| {
+                use rusqlite::types::Value;
+                let text = |v: Value| match v {
+                    Value::Text(t) => t,
+                    other => format!("{other:?}"),
+                };
+                let blob = |v: Value| match v {
+                    Value::Blob(b) => b,
+                    _ => Vec::new(),
+                };
+                let int = |v: Value| match v {
+                    Value::Integer(i) => Some(i),
+                    _ => None,
+                };
+                let expiry: Value = r.get(4)?;
                 Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, Option<i64>>(4)?,
+                    text(r.get(0)?),
+                    blob(r.get(1)?),
+                    blob(r.get(2)?),
+                    int(r.get(3)?).unwrap_or(0),
+                    // NULL is "no expiry"; anything else that is not an
+                    // integer cannot be what a signer signed.
+                    match expiry {
+                        Value::Null => Ok(None),
+                        Value::Integer(i) => Ok(Some(i)),
+                        _ => Err(()),
+                    },
                 ))
             })
             .map_err(|e| db_err(baseline.path(), e))?;
         for row in rows {
             let (fp, public, sig, at, expires_ns) = row.map_err(|e| db_err(baseline.path(), e))?;
+            let Ok(expires_ns) = expires_ns else {
+                signatures.push(SignatureInfo {
+                    fingerprint: fp,
+                    signed_at_ns: at,
+                    expires_ns: None,
+                    expired: false,
+                    valid: false,
+                    trusted: false,
+                });
+                continue;
+            };
             let msg = message(generation, expires_ns, &digest);
             let key = <[u8; 32]>::try_from(public.as_slice())
                 .ok()
@@ -604,8 +637,19 @@ pub fn sign(
     now_ns: i64,
     expires_ns: Option<i64>,
 ) -> Result<Signed, Error> {
+    // What `show`, `diff` and `verify` read (the file alone, into memory) is
+    // what is signed: the file opened in place must hold the same content.
+    let reviewed = digest(&Baseline::open(db)?)?;
     let baseline = Baseline::open_for_signing(db)?;
     let digest = digest(&baseline)?;
+    if digest != reviewed {
+        return Err(Error::Database {
+            path: db.to_path_buf(),
+            detail: "its content changed between reading and signing; sign it again once \
+                     nothing writes it"
+                .into(),
+        });
+    }
     let msg = message(baseline.header().generation, expires_ns, &digest);
     let public = key.verifying_key();
     let fp = fingerprint(&public);
@@ -662,6 +706,9 @@ pub struct SealPolicy {
     pub allow_unsigned: bool,
     /// Accept a validly signed generation older than one already accepted.
     pub allow_rollback: bool,
+    /// Refuse, as a rollback, any generation below this one whatever
+    /// `<db>.accepted` says: the generation a running daemon verified.
+    pub min_generation: Option<i64>,
 }
 
 /// A baseline whose seal was verified (or skipped, on purpose).
@@ -713,8 +760,23 @@ pub fn open_sealed(
         });
     }
     let trust = TrustStore::load(policy.trust.as_deref().unwrap_or(DEFAULT_TRUST_STORE))?;
-    let v = verify(&baseline, &trust, now_ns)?;
+    let v = verify(&baseline, &trust, now_ns).map_err(|e| match e {
+        Error::Database { detail, .. } => refuse(SealFailure::Unreadable, detail),
+        e => e,
+    })?;
     v.accept(db, &trust)?;
+    if let Some(floor) = policy.min_generation
+        && v.generation < floor
+    {
+        return Err(refuse(
+            SealFailure::Rollback,
+            format!(
+                "generation {} is older than generation {floor}, which the daemon verified \
+                 and holds; it watches on with {floor}",
+                v.generation
+            ),
+        ));
+    }
     if record_generation {
         let state = accepted_state_path(db);
         let accepted = read_accepted(&state).map_err(|detail| {
@@ -738,8 +800,7 @@ pub fn open_sealed(
             }
             Some(highest) if highest >= v.generation => {}
             _ => {
-                let text = format!("{} {}\n", v.generation, hex(&v.digest));
-                if let Err(e) = write_atomically(&state, text.as_bytes()) {
+                if let Err(e) = record_accepted(db, v.generation, &v.digest) {
                     eprintln!(
                         "tripseal: warning: cannot record the accepted generation in {} ({e}); \
                          rollback protection needs that file",
@@ -760,7 +821,7 @@ pub fn open_sealed(
 /// such file. Anything else that is not exactly what tripseal writes there
 /// (`GENERATION DIGEST\n`) is an error, never "no record": a check fails
 /// closed.
-fn read_accepted(state: &Path) -> Result<Option<i64>, String> {
+pub(crate) fn read_accepted(state: &Path) -> Result<Option<i64>, String> {
     let bytes = match crate::files::read_untrusted(state, 4096) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -785,6 +846,17 @@ fn read_accepted(state: &Path) -> Result<Option<i64>, String> {
         return Err(garbled());
     }
     Ok(Some(generation))
+}
+
+/// Records `generation` (with its digest) as the highest accepted for the
+/// baseline at `db`, atomically.
+pub(crate) fn record_accepted(
+    db: &Path,
+    generation: i64,
+    digest: &[u8; 32],
+) -> std::io::Result<()> {
+    let text = format!("{generation} {}\n", hex(digest));
+    write_atomically(&accepted_state_path(db), text.as_bytes())
 }
 
 /// Where the highest accepted generation of the baseline at `db` is kept.

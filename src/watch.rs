@@ -113,9 +113,14 @@ struct Loaded {
     factory: EventFactory,
 }
 
-/// The baseline at `opts.db`, read once into memory and its seal verified.
-fn load(opts: &WatchOptions) -> Result<Loaded, Error> {
-    let opened = seal::open_sealed(&opts.db, &opts.policy, true, crate::init::now_ns())?;
+/// The baseline at `opts.db`, read once into memory and its seal verified;
+/// never a generation below `floor` (the one the daemon holds).
+fn load(opts: &WatchOptions, floor: Option<i64>) -> Result<Loaded, Error> {
+    let policy = SealPolicy {
+        min_generation: floor,
+        ..opts.policy.clone()
+    };
+    let opened = seal::open_sealed(&opts.db, &policy, true, crate::init::now_ns())?;
     let rules = check::stored_rules(&opened.baseline)?;
     let factory = EventFactory::new(
         &opts.host,
@@ -134,7 +139,7 @@ fn load(opts: &WatchOptions) -> Result<Loaded, Error> {
 /// whose seal does not verify.
 pub fn watch(opts: WatchOptions) -> Result<(), Error> {
     let mut outbox = GuardedOutbox::open(&opts.db);
-    let loaded = match load(&opts) {
+    let loaded = match load(&opts, None) {
         Ok(l) => l,
         Err(e) => {
             if let Some(ev) = crate::events::tampered_event(&opts.host, &opts.db, &e) {
@@ -323,7 +328,13 @@ impl Daemon {
     /// One whose seal fails is refused, said with `fim-baseline-tampered`,
     /// and the daemon goes on with the one it had verified.
     fn reload(&mut self) -> Result<(), Error> {
-        match load(&self.opts) {
+        // With a verified seal, never back below the generation held: the
+        // rollback record beside the file may have been deleted.
+        let floor = self
+            .digest
+            .is_some()
+            .then(|| self.baseline.header().generation);
+        match load(&self.opts, floor) {
             Ok(loaded) => {
                 eprintln!(
                     "tripseal watch: SIGHUP: baseline generation {} loaded",
@@ -369,9 +380,14 @@ impl Daemon {
         Ok(())
     }
 
-    /// Whether a notification concerns the file at `--db` itself.
+    /// Whether a notification concerns the file at `--db` itself, or the
+    /// record of the generation accepted for it.
     fn is_baseline_path(&self, p: &Path) -> bool {
-        if p.file_name() != self.opts.db.file_name() {
+        let db_name = crate::files::name_bytes(&self.opts.db);
+        if !matches!(
+            crate::files::Companion::of(db_name, crate::files::name_bytes(p)),
+            Some(crate::files::Companion::Baseline | crate::files::Companion::Accepted)
+        ) {
             return false;
         }
         let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
@@ -387,7 +403,17 @@ impl Daemon {
         let Some(image) = self.baseline.image() else {
             return Ok(());
         };
-        match image.still_at(&self.opts.db) {
+        // Both, each said: the file, and the record beside it.
+        let problems: Vec<String> = [image.still_at(&self.opts.db), self.check_accepted_record()]
+            .into_iter()
+            .filter_map(Result::err)
+            .collect();
+        let state = if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        };
+        match state {
             Ok(()) => self.baseline_problem = None,
             Err(what) => {
                 if !again && self.baseline_problem.as_ref() == Some(&what) {
@@ -443,6 +469,29 @@ impl Daemon {
             return Ok(());
         };
         self.emit(vec![ev])
+    }
+
+    /// The rollback record must still vouch for the generation held: one
+    /// deleted, garbled or set back is said, and written again from what
+    /// the daemon verified, so that the next `check` still refuses a
+    /// rollback.
+    fn check_accepted_record(&self) -> Result<(), String> {
+        let Some(digest) = self.digest else {
+            return Ok(()); // the seal was skipped: no record is kept
+        };
+        let generation = self.baseline.header().generation;
+        let state = seal::accepted_state_path(&self.opts.db);
+        let what = match seal::read_accepted(&state) {
+            Ok(Some(g)) if g >= generation => return Ok(()),
+            Ok(Some(g)) => format!("its rollback record says generation {g}, below {generation}"),
+            Ok(None) => "its rollback record was deleted".to_string(),
+            Err(e) => format!("its rollback record {e}"),
+        };
+        let restored = match seal::record_accepted(&self.opts.db, generation, &digest) {
+            Ok(()) => format!("; written again for generation {generation}"),
+            Err(e) => format!("; it cannot be written again ({e})"),
+        };
+        Err(format!("{what}{restored}"))
     }
 
     fn liveness(&self, kind: &str) -> Event {

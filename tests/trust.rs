@@ -158,6 +158,24 @@ fn a_baseline_that_carries_code_or_tables_of_its_own_is_refused() {
             .unwrap();
         assert_eq!(code(&out), Some(26), "{statement}: {}", stderr(&out));
     }
+    // sign reads only what show and diff read: not a journal or a WAL that
+    // SQLite would replay, and never through a symlink.
+    let h = Host::new();
+    for beside in ["b.db-journal", "b.db-wal"] {
+        let planted = h.dir.join(beside);
+        std::fs::write(&planted, "rows nobody reviewed").unwrap();
+        let before = std::fs::read(&h.db).unwrap();
+        let out = h.sign(&h.db);
+        assert_eq!(code(&out), Some(24), "{beside}: {}", stderr(&out));
+        assert!(stderr(&out).contains(beside), "{}", stderr(&out));
+        assert_eq!(std::fs::read(&h.db).unwrap(), before);
+        std::fs::remove_file(&planted).unwrap();
+    }
+    let link = h.dir.join("link.db");
+    std::os::unix::fs::symlink(&h.db, &link).unwrap();
+    let out = h.sign(&link);
+    assert_eq!(code(&out), Some(24), "{}", stderr(&out));
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
     // A column redefined (a default, a generated column) is not our schema.
     let h = Host::new();
     sql(
@@ -183,7 +201,8 @@ fn strings_from_a_baseline_never_reach_the_terminal_raw() {
     sql(
         &copy,
         &format!(
-            "UPDATE meta SET value = '{evil}' WHERE key IN ('host', 'tool_version', 'rules_origin'); \
+            "UPDATE meta SET value = '{evil}' \
+             WHERE key IN ('host', 'tool_version', 'rules_origin', 'rules_digest'); \
              UPDATE rules SET name = 'tree{evil}'; UPDATE entries SET rule = 'tree{evil}';"
         ),
     );
@@ -197,6 +216,16 @@ fn strings_from_a_baseline_never_reach_the_terminal_raw() {
         );
         text
     };
+    // JSON too: the same values, with the dangerous characters as escapes.
+    let out = tripseal()
+        .args(["show", "--format", "json"])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    raw(&out);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["header"]["host"], "x\u{1b}[2J\u{202e}y");
     let out = tripseal().arg("show").arg(&copy).output().unwrap();
     assert_ok(&out);
     let text = raw(&out);
@@ -210,12 +239,14 @@ fn strings_from_a_baseline_never_reach_the_terminal_raw() {
         .output()
         .unwrap();
     raw(&out);
-    let out = tripseal()
-        .args(["check", "--allow-unsigned", "--db"])
-        .arg(&copy)
-        .output()
-        .unwrap();
-    raw(&out);
+    for format in ["human", "json", "events"] {
+        let out = tripseal()
+            .args(["check", "--allow-unsigned", "--format", format, "--db"])
+            .arg(&copy)
+            .output()
+            .unwrap();
+        raw(&out);
+    }
     let out = tripseal()
         .arg("verify")
         .arg("--trust")
@@ -397,12 +428,15 @@ fn only_the_companions_of_the_baseline_are_skipped() {
         "b.db.check.x",
         "b.db.tmp.",
         "b.db.lock.py",
+        // Named like a snapshot of a live process that is not tripseal.
+        "b.db.check.1",
     ];
     for name in planted {
         std::fs::write(root.join(name), "payload").unwrap();
     }
-    // A snapshot of a check in another process, and a lock: ours.
-    std::fs::write(root.join("b.db.check.99999"), "snapshot").unwrap();
+    // A directory named like a companion hides nothing.
+    std::fs::create_dir(root.join("b.db.tmp.1")).unwrap();
+    std::fs::write(root.join("b.db.tmp.1/hidden.py"), "payload").unwrap();
     let out = tripseal()
         .args(["check", "--allow-unsigned", "--format", "json", "--db"])
         .arg(&db)
@@ -427,6 +461,7 @@ fn only_the_companions_of_the_baseline_are_skipped() {
         .collect();
     added.sort();
     let mut want: Vec<String> = planted.iter().map(|s| s.to_string()).collect();
+    want.extend(["b.db.tmp.1".to_string(), "hidden.py".to_string()]);
     want.sort();
     assert_eq!(added, want);
 }
@@ -502,6 +537,9 @@ fn signed_baselines_expire_and_the_expiry_cannot_be_stripped() {
     for edit in [
         "UPDATE signatures SET expires_ns = NULL",
         "UPDATE signatures SET expires_ns = expires_ns + 86400000000000",
+        "UPDATE signatures SET expires_ns = 'never'",
+        "UPDATE signatures SET public_key = 'a key as text'",
+        "UPDATE signatures SET fingerprint = x'00ff'",
     ] {
         std::fs::copy(&h.db, &copy).unwrap();
         sql(&copy, edit);
@@ -521,7 +559,9 @@ fn signed_baselines_expire_and_the_expiry_cannot_be_stripped() {
     }
 
     // Soon: accepted with a warning and fim-baseline-expiring.
-    assert_ok(&h.sign_expiring("3s"));
+    // (Seconds enough for the check below to run well before the expiry.)
+    assert_ok(&h.sign_expiring("8s"));
+    let signed = std::time::Instant::now();
     let events = h.dir.join("events.jsonl");
     let out = h.check(&["--emit", &format!("file:{}", events.display())]);
     assert_ok(&out);
@@ -537,12 +577,12 @@ fn signed_baselines_expire_and_the_expiry_cannot_be_stripped() {
         .find(|e| e["type"] == "fim-baseline-expiring")
         .expect("fim-baseline-expiring");
     assert!(
-        expiring["expires_in"].as_f64().unwrap() <= 3.0,
+        expiring["expires_in"].as_f64().unwrap() <= 8.0,
         "{expiring}"
     );
 
     // Past it: refused by check and verify, with its own reason.
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(Duration::from_secs(9).saturating_sub(signed.elapsed()));
     let out = h.check(&[]);
     assert_eq!(code(&out), Some(26), "{}", stderr(&out));
     assert!(

@@ -782,7 +782,8 @@ fn the_daemon_warns_before_its_seal_expires_and_says_when_it_has() {
             .arg("sign")
             .arg("--key")
             .arg(&key)
-            .args(["--expires", "4s"])
+            // Long enough for the daemon to start well before it expires.
+            .args(["--expires", "10s"])
             .arg(&db)
             .output()
             .unwrap(),
@@ -874,6 +875,11 @@ fn the_daemon_survives_what_is_done_to_its_outbox() {
     std::thread::sleep(Duration::from_millis(500));
     // The new one removed and a directory in its place: no outbox can be
     // made; events wait in memory.
+    d.poll("a new outbox", |_| {
+        std::fs::symlink_metadata(&outbox)
+            .is_ok_and(|m| m.is_file())
+            .then_some(())
+    });
     std::fs::remove_file(&outbox).unwrap();
     std::fs::create_dir(&outbox).unwrap();
     std::fs::write(d.path("target1"), "y").unwrap();
@@ -885,17 +891,132 @@ fn the_daemon_survives_what_is_done_to_its_outbox() {
     d.expect("fim-file-modified", "a.py", 4);
     d.expect("fim-file-modified", "target1", 1);
     d.poll("the rename reported", |evs| outbox_tampered(evs, "removed"));
-    d.poll("the directory reported", |evs| outbox_tampered(evs, "not-a-file"));
-    let memory = d.poll("events kept in memory", |evs| outbox_tampered(evs, "unusable"));
+    d.poll("the directory reported", |evs| {
+        outbox_tampered(evs, "not-a-file")
+    });
+    let memory = d.poll("events kept in memory", |evs| {
+        outbox_tampered(evs, "unusable")
+    });
     assert!(
-        memory["detail"].as_str().unwrap().contains("wait in memory"),
+        memory["detail"]
+            .as_str()
+            .unwrap()
+            .contains("wait in memory"),
         "{memory}"
     );
     std::fs::remove_dir(&outbox).unwrap();
     std::fs::write(d.path("a.py"), "5").unwrap();
     d.expect("fim-file-modified", "a.py", 5);
     assert!(std::fs::symlink_metadata(&outbox).unwrap().is_file());
+
+    // Replaced by an outbox of the intruder's, whose table swallows every
+    // insert: not used, moved aside; events still arrive.
+    std::fs::remove_file(&outbox).unwrap();
+    sql(
+        &outbox,
+        "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, \
+         type TEXT NOT NULL, body TEXT NOT NULL); \
+         CREATE TABLE pending (sink TEXT NOT NULL UNIQUE ON CONFLICT IGNORE, \
+         seq INTEGER NOT NULL, PRIMARY KEY (sink, seq)) WITHOUT ROWID; \
+         INSERT INTO pending VALUES ('x', 1);",
+    );
+    std::fs::write(d.path("a.py"), "6").unwrap();
+    d.expect("fim-file-modified", "a.py", 6);
+    let aside = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("b.db.outbox.aside.")
+            })
+            .count()
+    };
+    d.poll("the planted outbox moved aside", |_| {
+        (aside(d.tmp.path()) == 1).then_some(())
+    });
+
+    // Garbage written into the outbox in place: its file is moved aside,
+    // never deleted, and events go on.
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&outbox)
+            .unwrap();
+        f.write_all(&[0x55; 4096]).unwrap();
+    }
+    std::fs::write(d.path("a.py"), "7").unwrap();
+    d.expect("fim-file-modified", "a.py", 7);
+    std::fs::write(d.path("a.py"), "8").unwrap();
+    d.expect("fim-file-modified", "a.py", 8);
+    d.poll("the broken outbox moved aside", |_| {
+        (aside(d.tmp.path()) == 2).then_some(())
+    });
     let (code, err) = d.stop();
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("event outbox"), "{err}");
+}
+
+#[test]
+fn the_daemon_never_rolls_back_and_keeps_the_rollback_record() {
+    let _shared = shared();
+    let (mut d, db, key) = start_sealed(&[]);
+    let gen1 = d.tmp.path().join("gen1.db");
+    std::fs::copy(&db, &gen1).unwrap();
+    std::fs::write(d.path("a.py"), "release 2").unwrap();
+    d.expect("fim-file-modified", "a.py", 1);
+    update(&db);
+    sign(&key, &db);
+    hangup(&d);
+    d.wait_for(|e| e["type"] == "fim-scan-finished" && e["baseline"]["generation"] == 2);
+
+    // The rollback record deleted: said, and written again.
+    let accepted = d.tmp.path().join("b.db.accepted");
+    std::fs::remove_file(&accepted).unwrap();
+    let t = d.poll("the deleted record reported", |evs| {
+        changed_under_daemon(evs).into_iter().next()
+    });
+    assert!(
+        t["detail"]
+            .as_str()
+            .unwrap()
+            .contains("rollback record was deleted"),
+        "{t}"
+    );
+    d.poll("the record written again", |_| {
+        std::fs::read_to_string(&accepted)
+            .ok()
+            .filter(|t| t.starts_with("2 "))
+    });
+
+    // Deleted again and the signed generation 1 put back, then a reload:
+    // refused, generation 2 stays.
+    std::fs::remove_file(&accepted).unwrap();
+    std::fs::copy(&gen1, &db).unwrap();
+    hangup(&d);
+    let r = d.poll("the rollback refused", |evs| {
+        evs.iter()
+            .find(|e| e["type"] == "fim-baseline-tampered" && e["reason"] == "rollback")
+            .cloned()
+    });
+    assert!(
+        r["detail"]
+            .as_str()
+            .unwrap()
+            .contains("older than generation 2"),
+        "{r}"
+    );
+    std::fs::write(d.path("a.py"), "a").unwrap();
+    let e = d.expect("fim-file-modified", "a.py", 2);
+    assert_eq!(e["baseline"]["generation"], 2);
+    // The refused generation was never recorded; the held one is.
+    d.poll("the record written again for 2", |_| {
+        std::fs::read_to_string(&accepted)
+            .ok()
+            .filter(|t| t.starts_with("2 "))
+    });
+    let (code, _) = d.stop();
+    assert_eq!(code, Some(0));
 }

@@ -17,6 +17,36 @@ use super::Event;
 use super::sinks::Sink;
 use crate::error::Error;
 
+/// The outbox's tables. `IF NOT EXISTS`: an outbox left by an earlier run
+/// is used as it is, once its schema is checked.
+const OUTBOX_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pending (
+    sink TEXT NOT NULL,
+    seq INTEGER NOT NULL REFERENCES events(seq),
+    PRIMARY KEY (sink, seq)
+) WITHOUT ROWID;
+-- An event goes when no sink waits for it any more: found by seq.
+CREATE INDEX IF NOT EXISTS pending_by_seq ON pending (seq);
+";
+
+/// The rows of `sqlite_master` of an outbox.
+fn expected_schema() -> &'static Vec<(String, String, String)> {
+    static EXPECTED: std::sync::OnceLock<Vec<(String, String, String)>> =
+        std::sync::OnceLock::new();
+    EXPECTED.get_or_init(|| {
+        let conn = Connection::open_in_memory().expect("an in-memory database opens");
+        conn.execute_batch(OUTBOX_SCHEMA)
+            .expect("tripseal's own outbox schema is valid");
+        crate::baseline::schema_rows(&conn).expect("an in-memory schema reads")
+    })
+}
+
 /// The most events the outbox keeps. Past it, new events are not kept, and
 /// every run says how many were lost until the sinks catch up.
 pub const MAX_OUTBOX_EVENTS: u64 = 100_000;
@@ -73,24 +103,20 @@ impl Outbox {
         .map_err(werr)?;
         // A planted outbox is data: its triggers never fire.
         crate::baseline::harden(&conn).map_err(werr)?;
-        conn.execute_batch(
-            "PRAGMA synchronous = FULL;
-             PRAGMA busy_timeout = 10000;
-             CREATE TABLE IF NOT EXISTS events (
-                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                 id TEXT NOT NULL,
-                 type TEXT NOT NULL,
-                 body TEXT NOT NULL
-             );
-             CREATE TABLE IF NOT EXISTS pending (
-                 sink TEXT NOT NULL,
-                 seq INTEGER NOT NULL REFERENCES events(seq),
-                 PRIMARY KEY (sink, seq)
-             ) WITHOUT ROWID;
-             -- An event goes when no sink waits for it any more: found by seq.
-             CREATE INDEX IF NOT EXISTS pending_by_seq ON pending (seq);",
-        )
-        .map_err(werr)?;
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;")
+            .and_then(|()| conn.execute_batch(OUTBOX_SCHEMA))
+            .map_err(werr)?;
+        // A file found there is used only if it is exactly an outbox: a
+        // planted one whose tables swallow inserts would lose events.
+        let rows = crate::baseline::schema_rows(&conn).map_err(werr)?;
+        if rows != *expected_schema() {
+            return Err(Error::Write {
+                path: path.clone(),
+                source: std::io::Error::other(
+                    "not an event outbox of tripseal's (its schema differs); move it away",
+                ),
+            });
+        }
         let identity = std::fs::symlink_metadata(&path)
             .map(|m| (m.dev(), m.ino()))
             .map_err(|source| Error::Write {
@@ -377,8 +403,10 @@ pub struct GuardedOutbox {
     held: VecDeque<(Event, Vec<String>)>,
     /// Events not kept since the last report, for want of room in memory.
     dropped: u64,
-    /// Found when opening, reported at the first inspection.
+    /// Problems not reported yet.
     found: Vec<OutboxProblem>,
+    /// Why no outbox can be made, as last reported.
+    failing: Option<String>,
 }
 
 /// What [`GuardedOutbox::inspect`] found wrong, to be reported.
@@ -399,10 +427,9 @@ impl GuardedOutbox {
             held: VecDeque::new(),
             dropped: 0,
             found: Vec::new(),
+            failing: None,
         };
-        if let Err(p) = g.reopen() {
-            g.found.push(p);
-        }
+        g.try_reopen();
         g
     }
 
@@ -413,23 +440,29 @@ impl GuardedOutbox {
     /// Checks the outbox and repairs what was done to it. Returns the
     /// problems found, for the caller to report (through this outbox).
     pub fn inspect(&mut self) -> Vec<OutboxProblem> {
-        let mut problems = std::mem::take(&mut self.found);
         if let Some(o) = &self.outbox
             && let Err((reason, detail)) = o.check_in_place()
         {
-            problems.push(OutboxProblem {
+            let o = self.outbox.take().expect("checked above");
+            let kept = if reason == "journal-planted" {
+                // The file is still ours and holds its events: reopened
+                // once the planted journal is gone.
+                "its events stay in it".to_string()
+            } else {
+                // The connection still reads the file it opened, wherever
+                // that went: what waited there moves to memory.
+                self.take_waiting(&o)
+            };
+            self.found.push(OutboxProblem {
                 reason,
-                detail: format!("{detail}; its events were kept, and a new outbox is made"),
+                detail: format!("{detail}; {kept}, and a new outbox is made"),
             });
-            self.salvage();
         }
-        if self.outbox.is_none()
-            && let Err(p) = self.reopen()
-        {
-            problems.push(p);
+        if self.outbox.is_none() {
+            self.try_reopen();
         }
         if self.dropped > 0 {
-            problems.push(OutboxProblem {
+            self.found.push(OutboxProblem {
                 reason: "memory-full",
                 detail: format!(
                     "{} events were not kept: events wait in memory, at most \
@@ -440,29 +473,78 @@ impl GuardedOutbox {
             });
             self.dropped = 0;
         }
-        problems
+        std::mem::take(&mut self.found)
     }
 
-    /// Drops the current outbox. When its path no longer names its file
-    /// (removed, renamed, replaced), what waited in it is taken into memory
-    /// first: the connection still reads the file it opened, wherever that
-    /// went. When the file is still there, its events stay in it.
-    fn salvage(&mut self) {
+    /// [`GuardedOutbox::reopen`], saying a failure once, not at every try.
+    fn try_reopen(&mut self) {
+        match self.reopen() {
+            Ok(()) => self.failing = None,
+            Err(p) => {
+                if self.failing.as_deref() != Some(p.detail.as_str()) {
+                    self.failing = Some(p.detail.clone());
+                    self.found.push(p);
+                }
+            }
+        }
+    }
+
+    /// Moves what waits in `o` to the front of memory; says how it went.
+    fn take_waiting(&mut self, o: &Outbox) -> String {
+        match o.waiting() {
+            Ok(waiting) => {
+                let n = waiting.len();
+                for w in waiting.into_iter().rev() {
+                    self.held.push_front(w);
+                }
+                format!("the {n} events that waited in it were kept")
+            }
+            Err(e) => format!(
+                "the events that waited in it could not be read ({})",
+                crate::escape::sanitize_line(&e.to_string())
+            ),
+        }
+    }
+
+    /// The outbox failed under us (`why`): what waits in it is taken into
+    /// memory as far as it can be read, and the file is moved aside, never
+    /// deleted, so that nothing in it is lost unsaid.
+    fn retire(&mut self, why: String) {
         let Some(o) = self.outbox.take() else {
             return;
         };
-        let gone = matches!(o.check_in_place(), Err((r, _)) if r != "journal-planted");
-        if gone && let Ok(waiting) = o.waiting() {
-            for w in waiting.into_iter().rev() {
-                self.held.push_front(w);
-            }
+        let kept = self.take_waiting(&o);
+        let still_ours = matches!(o.check_in_place(), Ok(()) | Err(("journal-planted", _)));
+        drop(o);
+        let moved = if still_ours {
+            self.move_aside()
+        } else {
+            String::new()
+        };
+        self.found.push(OutboxProblem {
+            reason: "unusable",
+            detail: format!("{why}; {kept}{moved}; events wait in memory until a new one is made"),
+        });
+    }
+
+    /// Renames the file at the outbox's path out of the way (its events
+    /// may be read from it by hand), and says where it went.
+    fn move_aside(&self) -> String {
+        let ns = crate::init::now_ns();
+        let aside = crate::files::sibling(&self.path, &format!(".aside.{ns}"));
+        match std::fs::rename(&self.path, &aside) {
+            Ok(()) => format!(
+                "; the file was moved to {}",
+                crate::escape::escape_path(&aside)
+            ),
+            Err(e) => format!("; the file could not be moved aside ({e})"),
         }
     }
 
     /// A new outbox in a safe state: nothing but a regular file at its
     /// path and its journal's (a planted link, FIFO or device is removed,
-    /// never followed; a file that is not an outbox is removed), then what
-    /// waited in memory moved into it.
+    /// never followed; a file that is not an outbox is moved aside), then
+    /// what waited in memory moved into it.
     fn reopen(&mut self) -> Result<(), OutboxProblem> {
         let journal = crate::files::sibling(&self.path, "-journal");
         for p in [&self.path, &journal] {
@@ -474,21 +556,36 @@ impl GuardedOutbox {
             }
         }
         let shown = crate::escape::escape_path(&self.path);
-        let unusable = |e: Error| OutboxProblem {
+        let unusable = |e: Error, moved: &str| OutboxProblem {
             reason: "unusable",
             detail: format!(
-                "no event outbox can be made at {shown} ({}); events wait in memory meanwhile",
+                "no event outbox can be made at {shown} ({}){moved}; events wait in memory \
+                 meanwhile",
                 crate::escape::sanitize_line(&e.to_string())
             ),
         };
         let mut o = match Outbox::open(&self.db) {
             Ok(o) => o,
-            // A regular file there that is not an outbox: not ours to keep.
-            Err(_) if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.is_file()) => {
-                let _ = std::fs::remove_file(&self.path);
-                Outbox::open(&self.db).map_err(unusable)?
+            // A regular file there that is not an outbox: kept aside, and
+            // a new one made.
+            Err(e) if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.is_file()) => {
+                let moved = self.move_aside();
+                match Outbox::open(&self.db) {
+                    Ok(o) => {
+                        self.found.push(OutboxProblem {
+                            reason: "unusable",
+                            detail: format!(
+                                "the file at {shown} was not a usable event outbox ({}){moved}, \
+                                 and a new one is made",
+                                crate::escape::sanitize_line(&e.to_string())
+                            ),
+                        });
+                        o
+                    }
+                    Err(e) => return Err(unusable(e, &moved)),
+                }
             }
-            Err(e) => return Err(unusable(e)),
+            Err(e) => return Err(unusable(e, "")),
         };
         if let Err((reason, detail)) = o.check_in_place() {
             return Err(OutboxProblem {
@@ -534,7 +631,10 @@ impl GuardedOutbox {
             match o.add(events, sinks) {
                 Ok(dropped) => return dropped,
                 // A file that fails under us: its events go to memory.
-                Err(_) => self.salvage(),
+                Err(e) => self.retire(format!(
+                    "the event outbox refused events ({})",
+                    crate::escape::sanitize_line(&e.to_string())
+                )),
             }
         }
         let mut dropped = 0;
@@ -549,9 +649,14 @@ impl GuardedOutbox {
         dropped
     }
 
-    /// Sends what waits for `sink_name` (in memory first: it is older), in
-    /// order, stopping at the first refusal.
+    /// Sends what waits for `sink_name`, in order, stopping at the first
+    /// refusal. Events wait in memory only while there is no outbox (a new
+    /// one is tried first, so that they join the file after what waits
+    /// there), and are then older than anything in the outbox.
     pub fn deliver(&mut self, sink_name: &str, sink: &mut dyn Sink) -> Delivery {
+        if self.outbox.is_none() {
+            self.try_reopen();
+        }
         let mut d = Delivery::default();
         let mut sent = 0;
         for (event, _) in self
@@ -592,11 +697,12 @@ impl GuardedOutbox {
                     d.error = more.error;
                 }
                 Err(e) => {
-                    self.salvage();
-                    d.error = Some(format!(
-                        "the event outbox failed ({}); events wait in memory",
+                    let why = format!(
+                        "the event outbox failed ({})",
                         crate::escape::sanitize_line(&e.to_string())
-                    ));
+                    );
+                    d.error = Some(format!("{why}; events wait in memory"));
+                    self.retire(why);
                 }
             }
         }

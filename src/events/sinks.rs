@@ -113,7 +113,7 @@ struct Stdout;
 impl Sink for Stdout {
     fn send(&mut self, event: &Event) -> Result<(), String> {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "{}", event.body)
+        writeln!(out, "{}", crate::escape::json_for_terminal(&event.body))
             .and_then(|()| out.flush())
             .map_err(|e| format!("standard output: {e}"))
     }
