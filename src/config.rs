@@ -46,16 +46,31 @@ pub fn load(path: Option<&Path>) -> Result<Config, Error> {
         path: path.clone(),
         source,
     };
-    let meta = std::fs::metadata(&path).map_err(read_err)?;
-    if meta.mode() & 0o004 != 0 {
-        return Err(Error::invalid(format!(
-            "{} can be read by every user, and may hold broker passwords; \
-             chmod o-r {} (tripseal reads it as root or its own user)",
-            escape_path(&path),
-            escape_path(&path)
+    // Whatever is there is read only if it is a regular file: a FIFO is
+    // refused before its modes are looked at, never waited on.
+    if let Ok(m) = std::fs::metadata(&path)
+        && !m.is_file()
+    {
+        return Err(read_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "it is {}, not a regular file; tripseal opens only regular files here",
+                crate::files::kind_name(&m)
+            ),
         )));
     }
-    let text = crate::files::read_strict(&path, crate::files::MAX_SMALL_FILE_BYTES)?;
+    let text =
+        crate::files::read_strict_checked(&path, crate::files::MAX_SMALL_FILE_BYTES, |meta| {
+            if meta.mode() & 0o004 != 0 {
+                return Err(Error::invalid(format!(
+                    "{} can be read by every user, and may hold broker passwords; \
+                 chmod o-r {} (tripseal reads it as root or its own user)",
+                    escape_path(&path),
+                    escape_path(&path)
+                )));
+            }
+            Ok(())
+        })?;
     let text = String::from_utf8(text)
         .map_err(|_| Error::invalid(format!("{}: not UTF-8 text", escape_path(&path))))?;
     toml::from_str(&text).map_err(|e| Error::invalid(format!("{}: {e}", escape_path(&path))))

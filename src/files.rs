@@ -139,11 +139,22 @@ pub fn strict_mode(path: &Path, meta: &Metadata) -> Result<(), String> {
 /// [`read_untrusted`] of a file tripseal takes its configuration or its
 /// trust from, refused under [`strict_mode`] (checked on the opened file).
 pub fn read_strict(path: &Path, max_bytes: u64) -> Result<Vec<u8>, crate::error::Error> {
+    read_strict_checked(path, max_bytes, |_| Ok(()))
+}
+
+/// [`read_strict`], with `check` of the opened file's metadata first (a
+/// file that may hold secrets: not readable by others).
+pub fn read_strict_checked(
+    path: &Path,
+    max_bytes: u64,
+    check: impl FnOnce(&Metadata) -> Result<(), crate::error::Error>,
+) -> Result<Vec<u8>, crate::error::Error> {
     let io_err = |source| crate::error::Error::Read {
         path: path.to_path_buf(),
         source,
     };
     let (file, meta) = open_untrusted(path, max_bytes, true).map_err(io_err)?;
+    check(&meta)?;
     strict_mode(path, &meta).map_err(|detail| crate::error::Error::Unsafe { detail })?;
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.take(max_bytes + 1)

@@ -198,23 +198,24 @@ pub fn keygen(out: &Path) -> Result<(PathBuf, String), Error> {
 
 /// Reads an operator's private key, refusing one that others can read.
 pub fn load_signing_key(path: &Path) -> Result<SigningKey, Error> {
-    let meta = std::fs::metadata(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
+    let bytes = crate::files::read_strict_checked(path, MAX_KEY_FILE_BYTES, |meta| {
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(Error::invalid(format!(
+                "the private key {} is readable by group or others (mode {:04o}); \
+                 run `chmod 600 {}` and keep it off the monitored hosts",
+                escape_path(path),
+                meta.permissions().mode() & 0o7777,
+                escape_path(path)
+            )));
+        }
+        Ok(())
     })?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        return Err(Error::invalid(format!(
-            "the private key {} is readable by group or others (mode {:04o}); \
-             run `chmod 600 {}` and keep it off the monitored hosts",
-            escape_path(path),
-            meta.permissions().mode() & 0o7777,
+    let text = zeroize::Zeroizing::new(String::from_utf8(bytes).map_err(|_| {
+        Error::invalid(format!(
+            "{} is not an Ed25519 private key in PKCS#8 PEM (not text)",
             escape_path(path)
-        )));
-    }
-    let text = read_key_file(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+        ))
+    })?);
     SigningKey::from_pkcs8_pem(&text).map_err(|e| {
         Error::invalid(format!(
             "{} is not an Ed25519 private key in PKCS#8 PEM ({e}); make one with \
@@ -224,17 +225,11 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey, Error> {
     })
 }
 
-/// A key file's text: a regular file of a few KB (never a FIFO or a device).
-fn read_key_file(path: &Path) -> std::io::Result<zeroize::Zeroizing<String>> {
-    const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
-    let bytes = crate::files::read_untrusted(path, MAX_KEY_FILE_BYTES)?;
-    String::from_utf8(bytes)
-        .map(zeroize::Zeroizing::new)
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not text"))
-}
+/// A key file is a few hundred bytes; more is not a key.
+const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
 
 fn load_public_key(path: &Path) -> Result<VerifyingKey, Error> {
-    let bytes = match crate::files::read_strict(path, 64 * 1024) {
+    let bytes = match crate::files::read_strict(path, MAX_KEY_FILE_BYTES) {
         Ok(b) => b,
         Err(Error::Read { source, .. })
             if !matches!(

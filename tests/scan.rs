@@ -10,12 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
 
-fn mkfifo(path: &Path) {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
-}
-
 #[test]
 fn every_kind_of_entry_is_recorded_exactly() {
     let tmp = tempfile::tempdir().unwrap();

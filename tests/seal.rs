@@ -4,82 +4,13 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::*;
 
-struct Sealed {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    root: PathBuf,
-    db: PathBuf,
-    key: PathBuf,
-    public: PathBuf,
-}
-
-impl Sealed {
-    /// A tree of three files, its baseline, an operator key, and a signature.
-    fn new() -> Sealed {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        let root = dir.join("tree");
-        std::fs::create_dir(&root).unwrap();
-        for name in ["a", "b", "c"] {
-            std::fs::write(root.join(name), name).unwrap();
-        }
-        let rules = rules_for(&dir, &root, FULL);
-        let db = dir.join("b.db");
-        assert_ok(&init(&rules, &db));
-        let key = dir.join("op.key");
-        keygen(&key);
-        let s = Sealed {
-            _tmp: tmp,
-            public: dir.join("op.key.pub"),
-            dir,
-            root,
-            db,
-            key,
-        };
-        assert_ok(&s.sign(&s.key, &s.db));
-        s
-    }
-
-    fn sign(&self, key: &Path, db: &Path) -> std::process::Output {
-        tripseal()
-            .arg("sign")
-            .arg("--key")
-            .arg(key)
-            .arg(db)
-            .output()
-            .unwrap()
-    }
-
-    fn check_with(&self, db: &Path, trust: &Path, extra: &[&str]) -> std::process::Output {
-        tripseal()
-            .arg("check")
-            .arg("--db")
-            .arg(db)
-            .arg("--trust")
-            .arg(trust)
-            .args(extra)
-            .output()
-            .unwrap()
-    }
-
-    fn check(&self) -> std::process::Output {
-        self.check_with(&self.db, &self.public, &[])
-    }
-
-    fn sql(&self, db: &Path, statement: &str) {
-        let out = Command::new("sqlite3")
-            .arg(db)
-            .arg(statement)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "sqlite3: {}", stderr(&out));
-    }
-}
+/// The tree every test here seals.
+const ABC: [(&str, &str); 3] = [("a", "a"), ("b", "b"), ("c", "c")];
 
 fn assert_refused(out: &std::process::Output, reason: &str) {
     assert_eq!(
@@ -100,7 +31,7 @@ fn assert_refused(out: &std::process::Output, reason: &str) {
 
 #[test]
 fn a_signed_untouched_baseline_is_accepted() {
-    let s = Sealed::new();
+    let s = Sealed::new(&ABC);
     let out = s.check();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = tripseal()
@@ -160,14 +91,14 @@ fn every_tamper_is_refused_with_its_reason() {
             "unsigned",
         ),
     ];
-    for (what, sql, reason) in cases {
-        let s = Sealed::new();
+    for (what, statement, reason) in cases {
+        let s = Sealed::new(&ABC);
         // WITHOUT ROWID tables have no rowid: pick rows by path instead.
-        let sql = sql.replace(
+        let statement = statement.replace(
             "rowid IN (SELECT rowid FROM entries LIMIT 1)",
             "path = (SELECT min(path) FROM entries WHERE hash IS NOT NULL)",
         );
-        s.sql(&s.db, &sql);
+        sql(&s.db, &statement);
         let out = s.check();
         assert_refused(&out, reason);
         let out = tripseal()
@@ -183,7 +114,7 @@ fn every_tamper_is_refused_with_its_reason() {
 
 #[test]
 fn a_signature_copied_from_another_baseline_does_not_fit() {
-    let s = Sealed::new();
+    let s = Sealed::new(&ABC);
     // Another baseline, of other content, signed by the same trusted key.
     let other_root = s.dir.join("other");
     std::fs::create_dir(&other_root).unwrap();
@@ -192,11 +123,11 @@ fn a_signature_copied_from_another_baseline_does_not_fit() {
     assert_ok(&init(&rules_for(&s.dir, &other_root, "[\"hash\"]"), &other));
     assert_ok(&s.sign(&s.key, &other));
     // An intruder edits our baseline and pastes the other's signature in.
-    s.sql(
+    sql(
         &s.db,
         "UPDATE entries SET hash = zeroblob(32) WHERE hash IS NOT NULL",
     );
-    s.sql(
+    sql(
         &s.db,
         &format!(
             "ATTACH '{}' AS o; DELETE FROM signatures; INSERT INTO signatures SELECT * FROM o.signatures;",
@@ -208,7 +139,7 @@ fn a_signature_copied_from_another_baseline_does_not_fit() {
 
 #[test]
 fn keys_outside_the_trust_store_and_empty_stores_are_untrusted() {
-    let s = Sealed::new();
+    let s = Sealed::new(&ABC);
     let stranger = s.dir.join("stranger.key");
     keygen(&stranger);
     // Trusting only another key.
@@ -225,14 +156,14 @@ fn keys_outside_the_trust_store_and_empty_stores_are_untrusted() {
         stderr(&out)
     );
     // Re-signed by an intruder's own key after editing: still untrusted.
-    s.sql(&s.db, "DELETE FROM signatures");
+    sql(&s.db, "DELETE FROM signatures");
     assert_ok(&s.sign(&stranger, &s.db));
     assert_refused(&s.check(), "untrusted");
 }
 
 #[test]
 fn trust_stores_are_a_file_a_directory_or_a_glob() {
-    let s = Sealed::new();
+    let s = Sealed::new(&ABC);
     let second = s.dir.join("second.key");
     keygen(&second);
     let store = s.dir.join("trusted.d");
@@ -255,7 +186,7 @@ fn trust_stores_are_a_file_a_directory_or_a_glob() {
 
 #[test]
 fn a_rollback_to_an_older_signed_generation_is_refused() {
-    let s = Sealed::new();
+    let s = Sealed::new(&ABC);
     assert_eq!(s.check().status.code(), Some(0));
     std::fs::write(s.root.join("a"), b"changed").unwrap();
     let out = tripseal()
@@ -282,7 +213,7 @@ fn a_rollback_to_an_older_signed_generation_is_refused() {
 
 #[test]
 fn broken_files_are_refused_too() {
-    let s = Sealed::new();
+    let s = Sealed::new(&ABC);
     let bytes = std::fs::read(&s.db).unwrap();
     std::fs::write(&s.db, &bytes[..bytes.len() / 2]).unwrap();
     assert_refused(&s.check(), "unreadable");
@@ -292,8 +223,8 @@ fn broken_files_are_refused_too() {
 
 #[test]
 fn vacuum_copy_and_dump_keep_the_seal() {
-    let s = Sealed::new();
-    s.sql(&s.db, "VACUUM");
+    let s = Sealed::new(&ABC);
+    sql(&s.db, "VACUUM");
     assert_eq!(s.check().status.code(), Some(0), "{}", stderr(&s.check()));
     let copy = s.dir.join("copy.db");
     std::fs::copy(&s.db, &copy).unwrap();
@@ -328,7 +259,7 @@ fn vacuum_copy_and_dump_keep_the_seal() {
 
 #[test]
 fn keys_signing_and_a_second_signer() {
-    let s = Sealed::new();
+    let s = Sealed::new(&ABC);
     let mode = std::fs::metadata(&s.key).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     // keygen never overwrites a key.
@@ -371,7 +302,7 @@ fn keys_signing_and_a_second_signer() {
 
 #[test]
 fn diff_verifies_its_reference_only() {
-    let s = Sealed::new();
+    let s = Sealed::new(&ABC);
     std::fs::write(s.root.join("b"), b"new").unwrap();
     assert_ok(
         &tripseal()
@@ -412,7 +343,7 @@ fn openssl(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn openssl_keys_sign_and_openssl_verifies_tripseal_signatures() {
-    let s = Sealed::new();
+    let s = Sealed::new(&ABC);
     let dir = s.dir.to_str().unwrap().to_string();
     // A key made by openssl signs; its openssl-made public key is trusted.
     let key = format!("{dir}/ossl.key");
@@ -463,7 +394,7 @@ fn openssl_keys_sign_and_openssl_verifies_tripseal_signatures() {
         .nth(1)
         .unwrap()
         .to_string();
-    s.sql(
+    sql(
         &s.db,
         &format!(
             "SELECT writefile('{sig}', signature) FROM signatures WHERE fingerprint = '{ours}'"
@@ -480,7 +411,7 @@ fn openssl_keys_sign_and_openssl_verifies_tripseal_signatures() {
         stdout(&out)
     );
     // After a tamper, the same recipe fails.
-    s.sql(&s.db, "UPDATE meta SET value = 'other' WHERE key = 'host'");
+    sql(&s.db, "UPDATE meta SET value = 'other' WHERE key = 'host'");
     assert_ok(
         &tripseal()
             .arg("digest")
@@ -506,7 +437,7 @@ fn openssl_keys_sign_and_openssl_verifies_tripseal_signatures() {
 
 #[test]
 fn bad_trust_store_patterns_and_non_baselines_are_clear_errors() {
-    let s = Sealed::new();
+    let s = Sealed::new(&ABC);
     // Wildcards belong in the file name only.
     let pattern = s.dir.join("*.d").join("ops.pub");
     let out = s.check_with(&s.db, &pattern, &[]);

@@ -5,85 +5,24 @@
 
 mod common;
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::*;
 
-/// A tree, its baseline, a key and the signature: a sealed set-up.
-struct Host {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    root: PathBuf,
-    db: PathBuf,
-    key: PathBuf,
-    public: PathBuf,
-}
+/// The tree most tests here seal.
+const ONE: [(&str, &str); 1] = [("a.py", "a")];
 
-impl Host {
-    fn new() -> Host {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        let root = dir.join("tree");
-        std::fs::create_dir(&root).unwrap();
-        std::fs::write(root.join("a.py"), "a").unwrap();
-        let rules = rules_for(&dir, &root, FULL);
-        let db = dir.join("b.db");
-        assert_ok(&init(&rules, &db));
-        let key = dir.join("op.key");
-        keygen(&key);
-        let h = Host {
-            _tmp: tmp,
-            public: dir.join("op.key.pub"),
-            dir,
-            root,
-            db,
-            key,
-        };
-        assert_ok(&h.sign(&h.db));
-        h
-    }
-
-    fn sign(&self, db: &Path) -> Output {
-        tripseal()
-            .arg("sign")
-            .arg("--key")
-            .arg(&self.key)
-            .arg(db)
-            .output()
-            .unwrap()
-    }
-
-    fn check(&self, extra: &[&str]) -> Output {
-        tripseal()
-            .arg("check")
-            .arg("--db")
-            .arg(&self.db)
-            .arg("--trust")
-            .arg(&self.public)
-            .args(extra)
-            .output()
-            .unwrap()
-    }
-}
-
-fn sql(db: &Path, statement: &str) {
-    let out = Command::new("sqlite3")
-        .arg(db)
-        .arg(statement)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "sqlite3: {}", stderr(&out));
-}
-
-fn mkfifo(path: &Path) {
-    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+/// A command refused because of a FIFO, quickly, with an error code.
+fn refused_for_a_fifo(cmd: assert_cmd::Command) {
+    let out = quick(cmd);
+    assert!(
+        code(&out).unwrap() >= 14 && stderr(&out).contains("FIFO"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// A command that must end on its own quickly: a FIFO must never be waited on.
@@ -125,7 +64,7 @@ fn a_baseline_that_carries_code_or_tables_of_its_own_is_refused() {
         ),
     ];
     for (statement, named) in cases {
-        let h = Host::new();
+        let h = Sealed::new(&ONE);
         sql(&h.db, statement);
         let before = std::fs::read(&h.db).unwrap();
         // Reading it: exit 24 naming what it carries.
@@ -137,12 +76,12 @@ fn a_baseline_that_carries_code_or_tables_of_its_own_is_refused() {
             stderr(&out)
         );
         // Signing it: refused, and nothing in the file ran or changed.
-        let out = h.sign(&h.db);
+        let out = h.sign(&h.key, &h.db);
         assert_eq!(code(&out), Some(24), "{statement}: {}", stderr(&out));
         assert!(stderr(&out).contains(named), "{}", stderr(&out));
         assert_eq!(std::fs::read(&h.db).unwrap(), before, "{statement}");
         // Checking against it: the seal is refused.
-        let out = h.check(&[]);
+        let out = h.check();
         assert_eq!(code(&out), Some(26), "{statement}: {}", stderr(&out));
         assert!(
             stderr(&out).contains("seal refused (unreadable)") && stderr(&out).contains(named),
@@ -160,12 +99,12 @@ fn a_baseline_that_carries_code_or_tables_of_its_own_is_refused() {
     }
     // sign reads only what show and diff read: not a journal or a WAL that
     // SQLite would replay, and never through a symlink.
-    let h = Host::new();
+    let h = Sealed::new(&ONE);
     for beside in ["b.db-journal", "b.db-wal"] {
         let planted = h.dir.join(beside);
         std::fs::write(&planted, "rows nobody reviewed").unwrap();
         let before = std::fs::read(&h.db).unwrap();
-        let out = h.sign(&h.db);
+        let out = h.sign(&h.key, &h.db);
         assert_eq!(code(&out), Some(24), "{beside}: {}", stderr(&out));
         assert!(stderr(&out).contains(beside), "{}", stderr(&out));
         assert_eq!(std::fs::read(&h.db).unwrap(), before);
@@ -173,11 +112,11 @@ fn a_baseline_that_carries_code_or_tables_of_its_own_is_refused() {
     }
     let link = h.dir.join("link.db");
     std::os::unix::fs::symlink(&h.db, &link).unwrap();
-    let out = h.sign(&link);
+    let out = h.sign(&h.key, &link);
     assert_eq!(code(&out), Some(24), "{}", stderr(&out));
     assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
     // A column redefined (a default, a generated column) is not our schema.
-    let h = Host::new();
+    let h = Sealed::new(&ONE);
     sql(
         &h.db,
         "PRAGMA writable_schema = ON; UPDATE sqlite_master SET sql = replace(sql, \
@@ -194,7 +133,7 @@ fn a_baseline_that_carries_code_or_tables_of_its_own_is_refused() {
 
 #[test]
 fn strings_from_a_baseline_never_reach_the_terminal_raw() {
-    let h = Host::new();
+    let h = Sealed::new(&ONE);
     let evil = "x' || char(27) || '[2J' || char(8238) || 'y";
     let copy = h.dir.join("evil.db");
     std::fs::copy(&h.db, &copy).unwrap();
@@ -247,13 +186,7 @@ fn strings_from_a_baseline_never_reach_the_terminal_raw() {
             .unwrap();
         raw(&out);
     }
-    let out = tripseal()
-        .arg("verify")
-        .arg("--trust")
-        .arg(&h.public)
-        .arg(&copy)
-        .output()
-        .unwrap();
+    let out = verify(&h.public, &copy);
     assert_eq!(code(&out), Some(26));
     raw(&out);
     // An error message that quotes the file's contents.
@@ -268,7 +201,7 @@ fn strings_from_a_baseline_never_reach_the_terminal_raw() {
 
 #[test]
 fn planted_fifos_are_refused_never_waited_on() {
-    let h = Host::new();
+    let h = Sealed::new(&ONE);
     // The rollback record.
     mkfifo(&h.dir.join("b.db.accepted"));
     let mut cmd = tripseal();
@@ -308,12 +241,7 @@ fn planted_fifos_are_refused_never_waited_on() {
     ] {
         let mut cmd = tripseal();
         cmd.args(&args);
-        let out = quick(cmd);
-        assert!(
-            code(&out).unwrap() >= 14 && stderr(&out).contains("FIFO"),
-            "{args:?}: {}",
-            stderr(&out)
-        );
+        refused_for_a_fifo(cmd);
     }
     // The configuration.
     let fifo_config = h.dir.join("config.fifo");
@@ -326,12 +254,7 @@ fn planted_fifos_are_refused_never_waited_on() {
         .arg(&h.db)
         .arg("--trust")
         .arg(&h.public);
-    let out = quick(cmd);
-    assert!(
-        code(&out).unwrap() >= 14 && stderr(&out).contains("FIFO"),
-        "{}",
-        stderr(&out)
-    );
+    refused_for_a_fifo(cmd);
     // A key in the trust store, and the trust store given as one file.
     let store = h.dir.join("trusted.d");
     std::fs::create_dir(&store).unwrap();
@@ -353,12 +276,7 @@ fn planted_fifos_are_refused_never_waited_on() {
     mkfifo(&fifo_key);
     let mut cmd = tripseal();
     cmd.arg("sign").arg("--key").arg(&fifo_key).arg(&h.db);
-    let out = quick(cmd);
-    assert!(
-        code(&out).unwrap() >= 14 && stderr(&out).contains("FIFO"),
-        "{}",
-        stderr(&out)
-    );
+    refused_for_a_fifo(cmd);
     // A file: sink: events are not lost, they wait in the outbox.
     let fifo_sink = h.dir.join("events.fifo");
     mkfifo(&fifo_sink);
@@ -387,13 +305,13 @@ fn planted_fifos_are_refused_never_waited_on() {
 
 #[test]
 fn the_rollback_record_fails_closed() {
-    let h = Host::new();
-    assert_ok(&h.check(&[]));
+    let h = Sealed::new(&ONE);
+    assert_ok(&h.check());
     let state = h.dir.join("b.db.accepted");
     assert!(state.exists(), "the first check records the generation");
     for garbled in ["", "2\n", "two 00\n", "1 zz\n", "1 0000\n"] {
         std::fs::write(&state, garbled).unwrap();
-        let out = h.check(&[]);
+        let out = h.check();
         assert_eq!(code(&out), Some(26), "{garbled:?}: {}", stderr(&out));
         assert!(
             stderr(&out).contains("seal refused (accepted-unreadable)"),
@@ -403,25 +321,18 @@ fn the_rollback_record_fails_closed() {
     }
     std::fs::remove_file(&state).unwrap();
     std::fs::create_dir(&state).unwrap();
-    let out = h.check(&[]);
+    let out = h.check();
     assert_eq!(code(&out), Some(26), "{}", stderr(&out));
     assert!(stderr(&out).contains("a directory"), "{}", stderr(&out));
     std::fs::remove_dir(&state).unwrap();
     // Deleted: no record, as on the first run; the next check records one.
-    assert_ok(&h.check(&[]));
+    assert_ok(&h.check());
     assert!(std::fs::read_to_string(&state).unwrap().starts_with("1 "));
 }
 
 #[test]
 fn only_the_companions_of_the_baseline_are_skipped() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("tree");
-    std::fs::create_dir(&root).unwrap();
-    std::fs::write(root.join("a"), "a").unwrap();
-    let rules = rules_for(tmp.path(), &root, r#"["type", "size", "hash"]"#);
-    // The baseline inside the tree it watches.
-    let db = root.join("b.db");
-    assert_ok(&init(&rules, &db));
+    let (_tmp, root, db) = tree_holding_its_baseline(r#"["type", "size", "hash"]"#);
     let planted = [
         "b.db.evil",
         "b.dbx",
@@ -468,7 +379,7 @@ fn only_the_companions_of_the_baseline_are_skipped() {
 
 #[test]
 fn sinks_are_refused_before_any_work() {
-    let h = Host::new();
+    let h = Sealed::new(&ONE);
     for sink in [
         "syslog+tcp://127.0.0.1:99999",
         "syslog+udp://127.0.0.1:514?facility=local0",
@@ -478,7 +389,7 @@ fn sinks_are_refused_before_any_work() {
         "syslog?x=1",
         "stdout2",
     ] {
-        let out = h.check(&["--emit", sink]);
+        let out = h.check_extra(&["--emit", sink]);
         assert_eq!(code(&out), Some(15), "{sink}: {}", stderr(&out));
         assert!(!h.dir.join("b.db.outbox").exists(), "{sink}: work was done");
         assert!(
@@ -488,35 +399,21 @@ fn sinks_are_refused_before_any_work() {
     }
 }
 
-impl Host {
+impl Sealed {
     fn sign_expiring(&self, when: &str) -> Output {
-        tripseal()
-            .arg("sign")
-            .arg("--key")
-            .arg(&self.key)
-            .arg("--expires")
-            .arg(when)
-            .arg(&self.db)
-            .output()
-            .unwrap()
+        sign_with(&self.key, &self.db, &["--expires", when])
     }
 
     fn verify(&self) -> Output {
-        tripseal()
-            .arg("verify")
-            .arg("--trust")
-            .arg(&self.public)
-            .arg(&self.db)
-            .output()
-            .unwrap()
+        verify(&self.public, &self.db)
     }
 }
 
 #[test]
 fn signed_baselines_expire_and_the_expiry_cannot_be_stripped() {
-    let h = Host::new();
+    let h = Sealed::new(&ONE);
     // Signed without an expiry (the v1 message): it keeps verifying.
-    assert_ok(&h.check(&[]));
+    assert_ok(&h.check());
     assert!(stdout(&h.verify()).contains("no expiry"));
 
     // Far away: accepted, nothing to warn about.
@@ -527,7 +424,7 @@ fn signed_baselines_expire_and_the_expiry_cannot_be_stripped() {
         "{}",
         stdout(&out)
     );
-    let out = h.check(&[]);
+    let out = h.check();
     assert_ok(&out);
     assert!(!stderr(&out).contains("expires"), "{}", stderr(&out));
     assert!(stdout(&h.verify()).contains("expires 2099-01-31T00:00:00Z"));
@@ -543,13 +440,7 @@ fn signed_baselines_expire_and_the_expiry_cannot_be_stripped() {
     ] {
         std::fs::copy(&h.db, &copy).unwrap();
         sql(&copy, edit);
-        let out = tripseal()
-            .arg("verify")
-            .arg("--trust")
-            .arg(&h.public)
-            .arg(&copy)
-            .output()
-            .unwrap();
+        let out = verify(&h.public, &copy);
         assert_eq!(code(&out), Some(26), "{edit}");
         assert!(
             stderr(&out).contains("seal refused (altered)"),
@@ -563,7 +454,7 @@ fn signed_baselines_expire_and_the_expiry_cannot_be_stripped() {
     assert_ok(&h.sign_expiring("8s"));
     let signed = std::time::Instant::now();
     let events = h.dir.join("events.jsonl");
-    let out = h.check(&["--emit", &format!("file:{}", events.display())]);
+    let out = h.check_extra(&["--emit", &format!("file:{}", events.display())]);
     assert_ok(&out);
     assert!(
         stderr(&out).contains("expires") && stderr(&out).contains("sign the next generation"),
@@ -583,7 +474,7 @@ fn signed_baselines_expire_and_the_expiry_cannot_be_stripped() {
 
     // Past it: refused by check and verify, with its own reason.
     std::thread::sleep(Duration::from_secs(9).saturating_sub(signed.elapsed()));
-    let out = h.check(&[]);
+    let out = h.check();
     assert_eq!(code(&out), Some(26), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("seal refused (expired)"),
@@ -603,7 +494,7 @@ fn signed_baselines_expire_and_the_expiry_cannot_be_stripped() {
 
 #[test]
 fn an_expiring_signature_checks_out_with_openssl() {
-    let h = Host::new();
+    let h = Sealed::new(&ONE);
     assert_ok(&h.sign_expiring("2099-01-31"));
     let msg = h.dir.join("message.bin");
     let sig = h.dir.join("signature.bin");
@@ -649,7 +540,7 @@ fn chmod(path: &Path, mode: u32) {
 
 #[test]
 fn configuration_trust_and_rules_that_others_could_write_are_refused() {
-    let h = Host::new();
+    let h = Sealed::new(&ONE);
     let rules = h.dir.join("rules.toml");
     let init_with = |rules: &Path| {
         tripseal()

@@ -56,10 +56,18 @@ impl Daemon {
         d
     }
 
+    /// The daemon on `db` with its seal skipped.
     fn spawn(db: &Path, events: &Path, extra: &[&str]) -> Daemon {
+        Daemon::spawn_with(db, events, &["--allow-unsigned".into()], extra)
+    }
+
+    /// The daemon on `db`, events to the file `events`, with `seal` (how to
+    /// treat the seal) and `extra` flags.
+    fn spawn_with(db: &Path, events: &Path, seal: &[String], extra: &[&str]) -> Daemon {
         let child = Command::new(bin_path())
-            .args(["watch", "--allow-unsigned", "--db"])
+            .args(["watch", "--db"])
             .arg(db)
+            .args(seal)
             .arg("--emit")
             .arg(format!("file:{}", events.display()))
             .args(extra)
@@ -376,14 +384,8 @@ fn a_baseline_whose_seal_fails_is_refused() {
 #[test]
 fn its_own_files_in_the_tree_are_never_reported() {
     let _shared = shared();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("tree");
-    std::fs::create_dir(&root).unwrap();
-    std::fs::write(root.join("a"), "a").unwrap();
-    let rules = rules_for(tmp.path(), &root, r#"["type", "size", "hash"]"#);
     // The baseline, and so its outbox, inside the watched tree.
-    let db = root.join("b.db");
-    assert_ok(&init(&rules, &db));
+    let (tmp, root, db) = tree_holding_its_baseline(r#"["type", "size", "hash"]"#);
     let events = tmp.path().join("events.jsonl");
     let mut d = Daemon::spawn(&db, &events, &[]);
     d.root = root.clone();
@@ -436,24 +438,7 @@ fn sighup_takes_a_newly_signed_generation() {
     let key = tmp.path().join("op.key");
     keygen(&key);
     sign(&key, &db);
-    let events = tmp.path().join("events.jsonl");
-    let child = Command::new(bin_path())
-        .args(["watch", "--db"])
-        .arg(&db)
-        .arg("--trust")
-        .arg(format!("{}.pub", key.display()))
-        .arg("--emit")
-        .arg(format!("file:{}", events.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut d = Daemon {
-        child: Some(child),
-        events,
-        tmp,
-        root,
-    };
+    let mut d = spawn_trusting(tmp, root, &db, &key, &[]);
     d.wait_for(|e| e["type"] == "fim-scan-finished");
 
     // The operator accepts a change: a new generation, signed.
@@ -643,6 +628,23 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The daemon on the baseline `db` of `root` (in `tmp`), trusting `key`,
+/// with `extra` flags; events go to `events.jsonl` in `tmp`.
+fn spawn_trusting(
+    tmp: tempfile::TempDir,
+    root: PathBuf,
+    db: &Path,
+    key: &Path,
+    extra: &[&str],
+) -> Daemon {
+    let events = tmp.path().join("events.jsonl");
+    let trust = ["--trust".to_string(), format!("{}.pub", key.display())];
+    let mut d = Daemon::spawn_with(db, &events, &trust, extra);
+    d.tmp = tmp;
+    d.root = root;
+    d
+}
+
 /// The daemon on a signed baseline of a two-file tree, with `extra` flags.
 fn start_sealed(extra: &[&str]) -> (Daemon, PathBuf, PathBuf) {
     let (tmp, root, db) = tree_with_baseline(
@@ -652,25 +654,7 @@ fn start_sealed(extra: &[&str]) -> (Daemon, PathBuf, PathBuf) {
     let key = tmp.path().join("op.key");
     keygen(&key);
     sign(&key, &db);
-    let events = tmp.path().join("events.jsonl");
-    let child = Command::new(bin_path())
-        .args(["watch", "--db"])
-        .arg(&db)
-        .arg("--trust")
-        .arg(format!("{}.pub", key.display()))
-        .arg("--emit")
-        .arg(format!("file:{}", events.display()))
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut d = Daemon {
-        child: Some(child),
-        events,
-        tmp,
-        root,
-    };
+    let mut d = spawn_trusting(tmp, root, &db, &key, extra);
     d.wait_for(|e| e["type"] == "fim-scan-finished");
     (d, db, key)
 }
@@ -777,35 +761,9 @@ fn the_daemon_warns_before_its_seal_expires_and_says_when_it_has() {
     let (tmp, root, db) = tree_with_baseline(&[("a.py", "a")], r#"["type", "size", "hash"]"#);
     let key = tmp.path().join("op.key");
     keygen(&key);
-    assert_ok(
-        &tripseal()
-            .arg("sign")
-            .arg("--key")
-            .arg(&key)
-            // Long enough for the daemon to start well before it expires.
-            .args(["--expires", "10s"])
-            .arg(&db)
-            .output()
-            .unwrap(),
-    );
-    let events = tmp.path().join("events.jsonl");
-    let child = Command::new(bin_path())
-        .args(["watch", "--rescan", "1s", "--db"])
-        .arg(&db)
-        .arg("--trust")
-        .arg(format!("{}.pub", key.display()))
-        .arg("--emit")
-        .arg(format!("file:{}", events.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut d = Daemon {
-        child: Some(child),
-        events,
-        tmp,
-        root,
-    };
+    // Long enough for the daemon to start well before it expires.
+    assert_ok(&sign_with(&key, &db, &["--expires", "10s"]));
+    let mut d = spawn_trusting(tmp, root, &db, &key, &["--rescan", "1s"]);
     d.wait_for(|e| e["type"] == "fim-baseline-expiring");
     let t = d.wait_for(|e| e["type"] == "fim-baseline-tampered" && e["reason"] == "expired");
     assert!(t["detail"].as_str().unwrap().contains("has passed"), "{t}");

@@ -196,15 +196,7 @@ impl Outbox {
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    Event {
-                        id: r.get(1)?,
-                        kind: r.get(2)?,
-                        body: r.get(3)?,
-                    },
-                    r.get::<_, String>(4)?,
-                ))
+                Ok((r.get::<_, i64>(0)?, event_at(r, 1)?, r.get(4)?))
             })
             .map_err(|e| self.err(e))?;
         let mut out: Vec<(i64, Event, Vec<String>)> = Vec::new();
@@ -289,14 +281,7 @@ impl Outbox {
                     .map_err(|e| self.err(e))?;
                 let rows = stmt
                     .query_map(params![sink_name, BATCH], |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            Event {
-                                id: r.get(1)?,
-                                kind: r.get(2)?,
-                                body: r.get(3)?,
-                            },
-                        ))
+                        Ok((r.get::<_, i64>(0)?, event_at(r, 1)?))
                     })
                     .map_err(|e| self.err(e))?;
                 rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?
@@ -375,6 +360,15 @@ impl Outbox {
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
+}
+
+/// The event in columns `at..at + 3` (id, type, body) of a row.
+fn event_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Event> {
+    Ok(Event {
+        id: r.get(at)?,
+        kind: r.get(at + 1)?,
+        body: r.get(at + 2)?,
+    })
 }
 
 fn wrap(path: &Path, e: rusqlite::Error) -> Error {

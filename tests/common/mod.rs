@@ -146,3 +146,118 @@ pub fn key(p: &Path) -> Vec<u8> {
 pub fn blake3_hex(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
 }
+
+/// `sqlite3 DB STATEMENT`: how an intruder with root edits a file.
+pub fn sql(db: &Path, statement: &str) {
+    let out = std::process::Command::new("sqlite3")
+        .arg(db)
+        .arg(statement)
+        .output()
+        .expect("sqlite3 (Debian package sqlite3) is installed by scripts/test.sh");
+    assert!(out.status.success(), "sqlite3: {}", stderr(&out));
+}
+
+/// `tripseal sign --key KEY EXTRA... DB`.
+pub fn sign_with(key: &Path, db: &Path, extra: &[&str]) -> Output {
+    tripseal()
+        .arg("sign")
+        .arg("--key")
+        .arg(key)
+        .args(extra)
+        .arg(db)
+        .output()
+        .unwrap()
+}
+
+pub fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+}
+
+/// A tree of `files` under `dir/tree`, its baseline `dir/b.db` (every
+/// attribute), an operator key pair and its signature: a sealed set-up.
+pub struct Sealed {
+    pub _tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub root: PathBuf,
+    pub db: PathBuf,
+    pub key: PathBuf,
+    pub public: PathBuf,
+}
+
+impl Sealed {
+    pub fn new(files: &[(&str, &str)]) -> Sealed {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let root = dir.join("tree");
+        std::fs::create_dir(&root).unwrap();
+        for (name, text) in files {
+            std::fs::write(root.join(name), text).unwrap();
+        }
+        let rules = rules_for(&dir, &root, FULL);
+        let db = dir.join("b.db");
+        assert_ok(&init(&rules, &db));
+        let key = dir.join("op.key");
+        keygen(&key);
+        let s = Sealed {
+            _tmp: tmp,
+            public: dir.join("op.key.pub"),
+            dir,
+            root,
+            db,
+            key,
+        };
+        assert_ok(&s.sign(&s.key, &s.db));
+        s
+    }
+
+    pub fn sign(&self, key: &Path, db: &Path) -> Output {
+        sign_with(key, db, &[])
+    }
+
+    pub fn check_with(&self, db: &Path, trust: &Path, extra: &[&str]) -> Output {
+        tripseal()
+            .arg("check")
+            .arg("--db")
+            .arg(db)
+            .arg("--trust")
+            .arg(trust)
+            .args(extra)
+            .output()
+            .unwrap()
+    }
+
+    /// `check` of its baseline against its key, with `extra` flags.
+    pub fn check_extra(&self, extra: &[&str]) -> Output {
+        self.check_with(&self.db, &self.public, extra)
+    }
+
+    pub fn check(&self) -> Output {
+        self.check_extra(&[])
+    }
+}
+
+/// `tripseal verify --trust TRUST DB`.
+pub fn verify(trust: &Path, db: &Path) -> Output {
+    tripseal()
+        .arg("verify")
+        .arg("--trust")
+        .arg(trust)
+        .arg(db)
+        .output()
+        .unwrap()
+}
+
+/// A tree holding one file `a` and its own baseline `tree/b.db` (rule
+/// checking `check`): tripseal's files inside what it scans.
+pub fn tree_holding_its_baseline(check: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("a"), "a").unwrap();
+    let rules = rules_for(tmp.path(), &root, check);
+    let db = root.join("b.db");
+    assert_ok(&init(&rules, &db));
+    (tmp, root, db)
+}
