@@ -93,8 +93,20 @@ impl BaselineLock {
             .create(true)
             .truncate(false)
             .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(&path)
+            .and_then(|f| {
+                // A FIFO or a device planted under the lock's name is not a lock.
+                let meta = f.metadata()?;
+                if meta.is_file() {
+                    Ok(f)
+                } else {
+                    Err(io::Error::other(format!(
+                        "it is {}, not a lock file; remove it",
+                        crate::files::kind_name(&meta)
+                    )))
+                }
+            })
             .map_err(|source| Error::Write {
                 path: path.clone(),
                 source,

@@ -271,6 +271,14 @@ fn planted_fifos_are_refused_never_waited_on() {
         assert_eq!(code(&out), Some(17), "{}", stderr(&out));
         assert!(stderr(&out).contains("FIFO"), "{}", stderr(&out));
     }
+    // The lock a writer takes.
+    let lock = h.dir.join("b.db.lock");
+    let _ = std::fs::remove_file(&lock);
+    mkfifo(&lock);
+    let mut cmd = tripseal();
+    cmd.args(["update", "--db"]).arg(&h.db);
+    refused_for_a_fifo(cmd);
+    std::fs::remove_file(&lock).unwrap();
     // The private key.
     let fifo_key = h.dir.join("key.fifo");
     mkfifo(&fifo_key);

@@ -332,9 +332,11 @@ pub fn rfc5424(event: &Event) -> String {
         Some("medium") => 4,
         Some("low") => 5,
         Some(_) => 6,
-        None if event.kind == "fim-baseline-tampered" => 1,
-        None if event.kind == "fim-watch-overflow" => 4,
-        None => 6,
+        None => match event.kind.as_str() {
+            "fim-baseline-tampered" | "fim-outbox-tampered" => 1,
+            "fim-watch-overflow" | "fim-baseline-expiring" => 4,
+            _ => 6,
+        },
     };
     let pri = FACILITY_AUTHPRIV * 8 + severity;
     let ts = body
