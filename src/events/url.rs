@@ -143,8 +143,17 @@ impl BrokerUrl {
     pub fn no_more_options(&self, known: &str) -> Result<(), Error> {
         match self.options.keys().next() {
             None => Ok(()),
-            Some(k) => Err(Error::invalid(format!(
-                "event sink option {k:?} is not known for {}://; known: {known}",
+            // Only a name is repeated: anything else may be the tail of a
+            // password holding an unencoded '?'.
+            Some(k) if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+                Err(Error::invalid(format!(
+                    "event sink option {k:?} is not known for {}://; known: {known}",
+                    self.scheme
+                )))
+            }
+            Some(_) => Err(Error::invalid(format!(
+                "event sink URL for {}://: its query holds something that is not an option \
+                 name (percent-encode '/', '?' and '@' in a password); known: {known}",
                 self.scheme
             ))),
         }
@@ -166,6 +175,13 @@ pub fn redact(spec: &str) -> String {
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
     let authority = &rest[..end];
     let Some(at) = authority.rfind('@') else {
+        // An '@' further on may end a password holding '/' or '?', which a
+        // URL must percent-encode: nothing after the scheme is shown.
+        if rest.contains('@') {
+            return format!(
+                "{scheme}://*** (an '@' stands where no password can; percent-encode '/', '?' and '@' in a password)"
+            );
+        }
         return spec.to_string();
     };
     let userinfo = &authority[..at];
@@ -230,7 +246,9 @@ fn split_host_port(s: &str) -> Result<(String, Option<u16>), String> {
         None | Some("") => None,
         Some(p) => Some(
             p.parse::<u16>()
-                .map_err(|_| format!("port {p:?} is not a number from 1 to 65535"))?,
+                // The text is not repeated: it may be part of a password
+                // holding a '/' or '?' that was not percent-encoded.
+                .map_err(|_| "the port is not a number from 1 to 65535".to_string())?,
         ),
     };
     Ok((host, port))
@@ -292,6 +310,19 @@ mod tests {
         );
         assert_eq!(redact("redis://:pw@h/0"), "redis://:***@h/0");
         assert_eq!(redact("redis://h/0"), "redis://h/0");
+        // A password with an unencoded '?' or '/': nothing of it is shown.
+        for bad in [
+            "redis://:pa?xyzzy@h/0",
+            "amqp://u:p/xyzzy@h//",
+            "redis://:1234?xyzzy@h/0",
+        ] {
+            assert!(!redact(bad).contains("xyzzy"), "{}", redact(bad));
+            let e = match crate::events::sinks::open(bad) {
+                Ok(_) => panic!("{bad} opened"),
+                Err(e) => e.to_string(),
+            };
+            assert!(!e.contains("xyzzy"), "{e}");
+        }
         assert_eq!(redact("file:/var/log/x"), "file:/var/log/x");
         assert!(is_redacted("redis://:***@h/0"));
         assert!(!is_redacted("redis://h/0"));
