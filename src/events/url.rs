@@ -198,13 +198,15 @@ pub fn redact(spec: &str) -> String {
 /// broker, not which broker it is; a corrected CA file then still delivers
 /// the events that waited for it.
 pub fn sink_key(spec: &str) -> String {
+    // Only a broker URL has a password or TLS options; any other sink (a
+    // file path may hold '?' or '://') is named exactly as given.
+    if !is_broker_url(spec) {
+        return spec.to_string();
+    }
     let redacted = redact(spec);
     let Some((base, query)) = redacted.split_once('?') else {
         return redacted;
     };
-    if !spec.contains("://") {
-        return redacted;
-    }
     let kept: Vec<&str> = query
         .split('&')
         .filter(|p| !p.is_empty() && !p.starts_with("ssl_"))
@@ -214,6 +216,14 @@ pub fn sink_key(spec: &str) -> String {
     } else {
         format!("{base}?{}", kept.join("&"))
     }
+}
+
+/// Whether `spec` names a broker (AMQP or Redis), whose URL may hold a
+/// password and options.
+pub fn is_broker_url(spec: &str) -> bool {
+    spec.split_once("://").is_some_and(|(scheme, _)| {
+        matches!(scheme, "amqp" | "pyamqp" | "amqps" | "redis" | "rediss")
+    })
 }
 
 /// Whether `key` (a sink as the outbox names it) had a password taken out.
@@ -332,6 +342,11 @@ mod tests {
         );
         assert_eq!(sink_key("rediss://h/0?ssl_ca_certs=/a"), "rediss://h/0");
         assert_eq!(sink_key("file:/x?ssl_y"), "file:/x?ssl_y");
+        assert_eq!(
+            sink_key("file:/a?ssl_c://:pw@h&b"),
+            "file:/a?ssl_c://:pw@h&b",
+            "a file path is a name, never rewritten"
+        );
     }
 
     #[test]
