@@ -621,7 +621,22 @@ fn emit_or_configured(emit: Vec<String>, config: Option<&Path>) -> Result<Vec<St
 
 /// Opens nothing yet, but refuses a bad sink before any work is done.
 fn sink_specs(urls: &[String]) -> Result<Vec<SinkSpec>, Error> {
-    urls.iter().map(|u| SinkSpec::new(u)).collect()
+    let specs = urls
+        .iter()
+        .map(|u| SinkSpec::new(u))
+        .collect::<Result<Vec<_>, _>>()?;
+    // The outbox keeps one row per sink and event: one sink named twice
+    // would collide there.
+    for (i, a) in specs.iter().enumerate() {
+        if specs[..i].iter().any(|b| b.key == a.key) {
+            return Err(Error::invalid(format!(
+                "the sink {} is given twice (sinks that differ only in their password or TLS \
+                 files are one sink); give it once",
+                escape_bytes(a.key.as_bytes())
+            )));
+        }
+    }
+    Ok(specs)
 }
 
 /// A period: a number with s, m, h or d (a bare number is seconds).

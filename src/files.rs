@@ -228,7 +228,8 @@ pub enum Companion {
     /// `<db>.outbox` and SQLite's rollback journal of it.
     Outbox,
     OutboxJournal,
-    /// `<db>.accepted`: the highest generation accepted, and its temporary.
+    /// `<db>.accepted`: the highest generation accepted, and its temporary
+    /// `<db>.accepted.tmp.<pid>`.
     Accepted,
     AcceptedTmp,
     /// `<db>.prev`: the generation an `update` replaced, and its temporary.
@@ -243,13 +244,12 @@ pub enum Companion {
 }
 
 impl Companion {
-    const FIXED: [(Companion, &'static str); 9] = [
+    const FIXED: [(Companion, &'static str); 8] = [
         (Companion::Baseline, ""),
         (Companion::Lock, ".lock"),
         (Companion::Outbox, ".outbox"),
         (Companion::OutboxJournal, ".outbox-journal"),
         (Companion::Accepted, ".accepted"),
-        (Companion::AcceptedTmp, ".accepted.tmp"),
         (Companion::Prev, ".prev"),
         (Companion::PrevTmp, ".prev.tmp"),
         (Companion::Journal, "-journal"),
@@ -257,6 +257,7 @@ impl Companion {
     /// Followed by a process id.
     pub const WRITING_INFIX: &'static str = ".tmp.";
     pub const SNAPSHOT_INFIX: &'static str = ".check.";
+    pub const ACCEPTED_TMP_INFIX: &'static str = ".accepted.tmp.";
 
     /// Which companion of a baseline named `db_name` the file `name` is.
     pub fn of(db_name: &[u8], name: &[u8]) -> Option<Companion> {
@@ -269,6 +270,8 @@ impl Companion {
             Some(Companion::Writing)
         } else if with_pid(Self::SNAPSHOT_INFIX) {
             Some(Companion::Snapshot)
+        } else if with_pid(Self::ACCEPTED_TMP_INFIX) {
+            Some(Companion::AcceptedTmp)
         } else {
             None
         }
@@ -322,6 +325,7 @@ mod tests {
         assert_eq!(c("b.db.outbox-journal"), Some(Companion::OutboxJournal));
         assert_eq!(c("b.db.check.4242"), Some(Companion::Snapshot));
         assert_eq!(c("b.db.tmp.7"), Some(Companion::Writing));
+        assert_eq!(c("b.db.accepted.tmp.7"), Some(Companion::AcceptedTmp));
         for other in [
             "b.dbx",
             "b.db.evil",
@@ -330,6 +334,7 @@ mod tests {
             "b.db.check.0",
             "b.db.tmp.1/x",
             "b.db.lock2",
+            "b.db.accepted.tmp",
             "a.db",
             "b.d",
         ] {

@@ -295,7 +295,12 @@ impl OwnOutputs {
             p.companions
                 .then(|| Companion::of(p.name.as_bytes(), name))
                 .flatten()
-                .filter(|c| matches!(c, Companion::Writing | Companion::Snapshot))
+                .filter(|c| {
+                    matches!(
+                        c,
+                        Companion::Writing | Companion::Snapshot | Companion::AcceptedTmp
+                    )
+                })
                 .map(|_| p.name.len())
         });
         match with_pid {

@@ -542,33 +542,34 @@ pub fn verify(baseline: &Baseline, trust: &TrustStore, now_ns: i64) -> Result<Ve
         // signature that does not verify, not an unreadable baseline.
         let rows = stmt
             .query_map([], |r| {
-                use rusqlite::types::Value;
-                let text = |v: Value| match v {
-                    Value::Text(t) => t,
-                    other => format!("{other:?}"),
+                // Borrowed, never converted: TEXT that is not UTF-8 or a
+                // giant BLOB where text belongs is a broken row, not an error.
+                let text = |i: usize| -> rusqlite::Result<String> {
+                    Ok(match r.get_ref(i)? {
+                        ValueRef::Text(t) if t.len() <= 128 => {
+                            String::from_utf8_lossy(t).into_owned()
+                        }
+                        _ => "(not a fingerprint)".to_string(),
+                    })
                 };
-                let blob = |v: Value| match v {
-                    Value::Blob(b) => b,
-                    _ => Vec::new(),
+                let blob = |i: usize| -> rusqlite::Result<Vec<u8>> {
+                    Ok(match r.get_ref(i)? {
+                        ValueRef::Blob(b) if b.len() <= 64 => b.to_vec(),
+                        _ => Vec::new(),
+                    })
                 };
-                let int = |v: Value| match v {
-                    Value::Integer(i) => Some(i),
-                    _ => None,
+                let at = match r.get_ref(3)? {
+                    ValueRef::Integer(i) => i,
+                    _ => 0,
                 };
-                let expiry: Value = r.get(4)?;
-                Ok((
-                    text(r.get(0)?),
-                    blob(r.get(1)?),
-                    blob(r.get(2)?),
-                    int(r.get(3)?).unwrap_or(0),
-                    // NULL is "no expiry"; anything else that is not an
-                    // integer cannot be what a signer signed.
-                    match expiry {
-                        Value::Null => Ok(None),
-                        Value::Integer(i) => Ok(Some(i)),
-                        _ => Err(()),
-                    },
-                ))
+                // NULL is "no expiry"; anything else that is not an integer
+                // cannot be what a signer signed.
+                let expiry = match r.get_ref(4)? {
+                    ValueRef::Null => Ok(None),
+                    ValueRef::Integer(i) => Ok(Some(i)),
+                    _ => Err(()),
+                };
+                Ok((text(0)?, blob(1)?, blob(2)?, at, expiry))
             })
             .map_err(|e| db_err(baseline.path(), e))?;
         for row in rows {
@@ -860,7 +861,9 @@ pub fn accepted_state_path(db: &Path) -> PathBuf {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = sibling(path, ".tmp");
+    // Per process: a check and the daemon writing at once never rename each
+    // other's half-written file into place.
+    let tmp = sibling(path, &format!(".tmp.{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let mut f = create_exclusive(&tmp, 0o644)?;
     f.write_all(bytes)?;

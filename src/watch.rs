@@ -80,6 +80,8 @@ struct Daemon {
     baseline_suspect: Option<Instant>,
     /// What was last reported of the file at `--db`, while it differs.
     baseline_problem: Option<String>,
+    /// Why `<db>.accepted` could not be written, when it could not.
+    record_unwritable: Option<String>,
     rules: Rules,
     factory: EventFactory,
     own: OwnOutputs,
@@ -202,6 +204,7 @@ pub fn watch(opts: WatchOptions) -> Result<(), Error> {
         db_dir,
         baseline_suspect: None,
         baseline_problem: None,
+        record_unwritable: None,
         rules: loaded.rules,
         factory: loaded.factory,
         own,
@@ -475,23 +478,36 @@ impl Daemon {
     /// deleted, garbled or set back is said, and written again from what
     /// the daemon verified, so that the next `check` still refuses a
     /// rollback.
-    fn check_accepted_record(&self) -> Result<(), String> {
+    fn check_accepted_record(&mut self) -> Result<(), String> {
         let Some(digest) = self.digest else {
             return Ok(()); // the seal was skipped: no record is kept
         };
         let generation = self.baseline.header().generation;
         let state = seal::accepted_state_path(&self.opts.db);
-        let what = match seal::read_accepted(&state) {
-            Ok(Some(g)) if g >= generation => return Ok(()),
+        let found = seal::read_accepted(&state);
+        let what = match &found {
+            Ok(Some(g)) if *g >= generation => return Ok(()),
             Ok(Some(g)) => format!("its rollback record says generation {g}, below {generation}"),
             Ok(None) => "its rollback record was deleted".to_string(),
             Err(e) => format!("its rollback record {e}"),
         };
-        let restored = match seal::record_accepted(&self.opts.db, generation, &digest) {
-            Ok(()) => format!("; written again for generation {generation}"),
-            Err(e) => format!("; it cannot be written again ({e})"),
-        };
-        Err(format!("{what}{restored}"))
+        match seal::record_accepted(&self.opts.db, generation, &digest) {
+            Ok(()) => {
+                self.record_unwritable = None;
+                Err(format!("{what}; written again for generation {generation}"))
+            }
+            Err(e) => {
+                let e = e.to_string();
+                // Where it could never be written (read-only media), a
+                // missing record is said once, not at every rescan.
+                let again = self.record_unwritable.as_deref() == Some(e.as_str());
+                self.record_unwritable = Some(e.clone());
+                if again && matches!(found, Ok(None)) {
+                    return Ok(());
+                }
+                Err(format!("{what}; it cannot be written again ({e})"))
+            }
+        }
     }
 
     fn liveness(&self, kind: &str) -> Event {

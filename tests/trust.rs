@@ -405,6 +405,15 @@ fn sinks_are_refused_before_any_work() {
             "{sink}: the baseline was read"
         );
     }
+    // One sink twice (the same but for its password) is one sink.
+    let out = h.check_extra(&[
+        "--emit",
+        "redis://:a@127.0.0.1:1/0",
+        "--emit",
+        "redis://:b@127.0.0.1:1/0",
+    ]);
+    assert_eq!(code(&out), Some(15), "{}", stderr(&out));
+    assert!(stderr(&out).contains("given twice"), "{}", stderr(&out));
 }
 
 impl Sealed {
@@ -445,6 +454,9 @@ fn signed_baselines_expire_and_the_expiry_cannot_be_stripped() {
         "UPDATE signatures SET expires_ns = 'never'",
         "UPDATE signatures SET public_key = 'a key as text'",
         "UPDATE signatures SET fingerprint = x'00ff'",
+        "UPDATE signatures SET fingerprint = CAST(x'ff' AS TEXT)",
+        "UPDATE signatures SET public_key = CAST(x'ff' AS TEXT)",
+        "UPDATE signatures SET signature = zeroblob(1000000)",
     ] {
         std::fs::copy(&h.db, &copy).unwrap();
         sql(&copy, edit);

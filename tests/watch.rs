@@ -827,7 +827,14 @@ fn the_daemon_survives_what_is_done_to_its_outbox() {
     std::fs::rename(&sink, &saved).unwrap();
     std::fs::create_dir(&sink).unwrap(); // the file sink now refuses
     std::fs::write(d.path("sub/b.py"), "x").unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // Waiting in the outbox, the sink being down, when it is renamed away.
+    d.poll("the event waiting in the outbox", |_| {
+        let n = sql_text(
+            &outbox,
+            "SELECT count(*) FROM events WHERE body LIKE '%sub/b.py%'",
+        );
+        (n.trim() == "1").then_some(())
+    });
     std::fs::rename(&outbox, d.tmp.path().join("moved")).unwrap();
     std::fs::write(d.path("a.py"), "4").unwrap();
     std::thread::sleep(Duration::from_millis(500));
@@ -912,6 +919,18 @@ fn the_daemon_survives_what_is_done_to_its_outbox() {
     d.poll("the broken outbox moved aside", |_| {
         (aside(d.tmp.path()) == 2).then_some(())
     });
+
+    // A directory where SQLite writes the journal: moved out of the way;
+    // the outbox itself stays where it is, and events go on.
+    d.poll("an outbox again", |_| {
+        std::fs::symlink_metadata(&outbox)
+            .is_ok_and(|m| m.is_file())
+            .then_some(())
+    });
+    std::fs::create_dir(&journal).unwrap();
+    std::fs::write(d.path("a.py"), "9").unwrap();
+    d.expect("fim-file-modified", "a.py", 9);
+    assert!(!journal.exists(), "the planted journal directory is still there");
     let (code, err) = d.stop();
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("event outbox"), "{err}");
@@ -933,16 +952,14 @@ fn the_daemon_never_rolls_back_and_keeps_the_rollback_record() {
     // The rollback record deleted: said, and written again.
     let accepted = d.tmp.path().join("b.db.accepted");
     std::fs::remove_file(&accepted).unwrap();
-    let t = d.poll("the deleted record reported", |evs| {
-        changed_under_daemon(evs).into_iter().next()
+    d.poll("the deleted record reported", |evs| {
+        changed_under_daemon(evs).into_iter().find(|e| {
+            e["detail"]
+                .as_str()
+                .unwrap()
+                .contains("rollback record was deleted")
+        })
     });
-    assert!(
-        t["detail"]
-            .as_str()
-            .unwrap()
-            .contains("rollback record was deleted"),
-        "{t}"
-    );
     d.poll("the record written again", |_| {
         std::fs::read_to_string(&accepted)
             .ok()

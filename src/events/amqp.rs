@@ -48,7 +48,9 @@ pub struct Amqp {
 }
 
 impl Amqp {
-    pub fn new(mut url: BrokerUrl, name: String) -> Result<Amqp, Error> {
+    /// `name` is how messages about deliveries name the sink; `shown`, how
+    /// errors about its URL do (see `url::redact_in_error`).
+    pub fn new(mut url: BrokerUrl, name: String, shown: &str) -> Result<Amqp, Error> {
         let tls = url.take_tls()?;
         let queue = url.take("queue").filter(|q| !q.is_empty());
         url.no_more_options("queue, ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs")?;
@@ -58,7 +60,7 @@ impl Amqp {
         };
         if scheme == AMQPScheme::AMQP && tls != TlsOptions::default() {
             return Err(Error::invalid(format!(
-                "event sink {name}: TLS options need amqps://"
+                "event sink {shown}: TLS options need amqps://"
             )));
         }
         let uri = AMQPUri {

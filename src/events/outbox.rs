@@ -72,9 +72,21 @@ impl Outbox {
     /// Opens (creating if needed) the outbox of the baseline at `db`.
     pub fn open(db: &Path) -> Result<Outbox, Error> {
         let path = crate::baseline::sibling(db, ".outbox");
-        let werr = |e: rusqlite::Error| Error::Write {
-            path: path.clone(),
-            source: std::io::Error::other(e),
+        // "Not an outbox" (InvalidData) is told apart from failures to
+        // write one (a full disk, a lock): only the former is moved aside.
+        let werr = |e: rusqlite::Error| {
+            let not_ours = matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+            );
+            Error::Write {
+                path: path.clone(),
+                source: if not_ours {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, e)
+                } else {
+                    std::io::Error::other(e)
+                },
+            }
         };
         // Never through a symlink, never a FIFO or a device, nor a journal
         // that is one: what is there must be what SQLite would have made.
@@ -112,7 +124,8 @@ impl Outbox {
         if rows != *expected_schema() {
             return Err(Error::Write {
                 path: path.clone(),
-                source: std::io::Error::other(
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
                     "not an event outbox of tripseal's (its schema differs); move it away",
                 ),
             });
@@ -475,8 +488,16 @@ impl GuardedOutbox {
         match self.reopen() {
             Ok(()) => self.failing = None,
             Err(p) => {
-                if self.failing.as_deref() != Some(p.detail.as_str()) {
-                    self.failing = Some(p.detail.clone());
+                // Said again only when the reason changes; the name a file
+                // was moved aside to is not part of the reason.
+                let why = p
+                    .detail
+                    .split("; the file")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                if self.failing.as_deref() != Some(why.as_str()) {
+                    self.failing = Some(why);
                     self.found.push(p);
                 }
             }
@@ -524,8 +545,7 @@ impl GuardedOutbox {
     /// Renames the file at the outbox's path out of the way (its events
     /// may be read from it by hand), and says where it went.
     fn move_aside(&self) -> String {
-        let ns = crate::init::now_ns();
-        let aside = crate::files::sibling(&self.path, &format!(".aside.{ns}"));
+        let aside = self.aside_name(&self.path);
         match std::fs::rename(&self.path, &aside) {
             Ok(()) => format!(
                 "; the file was moved to {}",
@@ -535,6 +555,11 @@ impl GuardedOutbox {
         }
     }
 
+    /// A name beside `path` for moving it out of the way, unique by time.
+    fn aside_name(&self, path: &Path) -> PathBuf {
+        crate::files::sibling(path, &format!(".aside.{}", crate::init::now_ns()))
+    }
+
     /// A new outbox in a safe state: nothing but a regular file at its
     /// path and its journal's (a planted link, FIFO or device is removed,
     /// never followed; a file that is not an outbox is moved aside), then
@@ -542,11 +567,26 @@ impl GuardedOutbox {
     fn reopen(&mut self) -> Result<(), OutboxProblem> {
         let journal = crate::files::sibling(&self.path, "-journal");
         for p in [&self.path, &journal] {
-            if let Ok(m) = std::fs::symlink_metadata(p)
-                && !m.is_file()
-                && !m.is_dir()
-            {
-                let _ = std::fs::remove_file(p);
+            match std::fs::symlink_metadata(p) {
+                Ok(m) if m.is_dir() && *p == journal => {
+                    // A directory where SQLite writes its journal would
+                    // stop every write: out of the way, kept.
+                    let aside = self.aside_name(p);
+                    if std::fs::rename(p, &aside).is_ok() {
+                        self.found.push(OutboxProblem {
+                            reason: "journal-planted",
+                            detail: format!(
+                                "a directory stood where SQLite writes the outbox's journal; \
+                                 it was moved to {}",
+                                crate::escape::escape_path(&aside)
+                            ),
+                        });
+                    }
+                }
+                Ok(m) if !m.is_file() && !m.is_dir() => {
+                    let _ = std::fs::remove_file(p);
+                }
+                _ => {}
             }
         }
         let shown = crate::escape::escape_path(&self.path);
@@ -558,11 +598,13 @@ impl GuardedOutbox {
                 crate::escape::sanitize_line(&e.to_string())
             ),
         };
+        let not_an_outbox = |e: &Error| matches!(e, Error::Write { source, .. } if source.kind() == std::io::ErrorKind::InvalidData);
         let mut o = match Outbox::open(&self.db) {
             Ok(o) => o,
-            // A regular file there that is not an outbox: kept aside, and
-            // a new one made.
-            Err(e) if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.is_file()) => {
+            // A regular file there that is not an outbox at all (another
+            // schema, not SQLite): kept aside, and a new one made. Any other
+            // failure (a full disk, a lock held) leaves the file alone.
+            Err(e) if not_an_outbox(&e) => {
                 let moved = self.move_aside();
                 match Outbox::open(&self.db) {
                     Ok(o) => {

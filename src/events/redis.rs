@@ -56,7 +56,9 @@ pub struct Redis {
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Redis {
-    pub fn new(mut url: BrokerUrl, name: String) -> Result<Redis, Error> {
+    /// `name` is how messages about deliveries name the sink; `shown`, how
+    /// errors about its URL do (see `url::redact_in_error`).
+    pub fn new(mut url: BrokerUrl, name: String, shown: &str) -> Result<Redis, Error> {
         let tls = url.take_tls()?;
         let keyprefix = url.take("global_keyprefix").unwrap_or_default();
         let fanout_prefix = url.take("fanout_prefix");
@@ -69,7 +71,7 @@ impl Redis {
             "" => 0,
             n => n.parse().map_err(|_| {
                 Error::invalid(format!(
-                    "event sink {name}: the path must be the database number, as in \
+                    "event sink {shown}: the path must be the database number, as in \
                      redis://host:6379/0"
                 ))
             })?,
@@ -89,7 +91,7 @@ impl Redis {
         let tls_wanted = url.scheme == "rediss";
         if !tls_wanted && tls != TlsOptions::default() {
             return Err(Error::invalid(format!(
-                "event sink {name}: TLS options need rediss://"
+                "event sink {shown}: TLS options need rediss://"
             )));
         }
         let port = url.port.unwrap_or(6379);
@@ -112,13 +114,13 @@ impl Redis {
         }
         let info = addr
             .into_connection_info()
-            .map_err(|e| Error::invalid(format!("event sink {name}: {e}")))?
+            .map_err(|e| Error::invalid(format!("event sink {shown}: {e}")))?
             .set_redis_settings(settings);
         let client = if tls_wanted {
             let read = |p: &std::path::Path| {
                 crate::files::read_untrusted(p, crate::files::MAX_SMALL_FILE_BYTES).map_err(|e| {
                     Error::invalid(format!(
-                        "event sink {name}: {}: {e}",
+                        "event sink {shown}: {}: {e}",
                         crate::escape::escape_path(p)
                     ))
                 })
@@ -137,7 +139,7 @@ impl Redis {
         } else {
             Client::open(info)
         }
-        .map_err(|e| Error::invalid(format!("event sink {name}: {e}")))?;
+        .map_err(|e| Error::invalid(format!("event sink {shown}: {e}")))?;
         Ok(Redis {
             name,
             client,
@@ -322,7 +324,7 @@ mod tests {
     use super::*;
 
     fn channel(url: &str) -> String {
-        let r = Redis::new(BrokerUrl::parse(url).unwrap(), url.into()).unwrap();
+        let r = Redis::new(BrokerUrl::parse(url).unwrap(), url.into(), url).unwrap();
         let e = Event {
             kind: "fim-file-modified".into(),
             id: "x".into(),

@@ -68,11 +68,19 @@ pub fn open(spec: &str) -> Result<Box<dyn Sink>, Error> {
     let scheme = spec.split_once("://").map(|(s, _)| s);
     if let Some("amqp" | "pyamqp" | "amqps") = scheme {
         let url = BrokerUrl::parse(spec)?;
-        return Ok(Box::new(Amqp::new(url, redact(spec))?));
+        return Ok(Box::new(Amqp::new(
+            url,
+            redact(spec),
+            &super::url::redact_in_error(spec),
+        )?));
     }
     if let Some("redis" | "rediss") = scheme {
         let url = BrokerUrl::parse(spec)?;
-        return Ok(Box::new(Redis::new(url, redact(spec))?));
+        return Ok(Box::new(Redis::new(
+            url,
+            redact(spec),
+            &super::url::redact_in_error(spec),
+        )?));
     }
     if spec == "stdout" {
         return Ok(Box::new(Stdout));
@@ -104,7 +112,7 @@ pub fn open(spec: &str) -> Result<Box<dyn Sink>, Error> {
     }
     Err(Error::invalid(format!(
         "unknown event sink {}; this tripseal sends events to: {KNOWN_SINKS}",
-        crate::escape::escape_bytes(redact(spec).as_bytes())
+        crate::escape::escape_bytes(super::url::redact_in_error(spec).as_bytes())
     )))
 }
 
@@ -287,7 +295,7 @@ fn syslog_address(spec: &str) -> Result<String, Error> {
     let bad = |why: &str| {
         Error::invalid(format!(
             "event sink {}: {why}; write {}://HOST:PORT",
-            crate::escape::escape_bytes(redact(spec).as_bytes()),
+            crate::escape::escape_bytes(super::url::redact_in_error(spec).as_bytes()),
             url.scheme
         ))
     };

@@ -40,8 +40,12 @@ pub struct TlsOptions {
 
 impl BrokerUrl {
     pub fn parse(spec: &str) -> Result<BrokerUrl, Error> {
-        let bad =
-            |why: &str| Error::invalid(format!("event sink {}: {why}", escape_url(&redact(spec))));
+        let bad = |why: &str| {
+            Error::invalid(format!(
+                "event sink {}: {why}",
+                escape_url(&redact_in_error(spec))
+            ))
+        };
         let (scheme, rest) = spec
             .split_once("://")
             .ok_or_else(|| bad("not a URL (scheme://host)"))?;
@@ -175,13 +179,6 @@ pub fn redact(spec: &str) -> String {
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
     let authority = &rest[..end];
     let Some(at) = authority.rfind('@') else {
-        // An '@' further on may end a password holding '/' or '?', which a
-        // URL must percent-encode: nothing after the scheme is shown.
-        if rest.contains('@') {
-            return format!(
-                "{scheme}://*** (an '@' stands where no password can; percent-encode '/', '?' and '@' in a password)"
-            );
-        }
         return spec.to_string();
     };
     let userinfo = &authority[..at];
@@ -190,6 +187,21 @@ pub fn redact(spec: &str) -> String {
             format!("{scheme}://{user}:***@{}", &rest[at + 1..])
         }
         _ => spec.to_string(),
+    }
+}
+
+/// [`redact`] for a URL that was refused: one whose '@' stands after a '/'
+/// or '?' may hold a password with those characters unencoded, so nothing
+/// after the scheme is shown. (For a URL that parsed, such an '@' belongs to
+/// the virtual host or an option, and [`redact`] names it exactly.)
+pub fn redact_in_error(spec: &str) -> String {
+    let redacted = redact(spec);
+    match spec.split_once("://") {
+        Some((scheme, rest)) if redacted == spec && rest.contains('@') => format!(
+            "{scheme}://*** (an '@' stands where no password can; percent-encode '/', '?' \
+             and '@' in a password)"
+        ),
+        _ => redacted,
     }
 }
 
@@ -326,7 +338,8 @@ mod tests {
             "amqp://u:p/xyzzy@h//",
             "redis://:1234?xyzzy@h/0",
         ] {
-            assert!(!redact(bad).contains("xyzzy"), "{}", redact(bad));
+            let shown = redact_in_error(bad);
+            assert!(!shown.contains("xyzzy"), "{shown}");
             let e = match crate::events::sinks::open(bad) {
                 Ok(_) => panic!("{bad} opened"),
                 Err(e) => e.to_string(),
@@ -347,6 +360,16 @@ mod tests {
             "file:/a?ssl_c://:pw@h&b",
             "a file path is a name, never rewritten"
         );
+    }
+
+    #[test]
+    fn an_at_sign_in_a_virtual_host_keeps_sinks_apart() {
+        // Valid URLs: the '@' is in the vhost, not a password; each sink
+        // keeps a name of its own in the outbox.
+        let a = sink_key("amqp://h/team@prod");
+        let b = sink_key("amqp://h/team@test");
+        assert_ne!(a, b);
+        assert_eq!(a, "amqp://h/team@prod");
     }
 
     #[test]

@@ -157,6 +157,17 @@ pub fn sql(db: &Path, statement: &str) {
     assert!(out.status.success(), "sqlite3: {}", stderr(&out));
 }
 
+/// What `sqlite3 DB STATEMENT` prints (empty when it fails, as on a file
+/// that is being written).
+pub fn sql_text(db: &Path, statement: &str) -> String {
+    std::process::Command::new("sqlite3")
+        .arg(db)
+        .arg(statement)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
 /// `tripseal sign --key KEY EXTRA... DB`.
 pub fn sign_with(key: &Path, db: &Path, extra: &[&str]) -> Output {
     tripseal()
