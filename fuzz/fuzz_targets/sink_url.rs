@@ -5,30 +5,33 @@
 
 use libfuzzer_sys::fuzz_target;
 use tripseal::events::SinkSpec;
-use tripseal::events::url::{BrokerUrl, redact, sink_key};
+use tripseal::events::url::{BrokerUrl, redact, redact_in_error, sink_key};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(spec) = std::str::from_utf8(data) else {
         return;
     };
     let _ = BrokerUrl::parse(spec);
-    let shown = redact(spec);
+    let shown = redact_in_error(spec);
+    let named = redact(spec);
     let key = sink_key(spec);
-    if let Ok(s) = SinkSpec::new(spec) {
-        assert_eq!(s.key, key);
-    }
-    // The password as written in the URL never survives where it stood,
-    // in either name. (The same text elsewhere, in a path or an option, is
-    // not a password.)
-    // The outbox names only sinks that opened; messages name any.
-    let valid = SinkSpec::new(spec).is_ok();
-    // Only broker URLs hold passwords; a file path is a name.
+    let valid = match SinkSpec::new(spec) {
+        Ok(s) => {
+            assert_eq!(s.key, key);
+            true
+        }
+        Err(_) => false,
+    };
+    // The password as written in a broker URL never survives where it
+    // stood: in a message about any URL, and in the names a sink that
+    // opened is given (the outbox's included). The same text elsewhere, in
+    // a path or an option, is not a password; a file path is a name.
     if let Some(raw) = password_in(spec)
         && raw != "***"
         && tripseal::events::url::is_broker_url(spec)
     {
-        let names = [("shown", &shown), ("kept", &key)];
-        for (what, name) in names.iter().take(if valid { 2 } else { 1 }) {
+        let names = [("shown", &shown), ("named", &named), ("kept", &key)];
+        for (what, name) in names.iter().take(if valid { 3 } else { 1 }) {
             let authority = authority_of(name).unwrap_or_default();
             assert!(
                 !authority.contains(&format!(":{raw}@")),
