@@ -930,7 +930,10 @@ fn the_daemon_survives_what_is_done_to_its_outbox() {
     std::fs::create_dir(&journal).unwrap();
     std::fs::write(d.path("a.py"), "9").unwrap();
     d.expect("fim-file-modified", "a.py", 9);
-    assert!(!journal.exists(), "the planted journal directory is still there");
+    assert!(
+        !journal.exists(),
+        "the planted journal directory is still there"
+    );
     let (code, err) = d.stop();
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("event outbox"), "{err}");
