@@ -27,6 +27,7 @@ use crate::files::{Companion, parent_dir};
 pub use crate::files::{create_exclusive, hex, sibling};
 use crate::rules::{Rules, Severity};
 use crate::scan::{Entry, FileKind, Meta, Problem};
+use crate::sqlite::{self, SchemaRow, harden};
 
 /// The schema this version writes and the newest it reads.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -95,18 +96,8 @@ impl BaselineLock {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(&path)
-            .and_then(|f| {
-                // A FIFO or a device planted under the lock's name is not a lock.
-                let meta = f.metadata()?;
-                if meta.is_file() {
-                    Ok(f)
-                } else {
-                    Err(io::Error::other(format!(
-                        "it is {}, not a lock file; remove it",
-                        crate::files::kind_name(&meta)
-                    )))
-                }
-            })
+            // A FIFO or a device planted under the lock's name is no lock.
+            .and_then(|f| crate::files::ensure_regular(&f).map(|_| f))
             .map_err(|source| Error::Write {
                 path: path.clone(),
                 source,
@@ -198,8 +189,9 @@ impl BaselineWriter {
         rules: &Rules,
         lock: BaselineLock,
     ) -> Result<BaselineWriter, Error> {
-        remove_stale_temporaries(target);
-        let tmp = sibling(target, &format!("{TMP_INFIX}{}", std::process::id()));
+        // With the lock held: no live writer owns a temporary left here.
+        crate::files::remove_dead(target, Companion::Writing);
+        let tmp = Companion::Writing.with_pid(target, std::process::id());
         Self::start(tmp, target, header, rules, Some(lock))
     }
 
@@ -213,17 +205,19 @@ impl BaselineWriter {
         header: &Header,
         rules: &Rules,
     ) -> Result<BaselineWriter, Error> {
-        let name = format!("{SNAPSHOT_INFIX}{}", std::process::id());
-        remove_dead_snapshots(db);
-        let beside = sibling(db, &name);
+        let pid = std::process::id();
+        // Checks run without the writer lock: only the snapshots of
+        // processes that are gone are removed.
+        crate::files::remove_dead(db, Companion::Snapshot);
+        let beside = Companion::Snapshot.with_pid(db, pid);
         match Self::start(beside.clone(), &beside, header, rules, None) {
             Ok(w) => Ok(w),
             Err(beside_err) => {
                 let mut stem = std::ffi::OsString::from("tripseal-");
                 stem.push(db.file_name().unwrap_or_default());
                 let stand_in = std::env::temp_dir().join(stem);
-                remove_dead_snapshots(&stand_in);
-                let tmp = sibling(&stand_in, &name);
+                crate::files::remove_dead(&stand_in, Companion::Snapshot);
+                let tmp = Companion::Snapshot.with_pid(&stand_in, pid);
                 Self::start(tmp.clone(), &tmp, header, rules, None).map_err(|_| beside_err)
             }
         }
@@ -272,7 +266,10 @@ impl BaselineWriter {
             if (opened.dev(), opened.ino()) != (created.dev(), created.ino()) {
                 return Err(Error::Write {
                     path: tmp.clone(),
-                    source: io::Error::other("the file was replaced as it was opened"),
+                    source: io::Error::other(
+                        "another file was put in its place as it was opened; something else \
+                         writes in that directory: find it, then run the command again",
+                    ),
                 });
             }
         }
@@ -536,11 +533,21 @@ pub struct FileImage {
 }
 
 impl FileImage {
-    fn stat_matches(&self, m: &std::fs::Metadata) -> bool {
+    /// The image of the file `meta` describes, whose bytes hash to `hash`.
+    fn of(meta: &std::fs::Metadata, hash: [u8; 32]) -> FileImage {
         use std::os::unix::fs::MetadataExt;
-        (m.dev(), m.ino(), m.len()) == (self.dev, self.ino, self.size)
-            && m.mtime() * 1_000_000_000 + m.mtime_nsec() == self.mtime_ns
-            && m.ctime() * 1_000_000_000 + m.ctime_nsec() == self.ctime_ns
+        FileImage {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            hash,
+        }
+    }
+
+    fn stat_matches(&self, m: &std::fs::Metadata) -> bool {
+        FileImage::of(m, self.hash) == *self
     }
 
     /// `Ok` while `path` holds exactly the bytes this image was read from;
@@ -608,23 +615,14 @@ impl io::Read for ImageReader<'_> {
     }
 }
 
-/// The rows of `sqlite_master` a baseline may have, as (type, name, sql with
-/// comments and runs of white space taken out); the last is optional.
-fn expected_schema() -> &'static [(String, String, String)] {
-    static EXPECTED: std::sync::OnceLock<Vec<(String, String, String)>> =
-        std::sync::OnceLock::new();
+/// The rows of `sqlite_master` a baseline may have: its tables, and the
+/// signatures table as `sign` makes it or as it was before expiries.
+fn expected_schema() -> &'static [SchemaRow] {
+    static EXPECTED: std::sync::OnceLock<Vec<SchemaRow>> = std::sync::OnceLock::new();
     EXPECTED.get_or_init(|| {
-        let conn = Connection::open_in_memory().expect("an in-memory database opens");
-        conn.execute_batch(SCHEMA)
-            .and_then(|()| conn.execute_batch(SIGNATURES_SCHEMA))
-            .expect("tripseal's own schema is valid");
-        let mut rows = schema_rows(&conn).expect("an in-memory schema reads");
-        // The signatures table as the first tripseal with expiries leaves it.
-        conn.execute_batch(SIGNATURES_ADD_EXPIRY)
-            .expect("the expiry column adds");
+        let mut rows = sqlite::schema_made_by(&[SCHEMA, SIGNATURES_SCHEMA]);
         rows.extend(
-            schema_rows(&conn)
-                .expect("an in-memory schema reads")
+            sqlite::schema_made_by(&[SIGNATURES_SCHEMA, SIGNATURES_ADD_EXPIRY])
                 .into_iter()
                 .filter(|(_, n, _)| n == "signatures"),
         );
@@ -632,35 +630,11 @@ fn expected_schema() -> &'static [(String, String, String)] {
     })
 }
 
-pub(crate) fn schema_rows(conn: &Connection) -> rusqlite::Result<Vec<(String, String, String)>> {
-    let mut stmt = conn.prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            normalize_sql(r.get::<_, Option<String>>(2)?.as_deref().unwrap_or("")),
-        ))
-    })?;
-    rows.collect()
-}
-
-/// SQL without `--` comments and with white space collapsed, so that the
-/// comments of tripseal's schema can change without refusing older files.
-fn normalize_sql(sql: &str) -> String {
-    sql.lines()
-        .map(|l| l.split_once("--").map_or(l, |(code, _)| code))
-        // ASCII white space only: SQLite takes U+00A0 and the like as part
-        // of an identifier, so they must not vanish here.
-        .flat_map(str::split_ascii_whitespace)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// Refuses any schema that is not exactly tripseal's: a trigger, a view, an
 /// index, a virtual table or a table of its own would be code or data the
 /// file brings along.
 fn check_schema(conn: &Connection) -> Result<(), String> {
-    let rows = schema_rows(conn).map_err(|e| match e {
+    let rows = sqlite::schema_rows(conn).map_err(|e| match e {
         rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase => {
             "not a tripseal baseline (not an SQLite database)".to_string()
         }
@@ -677,27 +651,23 @@ fn check_schema(conn: &Connection) -> Result<(), String> {
         );
     }
     for (kind, name, sql) in &rows {
-        let same_name: Vec<_> = expected
-            .iter()
-            .filter(|(k, n, _)| k == kind && n == name)
-            .collect();
-        match same_name.first() {
-            Some(_) if same_name.iter().any(|(_, _, want)| want == sql) => {}
-            Some(_) => {
-                return Err(format!(
-                    "not tripseal's schema: {kind} {} is defined differently; \
-                     tripseal refuses a file whose schema is not exactly its own",
-                    crate::escape::escape_bytes(name.as_bytes())
-                ));
-            }
+        let mut defined = expected.iter().filter(|(k, n, _)| k == kind && n == name);
+        let shown = crate::escape::escape_bytes(name.as_bytes());
+        match defined.clone().next() {
             None => {
                 return Err(format!(
-                    "not tripseal's schema: it holds a {} named {}, which no tripseal \
+                    "not tripseal's schema: it holds a {} named {shown}, which no tripseal \
                      baseline has; tripseal refuses a file that carries its own code or tables",
                     crate::escape::escape_bytes(kind.as_bytes()),
-                    crate::escape::escape_bytes(name.as_bytes())
                 ));
             }
+            Some(_) if !defined.any(|(_, _, want)| want == sql) => {
+                return Err(format!(
+                    "not tripseal's schema: {kind} {shown} is defined differently; \
+                     tripseal refuses a file whose schema is not exactly its own"
+                ));
+            }
+            Some(_) => {}
         }
     }
     for (_, name, _) in expected.iter().filter(|(_, n, _)| ours(n)) {
@@ -707,17 +677,6 @@ fn check_schema(conn: &Connection) -> Result<(), String> {
             ));
         }
     }
-    Ok(())
-}
-
-/// Treats the file as data, never code: no function a schema names is
-/// trusted, and the schema itself cannot be written through SQL.
-pub fn harden(conn: &Connection) -> rusqlite::Result<()> {
-    use rusqlite::config::DbConfig;
-    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
-    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
-    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false)?;
-    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_VIEW, false)?;
     Ok(())
 }
 
@@ -764,15 +723,7 @@ impl Baseline {
                     _ => db_err(format!("cannot open as SQLite: {e}")),
                 })?;
         }
-        use std::os::unix::fs::MetadataExt;
-        let image = FileImage {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.len(),
-            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
-            hash: *reader.hasher.finalize().as_bytes(),
-        };
+        let image = FileImage::of(&meta, *reader.hasher.finalize().as_bytes());
         Self::validate(conn, path, Some(image))
     }
 
@@ -1310,66 +1261,6 @@ fn read_rules(conn: &Connection) -> Result<Vec<RuleInfo>, String> {
         });
     }
     Ok(rules)
-}
-
-const TMP_INFIX: &str = Companion::WRITING_INFIX;
-const SNAPSHOT_INFIX: &str = Companion::SNAPSHOT_INFIX;
-
-/// Companions of kind `kind` beside `db` (writing temporaries or check
-/// snapshots), with the process id their name ends in. Only exact companion
-/// names: nothing else named like the baseline is ever removed.
-fn siblings_with(db: &Path, kind: Companion, infix: &str) -> Vec<(PathBuf, String)> {
-    let Some(name) = db.file_name() else {
-        return Vec::new();
-    };
-    let db_name = name.as_bytes();
-    let mut prefix = db_name.to_vec();
-    prefix.extend_from_slice(infix.as_bytes());
-    let Ok(dir) = std::fs::read_dir(parent_dir(db)) else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|entry| {
-            let file = entry.file_name();
-            if Companion::of(db_name, file.as_bytes()) != Some(kind) {
-                return None;
-            }
-            let suffix = file.as_bytes().strip_prefix(prefix.as_slice())?;
-            Some((entry.path(), String::from_utf8_lossy(suffix).into_owned()))
-        })
-        .collect()
-}
-
-/// Temporary files left by a writer that was killed. Only called with the
-/// lock held, so no live writer owns them.
-/// Only regular files, and only those whose process is gone: a file merely
-/// named like a temporary (a live pid that is not tripseal's) stays, to be
-/// scanned.
-fn remove_stale_temporaries(target: &Path) {
-    for (path, pid) in siblings_with(target, Companion::Writing, TMP_INFIX) {
-        if process_gone(&pid) && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-fn process_gone(pid: &str) -> bool {
-    let Ok(pid) = pid.parse::<libc::pid_t>() else {
-        return false;
-    };
-    // SAFETY: signal 0 only asks whether the process exists.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
-}
-
-/// Snapshots of checks that were killed. Checks run without the writer lock,
-/// so only snapshots whose process is gone are removed.
-fn remove_dead_snapshots(db: &Path) {
-    for (path, pid) in siblings_with(db, Companion::Snapshot, SNAPSHOT_INFIX) {
-        if process_gone(&pid) && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
-            let _ = std::fs::remove_file(path);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -346,15 +346,12 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 }
             };
             let now = now_ns();
-            warn_expiring(&db, comparison.expires_ns, now, expiry_warning);
+            let expiring = seal::expiring_within(comparison.expires_ns, now, expiry_warning);
+            warn_expiring(&db, expiring, now);
             if let Some(o) = &mut outbox {
                 let baseline = BaselineRef::of(&comparison.old, comparison.old_digest)?;
                 let factory = EventFactory::new(&host, Some(baseline));
-                let window = i64::try_from(expiry_warning.as_nanos()).unwrap_or(i64::MAX);
-                if let Some(t) = comparison
-                    .expires_ns
-                    .filter(|&t| t.saturating_sub(now) <= window)
-                {
+                if let Some(t) = expiring {
                     let ev = factory.expiring(db.as_os_str().as_encoded_bytes(), t, now);
                     warn_dropped(o.add(&[ev], &sinks)?);
                 }
@@ -561,7 +558,11 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             let v = seal::verify(&b, &store, now)?;
             report::verification(&mut stdout, &b, &store, &v)?;
             v.accept(&db, &store)?;
-            warn_expiring(&db, v.expires_ns(), now, expiry_warning);
+            warn_expiring(
+                &db,
+                seal::expiring_within(v.expires_ns(), now, expiry_warning),
+                now,
+            );
             Ok(0)
         }
         Command::Digest {
@@ -703,10 +704,10 @@ fn parse_time(text: &str) -> Result<i64, String> {
     i64::try_from(at.unix_timestamp_nanos()).map_err(|_| bad())
 }
 
-/// Says on standard error that the seal of `db` expires soon.
-fn warn_expiring(db: &Path, expires_ns: Option<i64>, now_ns: i64, window: std::time::Duration) {
-    let window_ns = i64::try_from(window.as_nanos()).unwrap_or(i64::MAX);
-    if let Some(t) = expires_ns.filter(|&t| t.saturating_sub(now_ns) <= window_ns) {
+/// Says on standard error that the seal of `db` expires soon (at
+/// `expiring`, from [`seal::expiring_within`]).
+fn warn_expiring(db: &Path, expiring: Option<i64>, now_ns: i64) {
+    if let Some(t) = expiring {
         eprintln!(
             "tripseal: warning: the seal of {} expires {} (in {}); sign the next generation \
              before then (`tripseal sign --expires 30d --key KEY DB`), or checks will refuse it",

@@ -42,23 +42,7 @@ pub fn load(path: Option<&Path>) -> Result<Config, Error> {
         None if Path::new(SYSTEM_CONFIG).exists() => PathBuf::from(SYSTEM_CONFIG),
         None => return Ok(Config::default()),
     };
-    let read_err = |source| Error::Read {
-        path: path.clone(),
-        source,
-    };
-    // Whatever is there is read only if it is a regular file: a FIFO is
-    // refused before its modes are looked at, never waited on.
-    if let Ok(m) = std::fs::metadata(&path)
-        && !m.is_file()
-    {
-        return Err(read_err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!(
-                "it is {}, not a regular file; tripseal opens only regular files here",
-                crate::files::kind_name(&m)
-            ),
-        )));
-    }
+    // Opened first (a FIFO is refused, never waited on), then judged.
     let text =
         crate::files::read_strict_checked(&path, crate::files::MAX_SMALL_FILE_BYTES, |meta| {
             if meta.mode() & 0o004 != 0 {

@@ -43,11 +43,23 @@ pub fn kind_name(meta: &Metadata) -> &'static str {
     }
 }
 
+/// The metadata of an opened file, which must be a regular file: what a
+/// path named may have been swapped for a FIFO or a device meanwhile.
+pub fn ensure_regular(file: &File) -> io::Result<Metadata> {
+    let meta = file.metadata()?;
+    if meta.is_file() {
+        Ok(meta)
+    } else {
+        Err(not_regular(&meta))
+    }
+}
+
 fn not_regular(meta: &Metadata) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
         format!(
-            "it is {}, not a regular file; tripseal opens only regular files here",
+            "it is {}, not a regular file; tripseal opens only regular files here: remove \
+             what was put there, or name the right file",
             kind_name(meta)
         ),
     )
@@ -73,10 +85,7 @@ pub fn open_untrusted(path: &Path, max_bytes: u64, follow: bool) -> io::Result<(
         .read(true)
         .custom_flags(flags)
         .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(not_regular(&meta));
-    }
+    let meta = ensure_regular(&file)?;
     if meta.len() > max_bytes {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -92,6 +101,11 @@ pub fn open_untrusted(path: &Path, max_bytes: u64, follow: bool) -> io::Result<(
 /// The whole of a small untrusted file ([`open_untrusted`], following links).
 pub fn read_untrusted(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
     let (file, meta) = open_untrusted(path, max_bytes, true)?;
+    read_bounded(file, &meta, max_bytes)
+}
+
+/// All of an opened file, at most `max_bytes` of it.
+fn read_bounded(file: File, meta: &Metadata, max_bytes: u64) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     // One more byte than allowed: a file that grew since fstat is refused.
     file.take(max_bytes + 1).read_to_end(&mut bytes)?;
@@ -156,17 +170,7 @@ pub fn read_strict_checked(
     let (file, meta) = open_untrusted(path, max_bytes, true).map_err(io_err)?;
     check(&meta)?;
     strict_mode(path, &meta).map_err(|detail| crate::error::Error::Unsafe { detail })?;
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(max_bytes + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io_err)?;
-    if bytes.len() as u64 > max_bytes {
-        return Err(io_err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("it grew past the {max_bytes} bytes tripseal reads of such a file"),
-        )));
-    }
-    Ok(bytes)
+    read_bounded(file, &meta, max_bytes).map_err(io_err)
 }
 
 /// Creates `path` as a new file with `mode`: fails if anything, a symlink
@@ -191,10 +195,7 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .mode(0o644)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
         .open(path)?;
-    let meta = f.metadata()?;
-    if !meta.is_file() {
-        return Err(not_regular(&meta));
-    }
+    ensure_regular(&f)?;
     f.set_len(0)?;
     f.write_all(bytes)?;
     f.sync_all()
@@ -254,10 +255,12 @@ impl Companion {
         (Companion::PrevTmp, ".prev.tmp"),
         (Companion::Journal, "-journal"),
     ];
-    /// Followed by a process id.
-    pub const WRITING_INFIX: &'static str = ".tmp.";
-    pub const SNAPSHOT_INFIX: &'static str = ".check.";
-    pub const ACCEPTED_TMP_INFIX: &'static str = ".accepted.tmp.";
+    /// Followed by the id of the process that writes them.
+    const PID_NAMED: [(Companion, &'static str); 3] = [
+        (Companion::Writing, ".tmp."),
+        (Companion::Snapshot, ".check."),
+        (Companion::AcceptedTmp, ".accepted.tmp."),
+    ];
 
     /// Which companion of a baseline named `db_name` the file `name` is.
     pub fn of(db_name: &[u8], name: &[u8]) -> Option<Companion> {
@@ -265,16 +268,29 @@ impl Companion {
         if let Some((c, _)) = Self::FIXED.iter().find(|(_, s)| s.as_bytes() == suffix) {
             return Some(*c);
         }
-        let with_pid = |infix: &str| suffix.strip_prefix(infix.as_bytes()).is_some_and(is_pid);
-        if with_pid(Self::WRITING_INFIX) {
-            Some(Companion::Writing)
-        } else if with_pid(Self::SNAPSHOT_INFIX) {
-            Some(Companion::Snapshot)
-        } else if with_pid(Self::ACCEPTED_TMP_INFIX) {
-            Some(Companion::AcceptedTmp)
-        } else {
-            None
-        }
+        Self::PID_NAMED
+            .iter()
+            .find(|(_, infix)| suffix.strip_prefix(infix.as_bytes()).is_some_and(is_pid))
+            .map(|(c, _)| *c)
+    }
+
+    /// The process id in `name`, for a companion named with one.
+    pub fn owner_pid<'a>(db_name: &[u8], name: &'a [u8]) -> Option<&'a [u8]> {
+        let suffix = name.strip_prefix(db_name)?;
+        Self::PID_NAMED.iter().find_map(|(_, infix)| {
+            suffix
+                .strip_prefix(infix.as_bytes())
+                .filter(|pid| is_pid(pid))
+        })
+    }
+
+    /// The name of this companion of `db` written by process `pid`.
+    pub fn with_pid(self, db: &Path, pid: u32) -> PathBuf {
+        let infix = Self::PID_NAMED
+            .iter()
+            .find(|(c, _)| *c == self)
+            .map_or("", |(_, i)| i);
+        sibling(db, &format!("{infix}{pid}"))
     }
 }
 
@@ -287,11 +303,42 @@ pub fn is_tripseal_process(pid: &[u8]) -> bool {
     let Ok(pid) = std::str::from_utf8(pid) else {
         return false;
     };
+    static OURS: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
     let comm = |p: &str| std::fs::read(format!("/proc/{p}/comm")).ok();
-    match (comm(pid), comm("self")) {
-        (Some(theirs), Some(ours)) => theirs == ours,
+    match (comm(pid), OURS.get_or_init(|| comm("self"))) {
+        (Some(theirs), Some(ours)) => theirs == *ours,
         _ => false,
     }
+}
+
+/// Removes the companions of kind `kind` beside `db` (named with a pid)
+/// whose process is gone: what a killed tripseal left. Only regular files,
+/// and only exact companion names; a file merely named like one, or one of
+/// a live process, stays (and is scanned like anything else).
+pub fn remove_dead(db: &Path, kind: Companion) {
+    let db_name = name_bytes(db);
+    let Ok(dir) = std::fs::read_dir(parent_dir(db)) else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let name = name.as_bytes();
+        if Companion::of(db_name, name) != Some(kind) {
+            continue;
+        }
+        let gone = Companion::owner_pid(db_name, name)
+            .and_then(|pid| std::str::from_utf8(pid).ok()?.parse::<libc::pid_t>().ok())
+            .is_some_and(process_gone);
+        if gone && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+fn process_gone(pid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only asks whether the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
 fn is_pid(s: &[u8]) -> bool {
@@ -326,6 +373,15 @@ mod tests {
         assert_eq!(c("b.db.check.4242"), Some(Companion::Snapshot));
         assert_eq!(c("b.db.tmp.7"), Some(Companion::Writing));
         assert_eq!(c("b.db.accepted.tmp.7"), Some(Companion::AcceptedTmp));
+        assert_eq!(
+            Companion::owner_pid(b"b.db", b"b.db.accepted.tmp.7"),
+            Some(&b"7"[..])
+        );
+        assert_eq!(Companion::owner_pid(b"b.db", b"b.db.lock"), None);
+        assert_eq!(
+            Companion::Snapshot.with_pid(Path::new("/x/b.db"), 42),
+            Path::new("/x/b.db.check.42")
+        );
         for other in [
             "b.dbx",
             "b.db.evil",

@@ -19,4 +19,5 @@ pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod seal;
+pub mod sqlite;
 pub mod watch;

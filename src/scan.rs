@@ -291,26 +291,13 @@ impl OwnOutputs {
         if !meta.is_file() {
             return false;
         }
-        let with_pid = self.places.iter().find_map(|p| {
+        // Named with a pid: ours only while that process is a live tripseal.
+        let owner = self.places.iter().find_map(|p| {
             p.companions
-                .then(|| Companion::of(p.name.as_bytes(), name))
+                .then(|| Companion::owner_pid(p.name.as_bytes(), name))
                 .flatten()
-                .filter(|c| {
-                    matches!(
-                        c,
-                        Companion::Writing | Companion::Snapshot | Companion::AcceptedTmp
-                    )
-                })
-                .map(|_| p.name.len())
         });
-        match with_pid {
-            None => true,
-            Some(db_len) => {
-                let suffix = &name[db_len..];
-                let pid = suffix.rsplit(|b| *b == b'.').next().unwrap_or_default();
-                crate::files::is_tripseal_process(pid)
-            }
-        }
+        owner.is_none_or(crate::files::is_tripseal_process)
     }
 
     pub fn contains(&self, path: &Path) -> bool {

@@ -288,24 +288,8 @@ impl TrustStore {
                 .map(|e| e.path())
                 .collect();
             v.sort();
-            // Every entry is a key: something else planted there (a FIFO,
-            // a directory) is an error, not skipped.
-            for p in &v {
-                let meta = std::fs::metadata(p).map_err(|source| Error::Read {
-                    path: p.clone(),
-                    source,
-                })?;
-                if !meta.is_file() {
-                    return Err(Error::TrustStore {
-                        detail: format!(
-                            "{} is {}, not a public key file; a trust store directory holds \
-                             only keys",
-                            escape_path(p),
-                            crate::files::kind_name(&meta)
-                        ),
-                    });
-                }
-            }
+            // Every entry is read as a key: something else planted there (a
+            // FIFO, a directory) is an error of load_public_key, not skipped.
             v
         } else if spec.contains(['*', '?', '[']) {
             glob_files(spec)?
@@ -468,6 +452,23 @@ impl Verification {
         })
     }
 
+    /// When the seal stops being accepted: the latest expiry among the
+    /// signatures that vouch for this content now (`None`: never).
+    pub fn expires_ns(&self) -> Option<i64> {
+        let vouching = self
+            .signatures
+            .iter()
+            .filter(|s| s.valid && s.trusted && !s.expired);
+        let mut latest = None;
+        for s in vouching {
+            match s.expires_ns {
+                None => return None,
+                Some(t) => latest = latest.max(Some(t)),
+            }
+        }
+        latest
+    }
+
     /// `None` when a trusted key signed exactly this content, and that
     /// signature has not expired.
     pub fn failure(&self) -> Option<SealFailure> {
@@ -488,25 +489,6 @@ impl Verification {
     }
 }
 
-impl Verification {
-    /// When the seal stops being accepted: the latest expiry among the
-    /// signatures that vouch for this content now (`None`: never).
-    pub fn expires_ns(&self) -> Option<i64> {
-        let vouching = self
-            .signatures
-            .iter()
-            .filter(|s| s.valid && s.trusted && !s.expired);
-        let mut latest = None;
-        for s in vouching {
-            match s.expires_ns {
-                None => return None,
-                Some(t) => latest = latest.max(Some(t)),
-            }
-        }
-        latest
-    }
-}
-
 /// At most the first 16 characters of a fingerprint read from a baseline
 /// (which may hold anything there), escaped.
 fn short_fingerprint(fp: &str) -> String {
@@ -520,17 +502,10 @@ pub fn verify(baseline: &Baseline, trust: &TrustStore, now_ns: i64) -> Result<Ve
     let generation = baseline.header().generation;
     let mut signatures = Vec::new();
     let conn = baseline.connection();
-    let has_table: Option<String> = conn
-        .query_row(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'signatures'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(|e| db_err(baseline.path(), e))?;
-    if has_table.is_some() {
+    let table = signatures_table(conn).map_err(|e| db_err(baseline.path(), e))?;
+    if let Some(table) = table {
         // Signatures tables made before expiries existed have no such column.
-        let sql = if has_expiry_column(conn).map_err(|e| db_err(baseline.path(), e))? {
+        let sql = if table.contains("expires_ns") {
             "SELECT fingerprint, public_key, signature, signed_at_ns, expires_ns FROM signatures \
              ORDER BY fingerprint"
         } else {
@@ -653,7 +628,8 @@ pub fn sign(
     let conn = baseline.connection();
     conn.execute_batch(SIGNATURES_SCHEMA)
         .map_err(|e| write_err(db, e))?;
-    if !has_expiry_column(conn).map_err(|e| write_err(db, e))? {
+    let table = signatures_table(conn).map_err(|e| write_err(db, e))?;
+    if !table.is_some_and(|t| t.contains("expires_ns")) {
         conn.execute_batch(SIGNATURES_ADD_EXPIRY)
             .map_err(|e| write_err(db, e))?;
     }
@@ -716,14 +692,15 @@ pub struct Opened {
     pub expires_ns: Option<i64>,
 }
 
-impl Opened {
-    /// The expiry, when it falls within `window` of `now_ns`: time to sign
-    /// the next generation.
-    pub fn expiring(&self, now_ns: i64, window: std::time::Duration) -> Option<i64> {
-        let window_ns = i64::try_from(window.as_nanos()).unwrap_or(i64::MAX);
-        self.expires_ns
-            .filter(|&t| t.saturating_sub(now_ns) <= window_ns)
-    }
+/// The expiry `expires_ns`, when it falls within `window` of `now_ns`:
+/// time to sign the next generation.
+pub fn expiring_within(
+    expires_ns: Option<i64>,
+    now_ns: i64,
+    window: std::time::Duration,
+) -> Option<i64> {
+    let window_ns = i64::try_from(window.as_nanos()).unwrap_or(i64::MAX);
+    expires_ns.filter(|&t| t.saturating_sub(now_ns) <= window_ns)
 }
 
 /// Opens the baseline at `db` (read once, into memory) and accepts it only
@@ -851,8 +828,16 @@ pub(crate) fn record_accepted(
     generation: i64,
     digest: &[u8; 32],
 ) -> std::io::Result<()> {
-    let text = format!("{generation} {}\n", hex(digest));
-    write_atomically(&accepted_state_path(db), text.as_bytes())
+    use crate::files::Companion;
+    // Per process: a check and the daemon writing at once never rename each
+    // other's half-written file into place; a killed one's is removed.
+    crate::files::remove_dead(db, Companion::AcceptedTmp);
+    let tmp = Companion::AcceptedTmp.with_pid(db, std::process::id());
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = create_exclusive(&tmp, 0o644)?;
+    f.write_all(format!("{generation} {}\n", hex(digest)).as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, accepted_state_path(db))
 }
 
 /// Where the highest accepted generation of the baseline at `db` is kept.
@@ -860,28 +845,16 @@ pub fn accepted_state_path(db: &Path) -> PathBuf {
     sibling(db, ".accepted")
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    // Per process: a check and the daemon writing at once never rename each
-    // other's half-written file into place.
-    let tmp = sibling(path, &format!(".tmp.{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = create_exclusive(&tmp, 0o644)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
-/// Whether the signatures table has the `expires_ns` column (added by the
-/// first `sign` of a tripseal that knows expiries).
-fn has_expiry_column(conn: &rusqlite::Connection) -> rusqlite::Result<bool> {
-    let sql: Option<String> = conn
-        .query_row(
-            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'signatures'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(sql.is_some_and(|s| s.contains("expires_ns")))
+/// The SQL of the signatures table, if the baseline has one (the schema
+/// check made sure it is one of the forms tripseal makes: with the
+/// `expires_ns` column, or from before expiries).
+fn signatures_table(conn: &rusqlite::Connection) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'signatures'",
+        [],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 fn db_err(path: &Path, e: rusqlite::Error) -> Error {

@@ -108,9 +108,7 @@ struct Daemon {
 /// A baseline the daemon took: verified (unless the seal is skipped), with
 /// its digest, its rules and the event factory that names it.
 struct Loaded {
-    baseline: Baseline,
-    digest: Option<[u8; 32]>,
-    expires_ns: Option<i64>,
+    opened: seal::Opened,
     rules: Rules,
     factory: EventFactory,
 }
@@ -129,9 +127,7 @@ fn load(opts: &WatchOptions, floor: Option<i64>) -> Result<Loaded, Error> {
         Some(BaselineRef::of(&opened.baseline, opened.digest)?),
     );
     Ok(Loaded {
-        baseline: opened.baseline,
-        digest: opened.digest,
-        expires_ns: opened.expires_ns,
+        opened,
         rules,
         factory,
     })
@@ -195,12 +191,12 @@ pub fn watch(opts: WatchOptions) -> Result<(), Error> {
         .map(|m| (m.dev(), m.ino()));
     let mut d = Daemon {
         hints: ScanHints {
-            growing_sizes: loaded.baseline.growing_sizes()?,
+            growing_sizes: loaded.opened.baseline.growing_sizes()?,
             known: None,
         },
-        baseline: Rc::new(loaded.baseline),
-        digest: loaded.digest,
-        expires_ns: loaded.expires_ns,
+        baseline: Rc::new(loaded.opened.baseline),
+        digest: loaded.opened.digest,
+        expires_ns: loaded.opened.expires_ns,
         db_dir,
         baseline_suspect: None,
         baseline_problem: None,
@@ -341,12 +337,12 @@ impl Daemon {
             Ok(loaded) => {
                 eprintln!(
                     "tripseal watch: SIGHUP: baseline generation {} loaded",
-                    loaded.baseline.header().generation
+                    loaded.opened.baseline.header().generation
                 );
-                self.hints.growing_sizes = loaded.baseline.growing_sizes()?;
-                self.baseline = Rc::new(loaded.baseline);
-                self.digest = loaded.digest;
-                self.expires_ns = loaded.expires_ns;
+                self.hints.growing_sizes = loaded.opened.baseline.growing_sizes()?;
+                self.baseline = Rc::new(loaded.opened.baseline);
+                self.digest = loaded.opened.digest;
+                self.expires_ns = loaded.opened.expires_ns;
                 self.rules = loaded.rules;
                 self.factory = loaded.factory;
                 // The file now holds what was verified.
@@ -434,16 +430,18 @@ impl Daemon {
                      last reload; to take a new generation, sign it and send SIGHUP \
                      (systemctl reload tripseal-watch)"
                 );
-                let ev = self.factory.tampered(
-                    self.opts.db.as_os_str().as_encoded_bytes(),
-                    CHANGED_UNDER_DAEMON,
-                    &detail,
-                );
+                let ev = self.tampered(CHANGED_UNDER_DAEMON, &detail);
                 self.baseline_problem = Some(what);
                 self.emit(vec![ev])?;
             }
         }
         Ok(())
+    }
+
+    /// `fim-baseline-tampered` about the baseline at `--db`.
+    fn tampered(&self, reason: &str, detail: &str) -> Event {
+        self.factory
+            .tampered(self.opts.db.as_os_str().as_encoded_bytes(), reason, detail)
     }
 
     /// `fim-baseline-expiring` when the seal expires soon; once it has
@@ -455,8 +453,6 @@ impl Daemon {
             return Ok(());
         };
         let now = crate::init::now_ns();
-        let path = self.opts.db.as_os_str().as_encoded_bytes().to_vec();
-        let window = i64::try_from(self.opts.expiry_warning.as_nanos()).unwrap_or(i64::MAX);
         let ev = if t <= now {
             let detail = format!(
                 "generation {} was signed to be trusted until {}, and that has passed; the \
@@ -464,10 +460,10 @@ impl Daemon {
                 self.baseline.header().generation,
                 crate::report::iso8601(t)
             );
+            self.tampered(SealFailure::Expired.name(), &detail)
+        } else if let Some(t) = seal::expiring_within(Some(t), now, self.opts.expiry_warning) {
             self.factory
-                .tampered(&path, SealFailure::Expired.name(), &detail)
-        } else if t - now <= window {
-            self.factory.expiring(&path, t, now)
+                .expiring(self.opts.db.as_os_str().as_encoded_bytes(), t, now)
         } else {
             return Ok(());
         };

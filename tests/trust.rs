@@ -110,6 +110,20 @@ fn a_baseline_that_carries_code_or_tables_of_its_own_is_refused() {
         assert_eq!(std::fs::read(&h.db).unwrap(), before);
         std::fs::remove_file(&planted).unwrap();
     }
+    // Left in WAL mode (checkpointed): check reads the same content and
+    // accepts its seal; sign refuses to write it in place.
+    let wal = h.dir.join("wal.db");
+    std::fs::copy(&h.db, &wal).unwrap();
+    sql(&wal, "PRAGMA journal_mode = WAL;");
+    assert_eq!(
+        std::fs::read(&wal).unwrap()[18],
+        2,
+        "sqlite3 left it in WAL mode"
+    );
+    assert_ok(&h.check_with(&wal, &h.public, &[]));
+    let out = h.sign(&h.key, &wal);
+    assert_eq!(code(&out), Some(24), "{}", stderr(&out));
+    assert!(stderr(&out).contains("WAL mode"), "{}", stderr(&out));
     let link = h.dir.join("link.db");
     std::os::unix::fs::symlink(&h.db, &link).unwrap();
     let out = h.sign(&h.key, &link);
@@ -285,6 +299,19 @@ fn planted_fifos_are_refused_never_waited_on() {
     let mut cmd = tripseal();
     cmd.arg("sign").arg("--key").arg(&fifo_key).arg(&h.db);
     refused_for_a_fifo(cmd);
+    // The outbox a cron check with a sink opens.
+    let outbox = h.dir.join("b.db.outbox");
+    let _ = std::fs::remove_file(&outbox);
+    mkfifo(&outbox);
+    let mut cmd = tripseal();
+    cmd.arg("check")
+        .arg("--db")
+        .arg(&h.db)
+        .arg("--trust")
+        .arg(&h.public)
+        .args(["--emit", "stdout"]);
+    refused_for_a_fifo(cmd);
+    std::fs::remove_file(&outbox).unwrap();
     // A file: sink: events are not lost, they wait in the outbox.
     let fifo_sink = h.dir.join("events.fifo");
     mkfifo(&fifo_sink);
@@ -334,7 +361,15 @@ fn the_rollback_record_fails_closed() {
     assert!(stderr(&out).contains("a directory"), "{}", stderr(&out));
     std::fs::remove_dir(&state).unwrap();
     // Deleted: no record, as on the first run; the next check records one.
+    // The temporary a killed check left goes then; one named with a live
+    // pid that is not tripseal's stays (scanned like any file).
+    let dead = h.dir.join("b.db.accepted.tmp.4000000");
+    let planted = h.dir.join("b.db.accepted.tmp.1");
+    std::fs::write(&dead, "1 half-written").unwrap();
+    std::fs::write(&planted, "payload").unwrap();
     assert_ok(&h.check());
+    assert!(!dead.exists(), "a killed writer's temporary stays");
+    assert!(planted.exists(), "a file of a live process was removed");
     assert!(std::fs::read_to_string(&state).unwrap().starts_with("1 "));
 }
 
@@ -505,11 +540,23 @@ fn signed_baselines_expire_and_the_expiry_cannot_be_stripped() {
     assert_eq!(code(&out), Some(26));
     assert!(stdout(&out).contains("EXPIRED"), "{}", stdout(&out));
 
-    // Bad expiries are refused before anything is signed.
+    // Bad expiries are refused before anything is signed or written.
     for bad in ["2001-01-01", "tomorrow", "-3d"] {
         let out = h.sign_expiring(bad);
         assert_eq!(code(&out), Some(15), "{bad}: {}", stderr(&out));
     }
+    let msg = h.dir.join("message.bin");
+    let out = tripseal()
+        .arg("digest")
+        .arg(&h.db)
+        .arg("--message")
+        .arg(&msg)
+        .args(["--expires", "next week"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(15), "{}", stderr(&out));
+    assert!(stderr(&out).contains("UTC date"), "{}", stderr(&out));
+    assert!(!msg.exists(), "nothing written for a bad expiry");
 }
 
 #[test]
@@ -636,6 +683,14 @@ fn configuration_trust_and_rules_that_others_could_write_are_refused() {
     refused(&check(&key), &format!("chmod go-w {}", store.display()));
     chmod(&store, 0o755);
     assert_ok(&check(&store));
+
+    // The operator's private key, owned by someone else.
+    std::os::unix::fs::chown(&h.key, Some(65534), None).unwrap();
+    refused(
+        &h.sign(&h.key, &h.db),
+        &format!("chown root {}", h.key.display()),
+    );
+    std::os::unix::fs::chown(&h.key, Some(0), None).unwrap();
 
     // The configuration: not readable by others, but writable by them.
     let config = h.dir.join("config.toml");

@@ -36,15 +36,10 @@ CREATE INDEX IF NOT EXISTS pending_by_seq ON pending (seq);
 ";
 
 /// The rows of `sqlite_master` of an outbox.
-fn expected_schema() -> &'static Vec<(String, String, String)> {
-    static EXPECTED: std::sync::OnceLock<Vec<(String, String, String)>> =
+fn expected_schema() -> &'static [crate::sqlite::SchemaRow] {
+    static EXPECTED: std::sync::OnceLock<Vec<crate::sqlite::SchemaRow>> =
         std::sync::OnceLock::new();
-    EXPECTED.get_or_init(|| {
-        let conn = Connection::open_in_memory().expect("an in-memory database opens");
-        conn.execute_batch(OUTBOX_SCHEMA)
-            .expect("tripseal's own outbox schema is valid");
-        crate::baseline::schema_rows(&conn).expect("an in-memory schema reads")
-    })
+    EXPECTED.get_or_init(|| crate::sqlite::schema_made_by(&[OUTBOX_SCHEMA]))
 }
 
 /// The most events the outbox keeps. Past it, new events are not kept, and
@@ -114,14 +109,14 @@ impl Outbox {
         )
         .map_err(werr)?;
         // A planted outbox is data: its triggers never fire.
-        crate::baseline::harden(&conn).map_err(werr)?;
+        crate::sqlite::harden(&conn).map_err(werr)?;
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;")
             .and_then(|()| conn.execute_batch(OUTBOX_SCHEMA))
             .map_err(werr)?;
         // A file found there is used only if it is exactly an outbox: a
         // planted one whose tables swallow inserts would lose events.
-        let rows = crate::baseline::schema_rows(&conn).map_err(werr)?;
-        if rows != *expected_schema() {
+        let rows = crate::sqlite::schema_rows(&conn).map_err(werr)?;
+        if rows != expected_schema() {
             return Err(Error::Write {
                 path: path.clone(),
                 source: std::io::Error::new(
@@ -488,16 +483,9 @@ impl GuardedOutbox {
         match self.reopen() {
             Ok(()) => self.failing = None,
             Err(p) => {
-                // Said again only when the reason changes; the name a file
-                // was moved aside to is not part of the reason.
-                let why = p
-                    .detail
-                    .split("; the file")
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-                if self.failing.as_deref() != Some(why.as_str()) {
-                    self.failing = Some(why);
+                // Said again only when the reason changes.
+                if self.failing.as_deref() != Some(p.detail.as_str()) {
+                    self.failing = Some(p.detail.clone());
                     self.found.push(p);
                 }
             }
@@ -590,11 +578,10 @@ impl GuardedOutbox {
             }
         }
         let shown = crate::escape::escape_path(&self.path);
-        let unusable = |e: Error, moved: &str| OutboxProblem {
+        let unusable = |e: Error| OutboxProblem {
             reason: "unusable",
             detail: format!(
-                "no event outbox can be made at {shown} ({}){moved}; events wait in memory \
-                 meanwhile",
+                "no event outbox can be made at {shown} ({}); events wait in memory meanwhile",
                 crate::escape::sanitize_line(&e.to_string())
             ),
         };
@@ -604,24 +591,20 @@ impl GuardedOutbox {
             // A regular file there that is not an outbox at all (another
             // schema, not SQLite): kept aside, and a new one made. Any other
             // failure (a full disk, a lock held) leaves the file alone.
+            // What was moved is said at once (it happened); a failure to
+            // make the new one is said as any other.
             Err(e) if not_an_outbox(&e) => {
                 let moved = self.move_aside();
-                match Outbox::open(&self.db) {
-                    Ok(o) => {
-                        self.found.push(OutboxProblem {
-                            reason: "unusable",
-                            detail: format!(
-                                "the file at {shown} was not a usable event outbox ({}){moved}, \
-                                 and a new one is made",
-                                crate::escape::sanitize_line(&e.to_string())
-                            ),
-                        });
-                        o
-                    }
-                    Err(e) => return Err(unusable(e, &moved)),
-                }
+                self.found.push(OutboxProblem {
+                    reason: "unusable",
+                    detail: format!(
+                        "the file at {shown} was not a usable event outbox ({}){moved}",
+                        crate::escape::sanitize_line(&e.to_string())
+                    ),
+                });
+                Outbox::open(&self.db).map_err(unusable)?
             }
-            Err(e) => return Err(unusable(e, "")),
+            Err(e) => return Err(unusable(e)),
         };
         if let Err((reason, detail)) = o.check_in_place() {
             return Err(OutboxProblem {

@@ -94,6 +94,7 @@ pub fn open(spec: &str) -> Result<Box<dyn Sink>, Error> {
         return Ok(Box::new(FileSink {
             path: PathBuf::from(path),
             file: None,
+            checked: false,
         }));
     }
     if spec == "syslog" {
@@ -134,6 +135,9 @@ impl Sink for Stdout {
 struct FileSink {
     path: PathBuf,
     file: Option<std::fs::File>,
+    /// Whether the open file was found at the path since the last flush:
+    /// once a batch is enough to follow a rotation.
+    checked: bool,
 }
 
 impl FileSink {
@@ -151,7 +155,7 @@ impl FileSink {
 
 impl Sink for FileSink {
     fn send(&mut self, event: &Event) -> Result<(), String> {
-        if !self.still_at_path() {
+        if self.file.is_none() || (!self.checked && !self.still_at_path()) {
             // What this batch wrote to the old file is made durable there.
             if let Some(old) = self.file.take() {
                 let _ = old.sync_data();
@@ -179,15 +183,10 @@ impl Sink for FileSink {
                     }
                     _ => format!("{shown}: {e}"),
                 })?;
-            let meta = f.metadata().map_err(|e| format!("{shown}: {e}"))?;
-            if !meta.is_file() {
-                return Err(format!(
-                    "{shown}: it is {}; tripseal writes events only to a regular file",
-                    crate::files::kind_name(&meta)
-                ));
-            }
+            crate::files::ensure_regular(&f).map_err(|e| format!("{shown}: {e}"))?;
             self.file = Some(f);
         }
+        self.checked = true;
         let f = self.file.as_mut().expect("opened above");
         let mut line = event.body.clone().into_bytes();
         line.push(b'\n');
@@ -198,6 +197,7 @@ impl Sink for FileSink {
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
+        self.checked = false;
         match &self.file {
             Some(f) => f.sync_data().map_err(|e| {
                 SinkError::none_delivered(format!(
