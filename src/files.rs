@@ -126,6 +126,15 @@ pub fn strict_mode(path: &Path, meta: &Metadata) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
     let shown = crate::escape::escape_path(path);
     let mode = meta.mode() & 0o7777;
+    // A shared directory such as /tmp is not to be chmod'ed: what is in it
+    // belongs somewhere else.
+    if meta.is_dir() && mode & 0o1002 == 0o1002 {
+        return Err(format!(
+            "{shown} is a shared directory every user can write (mode {mode:04o}), so nothing \
+             in it can be trusted; move the file into a directory only root or this user can \
+             write, such as /etc/tripseal/trusted.d"
+        ));
+    }
     if mode & 0o022 != 0 {
         return Err(format!(
             "{shown} is writable by {} (mode {mode:04o}), so its word cannot be trusted; \

@@ -683,6 +683,18 @@ fn configuration_trust_and_rules_that_others_could_write_are_refused() {
     refused(&check(&key), &format!("chmod go-w {}", store.display()));
     chmod(&store, 0o755);
     assert_ok(&check(&store));
+    // A key in a shared directory like /tmp: moved, not chmod'ed.
+    let shared = h.dir.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    chmod(&shared, 0o1777);
+    std::fs::copy(&h.public, shared.join("op.pub")).unwrap();
+    let out = check(&shared.join("op.pub"));
+    assert_eq!(code(&out), Some(17), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("shared directory") && !stderr(&out).contains("chmod"),
+        "{}",
+        stderr(&out)
+    );
 
     // The operator's private key, owned by someone else.
     std::os::unix::fs::chown(&h.key, Some(65534), None).unwrap();
