@@ -529,9 +529,14 @@ fn a_queue_overflow_is_reported_and_nothing_is_missed() {
     let names: Vec<PathBuf> = (0..2000)
         .map(|i| flood.join(format!("n{i:04}.py")))
         .collect();
+    // Stopped, the daemon cannot drain its queue, so 2000 creations overflow
+    // a queue of 32 however fast the machine is.
+    let pid = d.child.as_ref().unwrap().id() as i32;
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
     for n in &names {
         std::fs::write(n, "n").unwrap();
     }
+    unsafe { libc::kill(pid, libc::SIGCONT) };
     let o = d.wait_for(|e| e["type"] == "fim-watch-overflow");
     assert!(
         o["reason"].as_str().unwrap().contains("max_queued_events"),
