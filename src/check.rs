@@ -82,7 +82,7 @@ pub fn check(
     host: &str,
     progress: &dyn Progress,
 ) -> Result<Comparison, Error> {
-    let opened = seal::open_sealed(db, seal, true, init::now_ns())?;
+    let opened = seal::open_sealed(db, seal, true, crate::units::now_ns())?;
     let expires_ns = opened.expires_ns;
     let mut c = rescan(
         (Rc::new(opened.baseline), opened.digest),
@@ -167,7 +167,7 @@ pub fn update(
 /// Compares two baselines: the first, the trusted reference, must carry a
 /// valid seal; the second is usually the new generation under review.
 pub fn diff(old: &Path, new: &Path, seal: &SealPolicy) -> Result<Comparison, Error> {
-    let reference = seal::open_sealed(old, seal, false, init::now_ns())?;
+    let reference = seal::open_sealed(old, seal, false, crate::units::now_ns())?;
     Comparison::of(
         (Rc::new(reference.baseline), reference.digest),
         Baseline::open(new)?,
@@ -181,7 +181,7 @@ fn next_header(old: &Baseline, rules: &Rules, host: &str) -> Header {
     Header::new(
         rules,
         host.to_string(),
-        init::now_ns(),
+        crate::units::now_ns(),
         old.header().generation + 1,
     )
 }

@@ -14,12 +14,12 @@ use tripseal::error::Error;
 use tripseal::escape::{escape_bytes, escape_path};
 use tripseal::events::outbox::Outbox;
 use tripseal::events::{self, BaselineRef, EventFactory, SinkSpec};
-use tripseal::init::now_ns;
 use tripseal::init::{self, InitOptions};
 use tripseal::progress::{NoProgress, Progress, TerminalProgress};
 use tripseal::report::{self, DriftReport, Format, out_err};
 use tripseal::rules::{self, Rules};
 use tripseal::seal::{self, SealPolicy};
+use tripseal::units::{now_ns, parse_period, parse_time, parse_when};
 
 #[derive(Parser)]
 #[command(
@@ -525,7 +525,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 seal::Signed::AlreadySigned { fingerprint } => ("already signed", fingerprint),
             };
             let until = expires_ns.map_or(String::new(), |t| {
-                format!(", trusted until {}", report::iso8601(t))
+                format!(", trusted until {}", tripseal::units::iso8601(t))
             });
             writeln!(
                 stdout,
@@ -640,70 +640,6 @@ fn sink_specs(urls: &[String]) -> Result<Vec<SinkSpec>, Error> {
     Ok(specs)
 }
 
-/// A period: a number with s, m, h or d (a bare number is seconds).
-fn parse_period(text: &str) -> Result<std::time::Duration, String> {
-    let (num, unit) = text.split_at(
-        text.find(|c: char| c.is_ascii_alphabetic())
-            .unwrap_or(text.len()),
-    );
-    let n: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a period such as 30s, 15m, 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86400.0,
-        _ => return Err(format!("{text:?}: the unit is ms, s, m, h or d")),
-    };
-    if !(secs > 0.0 && secs.is_finite()) {
-        return Err(format!("{text:?}: the period must be more than zero"));
-    }
-    std::time::Duration::try_from_secs_f64(secs)
-        .map_err(|_| format!("{text:?}: the period is too long"))
-}
-
-/// An expiry given to `sign`: a period from `now_ns`, or a UTC date or
-/// time; in whole seconds.
-fn parse_when(text: &str, now_ns: i64) -> Result<i64, String> {
-    let at = match parse_period(text) {
-        Ok(period) => now_ns.saturating_add(i64::try_from(period.as_nanos()).unwrap_or(i64::MAX)),
-        Err(_) => parse_time(text)?,
-    };
-    if at <= now_ns {
-        return Err(format!(
-            "--expires {text:?}: that time has passed; give a period (30d) or a later date"
-        ));
-    }
-    Ok(at - at.rem_euclid(1_000_000_000))
-}
-
-/// A UTC date (`2027-01-31`, midnight) or an RFC 3339 time, in nanoseconds
-/// since the epoch.
-fn parse_time(text: &str) -> Result<i64, String> {
-    use time::format_description::well_known::Rfc3339;
-    let bad = || {
-        format!(
-            "{text:?} is neither a period (30d, 12h) nor a UTC date (2027-01-31) or time \
-             (2027-01-31T12:00:00Z)"
-        )
-    };
-    let at = match time::OffsetDateTime::parse(text, &Rfc3339) {
-        Ok(t) => t,
-        Err(_) => {
-            let day = time::Date::parse(
-                text,
-                time::macros::format_description!("[year]-[month]-[day]"),
-            )
-            .map_err(|_| bad())?;
-            day.midnight().assume_utc()
-        }
-    };
-    i64::try_from(at.unix_timestamp_nanos()).map_err(|_| bad())
-}
-
 /// Says on standard error that the seal of `db` expires soon (at
 /// `expiring`, from [`seal::expiring_within`]).
 fn warn_expiring(db: &Path, expiring: Option<i64>, now_ns: i64) {
@@ -712,8 +648,8 @@ fn warn_expiring(db: &Path, expiring: Option<i64>, now_ns: i64) {
             "tripseal: warning: the seal of {} expires {} (in {}); sign the next generation \
              before then (`tripseal sign --expires 30d --key KEY DB`), or checks will refuse it",
             escape_path(db),
-            report::iso8601(t),
-            report::human_duration((t - now_ns).max(0))
+            tripseal::units::iso8601(t),
+            tripseal::units::human_duration((t - now_ns).max(0))
         );
     }
 }

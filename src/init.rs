@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::baseline::{BaselineLock, BaselineWriter, Header};
 use crate::error::Error;
@@ -64,7 +64,7 @@ pub fn init(
     let lock = BaselineLock::acquire(&opts.db)?;
     // Checked again under the lock: another init may have finished meanwhile.
     check_target(&opts.db, opts.replace)?;
-    let header = Header::new(rules, opts.host.clone(), now_ns(), 1);
+    let header = Header::new(rules, opts.host.clone(), crate::units::now_ns(), 1);
     let mut writer = BaselineWriter::create(&opts.db, &header, rules, lock)?;
     let own = OwnOutputs::for_baseline(&opts.db);
     let mut summary = fill(&mut writer, rules, &own, &ScanHints::default(), progress)?;
@@ -135,10 +135,4 @@ fn check_target(db: &Path, replace: bool) -> Result<(), Error> {
         ))),
         _ => Ok(()),
     }
-}
-
-pub fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
 }

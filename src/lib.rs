@@ -19,5 +19,7 @@ pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod seal;
+pub mod shapes;
 pub mod sqlite;
+pub mod units;
 pub mod watch;

@@ -8,7 +8,7 @@ use std::cell::Cell;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::report::human_bytes;
+use crate::units::human_bytes;
 
 /// Receives running totals; implementations decide when to show them.
 pub trait Progress {

@@ -9,11 +9,10 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use crate::attrs::{Attr, AttrSet};
-use crate::baseline::{Baseline, Header, RuleInfo, hex};
+use crate::baseline::{Baseline, RuleInfo, hex};
 use crate::check::Comparison;
 use crate::compare::{self, Drift, DriftKind, Value as CValue};
 use crate::error::Error;
@@ -22,6 +21,8 @@ use crate::init::ScanSummary;
 use crate::rules::Rules;
 use crate::scan::{Entry, FileKind};
 use crate::seal::{TrustStore, Verification};
+use crate::shapes::{drift_json, entry_json, header_json, insert_counts, json_path};
+use crate::units::{human_bytes, iso8601, iso8601_ns};
 
 /// Output format of `show` (and later reports).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,165 +37,6 @@ pub fn out_err(e: std::io::Error) -> Error {
         path: "<standard output>".into(),
         source: e,
     }
-}
-
-/// UTC ISO-8601 with seconds, from nanoseconds since the epoch.
-pub fn iso8601(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// A span of time as days, hours and minutes (`6d 23h`, `5h 2m`, `40s`).
-pub fn human_duration(ns: i64) -> String {
-    let secs = ns / 1_000_000_000;
-    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{secs}s"),
-        (0, 0, m) => format!("{m}m"),
-        (0, h, m) => format!("{h}h {m}m"),
-        (d, h, _) => format!("{d}d {h}h"),
-    }
-}
-
-/// Bytes as a short human figure (1000-based, like `ls --si`).
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1000.0 && unit < UNITS.len() - 1 {
-        v /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
-/// Adds `path` (and `path_bytes` when not UTF-8) under `key` to a JSON object.
-pub fn json_path(obj: &mut Map<String, Value>, key: &str, bytes: &[u8]) {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => {
-            obj.insert(key.into(), Value::String(s.into()));
-        }
-        Err(_) => {
-            obj.insert(key.into(), Value::String(escape_bytes(bytes)));
-            obj.insert(
-                format!("{key}_bytes"),
-                Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
-            );
-        }
-    }
-}
-
-fn header_json(baseline: &Baseline, counts: (u64, u64)) -> Value {
-    let h: &Header = baseline.header();
-    let mut obj = Map::new();
-    json_path(&mut obj, "baseline", baseline.path().as_os_str().as_bytes());
-    obj.insert(
-        "header".into(),
-        json!({
-            "schema": h.schema,
-            "host": h.host,
-            "created": iso8601(h.created_ns),
-            "created_ns": h.created_ns,
-            "generation": h.generation,
-            "tool_version": h.tool_version,
-            "rules_digest": h.rules_digest,
-            "rules_origin": h.rules_origin,
-            "rules_vars": h.rules_vars,
-            "entries": counts.0,
-            "problems": counts.1,
-        }),
-    );
-    obj.insert(
-        "rules".into(),
-        baseline
-            .rules()
-            .iter()
-            .map(|r| {
-                json!({
-                    "name": r.name,
-                    "severity": r.severity.name(),
-                    "checks": r.attrs.iter().map(Attr::name).collect::<Vec<_>>(),
-                })
-            })
-            .collect(),
-    );
-    Value::Object(obj)
-}
-
-/// The JSON object for one stored entry, governed by rule `rule`.
-pub fn entry_json(e: &Entry, rule: &str) -> Value {
-    let mut obj = Map::new();
-    json_path(&mut obj, "path", e.path.as_os_str().as_bytes());
-    obj.insert("rule".into(), rule.into());
-    obj.insert(
-        "checks".into(),
-        e.attrs.iter().map(Attr::name).collect::<Vec<_>>().into(),
-    );
-    if let Some(m) = e.meta {
-        let a = e.attrs;
-        obj.insert("type".into(), m.kind.name().into());
-        obj.insert("size".into(), m.size.into());
-        obj.insert("mtime".into(), iso8601(m.mtime_ns).into());
-        obj.insert("mtime_ns".into(), m.mtime_ns.into());
-        obj.insert("ctime_ns".into(), m.ctime_ns.into());
-        obj.insert("inode".into(), m.inode.into());
-        obj.insert("dev".into(), m.dev.into());
-        if a.contains(Attr::Mode) {
-            obj.insert("mode".into(), format!("{:04o}", m.mode).into());
-        }
-        if a.contains(Attr::Uid) {
-            obj.insert("uid".into(), m.uid.into());
-        }
-        if a.contains(Attr::Gid) {
-            obj.insert("gid".into(), m.gid.into());
-        }
-        if a.contains(Attr::Nlink) {
-            obj.insert("nlink".into(), m.nlink.into());
-        }
-    }
-    if let Some(link) = &e.link {
-        json_path(&mut obj, "link", link);
-    }
-    if let Some(h) = &e.hash {
-        obj.insert("hash".into(), hex(h).into());
-    }
-    if let Some(x) = &e.xattrs {
-        let b64 = &base64::engine::general_purpose::STANDARD;
-        let pairs = crate::scan::decode_xattrs(x).unwrap_or_default();
-        let map: Map<String, Value> = pairs
-            .iter()
-            .map(|(n, v)| (escape_bytes(n), Value::String(b64.encode(v))))
-            .collect();
-        obj.insert("xattrs".into(), Value::Object(map));
-    }
-    if let Some(p) = &e.problem {
-        obj.insert(
-            "problem".into(),
-            json!({"kind": p.kind(), "reason": p.reason()}),
-        );
-    }
-    Value::Object(obj)
 }
 
 /// `tripseal show`: the header, then the entries at or below `prefix`.
@@ -471,17 +313,6 @@ pub struct DriftReport<'a> {
     pub verbose: bool,
 }
 
-/// UTC ISO-8601, with the nanoseconds when there are any.
-pub fn iso8601_ns(ns: i64) -> String {
-    let frac = ns.rem_euclid(1_000_000_000);
-    let base = iso8601(ns);
-    if frac == 0 {
-        base
-    } else {
-        format!("{}.{frac:09}Z", base.trim_end_matches('Z'))
-    }
-}
-
 fn summary_json(r: &DriftReport<'_>) -> Value {
     let c = r.comparison;
     let mut obj = Map::new();
@@ -507,78 +338,6 @@ fn summary_json(r: &DriftReport<'_>) -> Value {
         );
         obj.insert("fast".into(), c.fast.into());
         obj.insert("trusted_unchanged".into(), scan.trusted.into());
-    }
-    Value::Object(obj)
-}
-
-fn value_json(v: &CValue) -> Value {
-    let b64 = &base64::engine::general_purpose::STANDARD;
-    match v {
-        CValue::Absent => Value::Null,
-        CValue::Kind(k) => k.name().into(),
-        CValue::Mode(m) => format!("{m:04o}").into(),
-        CValue::Int(i) => (*i).into(),
-        CValue::Time(ns) => iso8601_ns(*ns).into(),
-        CValue::Link(bytes) => match std::str::from_utf8(bytes) {
-            Ok(s) => s.into(),
-            Err(_) => json!({"escaped": escape_bytes(bytes), "bytes": b64.encode(bytes)}),
-        },
-        CValue::Hash(h) => hex(h).into(),
-        CValue::Xattrs(x) => Value::Object(
-            crate::scan::decode_xattrs(x)
-                .unwrap_or_default()
-                .iter()
-                .map(|(n, v)| (escape_bytes(n), Value::String(b64.encode(v))))
-                .collect(),
-        ),
-        CValue::Growing { size, hash } => json!({"size": size, "hash": hash.map(|h| hex(&h))}),
-    }
-}
-
-/// The counts of a comparison and its exit code, as the JSON report and
-/// `fim-scan-finished` carry them: `added`, `removed`, `changed`, `errors`,
-/// `exit_code`.
-pub fn insert_counts(obj: &mut Map<String, Value>, counts: &crate::compare::DriftCounts) {
-    for kind in DriftKind::ALL {
-        let key = if kind == DriftKind::Error {
-            "errors"
-        } else {
-            kind.name()
-        };
-        obj.insert(key.into(), counts.of(kind).into());
-    }
-    obj.insert("exit_code".into(), counts.exit_bits().into());
-}
-
-/// The JSON object of one drift record.
-pub fn drift_json(d: &Drift) -> Value {
-    let mut obj = Map::new();
-    obj.insert("kind".into(), d.kind.name().into());
-    json_path(&mut obj, "path", d.path.as_os_str().as_bytes());
-    obj.insert("rule".into(), d.rule.clone().into());
-    obj.insert("severity".into(), d.severity.name().into());
-    if let Some(m) = d.entry.meta {
-        obj.insert("type".into(), m.kind.name().into());
-    }
-    if !d.changes.is_empty() {
-        let changes: Map<String, Value> = d
-            .changes
-            .iter()
-            .map(|c| {
-                let mut v = json!({"old": value_json(&c.old), "new": value_json(&c.new)});
-                if let Some(note) = c.note {
-                    v["note"] = note.into();
-                }
-                (c.attr.name().to_string(), v)
-            })
-            .collect();
-        obj.insert("changes".into(), Value::Object(changes));
-    }
-    if let Some(p) = &d.problem {
-        obj.insert(
-            "problem".into(),
-            json!({"kind": p.kind(), "reason": p.reason()}),
-        );
     }
     Value::Object(obj)
 }
@@ -798,47 +557,4 @@ pub fn verification(
     };
     writeln!(out, "{verdict}").map_err(out_err)?;
     out.flush().map_err(out_err)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn iso8601_known_instants() {
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            iso8601(1_700_000_000 * 1_000_000_000),
-            "2023-11-14T22:13:20Z"
-        );
-        assert_eq!(iso8601(951_782_400 * 1_000_000_000), "2000-02-29T00:00:00Z");
-        assert_eq!(iso8601(-1_000_000_000), "1969-12-31T23:59:59Z");
-    }
-
-    #[test]
-    fn json_paths_are_exact() {
-        let mut m = Map::new();
-        json_path(&mut m, "path", b"/ok/\xc3\xa9");
-        assert_eq!(m["path"], "/ok/é");
-        assert!(!m.contains_key("path_bytes"));
-        let mut m = Map::new();
-        json_path(&mut m, "path", b"/bad/\xff\n");
-        assert_eq!(m["path"], "/bad/\\xff\\x0a");
-        assert_eq!(m["path_bytes"], "L2JhZC//Cg==");
-    }
-
-    #[test]
-    fn human_durations() {
-        let s = 1_000_000_000i64;
-        assert_eq!(human_duration(40 * s), "40s");
-        assert_eq!(human_duration(302 * s), "5m");
-        assert_eq!(human_duration((5 * 3600 + 120) * s), "5h 2m");
-        assert_eq!(human_duration((6 * 86_400 + 23 * 3600 + 59) * s), "6d 23h");
-    }
-
-    #[test]
-    fn human_bytes_units() {
-        assert_eq!(human_bytes(999), "999 B");
-        assert_eq!(human_bytes(1_700_000_000), "1.7 GB");
-    }
 }

@@ -434,7 +434,7 @@ impl Verification {
                     "generation {} was signed to be trusted until {}, and that has passed \
                      ({}); an old signed generation is not replayed for ever",
                     self.generation,
-                    crate::report::iso8601(last),
+                    crate::units::iso8601(last),
                     who(&|s| s.valid && s.trusted)
                 )
             }

@@ -27,10 +27,10 @@ use crate::events::outbox::GuardedOutbox;
 use crate::events::sinks::{self, Sink};
 use crate::events::{BaselineRef, Event, EventFactory, SinkSpec};
 use crate::progress::NoProgress;
-use crate::report::drift_json;
 use crate::rules::Rules;
 use crate::scan::{self, Entry, OwnOutputs, ScanHints};
 use crate::seal::{self, SealFailure, SealPolicy};
+use crate::shapes::drift_json;
 
 /// How long a path must be quiet before it is re-read: bursts of writes to
 /// one file become one re-read.
@@ -120,7 +120,7 @@ fn load(opts: &WatchOptions, floor: Option<i64>) -> Result<Loaded, Error> {
         min_generation: floor,
         ..opts.policy.clone()
     };
-    let opened = seal::open_sealed(&opts.db, &policy, true, crate::init::now_ns())?;
+    let opened = seal::open_sealed(&opts.db, &policy, true, crate::units::now_ns())?;
     let rules = check::stored_rules(&opened.baseline)?;
     let factory = EventFactory::new(
         &opts.host,
@@ -452,13 +452,13 @@ impl Daemon {
         let Some(t) = self.expires_ns else {
             return Ok(());
         };
-        let now = crate::init::now_ns();
+        let now = crate::units::now_ns();
         let ev = if t <= now {
             let detail = format!(
                 "generation {} was signed to be trusted until {}, and that has passed; the \
                  daemon goes on comparing with it: sign the next generation and reload",
                 self.baseline.header().generation,
-                crate::report::iso8601(t)
+                crate::units::iso8601(t)
             );
             self.tampered(SealFailure::Expired.name(), &detail)
         } else if let Some(t) = seal::expiring_within(Some(t), now, self.opts.expiry_warning) {

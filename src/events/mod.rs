@@ -23,8 +23,7 @@ use serde_json::{Map, Value, json};
 use crate::check::Comparison;
 use crate::compare::{Drift, DriftKind};
 use crate::error::Error;
-use crate::report::{drift_json, json_path};
-use crate::scan::Entry;
+use crate::shapes::{attributes_json, drift_json, json_path};
 use outbox::{Delivery, Outbox};
 
 /// The Lamport clock of this process: Celery starts it at 1.
@@ -158,7 +157,7 @@ impl EventFactory {
             fields.insert("error".into(), problem);
         }
         if matches!(d.kind, DriftKind::Added | DriftKind::Removed) {
-            fields.insert("attributes".into(), attributes(&d.entry));
+            fields.insert("attributes".into(), attributes_json(&d.entry));
         }
         self.event(kind, fields)
     }
@@ -186,7 +185,7 @@ impl EventFactory {
     /// `expires_ns`; time to sign the next generation.
     pub fn expiring(&self, baseline_path: &[u8], expires_ns: i64, now_ns: i64) -> Event {
         let mut fields = Map::new();
-        fields.insert("expires".into(), crate::report::iso8601(expires_ns).into());
+        fields.insert("expires".into(), crate::units::iso8601(expires_ns).into());
         fields.insert(
             "expires_in".into(),
             json!((expires_ns - now_ns).max(0) as f64 / 1e9),
@@ -207,7 +206,7 @@ impl EventFactory {
     pub fn scan_finished(&self, scan: &str, c: &Comparison) -> Event {
         let mut fields = Map::new();
         fields.insert("scan".into(), scan.into());
-        crate::report::insert_counts(&mut fields, &c.counts);
+        crate::shapes::insert_counts(&mut fields, &c.counts);
         if let Some(s) = &c.scan {
             fields.insert("entries_scanned".into(), s.entries.into());
             fields.insert("duration".into(), json!(s.elapsed.as_secs_f64()));
@@ -328,17 +327,6 @@ pub fn deliver(outbox: &mut Outbox, sinks: &[SinkSpec]) -> Result<Vec<(String, D
         }
     }
     Ok(stopped)
-}
-
-/// An entry's recorded attributes, as `show --format json` has them.
-fn attributes(e: &Entry) -> Value {
-    let mut v = crate::report::entry_json(e, "");
-    if let Value::Object(m) = &mut v {
-        for key in ["path", "path_bytes", "rule", "checks"] {
-            m.remove(key);
-        }
-    }
-    v
 }
 
 /// Hours west of UTC, as Python's `time.timezone / 3600` (or `altzone` in DST).

@@ -545,7 +545,7 @@ impl GuardedOutbox {
 
     /// A name beside `path` for moving it out of the way, unique by time.
     fn aside_name(&self, path: &Path) -> PathBuf {
-        crate::files::sibling(path, &format!(".aside.{}", crate::init::now_ns()))
+        crate::files::sibling(path, &format!(".aside.{}", crate::units::now_ns()))
     }
 
     /// A new outbox in a safe state: nothing but a regular file at its

@@ -350,7 +350,7 @@ pub fn rfc5424(event: &Event) -> String {
     let ts = body
         .get("timestamp")
         .and_then(Value::as_f64)
-        .map_or_else(|| "-".to_string(), rfc3339_micros);
+        .map_or_else(|| "-".to_string(), crate::units::rfc3339_micros);
     let host = body
         .get("hostname")
         .and_then(Value::as_str)
@@ -373,14 +373,6 @@ fn header_field(s: &str) -> String {
         .take(48)
         .collect();
     if f.is_empty() { "-".into() } else { f }
-}
-
-fn rfc3339_micros(t: f64) -> String {
-    // Seconds and microseconds apart: t * 1e9 would exceed f64's precision.
-    let secs = t.floor();
-    let micros = (((t - secs) * 1e6).round() as i64).min(999_999);
-    let base = crate::report::iso8601(secs as i64 * 1_000_000_000);
-    format!("{}.{micros:06}Z", base.trim_end_matches('Z'))
 }
 
 #[cfg(test)]
