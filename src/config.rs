@@ -35,27 +35,31 @@ pub struct EventsConfig {
     pub emit: Vec<String>,
 }
 
-/// Reads `path`, or the system file if there is one when `path` is `None`.
-pub fn load(path: Option<&Path>) -> Result<Config, Error> {
+/// Reads `path`, or the system file if there is one when `path` is `None`;
+/// returns the file it read (for messages) and what it holds.
+pub fn load(path: Option<&Path>) -> Result<(PathBuf, Config), Error> {
     let path: PathBuf = match path {
         Some(p) => p.to_path_buf(),
         None if Path::new(SYSTEM_CONFIG).exists() => PathBuf::from(SYSTEM_CONFIG),
-        None => return Ok(Config::default()),
+        None => return Ok((PathBuf::from(SYSTEM_CONFIG), Config::default())),
+    };
+    let bad = |detail: String| Error::Config {
+        path: path.clone(),
+        detail,
     };
     // Opened first (a FIFO is refused, never waited on), then judged.
     let text =
         crate::files::read_strict_checked(&path, crate::files::MAX_SMALL_FILE_BYTES, |meta| {
             if meta.mode() & 0o004 != 0 {
-                return Err(Error::invalid(format!(
-                    "{} can be read by every user, and may hold broker passwords; \
-                 chmod o-r {} (tripseal reads it as root or its own user)",
-                    escape_path(&path),
+                return Err(bad(format!(
+                    "can be read by every user, and may hold broker passwords; chmod o-r {} \
+                     (tripseal reads it as root or its own user)",
                     escape_path(&path)
                 )));
             }
             Ok(())
         })?;
-    let text = String::from_utf8(text)
-        .map_err(|_| Error::invalid(format!("{}: not UTF-8 text", escape_path(&path))))?;
-    toml::from_str(&text).map_err(|e| Error::invalid(format!("{}: {e}", escape_path(&path))))
+    let text = String::from_utf8(text).map_err(|_| bad("not UTF-8 text".into()))?;
+    let config = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    Ok((path, config))
 }

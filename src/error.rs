@@ -25,10 +25,46 @@ pub enum ExitCode {
     Seal = 26,
 }
 
+/// How a command that did its work ended. With [`Error::exit_code`], the
+/// one path from a command to its exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done, nothing to tell: 0.
+    Done,
+    /// `check` and `diff`: the drift found, as the documented bits (1 added,
+    /// 2 removed, 4 changed or unreadable; 0 when there is none).
+    Drift(u8),
+    /// `rules explain`: no rule selects the path: 1.
+    NotSelected,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Done => ExitCode::Ok as u8,
+            Outcome::Drift(bits) => bits & 7,
+            Outcome::NotSelected => 1,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
     Rules(#[from] RulesError),
+
+    /// The configuration file: unreadable as TOML, unsafe, or naming a sink
+    /// that does not exist.
+    #[error("{}: {detail}", escape_path(path))]
+    Config { path: PathBuf, detail: String },
+
+    /// The file-system watcher could not start, or stopped.
+    #[error("{detail}")]
+    Watcher { detail: String },
+
+    /// The daemon could not set up its signal handling.
+    #[error("cannot handle signals: {source}")]
+    Signals { source: io::Error },
 
     #[error("{message}")]
     InvalidArgument { message: String },
@@ -83,6 +119,9 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Rules(_) => ExitCode::Config,
+            Error::Config { .. } => ExitCode::Config,
+            Error::Watcher { .. } => ExitCode::Io,
+            Error::Signals { .. } => ExitCode::Io,
             Error::InvalidArgument { .. } => ExitCode::InvalidArgument,
             Error::Write { .. } => ExitCode::Write,
             Error::Read { .. } => ExitCode::Io,
@@ -100,6 +139,12 @@ impl Error {
     pub fn hint(&self) -> Option<&'static str> {
         Some(match self {
             Error::Rules(_) => "fix the rules file; `tripseal rules check FILE` validates it",
+            Error::Config { .. } => {
+                "fix the configuration file (--config, default /etc/tripseal/config.toml)"
+            }
+            // Written to say what to do (which limit to raise).
+            Error::Watcher { .. } => return None,
+            Error::Signals { .. } => "this is a bug or a very unusual system; please report it",
             // These messages are written to say what to do.
             Error::InvalidArgument { .. } | Error::Unsafe { .. } => return None,
             Error::Write { .. } => {

@@ -19,6 +19,7 @@ pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod seal;
+pub mod settings;
 pub mod shapes;
 pub mod sqlite;
 pub mod units;

@@ -1,6 +1,9 @@
-//! The `tripseal` binary: parse arguments, run, map the outcome to an exit code.
+//! The `tripseal` binary: parse arguments, set up the log, resolve the
+//! settings, run the command, and turn its outcome into the exit code.
 
 mod cli;
+mod commands;
+mod logger;
 
 use std::io::ErrorKind;
 use std::process::ExitCode;
@@ -8,7 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use clap::error::ErrorKind as ClapErrorKind;
 
-use tripseal::error::{self, Error};
+use tripseal::error::{self, Error, Outcome};
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
@@ -23,21 +26,22 @@ fn main() -> ExitCode {
             };
         }
     };
-    match cli::run(cli) {
-        Ok(code) => ExitCode::from(code),
+    logger::init(cli.log_level(), cli.is_daemon());
+    ExitCode::from(exit_code(cli.settings().and_then(commands::run)))
+}
+
+/// The one place an outcome becomes an exit code.
+fn exit_code(result: Result<Outcome, Error>) -> u8 {
+    match result {
+        Ok(outcome) => outcome.exit_code(),
         // A reader that went away (`tripseal show | head`) is not an error.
-        Err(Error::Write { source, .. }) if source.kind() == ErrorKind::BrokenPipe => {
-            ExitCode::SUCCESS
-        }
+        Err(Error::Write { source, .. }) if source.kind() == ErrorKind::BrokenPipe => 0,
         Err(e) => {
-            // Messages quote what a baseline or a file held: nothing in them
-            // reaches the terminal unescaped.
-            let message = tripseal::escape::sanitize_line(&e.to_string());
             match e.hint() {
-                Some(hint) => eprintln!("tripseal: error: {message}; {hint}"),
-                None => eprintln!("tripseal: error: {message}"),
+                Some(hint) => log::error!("{e}; {hint}"),
+                None => log::error!("{e}"),
             }
-            ExitCode::from(e.exit_code() as u8)
+            e.exit_code() as u8
         }
     }
 }

@@ -774,9 +774,9 @@ pub fn open_sealed(
             Some(highest) if highest >= v.generation => {}
             _ => {
                 if let Err(e) = record_accepted(db, v.generation, &v.digest) {
-                    eprintln!(
-                        "tripseal: warning: cannot record the accepted generation in {} ({e}); \
-                         rollback protection needs that file",
+                    log::warn!(
+                        "cannot record the accepted generation in {} ({e}); rollback \
+                         protection needs that file",
                         escape_path(&state)
                     );
                 }

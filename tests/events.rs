@@ -402,17 +402,28 @@ fn sinks_come_from_the_configuration_file() {
 
     // Broker passwords may be in it: one every user can read is refused.
     std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    // A configuration error is 17, as a rules error is.
     let out = check(&db, &["--config", config.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(15), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(17), "{}", stderr(&out));
     assert!(stderr(&out).contains("chmod o-r"), "{}", stderr(&out));
 
     std::fs::write(&config, "[events]\nemitt = []\n").unwrap();
     std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let out = check(&db, &["--config", config.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(15), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(17), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("unknown field `emitt`"),
         "{}",
         stderr(&out)
+    );
+
+    // A sink the file names that does not exist: the file's error, named.
+    std::fs::write(&config, "[events]\nemit = [\"kafka://b:9092\"]\n").unwrap();
+    let out = check(&db, &["--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(17), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(config.to_str().unwrap()) && err.contains("[events] emit: unknown event sink"),
+        "{err}"
     );
 }

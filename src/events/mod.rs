@@ -10,6 +10,7 @@
 //! - a `path` that is not UTF-8 is carried exactly in `path_bytes`.
 
 mod amqp;
+pub mod courier;
 pub mod outbox;
 mod redis;
 pub mod sinks;
@@ -24,7 +25,6 @@ use crate::check::Comparison;
 use crate::compare::{Drift, DriftKind};
 use crate::error::Error;
 use crate::shapes::{attributes_json, drift_json, json_path};
-use outbox::{Delivery, Outbox};
 
 /// The Lamport clock of this process: Celery starts it at 1.
 static CLOCK: AtomicU64 = AtomicU64::new(0);
@@ -53,19 +53,6 @@ impl BaselineRef {
             generation: baseline.header().generation,
         })
     }
-}
-
-/// `fim-baseline-tampered` for the baseline at `db` when `e` is a refused
-/// seal; `None` for any other error.
-pub fn tampered_event(host: &str, db: &std::path::Path, e: &Error) -> Option<Event> {
-    let Error::Seal { reason, detail, .. } = e else {
-        return None;
-    };
-    Some(EventFactory::new(host, None).tampered(
-        db.as_os_str().as_encoded_bytes(),
-        reason.name(),
-        detail,
-    ))
 }
 
 /// Builds events for one host.
@@ -240,9 +227,6 @@ impl EventFactory {
     }
 }
 
-/// Events a batch of drift records goes to the outbox in.
-const EVENTS_PER_TRANSACTION: usize = 1000;
-
 /// A sink as the user gave it (`url`, which may hold a password) and as the
 /// outbox and every message name it (`key`, with the password hidden).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -278,55 +262,6 @@ impl SinkSpec {
         }
         SinkSpec::new(key)
     }
-}
-
-/// The outbox names of `sinks`.
-pub fn keys(sinks: &[SinkSpec]) -> Vec<String> {
-    sinks.iter().map(|s| s.key.clone()).collect()
-}
-
-/// Puts the events of a finished comparison in the outbox: one per drift
-/// record, then `fim-scan-finished`. Returns how many did not fit.
-pub fn record_comparison(
-    outbox: &mut Outbox,
-    sinks: &[String],
-    factory: &EventFactory,
-    scan: &str,
-    c: &Comparison,
-) -> Result<u64, Error> {
-    let mut dropped = 0;
-    let mut batch = Vec::with_capacity(EVENTS_PER_TRANSACTION);
-    crate::compare::compare(&c.old, &c.new, |d| {
-        batch.push(factory.drift(&d));
-        if batch.len() >= EVENTS_PER_TRANSACTION {
-            dropped += outbox.add(&batch, sinks)?;
-            batch.clear();
-        }
-        Ok(())
-    })?;
-    batch.push(factory.scan_finished(scan, c));
-    dropped += outbox.add(&batch, sinks)?;
-    Ok(dropped)
-}
-
-/// Delivers what waits for each of `sinks`, in order, and says on standard
-/// error what reached no consumer. Returns the sinks that stopped, by key.
-pub fn deliver(outbox: &mut Outbox, sinks: &[SinkSpec]) -> Result<Vec<(String, Delivery)>, Error> {
-    let mut stopped = Vec::new();
-    for spec in sinks {
-        let mut sink = sinks::open(&spec.url)?;
-        let d = outbox.deliver(&spec.key, sink.as_mut())?;
-        if let Some(w) = sink.warning() {
-            eprintln!(
-                "tripseal: warning: {}",
-                crate::escape::escape_bytes(w.as_bytes())
-            );
-        }
-        if d.error.is_some() {
-            stopped.push((spec.key.clone(), d));
-        }
-    }
-    Ok(stopped)
 }
 
 /// Hours west of UTC, as Python's `time.timezone / 3600` (or `altzone` in DST).

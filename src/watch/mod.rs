@@ -1,0 +1,629 @@
+//! `tripseal watch`: the daemon. inotify watches on every directory a scan
+//! descends into, a targeted re-read of what changed, and full rescans as
+//! the backstop (at start, on the `--rescan` period, and whenever the
+//! kernel may have dropped notifications).
+//!
+//! What it promises: a change to a selected path is reported (as the drift
+//! from the baseline, once per distinct state, and `fim-file-restored` when
+//! the path is back to its baseline state); notifications the kernel
+//! dropped, or watches it refused, are reported as `fim-watch-overflow` and
+//! followed by a full rescan; heartbeats say the monitor is alive.
+//!
+//! Its parts: [`set`] (what is watched), [`debounce`] (when a change is
+//! re-read), [`memory`] (what was reported), [`guard`] (the baseline file
+//! itself); events go through the [`Courier`], as for every command.
+
+mod debounce;
+mod guard;
+mod memory;
+mod set;
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use notify::INotifyWatcher;
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
+
+use crate::baseline::{Baseline, RuleInfo};
+use crate::check;
+use crate::compare::{Drift, drift_of};
+use crate::error::Error;
+use crate::escape::{escape_path, sanitize_line};
+use crate::events::courier::Courier;
+use crate::events::outbox::GuardedOutbox;
+use crate::events::{BaselineRef, Event, EventFactory, SinkSpec};
+use crate::progress::NoProgress;
+use crate::rules::Rules;
+use crate::scan::{self, Entry, OwnOutputs, ScanHints};
+use crate::seal::{self, SealFailure, SealPolicy};
+use debounce::Debounce;
+use guard::BaselineGuard;
+use memory::{DriftMemory, Verdict};
+use set::WatchSet;
+
+/// Not a loss of notifications: the rescan after a reload.
+const RELOADED: &str = "reloaded";
+/// The `reason` of `fim-baseline-tampered` for a baseline file that changed
+/// while the daemon runs.
+const CHANGED_UNDER_DAEMON: &str = "changed-under-daemon";
+const QUEUE_OVERFLOWED: &str = "the kernel's inotify queue overflowed \
+     (fs.inotify.max_queued_events); notifications were dropped";
+
+pub struct WatchOptions {
+    pub db: PathBuf,
+    pub policy: SealPolicy,
+    pub rescan: Duration,
+    pub heartbeat: Duration,
+    pub sinks: Vec<SinkSpec>,
+    pub host: String,
+    /// `fim-baseline-expiring` when the seal expires within this.
+    pub expiry_warning: Duration,
+}
+
+enum Msg {
+    Fs(notify::Result<notify::Event>),
+    Signal(i32),
+}
+
+/// The generation the daemon verified (at start or at the last accepted
+/// SIGHUP), in memory: every re-read and rescan compares with it, whatever
+/// the file at `--db` holds meanwhile.
+struct Held {
+    baseline: Rc<Baseline>,
+    digest: Option<[u8; 32]>,
+    /// When its seal expires (`None`: never).
+    expires_ns: Option<i64>,
+    rules: Rules,
+    /// What a scan needs from the baseline (growing files' sizes); kept,
+    /// not rebuilt for every re-read.
+    hints: ScanHints<'static>,
+}
+
+struct Daemon {
+    opts: WatchOptions,
+    held: Held,
+    guard: BaselineGuard,
+    own: OwnOutputs,
+    set: WatchSet,
+    memory: DriftMemory,
+    debounce: Debounce,
+    courier: Courier<GuardedOutbox>,
+    /// Set when notifications may have been lost: a full rescan is due.
+    rescan_due: Option<String>,
+}
+
+/// The baseline at `opts.db`, read once into memory and its seal verified;
+/// never a generation below `floor` (the one the daemon holds).
+fn load(opts: &WatchOptions, floor: Option<i64>) -> Result<(Held, EventFactory), Error> {
+    let policy = SealPolicy {
+        min_generation: floor,
+        ..opts.policy.clone()
+    };
+    let opened = seal::open_sealed(&opts.db, &policy, true, crate::units::now_ns())?;
+    let rules = check::stored_rules(&opened.baseline)?;
+    let named = BaselineRef::of(&opened.baseline, opened.digest)?;
+    let held = Held {
+        hints: ScanHints {
+            growing_sizes: opened.baseline.growing_sizes()?,
+            known: None,
+        },
+        baseline: Rc::new(opened.baseline),
+        digest: opened.digest,
+        expires_ns: opened.expires_ns,
+        rules,
+    };
+    Ok((held, EventFactory::new(&opts.host, Some(named))))
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. Refuses to start on a baseline
+/// whose seal does not verify (said as `fim-baseline-tampered` first).
+pub fn watch(opts: WatchOptions) -> Result<(), Error> {
+    let outbox = GuardedOutbox::open(&opts.db);
+    let mut own = OwnOutputs::for_baseline(&opts.db);
+    own.add(outbox.path());
+    let unnamed = EventFactory::new(&opts.host, None);
+    let mut courier = Courier::new(outbox, &opts.sinks, unnamed)?;
+    let (held, factory) = match load(&opts, None) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            courier.refused(&opts.db, &e)?;
+            log_warnings(&mut courier);
+            return Err(e);
+        }
+    };
+    courier.set_factory(factory);
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let watcher = start_watcher(tx.clone())?;
+    forward_signals(tx)?;
+    let mut d = Daemon {
+        held,
+        guard: BaselineGuard::new(&opts.db),
+        own,
+        set: WatchSet::new(watcher),
+        memory: DriftMemory::default(),
+        debounce: Debounce::default(),
+        courier,
+        rescan_due: None,
+        opts,
+    };
+    d.run(&rx)
+}
+
+fn start_watcher(tx: mpsc::Sender<Msg>) -> Result<INotifyWatcher, Error> {
+    use notify::Watcher;
+    INotifyWatcher::new(
+        move |ev| {
+            let _ = tx.send(Msg::Fs(ev));
+        },
+        notify::Config::default(),
+    )
+    .map_err(|e| Error::Watcher {
+        detail: format!(
+            "cannot start inotify: {e}; if the per-user instance limit is reached \
+             (fs.inotify.max_user_instances), raise it, e.g. \
+             sysctl fs.inotify.max_user_instances=512"
+        ),
+    })
+}
+
+/// SIGTERM, SIGINT and SIGHUP arrive as messages, in order with the rest.
+fn forward_signals(tx: mpsc::Sender<Msg>) -> Result<(), Error> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|source| Error::Signals { source })?;
+    std::thread::spawn(move || {
+        for s in signals.forever() {
+            if tx.send(Msg::Signal(s)).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Says what the courier had to say, in the daemon's log.
+fn log_warnings(courier: &mut Courier<GuardedOutbox>) {
+    for w in courier.take_warnings() {
+        log::warn!("{w}");
+    }
+}
+
+/// The full rescan's timer and the heartbeat's.
+struct Timers {
+    heartbeat: Instant,
+    rescan: Instant,
+}
+
+impl Daemon {
+    fn run(&mut self, rx: &mpsc::Receiver<Msg>) -> Result<(), Error> {
+        let problems = self.set.add(self.watch_targets());
+        log::info!(
+            "watching {} directories for {}",
+            self.set.len(),
+            escape_path(&self.opts.db)
+        );
+        let online = self.liveness("fim-online");
+        self.emit(vec![online])?;
+        self.overflowed(problems)?;
+        // Whatever changed before the watches were in place.
+        self.full_rescan("rescan")?;
+        let mut timers = Timers {
+            heartbeat: Instant::now() + self.opts.heartbeat,
+            rescan: Instant::now() + self.opts.rescan,
+        };
+        loop {
+            let wake = self.next_wake(&timers);
+            match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
+                Ok(Msg::Fs(ev)) => self.note(ev),
+                Ok(Msg::Signal(signal_hook::consts::SIGHUP)) => self.reload()?,
+                Ok(Msg::Signal(_)) => return self.stop(),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(Error::Watcher {
+                        detail: "the inotify watcher thread stopped; nothing is watched any \
+                                 more, so tripseal watch stops: restart it (systemd does, \
+                                 Restart=on-failure)"
+                            .into(),
+                    });
+                }
+            }
+            self.due_work(&mut timers)?;
+        }
+    }
+
+    fn next_wake(&self, timers: &Timers) -> Instant {
+        [
+            self.debounce.due_at(),
+            self.courier.retry_at(),
+            self.guard.due_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(timers.heartbeat.min(timers.rescan), Instant::min)
+    }
+
+    /// Whatever is due after a message or a timeout, in order.
+    fn due_work(&mut self, timers: &mut Timers) -> Result<(), Error> {
+        let now = Instant::now();
+        if let Some(reason) = self.rescan_due.take() {
+            self.rescan_after(&reason)?;
+            timers.rescan = now + self.opts.rescan;
+        }
+        if let Some(paths) = self.debounce.take_due(now) {
+            self.settle(paths)?;
+        }
+        if self.guard.due_at().is_some_and(|t| now >= t) {
+            self.check_baseline_file(false)?;
+        }
+        if now >= timers.heartbeat {
+            let hb = self.liveness("fim-heartbeat");
+            self.emit(vec![hb])?;
+            timers.heartbeat = now + self.opts.heartbeat;
+        }
+        if now >= timers.rescan {
+            self.full_rescan("rescan")?;
+            timers.rescan = Instant::now() + self.opts.rescan;
+        }
+        if self.courier.retry_at().is_some_and(|t| now >= t) {
+            self.courier.retry()?;
+            log_warnings(&mut self.courier);
+        }
+        Ok(())
+    }
+
+    /// SIGTERM or SIGINT: what changed is read, `fim-offline` sent.
+    fn stop(&mut self) -> Result<(), Error> {
+        let paths = self.debounce.take();
+        self.settle(paths)?;
+        let offline = self.liveness("fim-offline");
+        self.emit(vec![offline])?;
+        // One last try, whatever the backoff said.
+        if self.courier.retry_at().is_some() {
+            self.courier.retry()?;
+            log_warnings(&mut self.courier);
+        }
+        log::info!("stopped");
+        Ok(())
+    }
+
+    /// A full rescan because notifications may have been lost (`reason`),
+    /// or after a reload; the watches are brought up to date first.
+    fn rescan_after(&mut self, reason: &str) -> Result<(), Error> {
+        if reason != RELOADED {
+            let ev = self.courier.factory().overflow(reason);
+            self.emit(vec![ev])?;
+        }
+        self.debounce.take();
+        let problems = self.set.add(self.watch_targets());
+        self.overflowed(problems)?;
+        let kind = if reason == RELOADED {
+            "rescan"
+        } else {
+            "watch-rescan"
+        };
+        self.full_rescan(kind)
+    }
+
+    /// `fim-watch-overflow` for each watch that could not be placed.
+    fn overflowed(&mut self, problems: Vec<String>) -> Result<(), Error> {
+        for p in problems {
+            let ev = self.courier.factory().overflow(&p);
+            self.emit(vec![ev])?;
+        }
+        Ok(())
+    }
+
+    /// SIGHUP: the baseline again (a newly signed generation, its rules).
+    /// One whose seal fails is refused, said with `fim-baseline-tampered`,
+    /// and the daemon goes on with the one it had verified.
+    fn reload(&mut self) -> Result<(), Error> {
+        // With a verified seal, never back below the generation held: the
+        // rollback record beside the file may have been deleted.
+        let generation = self.held.baseline.header().generation;
+        let floor = self.held.digest.is_some().then_some(generation);
+        match load(&self.opts, floor) {
+            Ok((held, factory)) => {
+                log::info!(
+                    "SIGHUP: baseline generation {} loaded",
+                    held.baseline.header().generation
+                );
+                self.held = held;
+                self.courier.set_factory(factory);
+                // The file now holds what was verified.
+                self.guard.reset();
+                // Drift is now measured against the new generation.
+                self.memory.clear();
+                self.set.retain(&self.watch_targets());
+                self.rescan_due = Some(RELOADED.into());
+                Ok(())
+            }
+            Err(e) => {
+                log::warn!(
+                    "SIGHUP: the baseline was refused, watching on with generation \
+                     {generation}: {}",
+                    sanitize_line(&e.to_string())
+                );
+                self.courier.refused(&self.opts.db, &e)?;
+                log_warnings(&mut self.courier);
+                Ok(())
+            }
+        }
+    }
+
+    /// Compares the file at `--db` with what was verified, and reports a
+    /// difference as `fim-baseline-tampered` (`changed-under-daemon`): a
+    /// new one always, the same one again only when `again`.
+    fn check_baseline_file(&mut self, again: bool) -> Result<(), Error> {
+        let held = &self.held;
+        let Some(detail) = self.guard.look(&held.baseline, held.digest, again) else {
+            return Ok(());
+        };
+        log::warn!("{}: {detail}", escape_path(&self.opts.db));
+        let ev = self.tampered(CHANGED_UNDER_DAEMON, &detail);
+        self.emit(vec![ev])
+    }
+
+    /// `fim-baseline-tampered` about the baseline at `--db`.
+    fn tampered(&self, reason: &str, detail: &str) -> Event {
+        let db = self.opts.db.as_os_str().as_encoded_bytes();
+        self.courier.factory().tampered(db, reason, detail)
+    }
+
+    /// `fim-baseline-expiring` when the seal expires soon; once it has
+    /// expired, `fim-baseline-tampered` (`expired`): the daemon watches on
+    /// (stopping would blind the host) but says at every rescan that nothing
+    /// vouches for its baseline any more.
+    fn check_expiry(&mut self) -> Result<(), Error> {
+        let Some(t) = self.held.expires_ns else {
+            return Ok(());
+        };
+        let now = crate::units::now_ns();
+        let ev = if t <= now {
+            let detail = format!(
+                "generation {} was signed to be trusted until {}, and that has passed; the \
+                 daemon goes on comparing with it: sign the next generation and reload",
+                self.held.baseline.header().generation,
+                crate::units::iso8601(t)
+            );
+            self.tampered(SealFailure::Expired.name(), &detail)
+        } else if let Some(t) = seal::expiring_within(Some(t), now, self.opts.expiry_warning) {
+            let db = self.opts.db.as_os_str().as_encoded_bytes();
+            self.courier.factory().expiring(db, t, now)
+        } else {
+            return Ok(());
+        };
+        self.emit(vec![ev])
+    }
+
+    fn liveness(&self, kind: &str) -> Event {
+        let waiting = self.courier.store().len();
+        self.courier.factory().liveness(
+            kind,
+            self.opts.heartbeat.as_secs_f64(),
+            self.set.len(),
+            self.debounce.len() as u64 + waiting,
+        )
+    }
+
+    /// Takes one notification in: which paths to re-read, which directories
+    /// to forget, or a rescan when notifications were lost.
+    fn note(&mut self, ev: notify::Result<notify::Event>) {
+        let ev = match ev {
+            Ok(ev) if ev.need_rescan() => {
+                self.rescan_due = Some(QUEUE_OVERFLOWED.into());
+                return;
+            }
+            Ok(ev) => ev,
+            Err(e) => {
+                self.rescan_due = Some(match e.kind {
+                    notify::ErrorKind::MaxFilesWatch => set::watch_limit_reason(),
+                    _ => format!("the watcher reported an error: {e}"),
+                });
+                return;
+            }
+        };
+        match ev.kind {
+            // Reads, tripseal's own included, change nothing.
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => {}
+            EventKind::Access(_) => return,
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)) | EventKind::Remove(_) => {
+                for p in &ev.paths {
+                    self.set.forget_under(p);
+                }
+            }
+            _ => {}
+        }
+        // Only marked here; what each path is now is read once it settles.
+        let now = Instant::now();
+        for p in ev.paths {
+            if self.guard.concerns(&p) {
+                self.guard.suspect(now);
+            } else if !self.own.contains(&p) {
+                self.debounce.note(p, now);
+            }
+        }
+        self.debounce.touch(now);
+    }
+
+    fn watch_targets(&self) -> Vec<PathBuf> {
+        set::targets(&self.held.rules, &self.own, &self.opts.db)
+    }
+
+    /// Re-reads the paths that changed and reports what differs.
+    fn settle(&mut self, paths: BTreeSet<PathBuf>) -> Result<(), Error> {
+        let mut events = Vec::new();
+        let mut seen = HashSet::new();
+        let problems = self.adopt_new_dirs(&paths, &mut seen, &mut events)?;
+        for path in paths {
+            if !seen.insert(path.clone()) {
+                continue;
+            }
+            let h = &self.held;
+            let now = scan::capture_one(&h.rules, &self.own, &h.hints, &path);
+            let is_dir = now
+                .as_ref()
+                .and_then(|e| e.meta)
+                .is_some_and(|m| m.kind == scan::FileKind::Dir);
+            self.judge(&path, now, &mut events)?;
+            if !is_dir {
+                // A directory removed or moved away takes its entries along.
+                self.vanished_below(&path, &mut seen, &mut events)?;
+            }
+        }
+        for p in problems {
+            events.push(self.courier.factory().overflow(&p));
+        }
+        self.emit(events)
+    }
+
+    /// Directories among `paths` not watched yet (made, or moved in): watched
+    /// first, then read whole, so nothing created in between is missed.
+    /// Returns the watches that could not be placed.
+    fn adopt_new_dirs(
+        &mut self,
+        paths: &BTreeSet<PathBuf>,
+        seen: &mut HashSet<PathBuf>,
+        events: &mut Vec<Event>,
+    ) -> Result<Vec<String>, Error> {
+        let mut problems = Vec::new();
+        let new_dirs = paths.iter().filter(|p| {
+            !self.set.contains(p) && std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir())
+        });
+        for dir in new_dirs.cloned().collect::<Vec<_>>() {
+            let h = &self.held;
+            problems.extend(
+                self.set
+                    .add(scan::walk_dirs(&h.rules, &self.own, Some(&dir))),
+            );
+            if h.rules
+                .walk_roots()
+                .iter()
+                .any(|r| r.path.starts_with(&dir) && r.path != dir)
+            {
+                // An ancestor of a walk root appeared: watch toward the root.
+                problems.extend(self.set.add(self.watch_targets()));
+            }
+            let found = std::sync::Mutex::new(Vec::new());
+            scan::scan_under(&h.rules, &self.own, &h.hints, &dir, |batch| {
+                found
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(batch);
+                true
+            });
+            for e in found.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                seen.insert(e.path.clone());
+                let path = e.path.clone();
+                self.judge(&path, Some(e), events)?;
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Baseline entries and reported paths below `path` that no longer exist.
+    fn vanished_below(
+        &mut self,
+        path: &Path,
+        seen: &mut HashSet<PathBuf>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Error> {
+        let mut below = Vec::new();
+        self.held.baseline.for_each_entry(Some(path), |e| {
+            if e.path != path {
+                below.push(e.path);
+            }
+            Ok(())
+        })?;
+        below.extend(self.memory.below(path));
+        for p in below {
+            if seen.insert(p.clone()) && std::fs::symlink_metadata(&p).is_err() {
+                self.judge(&p, None, events)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares `now` (the path's present state, `None` if it is not there
+    /// or not selected) with the baseline and with what was last reported.
+    fn judge(
+        &mut self,
+        path: &Path,
+        now: Option<Entry>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Error> {
+        let b = &self.held.baseline;
+        let old = b.entry(path)?;
+        let drift = {
+            let old_rule = old.as_ref().map(|e| &b.rules()[e.rule]);
+            let new_rule = now.as_ref().and_then(|e| self.rule_info(e.rule));
+            drift_of(old.zip(old_rule), now.zip(new_rule))
+        };
+        self.report(path, drift, events);
+        Ok(())
+    }
+
+    fn report(&mut self, path: &Path, drift: Option<Drift>, events: &mut Vec<Event>) {
+        match (self.memory.judge(path, drift.as_ref()), drift) {
+            (Verdict::Drifted, Some(d)) => events.push(self.courier.factory().drift(&d)),
+            (Verdict::Restored, _) => {
+                let rules = &self.held.rules;
+                let (rule, severity) = rules
+                    .select(path)
+                    .map(|s| {
+                        let r = &rules.rules[s.rule];
+                        (r.name.clone(), r.severity.name())
+                    })
+                    .unwrap_or_default();
+                events.push(self.courier.factory().restored(path, &rule, severity));
+            }
+            _ => {}
+        }
+    }
+
+    /// The baseline's description of rule `i` of the loaded rules.
+    fn rule_info(&self, i: usize) -> Option<&RuleInfo> {
+        let name = &self.held.rules.rules[i].name;
+        self.held.baseline.rules().iter().find(|r| &r.name == name)
+    }
+
+    /// Scans everything and reports what differs from the baseline and from
+    /// what was reported; paths that are back to their baseline state are
+    /// reported restored.
+    fn full_rescan(&mut self, kind: &str) -> Result<(), Error> {
+        let started = self.courier.factory().scan_started(kind);
+        self.emit(vec![started])?;
+        // Said again at every rescan for as long as it lasts.
+        self.check_baseline_file(true)?;
+        self.check_expiry()?;
+        let c = check::rescan(
+            (Rc::clone(&self.held.baseline), self.held.digest),
+            &self.opts.db,
+            false,
+            &self.opts.host,
+            &NoProgress,
+        )?;
+        let mut events = Vec::new();
+        let mut drifted = HashSet::new();
+        crate::compare::compare(&c.old, &c.new, |d| {
+            drifted.insert(d.path.clone());
+            let path = d.path.clone();
+            self.report(&path, Some(d), &mut events);
+            Ok(())
+        })?;
+        for p in self.memory.not_in(&drifted) {
+            self.report(&p, None, &mut events);
+        }
+        events.push(self.courier.factory().scan_finished(kind, &c));
+        self.emit(events)
+    }
+
+    /// Keeps `events` in the outbox and delivers what the sinks take.
+    fn emit(&mut self, events: Vec<Event>) -> Result<(), Error> {
+        self.courier.send(events)?;
+        log_warnings(&mut self.courier);
+        Ok(())
+    }
+}
