@@ -14,7 +14,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -102,16 +101,16 @@ impl BaselineLock {
                 path: path.clone(),
                 source,
             })?;
-        // SAFETY: flock on a descriptor we own; no memory is involved.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let e = io::Error::last_os_error();
-            return Err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                Error::Locked {
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Locked {
                     path: db.to_path_buf(),
-                }
-            } else {
-                Error::Write { path, source: e }
-            });
+                });
+            }
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(Error::Write { path, source });
+            }
         }
         Ok(BaselineLock { _file: file })
     }

@@ -164,15 +164,10 @@ pub fn fingerprint(key: &VerifyingKey) -> String {
 /// Writes a new key pair: `out` (PKCS#8 PEM, mode 0600) and `out.pub` (SPKI PEM).
 pub fn keygen(out: &Path) -> Result<(PathBuf, String), Error> {
     let mut seed = zeroize::Zeroizing::new([0u8; 32]);
-    // SAFETY: the buffer is valid for 32 bytes; getrandom blocks until the
-    // kernel's pool is ready and returns the bytes written.
-    let n = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), seed.len(), 0) };
-    if n != 32 {
-        return Err(Error::Write {
-            path: out.to_path_buf(),
-            source: std::io::Error::last_os_error(),
-        });
-    }
+    getrandom::fill(seed.as_mut()).map_err(|e| Error::Write {
+        path: out.to_path_buf(),
+        source: std::io::Error::other(format!("no randomness for the key: {e}")),
+    })?;
     let key = SigningKey::from_bytes(&seed);
     let pem = key
         .to_pkcs8_pem(Default::default())

@@ -266,7 +266,9 @@ impl SinkSpec {
 
 /// Hours west of UTC, as Python's `time.timezone / 3600` (or `altzone` in DST).
 pub fn utcoffset_hours_west() -> f64 {
-    // SAFETY: time(NULL) and localtime_r into a zeroed struct we own.
+    // SAFETY: time(NULL) and localtime_r into a zeroed struct we own. No
+    // safe API: the time crate refuses the local offset in a process with
+    // threads, because reading TZ races with setenv; tripseal never sets it.
     unsafe {
         let t = libc::time(std::ptr::null_mut());
         let mut tm: libc::tm = std::mem::zeroed();
@@ -279,21 +281,7 @@ pub fn utcoffset_hours_west() -> f64 {
 
 /// A random (version 4) UUID in its usual text form.
 pub fn uuid_v4() -> String {
-    let mut b = [0u8; 16];
-    // SAFETY: the buffer is valid for 16 bytes.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    assert_eq!(n, 16, "getrandom failed");
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = crate::baseline::hex(&b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 #[cfg(test)]
