@@ -23,7 +23,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use crate::attrs::{Attr, AttrSet};
 use crate::error::Error;
 use crate::files::{Companion, parent_dir};
-pub use crate::files::{create_exclusive, hex, sibling};
+use crate::files::{create_exclusive, hex, sibling};
 use crate::rules::{Rules, Severity};
 use crate::scan::{Entry, FileKind, Meta, Problem};
 use crate::sqlite::{self, SchemaRow, harden};

@@ -10,11 +10,12 @@
 use std::path::Path;
 use std::rc::Rc;
 
-use crate::baseline::{Baseline, BaselineLock, BaselineWriter, Header, Snapshot, sibling};
+use crate::baseline::{Baseline, BaselineLock, BaselineWriter, Header, Snapshot};
 use crate::compare::{self, DriftCounts};
 use crate::error::Error;
 use crate::escape::escape_path;
-use crate::init::{self, ScanSummary};
+use crate::files::sibling;
+use crate::pipeline::{self, ScanSummary};
 use crate::progress::Progress;
 use crate::rules::{Rules, RulesSource};
 use crate::scan::{OwnOutputs, ScanHints};
@@ -115,7 +116,7 @@ pub fn rescan(
     let mut writer = BaselineWriter::create_snapshot(db, &header, &rules)?;
     let mut own = OwnOutputs::for_baseline(db);
     own.add(writer.path());
-    let mut scan = init::fill(&mut writer, &rules, &own, &hints, progress)?;
+    let mut scan = pipeline::fill(&mut writer, &rules, &own, &hints, progress)?;
     scan.db = db.to_path_buf();
     let (snapshot, new) = writer.finish_for_reading()?;
     Comparison::of((old, old_digest), new, Some(scan), fast, Some(snapshot))
@@ -143,7 +144,7 @@ pub fn update(
     };
     let mut writer = BaselineWriter::create(db, &header, &rules, lock)?;
     let own = OwnOutputs::for_baseline(db);
-    let mut scan = init::fill(&mut writer, &rules, &own, &hints, progress)?;
+    let mut scan = pipeline::fill(&mut writer, &rules, &own, &hints, progress)?;
     scan.db = db.to_path_buf();
     if scan.problems > 0 && !accept_errors {
         let (path, problem) = &scan.problem_samples[0];

@@ -9,7 +9,34 @@ use std::path::PathBuf;
 
 use crate::escape::escape_path;
 use crate::rules::RulesError;
-use crate::seal::SealFailure;
+
+/// Why a baseline's seal was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealFailure {
+    Unsigned,
+    Untrusted,
+    Altered,
+    Rollback,
+    Unreadable,
+    /// `<db>.accepted` exists but is not a record tripseal wrote.
+    AcceptedUnreadable,
+    /// Every trusted signature over this content has expired.
+    Expired,
+}
+
+impl SealFailure {
+    pub fn name(self) -> &'static str {
+        match self {
+            SealFailure::Unsigned => "unsigned",
+            SealFailure::Untrusted => "untrusted",
+            SealFailure::Altered => "altered",
+            SealFailure::Rollback => "rollback",
+            SealFailure::Unreadable => "unreadable",
+            SealFailure::AcceptedUnreadable => "accepted-unreadable",
+            SealFailure::Expired => "expired",
+        }
+    }
+}
 
 /// The process exit codes tripseal documents (README, "Exit codes").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

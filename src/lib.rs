@@ -14,6 +14,7 @@ pub mod escape;
 pub mod events;
 pub mod files;
 pub mod init;
+pub mod pipeline;
 pub mod progress;
 pub mod report;
 pub mod rules;

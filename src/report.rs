@@ -12,12 +12,13 @@ use std::path::Path;
 use serde_json::{Map, Value, json};
 
 use crate::attrs::{Attr, AttrSet};
-use crate::baseline::{Baseline, RuleInfo, hex};
+use crate::baseline::{Baseline, RuleInfo};
 use crate::check::Comparison;
 use crate::compare::{self, Drift, DriftKind, Value as CValue};
 use crate::error::Error;
 use crate::escape::{JsonForTerminal, escape_bytes, escape_path};
-use crate::init::ScanSummary;
+use crate::files::hex;
+use crate::pipeline::ScanSummary;
 use crate::rules::Rules;
 use crate::scan::{Entry, FileKind};
 use crate::seal::{TrustStore, Verification};

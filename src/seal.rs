@@ -22,11 +22,10 @@ use rusqlite::types::ValueRef;
 use rusqlite::{OptionalExtension, params};
 use sha2::Digest;
 
-use crate::baseline::{
-    Baseline, SIGNATURES_ADD_EXPIRY, SIGNATURES_SCHEMA, create_exclusive, hex, sibling,
-};
+use crate::baseline::{Baseline, SIGNATURES_ADD_EXPIRY, SIGNATURES_SCHEMA};
 use crate::error::Error;
 use crate::escape::{escape_bytes, escape_path};
+use crate::files::{create_exclusive, hex, sibling};
 
 const DIGEST_DOMAIN: &[u8] = b"tripseal baseline digest v1\0";
 /// A signature without an expiry signs the v1 message; one with an expiry
@@ -356,33 +355,7 @@ pub struct SignatureInfo {
     pub trusted: bool,
 }
 
-/// Why a baseline's seal was not accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SealFailure {
-    Unsigned,
-    Untrusted,
-    Altered,
-    Rollback,
-    Unreadable,
-    /// `<db>.accepted` exists but is not a record tripseal wrote.
-    AcceptedUnreadable,
-    /// Every trusted signature over this content has expired.
-    Expired,
-}
-
-impl SealFailure {
-    pub fn name(self) -> &'static str {
-        match self {
-            SealFailure::Unsigned => "unsigned",
-            SealFailure::Untrusted => "untrusted",
-            SealFailure::Altered => "altered",
-            SealFailure::Rollback => "rollback",
-            SealFailure::Unreadable => "unreadable",
-            SealFailure::AcceptedUnreadable => "accepted-unreadable",
-            SealFailure::Expired => "expired",
-        }
-    }
-}
+pub use crate::error::SealFailure;
 
 /// What verifying a baseline found.
 #[derive(Debug)]

@@ -430,7 +430,7 @@ fn openssl_keys_sign_and_openssl_verifies_tripseal_signatures() {
     let der = openssl(&["pkey", "-pubin", "-in", pubkey, "-outform", "DER"]).stdout;
     let expected = {
         use sha2::Digest;
-        tripseal::baseline::hex(&sha2::Sha256::digest(&der))
+        tripseal::files::hex(&sha2::Sha256::digest(&der))
     };
     assert_eq!(ours, expected);
 }

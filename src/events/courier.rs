@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::outbox::{Delivery, GuardedOutbox, MAX_OUTBOX_EVENTS, Outbox};
-use super::sinks::{self, Sink};
+use super::sink::{self, Sink};
 use super::{Event, EventFactory, SinkSpec};
 use crate::check::Comparison;
 use crate::error::Error;
@@ -154,7 +154,7 @@ impl<S: EventStore> Courier<S> {
     pub fn new(store: S, specs: &[SinkSpec], factory: EventFactory) -> Result<Courier<S>, Error> {
         let sinks = specs
             .iter()
-            .map(|s| Ok((s.clone(), sinks::open(&s.url)?)))
+            .map(|s| Ok((s.clone(), sink::open(&s.url)?)))
             .collect::<Result<Vec<_>, Error>>()?;
         Ok(Courier {
             store,

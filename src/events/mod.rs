@@ -9,11 +9,9 @@
 //!   events, it never loses them, and they go out in order;
 //! - a `path` that is not UTF-8 is carried exactly in `path_bytes`.
 
-mod amqp;
 pub mod courier;
 pub mod outbox;
-mod redis;
-pub mod sinks;
+pub mod sink;
 pub mod url;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,7 +47,7 @@ impl BaselineRef {
             None => crate::seal::digest(baseline)?,
         };
         Ok(BaselineRef {
-            digest: Some(crate::baseline::hex(&digest)[..16].to_string()),
+            digest: Some(crate::files::hex(&digest)[..16].to_string()),
             generation: baseline.header().generation,
         })
     }
@@ -238,7 +236,7 @@ pub struct SinkSpec {
 impl SinkSpec {
     /// Checks that `url` names a sink this tripseal can open.
     pub fn new(url: &str) -> Result<SinkSpec, Error> {
-        sinks::open(url)?;
+        sink::open(url)?;
         Ok(SinkSpec {
             url: url.to_string(),
             key: url::sink_key(url),

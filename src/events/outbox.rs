@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, params};
 
 use super::Event;
-use super::sinks::Sink;
+use super::sink::Sink;
 use crate::error::Error;
 
 /// The outbox's tables. `IF NOT EXISTS`: an outbox left by an earlier run
@@ -66,7 +66,7 @@ pub struct Delivery {
 impl Outbox {
     /// Opens (creating if needed) the outbox of the baseline at `db`.
     pub fn open(db: &Path) -> Result<Outbox, Error> {
-        let path = crate::baseline::sibling(db, ".outbox");
+        let path = crate::files::sibling(db, ".outbox");
         // "Not an outbox" (InvalidData) is told apart from failures to
         // write one (a full disk, a lock): only the former is moved aside.
         let werr = |e: rusqlite::Error| {
@@ -424,7 +424,7 @@ impl GuardedOutbox {
     pub fn open(db: &Path) -> GuardedOutbox {
         let mut g = GuardedOutbox {
             db: db.to_path_buf(),
-            path: crate::baseline::sibling(db, ".outbox"),
+            path: crate::files::sibling(db, ".outbox"),
             outbox: None,
             held: VecDeque::new(),
             dropped: 0,
@@ -746,7 +746,7 @@ impl GuardedOutbox {
 
 #[cfg(test)]
 mod tests {
-    use super::super::sinks::SinkError;
+    use super::super::sink::SinkError;
     use super::*;
 
     /// Takes `accept` events, then refuses.
@@ -825,6 +825,6 @@ mod tests {
     }
 
     fn sibling_outbox(db: &Path) -> PathBuf {
-        crate::baseline::sibling(db, ".outbox")
+        crate::files::sibling(db, ".outbox")
     }
 }

@@ -340,7 +340,7 @@ mod tests {
         ] {
             let shown = redact_in_error(bad);
             assert!(!shown.contains("xyzzy"), "{shown}");
-            let e = match crate::events::sinks::open(bad) {
+            let e = match crate::events::sink::open(bad) {
                 Ok(_) => panic!("{bad} opened"),
                 Err(e) => e.to_string(),
             };

@@ -1,214 +1,21 @@
-//! Where events go: one implementation of [`Sink`] per kind of destination,
-//! chosen by a Celery-style URL.
-//!
-//! A sink accepts an event when it has been written and flushed (stdout, a
-//! file, a stream socket) or handed to the kernel (a datagram); the outbox
-//! forgets an event only after that.
+//! syslog: RFC 5424 messages, facility authpriv, to the local daemon
+//! (`/dev/log`), over UDP (RFC 5426, port 514) or over TCP with octet
+//! counting (RFC 6587, port 601).
 
 use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
-use std::time::Duration;
 
 use serde_json::Value;
 
-use super::Event;
-use super::amqp::Amqp;
-use super::redis::Redis;
-use super::url::{BrokerUrl, redact};
+use super::{NETWORK_TIMEOUT, Sink, SinkError};
 use crate::error::Error;
+use crate::events::Event;
+use crate::events::url::BrokerUrl;
 
-/// How long a network sink may take to connect or to take a write.
-pub const NETWORK_TIMEOUT: Duration = Duration::from_secs(5);
 /// syslog facility `authpriv` (10): security messages, kept apart.
 const FACILITY_AUTHPRIV: u8 = 10;
 const LOCAL_SYSLOG_SOCKET: &str = "/dev/log";
-
-/// A destination for events.
-pub trait Sink {
-    /// Hands one event over; an error stops delivery to this sink.
-    fn send(&mut self, event: &Event) -> Result<(), String>;
-    /// Makes what was sent since the last flush durable or delivered, as far
-    /// as the sink can tell; on failure, says how many of those (from the
-    /// first) are known to have arrived.
-    fn flush(&mut self) -> Result<(), SinkError>;
-    /// Something the user should know about deliveries that succeeded, such
-    /// as events that reached no consumer.
-    fn warning(&mut self) -> Option<String> {
-        None
-    }
-}
-
-/// Why a flush failed, and how far it got.
-#[derive(Debug)]
-pub struct SinkError {
-    /// Of the events sent since the last flush, how many arrived.
-    pub delivered: usize,
-    pub error: String,
-}
-
-impl SinkError {
-    fn none_delivered(error: String) -> SinkError {
-        SinkError {
-            delivered: 0,
-            error,
-        }
-    }
-}
-
-/// The schemes `--emit` takes, for messages.
-pub const KNOWN_SINKS: &str = "stdout, file:PATH, syslog, syslog+udp://HOST:PORT, \
-     syslog+tcp://HOST:PORT, amqp://, pyamqp://, amqps://, redis://, rediss://";
-
-/// Opens the sink a URL names. Nothing is connected yet: a sink that is down
-/// fails at its first event, not here.
-pub fn open(spec: &str) -> Result<Box<dyn Sink>, Error> {
-    let scheme = spec.split_once("://").map(|(s, _)| s);
-    if let Some("amqp" | "pyamqp" | "amqps") = scheme {
-        let url = BrokerUrl::parse(spec)?;
-        return Ok(Box::new(Amqp::new(
-            url,
-            redact(spec),
-            &super::url::redact_in_error(spec),
-        )?));
-    }
-    if let Some("redis" | "rediss") = scheme {
-        let url = BrokerUrl::parse(spec)?;
-        return Ok(Box::new(Redis::new(
-            url,
-            redact(spec),
-            &super::url::redact_in_error(spec),
-        )?));
-    }
-    if spec == "stdout" {
-        return Ok(Box::new(Stdout));
-    }
-    if let Some(path) = spec.strip_prefix("file:") {
-        if path.is_empty() {
-            return Err(Error::invalid(
-                "file: sink needs a path: --emit file:/var/log/tripseal/events.jsonl",
-            ));
-        }
-        return Ok(Box::new(FileSink {
-            path: PathBuf::from(path),
-            file: None,
-            checked: false,
-        }));
-    }
-    if spec == "syslog" {
-        return Ok(Box::new(Syslog {
-            transport: Transport::Local(None),
-        }));
-    }
-    if let Some(kind @ ("syslog+udp" | "syslog+tcp")) = scheme {
-        let addr = syslog_address(spec)?;
-        let transport = if kind == "syslog+udp" {
-            Transport::Udp(addr, None)
-        } else {
-            Transport::Tcp(addr, None)
-        };
-        return Ok(Box::new(Syslog { transport }));
-    }
-    Err(Error::invalid(format!(
-        "unknown event sink {}; this tripseal sends events to: {KNOWN_SINKS}",
-        crate::escape::escape_bytes(super::url::redact_in_error(spec).as_bytes())
-    )))
-}
-
-struct Stdout;
-
-impl Sink for Stdout {
-    fn send(&mut self, event: &Event) -> Result<(), String> {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{}", crate::escape::json_for_terminal(&event.body))
-            .and_then(|()| out.flush())
-            .map_err(|e| format!("standard output: {e}"))
-    }
-
-    fn flush(&mut self) -> Result<(), SinkError> {
-        Ok(())
-    }
-}
-
-struct FileSink {
-    path: PathBuf,
-    file: Option<std::fs::File>,
-    /// Whether the open file was found at the path since the last flush:
-    /// once a batch is enough to follow a rotation.
-    checked: bool,
-}
-
-impl FileSink {
-    /// Whether the open file is still the one at the path: after a log
-    /// rotation (or anything else that moved it) the path is opened again.
-    fn still_at_path(&self) -> bool {
-        use std::os::unix::fs::MetadataExt;
-        let (Some(f), Ok(at_path)) = (&self.file, std::fs::symlink_metadata(&self.path)) else {
-            return false;
-        };
-        f.metadata()
-            .is_ok_and(|open| (open.dev(), open.ino()) == (at_path.dev(), at_path.ino()))
-    }
-}
-
-impl Sink for FileSink {
-    fn send(&mut self, event: &Event) -> Result<(), String> {
-        if self.file.is_none() || (!self.checked && !self.still_at_path()) {
-            // What this batch wrote to the old file is made durable there.
-            if let Some(old) = self.file.take() {
-                let _ = old.sync_data();
-            }
-            // Append only, never truncate, never through a planted link,
-            // and never into a FIFO or a device (opened without blocking,
-            // then refused).
-            let shown = crate::escape::escape_path(&self.path);
-            let f = std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .mode(0o640)
-                .custom_flags(
-                    libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY,
-                )
-                .open(&self.path)
-                .map_err(|e| match e.raw_os_error() {
-                    Some(libc::ELOOP) => {
-                        format!("{shown}: it is a symbolic link; tripseal never writes through one")
-                    }
-                    Some(libc::ENXIO) => {
-                        format!(
-                            "{shown}: it is a FIFO; tripseal writes events only to a regular file"
-                        )
-                    }
-                    _ => format!("{shown}: {e}"),
-                })?;
-            crate::files::ensure_regular(&f).map_err(|e| format!("{shown}: {e}"))?;
-            self.file = Some(f);
-        }
-        self.checked = true;
-        let f = self.file.as_mut().expect("opened above");
-        let mut line = event.body.clone().into_bytes();
-        line.push(b'\n');
-        f.write_all(&line).map_err(|e| {
-            self.file = None;
-            format!("{}: {e}", crate::escape::escape_path(&self.path))
-        })
-    }
-
-    fn flush(&mut self) -> Result<(), SinkError> {
-        self.checked = false;
-        match &self.file {
-            Some(f) => f.sync_data().map_err(|e| {
-                SinkError::none_delivered(format!(
-                    "{}: {e}",
-                    crate::escape::escape_path(&self.path)
-                ))
-            }),
-            None => Ok(()),
-        }
-    }
-}
 
 enum Transport {
     Local(Option<UnixDatagram>),
@@ -216,8 +23,28 @@ enum Transport {
     Tcp(String, Option<TcpStream>),
 }
 
-struct Syslog {
+pub struct Syslog {
     transport: Transport,
+}
+
+impl Syslog {
+    /// The local syslog daemon, at `/dev/log`.
+    pub fn local() -> Syslog {
+        Syslog {
+            transport: Transport::Local(None),
+        }
+    }
+
+    /// A syslog server, `syslog+udp://` or `syslog+tcp://`.
+    pub fn remote(spec: &str) -> Result<Syslog, Error> {
+        let addr = syslog_address(spec)?;
+        let transport = if spec.starts_with("syslog+udp:") {
+            Transport::Udp(addr, None)
+        } else {
+            Transport::Tcp(addr, None)
+        };
+        Ok(Syslog { transport })
+    }
 }
 
 impl Sink for Syslog {
@@ -295,7 +122,7 @@ fn syslog_address(spec: &str) -> Result<String, Error> {
     let bad = |why: &str| {
         Error::invalid(format!(
             "event sink {}: {why}; write {}://HOST:PORT",
-            crate::escape::escape_bytes(super::url::redact_in_error(spec).as_bytes()),
+            crate::escape::escape_bytes(crate::events::url::redact_in_error(spec).as_bytes()),
             url.scheme
         ))
     };
@@ -393,13 +220,6 @@ mod tests {
             ),
             "{line}"
         );
-    }
-
-    #[test]
-    fn unknown_sinks_are_refused() {
-        assert!(open("kafka://x").is_err());
-        assert!(open("file:").is_err());
-        assert!(open("stdout").is_ok());
     }
 
     #[test]

@@ -29,10 +29,10 @@ use redis::{
 };
 use serde_json::json;
 
-use super::Event;
-use super::sinks::{NETWORK_TIMEOUT, Sink, SinkError};
-use super::url::{BrokerUrl, TlsOptions};
+use super::{NETWORK_TIMEOUT, Sink, SinkError};
 use crate::error::Error;
+use crate::events::Event;
+use crate::events::url::{BrokerUrl, TlsOptions};
 
 pub struct Redis {
     name: String,
@@ -194,7 +194,7 @@ fn envelope(event: &Event) -> String {
             "priority": 0,
             "body_encoding": "base64",
             // The Python receiver fails with a KeyError without one.
-            "delivery_tag": super::uuid_v4(),
+            "delivery_tag": crate::events::uuid_v4(),
         },
     })
     .to_string()

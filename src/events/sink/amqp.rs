@@ -22,10 +22,10 @@ use lapin::{
     PublisherConfirm,
 };
 
-use super::Event;
-use super::sinks::{NETWORK_TIMEOUT, Sink, SinkError};
-use super::url::{BrokerUrl, TlsOptions};
+use super::{NETWORK_TIMEOUT, Sink, SinkError};
 use crate::error::Error;
+use crate::events::Event;
+use crate::events::url::{BrokerUrl, TlsOptions};
 
 const EXCHANGE: &str = "celeryev";
 /// The binding of the optional durable queue: every tripseal event.
