@@ -44,18 +44,16 @@ pub fn digest(baseline: &Baseline) -> Result<[u8; 32], Error> {
     };
     let mut h = Buffered::new();
     h.update(DIGEST_DOMAIN);
+    // Every column of `entries` as the one list names them: a column added
+    // there is signed without a word here.
+    let entries = crate::baseline::columns::select("ORDER BY path");
     for (table, sql) in [
         ("meta", "SELECT key, value FROM meta ORDER BY key"),
         (
             "rules",
             "SELECT name, severity, attrs FROM rules ORDER BY name",
         ),
-        (
-            "entries",
-            "SELECT path, rule, attrs, type, size, mtime_ns, ctime_ns, inode, dev, mode, uid, \
-             gid, nlink, link, hash, xattrs, problem, reason, prefix_hash, trusted \
-             FROM entries ORDER BY path",
-        ),
+        ("entries", entries.as_str()),
     ] {
         put_bytes(&mut h, table.as_bytes());
         let mut stmt = baseline.connection().prepare(sql).map_err(db_err)?;

@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+pub mod columns;
+
 use crate::attrs::{Attr, AttrSet};
 use crate::error::Error;
 use crate::files::{Companion, parent_dir};
@@ -27,6 +29,7 @@ use crate::files::{create_exclusive, hex, sibling};
 use crate::rules::{Rules, Severity};
 use crate::scan::{Entry, FileKind, Meta, Problem};
 use crate::sqlite::{self, SchemaRow, harden};
+use columns::Column;
 
 /// The schema this version writes and the newest it reads.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -282,6 +285,7 @@ impl BaselineWriter {
         )
         .map_err(werr)?;
         conn.execute_batch(SCHEMA).map_err(werr)?;
+        conn.execute_batch(columns::create_table()).map_err(werr)?;
         {
             let mut put = conn
                 .prepare("INSERT INTO meta(key, value) VALUES (?1, ?2)")
@@ -333,33 +337,11 @@ impl BaselineWriter {
     /// Adds one entry; each path comes once (the walk merges what it knows).
     pub fn insert(&mut self, e: &Entry) -> Result<(), Error> {
         let conn = self.conn.as_ref().expect("writer is open until finished");
-        let attrs = e.attrs;
-        let m = e.meta;
-        let checked = |a: Attr, v: Option<i64>| if attrs.contains(a) { v } else { None };
-        let result = conn.prepare_cached(INSERT_ENTRY).and_then(|mut stmt| {
-            stmt.execute(params![
-                e.path.as_os_str().as_bytes(),
-                self.rule_names[e.rule],
-                attrs.bits(),
-                m.map(|m| m.kind.name()),
-                m.map(|m| m.size as i64),
-                m.map(|m| m.mtime_ns),
-                m.map(|m| m.ctime_ns),
-                m.map(|m| m.inode as i64),
-                m.map(|m| m.dev as i64),
-                checked(Attr::Mode, m.map(|m| m.mode as i64)),
-                checked(Attr::Uid, m.map(|m| m.uid as i64)),
-                checked(Attr::Gid, m.map(|m| m.gid as i64)),
-                checked(Attr::Nlink, m.map(|m| m.nlink as i64)),
-                e.link,
-                e.hash.as_ref().map(|h| &h[..]),
-                e.xattrs,
-                e.problem.as_ref().map(Problem::kind),
-                e.problem.as_ref().map(Problem::reason),
-                e.prefix_hash.as_ref().map(|h| &h[..]),
-                e.trusted.then_some(1),
-            ])
-        });
+        let rule = &self.rule_names[e.rule];
+        let values = Column::ALL.map(|c| c.value(e, rule));
+        let result = conn
+            .prepare_cached(columns::insert())
+            .and_then(|mut stmt| stmt.execute(rusqlite::params_from_iter(values)));
         result.map_err(|err| self.write_error(err))?;
         self.in_batch += 1;
         if self.in_batch >= INSERT_BATCH_ROWS {
@@ -437,6 +419,7 @@ impl Drop for BaselineWriter {
     }
 }
 
+/// The tables besides `entries` (whose statement [`columns`] makes).
 const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value) WITHOUT ROWID;
 CREATE TABLE rules (
@@ -444,52 +427,7 @@ CREATE TABLE rules (
     severity TEXT NOT NULL,
     attrs INTEGER NOT NULL
 ) WITHOUT ROWID;
--- One row per entry. type, size, mtime_ns, ctime_ns, inode and dev are kept
--- for every entry (check --fast needs them); the other attributes only when
--- the entry's rule checks them (bit set in attrs), else NULL.
-CREATE TABLE entries (
-    path BLOB PRIMARY KEY NOT NULL,
-    rule TEXT NOT NULL REFERENCES rules(name),
-    attrs INTEGER NOT NULL,
-    type TEXT,
-    size INTEGER,
-    mtime_ns INTEGER,
-    ctime_ns INTEGER,
-    inode INTEGER,
-    dev INTEGER,
-    mode INTEGER,
-    uid INTEGER,
-    gid INTEGER,
-    nlink INTEGER,
-    link BLOB,
-    hash BLOB,
-    xattrs BLOB,
-    problem TEXT,
-    reason TEXT,
-    -- Check snapshots only: for a `growing` entry, the hash of its first
-    -- <baseline size> bytes, to compare with the baseline's hash.
-    prefix_hash BLOB,
-    -- Check snapshots only (--fast): 1 when the stat fields matched the
-    -- baseline and the content attributes were not read.
-    trusted INTEGER
-) WITHOUT ROWID;
 ";
-
-const INSERT_ENTRY: &str = "
-INSERT INTO entries (path, rule, attrs, type, size, mtime_ns, ctime_ns, inode, dev,
-                     mode, uid, gid, nlink, link, hash, xattrs, problem, reason, prefix_hash,
-                     trusted)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-        ?20)
-";
-
-/// The columns `entry_from_row` reads, in its order.
-macro_rules! entry_columns {
-    () => {
-        "path, rule, attrs, type, size, mtime_ns, ctime_ns, inode, dev, mode, uid, gid, \
-         nlink, link, hash, xattrs, problem, reason, prefix_hash, trusted"
-    };
-}
 
 /// The signatures a baseline carries: a table the canonical digest does not
 /// cover, made by the first `sign`.
@@ -619,7 +557,8 @@ impl io::Read for ImageReader<'_> {
 fn expected_schema() -> &'static [SchemaRow] {
     static EXPECTED: std::sync::OnceLock<Vec<SchemaRow>> = std::sync::OnceLock::new();
     EXPECTED.get_or_init(|| {
-        let mut rows = sqlite::schema_made_by(&[SCHEMA, SIGNATURES_SCHEMA]);
+        let mut rows =
+            sqlite::schema_made_by(&[SCHEMA, columns::create_table(), SIGNATURES_SCHEMA]);
         rows.extend(
             sqlite::schema_made_by(&[SIGNATURES_SCHEMA, SIGNATURES_ADD_EXPIRY])
                 .into_iter()
@@ -892,11 +831,7 @@ impl Baseline {
             None => {
                 stmt = self
                     .conn
-                    .prepare(concat!(
-                        "SELECT ",
-                        entry_columns!(),
-                        " FROM entries ORDER BY path"
-                    ))
+                    .prepare(&columns::select("ORDER BY path"))
                     .map_err(read_err)?;
                 stmt.query([])
             }
@@ -907,11 +842,8 @@ impl Baseline {
                 end.push(b'0');
                 stmt = self
                     .conn
-                    .prepare(concat!(
-                        "SELECT ",
-                        entry_columns!(),
-                        " FROM entries WHERE path = ?1 OR (path >= ?2 AND path < ?3) \
-                             ORDER BY path"
+                    .prepare(&columns::select(
+                        "WHERE path = ?1 OR (path >= ?2 AND path < ?3) ORDER BY path",
                     ))
                     .map_err(read_err)?;
                 stmt.query(params![p, below, end])
@@ -930,11 +862,7 @@ impl Baseline {
         let read_err = |e: rusqlite::Error| self.db_err(format!("cannot read entries: {e}"));
         let mut stmt = self
             .conn
-            .prepare_cached(concat!(
-                "SELECT ",
-                entry_columns!(),
-                " FROM entries WHERE path = ?1"
-            ))
+            .prepare_cached(&columns::select("WHERE path = ?1"))
             .map_err(read_err)?;
         let mut rows = stmt
             .query([path.as_os_str().as_bytes()])
@@ -942,7 +870,7 @@ impl Baseline {
         self.next_entry(&mut rows, &self.rule_index())
     }
 
-    /// The next row of `rows` (a query of [`entry_columns!`] on this baseline).
+    /// The next row of `rows` (a query of every column on this baseline).
     fn next_entry(
         &self,
         rows: &mut rusqlite::Rows<'_>,
@@ -975,12 +903,12 @@ impl Baseline {
         other: &Baseline,
         mut f: impl FnMut(Option<Entry>, Option<Entry>) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        const ALL: &str = concat!("SELECT ", entry_columns!(), " FROM entries ORDER BY path");
+        let all = columns::select("ORDER BY path");
         let (ia, ib) = (self.rule_index(), other.rule_index());
         let read_a = |e: rusqlite::Error| self.db_err(format!("cannot read entries: {e}"));
         let read_b = |e: rusqlite::Error| other.db_err(format!("cannot read entries: {e}"));
-        let mut sa = self.conn.prepare(ALL).map_err(read_a)?;
-        let mut sb = other.conn.prepare(ALL).map_err(read_b)?;
+        let mut sa = self.conn.prepare(&all).map_err(read_a)?;
+        let mut sb = other.conn.prepare(&all).map_err(read_b)?;
         let mut ra = sa.query([]).map_err(read_a)?;
         let mut rb = sb.query([]).map_err(read_b)?;
         let mut next_a = || self.next_entry(&mut ra, &ia);
@@ -1126,54 +1054,32 @@ type RuleIndex = BTreeMap<String, usize>;
 
 fn entry_from_row(row: &rusqlite::Row<'_>, rule_index: &RuleIndex) -> Result<Entry, String> {
     let err = |e: rusqlite::Error| e.to_string();
-    let path: Vec<u8> = row.get(0).map_err(err)?;
-    let rule_name = row
-        .get_ref(1)
-        .map_err(err)?
-        .as_str()
-        .map_err(|e| e.to_string())?;
+    let get = |c: Column| row.get_ref(c.at()).map_err(err);
+    let path: Vec<u8> = row.get(Column::Path.at()).map_err(err)?;
+    let rule_name = get(Column::Rule)?.as_str().map_err(|e| e.to_string())?;
     let rule = *rule_index
         .get(rule_name)
         .ok_or_else(|| format!("unknown rule {rule_name:?}"))?;
-    let bits: i64 = row.get(2).map_err(err)?;
+    let bits: i64 = row.get(Column::Attrs.at()).map_err(err)?;
     let attrs = u16::try_from(bits)
         .ok()
         .and_then(AttrSet::from_bits)
         .ok_or_else(|| format!("unknown attribute bits {bits:#x}"))?;
-    let kind: Option<String> = row.get(3).map_err(err)?;
-    let int = |column: usize| -> Result<i64, String> {
-        row.get::<_, Option<i64>>(column)
-            .map_err(err)
-            .map(|v| v.unwrap_or(0))
-    };
-    let meta = match kind {
-        None => None,
-        Some(k) => Some(Meta {
-            kind: FileKind::from_name(&k).ok_or_else(|| format!("unknown type {k:?}"))?,
-            mode: int(9)? as u32,
-            uid: int(10)? as u32,
-            gid: int(11)? as u32,
-            size: int(4)? as u64,
-            mtime_ns: int(5)?,
-            ctime_ns: int(6)?,
-            inode: int(7)? as u64,
-            nlink: int(12)? as u64,
-            dev: int(8)? as u64,
-        }),
-    };
-    let hash32 = |column: usize| -> Result<Option<[u8; 32]>, String> {
-        match row.get::<_, Option<Vec<u8>>>(column).map_err(err)? {
+    let hash32 = |c: Column| -> Result<Option<[u8; 32]>, String> {
+        match row.get::<_, Option<Vec<u8>>>(c.at()).map_err(err)? {
             None => Ok(None),
             Some(h) => <[u8; 32]>::try_from(h.as_slice())
                 .map(Some)
-                .map_err(|_| format!("column {column}: not a 32-byte hash")),
+                .map_err(|_| format!("{}: not a 32-byte hash", c.name())),
         }
     };
-    let problem_kind: Option<String> = row.get(16).map_err(err)?;
-    let problem = match problem_kind {
+    let problem = match row
+        .get::<_, Option<String>>(Column::Problem.at())
+        .map_err(err)?
+    {
         None => None,
         Some(k) => {
-            let reason: Option<String> = row.get(17).map_err(err)?;
+            let reason: Option<String> = row.get(Column::Reason.at()).map_err(err)?;
             Some(
                 Problem::from_parts(&k, reason.unwrap_or_default())
                     .ok_or_else(|| format!("unknown problem {k:?}"))?,
@@ -1184,14 +1090,45 @@ fn entry_from_row(row: &rusqlite::Row<'_>, rule_index: &RuleIndex) -> Result<Ent
         path: PathBuf::from(std::ffi::OsString::from_vec(path)),
         rule,
         attrs,
-        meta,
-        link: row.get(13).map_err(err)?,
-        hash: hash32(14)?,
-        xattrs: row.get(15).map_err(err)?,
+        meta: meta_from_row(row)?,
+        link: row.get(Column::Link.at()).map_err(err)?,
+        hash: hash32(Column::Hash)?,
+        xattrs: row.get(Column::Xattrs.at()).map_err(err)?,
         problem,
-        prefix_hash: hash32(18)?,
-        trusted: row.get::<_, Option<i64>>(19).map_err(err)? == Some(1),
+        prefix_hash: hash32(Column::PrefixHash)?,
+        trusted: row
+            .get::<_, Option<i64>>(Column::Trusted.at())
+            .map_err(err)?
+            == Some(1),
     })
+}
+
+/// The stat fields of a row; `None` for an entry that was not there.
+fn meta_from_row(row: &rusqlite::Row<'_>) -> Result<Option<Meta>, String> {
+    let err = |e: rusqlite::Error| e.to_string();
+    let Some(kind) = row
+        .get::<_, Option<String>>(Column::Type.at())
+        .map_err(err)?
+    else {
+        return Ok(None);
+    };
+    let int = |c: Column| -> Result<i64, String> {
+        row.get::<_, Option<i64>>(c.at())
+            .map_err(err)
+            .map(|v| v.unwrap_or(0))
+    };
+    Ok(Some(Meta {
+        kind: FileKind::from_name(&kind).ok_or_else(|| format!("unknown type {kind:?}"))?,
+        mode: int(Column::Mode)? as u32,
+        uid: int(Column::Uid)? as u32,
+        gid: int(Column::Gid)? as u32,
+        size: int(Column::Size)? as u64,
+        mtime_ns: int(Column::MtimeNs)?,
+        ctime_ns: int(Column::CtimeNs)?,
+        inode: int(Column::Inode)? as u64,
+        nlink: int(Column::Nlink)? as u64,
+        dev: int(Column::Dev)? as u64,
+    }))
 }
 
 fn read_header(conn: &Connection) -> Result<Header, String> {
