@@ -12,7 +12,7 @@
 
 use std::path::PathBuf;
 
-use crate::attrs::{Attr, AttrSet};
+use crate::attrs::Attr;
 use crate::baseline::{Baseline, RuleInfo};
 use crate::error::Error;
 use crate::rules::Severity;
@@ -190,16 +190,23 @@ pub fn drift_of(old: Option<(Entry, &RuleInfo)>, new: Option<(Entry, &RuleInfo)>
 
 /// The attributes, among those both sides check, whose values differ.
 pub fn changes(old: &Entry, new: &Entry) -> Vec<Change> {
-    let attrs: AttrSet = old
-        .attrs
-        .iter()
-        .filter(|a| new.attrs.contains(*a))
-        .collect();
-    let (om, nm) = (old.meta, new.meta);
-    let kind_changed = om.map(|m| m.kind) != nm.map(|m| m.kind);
+    let kind_changed = old.meta.map(|m| m.kind) != new.meta.map(|m| m.kind);
     let mut out = Vec::new();
-    let mut push = |attr, old: Value, new: Value, note| {
-        if old != new {
+    for attr in old.attrs.iter().filter(|a| new.attrs.contains(*a)) {
+        // After a change of type, the type says it all: the size, content and
+        // identity of a file and of a directory are not comparable.
+        if kind_changed && is_inherent(attr) {
+            continue;
+        }
+        // What the new side could not read is reported by its problem.
+        if new.problem.is_some() && is_content(attr) {
+            continue;
+        }
+        let change = match attr {
+            Attr::Growing => growing_drift(old, new).map(|(o, n, note)| (o, n, Some(note))),
+            _ => Some((value(attr, old), value(attr, new), None)),
+        };
+        if let Some((old, new, note)) = change.filter(|(o, n, _)| o != n) {
             out.push(Change {
                 attr,
                 old,
@@ -207,111 +214,42 @@ pub fn changes(old: &Entry, new: &Entry) -> Vec<Change> {
                 note,
             });
         }
-    };
-    let meta = |m: Option<Meta>, f: fn(&Meta) -> Value| m.as_ref().map_or(Value::Absent, f);
-    for attr in attrs.iter() {
-        // After a change of type, the type says it all: the size, content and
-        // identity of a file and of a directory are not comparable.
-        let inherent = matches!(
-            attr,
-            Attr::Size | Attr::Inode | Attr::Nlink | Attr::Link | Attr::Hash | Attr::Growing
-        );
-        if kind_changed && inherent {
-            continue;
-        }
-        // What the new side could not read is reported by its problem.
-        let unread = new.problem.is_some()
-            && matches!(attr, Attr::Hash | Attr::Xattrs | Attr::Link | Attr::Growing);
-        if unread {
-            continue;
-        }
-        match attr {
-            Attr::Type => push(
-                attr,
-                meta(om, |m| Value::Kind(m.kind)),
-                meta(nm, |m| Value::Kind(m.kind)),
-                None,
-            ),
-            Attr::Mode => push(
-                attr,
-                meta(om, |m| Value::Mode(m.mode)),
-                meta(nm, |m| Value::Mode(m.mode)),
-                None,
-            ),
-            Attr::Uid => push(
-                attr,
-                meta(om, |m| Value::Int(m.uid.into())),
-                meta(nm, |m| Value::Int(m.uid.into())),
-                None,
-            ),
-            Attr::Gid => push(
-                attr,
-                meta(om, |m| Value::Int(m.gid.into())),
-                meta(nm, |m| Value::Int(m.gid.into())),
-                None,
-            ),
-            Attr::Size => push(
-                attr,
-                meta(om, |m| Value::Int(m.size)),
-                meta(nm, |m| Value::Int(m.size)),
-                None,
-            ),
-            Attr::Mtime => push(
-                attr,
-                meta(om, |m| Value::Time(m.mtime_ns)),
-                meta(nm, |m| Value::Time(m.mtime_ns)),
-                None,
-            ),
-            Attr::Ctime => push(
-                attr,
-                meta(om, |m| Value::Time(m.ctime_ns)),
-                meta(nm, |m| Value::Time(m.ctime_ns)),
-                None,
-            ),
-            Attr::Inode => push(
-                attr,
-                meta(om, |m| Value::Int(m.inode)),
-                meta(nm, |m| Value::Int(m.inode)),
-                None,
-            ),
-            Attr::Nlink => push(
-                attr,
-                meta(om, |m| Value::Int(m.nlink)),
-                meta(nm, |m| Value::Int(m.nlink)),
-                None,
-            ),
-            Attr::Dev => push(
-                attr,
-                meta(om, |m| Value::Int(m.dev)),
-                meta(nm, |m| Value::Int(m.dev)),
-                None,
-            ),
-            Attr::Link => push(
-                attr,
-                opt(&old.link, Value::Link),
-                opt(&new.link, Value::Link),
-                None,
-            ),
-            Attr::Hash => push(
-                attr,
-                opt(&old.hash, Value::Hash),
-                opt(&new.hash, Value::Hash),
-                None,
-            ),
-            Attr::Xattrs => push(
-                attr,
-                opt(&old.xattrs, Value::Xattrs),
-                opt(&new.xattrs, Value::Xattrs),
-                None,
-            ),
-            Attr::Growing => {
-                if let Some((was, now, note)) = growing_drift(old, new) {
-                    push(attr, was, now, Some(note));
-                }
-            }
-        }
     }
     out
+}
+
+/// How each attribute is read from an entry, to be compared (`growing`
+/// compares two values at once: see [`growing_drift`]).
+fn value(attr: Attr, e: &Entry) -> Value {
+    let meta = |f: fn(&Meta) -> Value| e.meta.as_ref().map_or(Value::Absent, f);
+    match attr {
+        Attr::Type => meta(|m| Value::Kind(m.kind)),
+        Attr::Mode => meta(|m| Value::Mode(m.mode)),
+        Attr::Uid => meta(|m| Value::Int(m.uid.into())),
+        Attr::Gid => meta(|m| Value::Int(m.gid.into())),
+        Attr::Size => meta(|m| Value::Int(m.size)),
+        Attr::Mtime => meta(|m| Value::Time(m.mtime_ns)),
+        Attr::Ctime => meta(|m| Value::Time(m.ctime_ns)),
+        Attr::Inode => meta(|m| Value::Int(m.inode)),
+        Attr::Nlink => meta(|m| Value::Int(m.nlink)),
+        Attr::Dev => meta(|m| Value::Int(m.dev)),
+        Attr::Link => opt(&e.link, Value::Link),
+        Attr::Hash | Attr::Growing => opt(&e.hash, Value::Hash),
+        Attr::Xattrs => opt(&e.xattrs, Value::Xattrs),
+    }
+}
+
+/// Attributes of what an entry is, not comparable across a change of type.
+fn is_inherent(attr: Attr) -> bool {
+    matches!(
+        attr,
+        Attr::Size | Attr::Inode | Attr::Nlink | Attr::Link | Attr::Hash | Attr::Growing
+    )
+}
+
+/// Attributes read from the content, absent when it could not be read.
+fn is_content(attr: Attr) -> bool {
+    matches!(attr, Attr::Hash | Attr::Xattrs | Attr::Link | Attr::Growing)
 }
 
 /// `check --fast` did not read a `trusted` entry: its content attributes are
@@ -417,6 +355,46 @@ mod tests {
             (c[0].attr, &c[0].old, &c[0].new),
             (Attr::Mode, &Value::Mode(0o644), &Value::Mode(0o666))
         );
+    }
+
+    /// Each attribute on its own: a change to its field alone is exactly
+    /// one change, of that attribute, and only when the rule checks it.
+    #[test]
+    fn each_attribute_is_compared_on_its_own() {
+        type Edit = fn(&mut Entry);
+        let edits: [(Attr, Edit); 13] = [
+            (Attr::Type, |e| {
+                e.meta.as_mut().unwrap().kind = FileKind::Dir
+            }),
+            (Attr::Mode, |e| e.meta.as_mut().unwrap().mode = 0o600),
+            (Attr::Uid, |e| e.meta.as_mut().unwrap().uid = 5),
+            (Attr::Gid, |e| e.meta.as_mut().unwrap().gid = 5),
+            (Attr::Size, |e| e.meta.as_mut().unwrap().size = 11),
+            (Attr::Mtime, |e| e.meta.as_mut().unwrap().mtime_ns = 2),
+            (Attr::Ctime, |e| e.meta.as_mut().unwrap().ctime_ns = 2),
+            (Attr::Inode, |e| e.meta.as_mut().unwrap().inode = 8),
+            (Attr::Nlink, |e| e.meta.as_mut().unwrap().nlink = 2),
+            (Attr::Dev, |e| e.meta.as_mut().unwrap().dev = 2),
+            (Attr::Link, |e| e.link = Some(b"elsewhere".to_vec())),
+            (Attr::Hash, |e| e.hash = Some([2; 32])),
+            (Attr::Xattrs, |e| e.xattrs = Some(b"user.x".to_vec())),
+        ];
+        let all: Vec<Attr> = Attr::ALL
+            .into_iter()
+            .filter(|a| *a != Attr::Growing)
+            .collect();
+        for (attr, edit) in edits {
+            let old = entry(&all, 10, 1);
+            let mut new = old.clone();
+            edit(&mut new);
+            let c = changes(&old, &new);
+            assert_eq!(c.iter().map(|c| c.attr).collect::<Vec<_>>(), [attr]);
+            let others: Vec<Attr> = all.iter().copied().filter(|a| *a != attr).collect();
+            let (old, mut new) = (entry(&others, 10, 1), entry(&others, 10, 1));
+            edit(&mut new);
+            let unchecked: Vec<Attr> = changes(&old, &new).iter().map(|c| c.attr).collect();
+            assert!(unchecked.is_empty(), "{attr:?} unchecked: {unchecked:?}");
+        }
     }
 
     #[test]
