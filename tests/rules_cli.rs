@@ -159,14 +159,29 @@ severity = "critical"
 #[test]
 fn the_embedded_rules_serve_when_no_file_is_found() {
     let tmp = tempfile::tempdir().unwrap();
-    if std::path::Path::new("/etc/tripseal/rules.toml").exists() {
-        return; // a system install's rules win over the embedded ones, by design
-    }
-    let out = tripseal()
-        .current_dir(tmp.path())
-        .args(["rules", "explain", "/etc/ld.so.preload"])
-        .output()
-        .unwrap();
+    let explain = ["rules", "explain", "/etc/ld.so.preload"];
+    let out = if std::path::Path::new("/etc/tripseal").exists() {
+        // A system install's rules win over the embedded ones, by design:
+        // hidden here under an empty directory, in a mount namespace of
+        // this one command's own.
+        let empty = tmp.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg("mount --bind \"$0\" /etc/tripseal && exec \"$@\"")
+            .arg(&empty)
+            .arg(bin_path())
+            .args(explain)
+            .current_dir(tmp.path())
+            .output()
+            .unwrap()
+    } else {
+        tripseal()
+            .current_dir(tmp.path())
+            .args(explain)
+            .output()
+            .unwrap()
+    };
     assert_ok(&out);
     assert!(
         stdout(&out).contains("governed by rule \"loader\""),
