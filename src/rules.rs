@@ -180,129 +180,79 @@ struct RawRule {
     cross_filesystems: bool,
 }
 
+/// Locates errors in the rules text: a byte span becomes a line and column.
+struct Locator<'a> {
+    source: &'a RulesSource,
+}
+
+impl Locator<'_> {
+    fn err(&self, span: Option<std::ops::Range<usize>>, message: String) -> RulesError {
+        let (line, column) = line_column(&self.source.text, span.map_or(0, |s| s.start));
+        RulesError {
+            file: self.source.name.clone(),
+            line,
+            column,
+            message,
+        }
+    }
+}
+
+/// The patterns of every rule, as they are compiled into one set.
+struct PatternsBuilder {
+    patterns: Vec<Pattern>,
+    globs: GlobSetBuilder,
+}
+
 impl Rules {
     /// Parses and validates `source`, applying `overrides` to its `[vars]`.
     pub fn load(
         source: RulesSource,
         overrides: &BTreeMap<String, String>,
     ) -> Result<Rules, RulesError> {
-        let err = |span: Option<std::ops::Range<usize>>, message: String| {
-            let (line, column) = line_column(&source.text, span.map_or(0, |s| s.start));
-            RulesError {
-                file: source.name.clone(),
-                line,
-                column,
-                message,
-            }
-        };
+        let at = Locator { source: &source };
         let raw: RawFile = toml::from_str(&source.text).map_err(|e| {
-            err(
+            at.err(
                 e.span(),
                 e.message().trim_end().replace('\n', "; ").to_string(),
             )
         })?;
-
-        let mut vars: BTreeMap<String, String> = raw
-            .vars
-            .iter()
-            .map(|(k, v)| (k.clone(), v.get_ref().clone()))
-            .collect();
-        for (k, v) in overrides {
-            vars.insert(k.clone(), v.clone());
-        }
-        for (k, v) in &raw.vars {
-            if v.get_ref().contains("${") {
-                return Err(err(
-                    Some(v.span()),
-                    format!("variable \"{k}\" refers to another variable; values must be literal"),
-                ));
-            }
-        }
-
-        let mut groups: BTreeMap<&str, AttrSet> = BTreeMap::new();
-        for (name, members) in &raw.groups {
-            if Attr::from_name(name).is_some() {
-                return Err(err(
-                    Some(members.span()),
-                    format!("group \"{name}\" has the name of an attribute; choose another name"),
-                ));
-            }
-            let set = parse_attr_list(members.get_ref().iter().map(String::as_str))
-                .map_err(|m| err(Some(members.span()), format!("group \"{name}\": {m}")))?;
-            groups.insert(name, set);
-        }
-
+        let vars = resolve_vars(&raw.vars, overrides, &at)?;
+        let groups = resolve_groups(&raw.groups, &at)?;
         if raw.rules.is_empty() {
-            return Err(err(
+            return Err(at.err(
                 None,
                 "no [[rule]] tables: a rules file must select something".to_string(),
             ));
         }
-
-        let mut rules = Vec::with_capacity(raw.rules.len());
-        let mut patterns = Vec::new();
-        let mut builder = GlobSetBuilder::new();
+        let mut rules: Vec<Rule> = Vec::with_capacity(raw.rules.len());
+        let mut patterns = PatternsBuilder {
+            patterns: Vec::new(),
+            globs: GlobSetBuilder::new(),
+        };
         for (index, r) in raw.rules.iter().enumerate() {
             let name = r.name.get_ref().trim();
-            if name.is_empty() || name.chars().any(char::is_control) {
-                return Err(err(
-                    Some(r.name.span()),
-                    "rule name must be non-empty and printable".to_string(),
-                ));
-            }
-            if rules.iter().any(|x: &Rule| x.name == name) {
-                return Err(err(
+            if rules.iter().any(|x| x.name == name) {
+                return Err(at.err(
                     Some(r.name.span()),
                     format!(
                         "a rule named \"{name}\" is already defined; rule names must be unique"
                     ),
                 ));
             }
-            let attrs = resolve_check(r.check.get_ref(), &groups)
-                .map_err(|m| err(Some(r.check.span()), m))?;
-            if r.paths.get_ref().is_empty() {
-                return Err(err(
-                    Some(r.paths.span()),
-                    format!("rule \"{name}\" has no paths"),
-                ));
-            }
-
-            let mut paths = Vec::new();
-            for p in r.paths.get_ref() {
-                let expanded = expand(p.get_ref(), &vars).map_err(|m| err(Some(p.span()), m))?;
-                let pattern = Pattern::new(index, &expanded).map_err(|m| err(Some(p.span()), m))?;
-                builder.add(compile(&expanded).map_err(|m| err(Some(p.span()), m))?);
-                patterns.push(pattern);
-                paths.push(expanded);
-            }
-            let mut excludes = Vec::new();
-            let mut exclude_builder = GlobSetBuilder::new();
-            for x in &r.exclude {
-                let expanded = expand(x.get_ref(), &vars).map_err(|m| err(Some(x.span()), m))?;
-                check_absolute(&expanded).map_err(|m| err(Some(x.span()), m))?;
-                exclude_builder.add(compile(&expanded).map_err(|m| err(Some(x.span()), m))?);
-                excludes.push(expanded);
-            }
-            rules.push(Rule {
-                name: name.to_string(),
-                attrs,
-                severity: r.severity,
-                cross_filesystems: r.cross_filesystems,
-                paths,
-                excludes,
-                exclude_set: exclude_builder
-                    .build()
-                    .map_err(|e| err(None, e.to_string()))?,
-            });
+            let rule = build_rule(index, r, &vars, &groups, &at, &mut patterns)?;
+            rules.push(rule);
         }
-        let pattern_set = builder.build().map_err(|e| err(None, e.to_string()))?;
+        let pattern_set = patterns
+            .globs
+            .build()
+            .map_err(|e| at.err(None, e.to_string()))?;
         Ok(Rules {
-            source,
             vars,
             overrides: overrides.clone(),
             rules,
-            patterns,
+            patterns: patterns.patterns,
             pattern_set,
+            source,
         })
     }
 
@@ -624,6 +574,101 @@ fn expand(text: &str, vars: &BTreeMap<String, String>) -> Result<String, String>
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// The `[vars]`, with `overrides` set; values must be literal.
+fn resolve_vars(
+    raw: &BTreeMap<String, Spanned<String>>,
+    overrides: &BTreeMap<String, String>,
+    at: &Locator<'_>,
+) -> Result<BTreeMap<String, String>, RulesError> {
+    if let Some((k, v)) = raw.iter().find(|(_, v)| v.get_ref().contains("${")) {
+        return Err(at.err(
+            Some(v.span()),
+            format!("variable \"{k}\" refers to another variable; values must be literal"),
+        ));
+    }
+    let mut vars: BTreeMap<String, String> = raw
+        .iter()
+        .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+        .collect();
+    vars.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Ok(vars)
+}
+
+/// The `[groups]` of attributes, by name.
+fn resolve_groups<'a>(
+    raw: &'a BTreeMap<String, Spanned<Vec<String>>>,
+    at: &Locator<'_>,
+) -> Result<BTreeMap<&'a str, AttrSet>, RulesError> {
+    let mut groups = BTreeMap::new();
+    for (name, members) in raw {
+        if Attr::from_name(name).is_some() {
+            return Err(at.err(
+                Some(members.span()),
+                format!("group \"{name}\" has the name of an attribute; choose another name"),
+            ));
+        }
+        let set = parse_attr_list(members.get_ref().iter().map(String::as_str))
+            .map_err(|m| at.err(Some(members.span()), format!("group \"{name}\": {m}")))?;
+        groups.insert(name.as_str(), set);
+    }
+    Ok(groups)
+}
+
+/// Rule number `index`, its patterns added to `patterns`.
+fn build_rule(
+    index: usize,
+    r: &RawRule,
+    vars: &BTreeMap<String, String>,
+    groups: &BTreeMap<&str, AttrSet>,
+    at: &Locator<'_>,
+    patterns: &mut PatternsBuilder,
+) -> Result<Rule, RulesError> {
+    let name = r.name.get_ref().trim();
+    if name.is_empty() || name.chars().any(char::is_control) {
+        return Err(at.err(
+            Some(r.name.span()),
+            "rule name must be non-empty and printable".to_string(),
+        ));
+    }
+    let attrs =
+        resolve_check(r.check.get_ref(), groups).map_err(|m| at.err(Some(r.check.span()), m))?;
+    if r.paths.get_ref().is_empty() {
+        return Err(at.err(
+            Some(r.paths.span()),
+            format!("rule \"{name}\" has no paths"),
+        ));
+    }
+    let mut paths = Vec::new();
+    for p in r.paths.get_ref() {
+        let located = |m| at.err(Some(p.span()), m);
+        let expanded = expand(p.get_ref(), vars).map_err(located)?;
+        let pattern = Pattern::new(index, &expanded).map_err(located)?;
+        patterns.globs.add(compile(&expanded).map_err(located)?);
+        patterns.patterns.push(pattern);
+        paths.push(expanded);
+    }
+    let mut excludes = Vec::new();
+    let mut exclude_builder = GlobSetBuilder::new();
+    for x in &r.exclude {
+        let located = |m| at.err(Some(x.span()), m);
+        let expanded = expand(x.get_ref(), vars).map_err(located)?;
+        check_absolute(&expanded).map_err(located)?;
+        exclude_builder.add(compile(&expanded).map_err(located)?);
+        excludes.push(expanded);
+    }
+    Ok(Rule {
+        name: name.to_string(),
+        attrs,
+        severity: r.severity,
+        cross_filesystems: r.cross_filesystems,
+        paths,
+        excludes,
+        exclude_set: exclude_builder
+            .build()
+            .map_err(|e| at.err(None, e.to_string()))?,
+    })
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {

@@ -466,95 +466,118 @@ fn short_fingerprint(fp: &str) -> String {
 pub fn verify(baseline: &Baseline, trust: &TrustStore, now_ns: i64) -> Result<Verification, Error> {
     let digest = digest(baseline)?;
     let generation = baseline.header().generation;
-    let mut signatures = Vec::new();
-    let conn = baseline.connection();
-    let table = signatures_table(conn).map_err(|e| db_err(baseline.path(), e))?;
-    if let Some(table) = table {
-        // Signatures tables made before expiries existed have no such column.
-        let sql = if table.contains("expires_ns") {
-            "SELECT fingerprint, public_key, signature, signed_at_ns, expires_ns FROM signatures \
-             ORDER BY fingerprint"
-        } else {
-            "SELECT fingerprint, public_key, signature, signed_at_ns, NULL FROM signatures \
-             ORDER BY fingerprint"
-        };
-        let mut stmt = conn.prepare(sql).map_err(|e| db_err(baseline.path(), e))?;
-        // Each value as SQLite holds it: a row of the wrong types is a
-        // signature that does not verify, not an unreadable baseline.
-        let rows = stmt
-            .query_map([], |r| {
-                // Borrowed, never converted: TEXT that is not UTF-8 or a
-                // giant BLOB where text belongs is a broken row, not an error.
-                let text = |i: usize| -> rusqlite::Result<String> {
-                    Ok(match r.get_ref(i)? {
-                        ValueRef::Text(t) if t.len() <= 128 => {
-                            String::from_utf8_lossy(t).into_owned()
-                        }
-                        _ => "(not a fingerprint)".to_string(),
-                    })
-                };
-                let blob = |i: usize| -> rusqlite::Result<Vec<u8>> {
-                    Ok(match r.get_ref(i)? {
-                        ValueRef::Blob(b) if b.len() <= 64 => b.to_vec(),
-                        _ => Vec::new(),
-                    })
-                };
-                let at = match r.get_ref(3)? {
-                    ValueRef::Integer(i) => i,
-                    _ => 0,
-                };
-                // NULL is "no expiry"; anything else that is not an integer
-                // cannot be what a signer signed.
-                let expiry = match r.get_ref(4)? {
-                    ValueRef::Null => Ok(None),
-                    ValueRef::Integer(i) => Ok(Some(i)),
-                    _ => Err(()),
-                };
-                Ok((text(0)?, blob(1)?, blob(2)?, at, expiry))
-            })
-            .map_err(|e| db_err(baseline.path(), e))?;
-        for row in rows {
-            let (fp, public, sig, at, expires_ns) = row.map_err(|e| db_err(baseline.path(), e))?;
-            let Ok(expires_ns) = expires_ns else {
-                signatures.push(SignatureInfo {
-                    fingerprint: fp,
-                    signed_at_ns: at,
-                    expires_ns: None,
-                    expired: false,
-                    valid: false,
-                    trusted: false,
-                });
-                continue;
-            };
-            let msg = message(generation, expires_ns, &digest);
-            let key = <[u8; 32]>::try_from(public.as_slice())
-                .ok()
-                .and_then(|b| VerifyingKey::from_bytes(&b).ok());
-            let sig = <[u8; 64]>::try_from(sig.as_slice())
-                .ok()
-                .map(|b| Signature::from_bytes(&b));
-            let (valid, trusted) = match (key, sig) {
-                (Some(k), Some(s)) => (
-                    fingerprint(&k) == fp && k.verify_strict(&msg, &s).is_ok(),
-                    trust.trusts(&k),
-                ),
-                _ => (false, false),
-            };
-            signatures.push(SignatureInfo {
-                fingerprint: fp,
-                signed_at_ns: at,
-                expires_ns,
-                expired: expires_ns.is_some_and(|t| t <= now_ns),
-                valid,
-                trusted,
-            });
-        }
-    }
+    let signatures = stored_signatures(baseline)?
+        .into_iter()
+        .map(|s| s.judge(generation, &digest, trust, now_ns))
+        .collect();
     Ok(Verification {
         digest,
         generation,
         signatures,
     })
+}
+
+/// One row of the signatures table, as far as it could be read.
+struct StoredSignature {
+    fingerprint: String,
+    public_key: Vec<u8>,
+    signature: Vec<u8>,
+    signed_at_ns: i64,
+    /// `Err`: a value that cannot be what a signer signed.
+    expires_ns: Result<Option<i64>, ()>,
+}
+
+impl StoredSignature {
+    /// Each value as SQLite holds it, borrowed, never converted: a row of
+    /// the wrong types (TEXT that is not UTF-8, a giant BLOB where text
+    /// belongs) is a signature that does not verify, not an error.
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredSignature> {
+        let text = |i: usize| -> rusqlite::Result<String> {
+            Ok(match r.get_ref(i)? {
+                ValueRef::Text(t) if t.len() <= 128 => String::from_utf8_lossy(t).into_owned(),
+                _ => "(not a fingerprint)".to_string(),
+            })
+        };
+        let blob = |i: usize| -> rusqlite::Result<Vec<u8>> {
+            Ok(match r.get_ref(i)? {
+                ValueRef::Blob(b) if b.len() <= 64 => b.to_vec(),
+                _ => Vec::new(),
+            })
+        };
+        Ok(StoredSignature {
+            fingerprint: text(0)?,
+            public_key: blob(1)?,
+            signature: blob(2)?,
+            signed_at_ns: match r.get_ref(3)? {
+                ValueRef::Integer(i) => i,
+                _ => 0,
+            },
+            // NULL is "no expiry".
+            expires_ns: match r.get_ref(4)? {
+                ValueRef::Null => Ok(None),
+                ValueRef::Integer(i) => Ok(Some(i)),
+                _ => Err(()),
+            },
+        })
+    }
+
+    /// Whether it signs exactly `digest` of `generation`, by a key `trust`
+    /// holds, and whether it has expired at `now_ns`.
+    fn judge(
+        self,
+        generation: i64,
+        digest: &[u8; 32],
+        trust: &TrustStore,
+        now_ns: i64,
+    ) -> SignatureInfo {
+        let mut info = SignatureInfo {
+            fingerprint: self.fingerprint,
+            signed_at_ns: self.signed_at_ns,
+            expires_ns: None,
+            expired: false,
+            valid: false,
+            trusted: false,
+        };
+        let Ok(expires_ns) = self.expires_ns else {
+            return info;
+        };
+        info.expires_ns = expires_ns;
+        info.expired = expires_ns.is_some_and(|t| t <= now_ns);
+        let key = <[u8; 32]>::try_from(self.public_key.as_slice())
+            .ok()
+            .and_then(|b| VerifyingKey::from_bytes(&b).ok());
+        let sig = <[u8; 64]>::try_from(self.signature.as_slice())
+            .ok()
+            .map(|b| Signature::from_bytes(&b));
+        if let (Some(k), Some(s)) = (key, sig) {
+            let msg = message(generation, expires_ns, digest);
+            info.valid = fingerprint(&k) == info.fingerprint && k.verify_strict(&msg, &s).is_ok();
+            info.trusted = trust.trusts(&k);
+        }
+        info
+    }
+}
+
+/// The rows of the signatures table, in fingerprint order (none without one).
+fn stored_signatures(baseline: &Baseline) -> Result<Vec<StoredSignature>, Error> {
+    let failed = |e| db_err(baseline.path(), e);
+    let conn = baseline.connection();
+    let Some(table) = signatures_table(conn).map_err(failed)? else {
+        return Ok(Vec::new());
+    };
+    // Signatures tables made before expiries existed have no such column.
+    let expiry = if table.contains("expires_ns") {
+        "expires_ns"
+    } else {
+        "NULL"
+    };
+    let sql = format!(
+        "SELECT fingerprint, public_key, signature, signed_at_ns, {expiry} FROM signatures \
+         ORDER BY fingerprint"
+    );
+    let mut stmt = conn.prepare(&sql).map_err(failed)?;
+    let rows = stmt.query_map([], StoredSignature::read).map_err(failed)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(failed)
 }
 
 /// What `sign` did.
@@ -592,28 +615,8 @@ pub fn sign(
     let fp = fingerprint(&public);
     let signature = key.sign(&msg);
     let conn = baseline.connection();
-    conn.execute_batch(SIGNATURES_SCHEMA)
-        .map_err(|e| write_err(db, e))?;
-    let table = signatures_table(conn).map_err(|e| write_err(db, e))?;
-    if !table.is_some_and(|t| t.contains("expires_ns")) {
-        conn.execute_batch(SIGNATURES_ADD_EXPIRY)
-            .map_err(|e| write_err(db, e))?;
-    }
-    let existing: Option<(Vec<u8>, Option<i64>)> = conn
-        .query_row(
-            "SELECT signature, expires_ns FROM signatures WHERE fingerprint = ?1",
-            [&fp],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(|e| write_err(db, e))?;
-    if let Some((old, old_expiry)) = existing
-        && old_expiry == expires_ns
-        && let Ok(old) = <[u8; 64]>::try_from(old.as_slice())
-        && public
-            .verify_strict(&msg, &Signature::from_bytes(&old))
-            .is_ok()
-    {
+    signatures_table_with_expiry(conn).map_err(|e| write_err(db, e))?;
+    if signed_already(conn, &public, &fp, expires_ns, &msg).map_err(|e| write_err(db, e))? {
         return Ok(Signed::AlreadySigned { fingerprint: fp });
     }
     // A stale signature by the same key (older content, another expiry) is
@@ -633,6 +636,40 @@ pub fn sign(
     .map_err(|e| write_err(db, e))?;
     conn.execute_batch("COMMIT").map_err(|e| write_err(db, e))?;
     Ok(Signed::Added { fingerprint: fp })
+}
+
+/// Makes the signatures table, with its expiry column, where it lacks them.
+fn signatures_table_with_expiry(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(SIGNATURES_SCHEMA)?;
+    if !signatures_table(conn)?.is_some_and(|t| t.contains("expires_ns")) {
+        conn.execute_batch(SIGNATURES_ADD_EXPIRY)?;
+    }
+    Ok(())
+}
+
+/// Whether `public` (fingerprint `fp`) already signed `msg` with this expiry.
+fn signed_already(
+    conn: &rusqlite::Connection,
+    public: &VerifyingKey,
+    fp: &str,
+    expires_ns: Option<i64>,
+    msg: &[u8],
+) -> rusqlite::Result<bool> {
+    let existing: Option<(Vec<u8>, Option<i64>)> = conn
+        .query_row(
+            "SELECT signature, expires_ns FROM signatures WHERE fingerprint = ?1",
+            [fp],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(existing.is_some_and(|(old, old_expiry)| {
+        old_expiry == expires_ns
+            && <[u8; 64]>::try_from(old.as_slice()).is_ok_and(|old| {
+                public
+                    .verify_strict(msg, &Signature::from_bytes(&old))
+                    .is_ok()
+            })
+    }))
 }
 
 /// How `check` and `diff` treat the seal of the baseline they start from.
@@ -717,43 +754,53 @@ pub fn open_sealed(
         ));
     }
     if record_generation {
-        let state = accepted_state_path(db);
-        let accepted = read_accepted(&state).map_err(|detail| {
-            refuse(
-                SealFailure::AcceptedUnreadable,
-                format!(
-                    "the record of the generation accepted before, {}, {detail}",
-                    escape_path(&state)
-                ),
-            )
-        })?;
-        match accepted {
-            Some(highest) if highest > v.generation && !policy.allow_rollback => {
-                return Err(refuse(
-                    SealFailure::Rollback,
-                    format!(
-                        "generation {} is older than generation {highest}, accepted before",
-                        v.generation
-                    ),
-                ));
-            }
-            Some(highest) if highest >= v.generation => {}
-            _ => {
-                if let Err(e) = record_accepted(db, v.generation, &v.digest) {
-                    log::warn!(
-                        "cannot record the accepted generation in {} ({e}); rollback \
-                         protection needs that file",
-                        escape_path(&state)
-                    );
-                }
-            }
-        }
+        guard_rollback(db, &v, policy.allow_rollback)?;
     }
     Ok(Opened {
         baseline,
         digest: Some(v.digest),
         expires_ns: v.expires_ns(),
     })
+}
+
+/// Refuses `v` when its generation is below the highest accepted before
+/// for `db` (unless `allow_rollback`), and records a higher one.
+fn guard_rollback(db: &Path, v: &Verification, allow_rollback: bool) -> Result<(), Error> {
+    let refuse = |reason, detail: String| Error::Seal {
+        path: db.to_path_buf(),
+        reason,
+        detail,
+    };
+    let state = accepted_state_path(db);
+    let accepted = read_accepted(&state).map_err(|detail| {
+        refuse(
+            SealFailure::AcceptedUnreadable,
+            format!(
+                "the record of the generation accepted before, {}, {detail}",
+                escape_path(&state)
+            ),
+        )
+    })?;
+    match accepted {
+        Some(highest) if highest > v.generation && !allow_rollback => Err(refuse(
+            SealFailure::Rollback,
+            format!(
+                "generation {} is older than generation {highest}, accepted before",
+                v.generation
+            ),
+        )),
+        Some(highest) if highest >= v.generation => Ok(()),
+        _ => {
+            if let Err(e) = record_accepted(db, v.generation, &v.digest) {
+                log::warn!(
+                    "cannot record the accepted generation in {} ({e}); rollback protection \
+                     needs that file",
+                    escape_path(&state)
+                );
+            }
+            Ok(())
+        }
+    }
 }
 
 /// The generation recorded in `<db>.accepted`: `None` only when there is no

@@ -237,44 +237,11 @@ impl BaselineWriter {
         rules: &Rules,
         lock: Option<BaselineLock>,
     ) -> Result<BaselineWriter, Error> {
-        let _ = std::fs::remove_file(&tmp);
-        // Created here, exclusively and without following a link, so that a
-        // name planted in a shared directory (the TMPDIR fallback) is refused
-        // rather than written through; SQLite then opens the empty file.
-        let created = create_exclusive(&tmp, 0o600)
-            .and_then(|f| f.metadata())
-            .map_err(|source| Error::Write {
-                path: tmp.clone(),
-                source,
-            })?;
+        let conn = open_new(&tmp)?;
         let werr = |e: rusqlite::Error| Error::Write {
             path: tmp.clone(),
             source: io::Error::other(e),
         };
-        let conn = Connection::open_with_flags(
-            &tmp,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-        )
-        .map_err(werr)?;
-        // What SQLite opened is the file made above, not one swapped in.
-        {
-            use std::os::unix::fs::MetadataExt;
-            let opened = std::fs::symlink_metadata(&tmp).map_err(|source| Error::Write {
-                path: tmp.clone(),
-                source,
-            })?;
-            if (opened.dev(), opened.ino()) != (created.dev(), created.ino()) {
-                return Err(Error::Write {
-                    path: tmp.clone(),
-                    source: io::Error::other(
-                        "another file was put in its place as it was opened; something else \
-                         writes in that directory: find it, then run the command again",
-                    ),
-                });
-            }
-        }
         // The temporary file is discarded unless finished, so it needs no
         // journal; durability comes from the fsync + rename in `finish`.
         conn.execute_batch(
@@ -286,36 +253,7 @@ impl BaselineWriter {
         .map_err(werr)?;
         conn.execute_batch(SCHEMA).map_err(werr)?;
         conn.execute_batch(columns::create_table()).map_err(werr)?;
-        {
-            let mut put = conn
-                .prepare("INSERT INTO meta(key, value) VALUES (?1, ?2)")
-                .map_err(werr)?;
-            let vars = serde_json::to_string(&header.rules_vars).expect("string map serializes");
-            put.execute(params!["format", FORMAT_MARK]).map_err(werr)?;
-            put.execute(params!["schema", header.schema])
-                .map_err(werr)?;
-            put.execute(params!["host", header.host]).map_err(werr)?;
-            put.execute(params!["created_ns", header.created_ns])
-                .map_err(werr)?;
-            put.execute(params!["generation", header.generation])
-                .map_err(werr)?;
-            put.execute(params!["tool_version", header.tool_version])
-                .map_err(werr)?;
-            put.execute(params!["rules_digest", header.rules_digest])
-                .map_err(werr)?;
-            put.execute(params!["rules_origin", header.rules_origin])
-                .map_err(werr)?;
-            put.execute(params!["rules_text", header.rules_text])
-                .map_err(werr)?;
-            put.execute(params!["rules_vars", vars]).map_err(werr)?;
-            let mut rule = conn
-                .prepare("INSERT INTO rules(name, severity, attrs) VALUES (?1, ?2, ?3)")
-                .map_err(werr)?;
-            for r in &rules.rules {
-                rule.execute(params![r.name, r.severity.name(), r.attrs.bits()])
-                    .map_err(werr)?;
-            }
-        }
+        write_header(&conn, header, rules).map_err(werr)?;
         conn.execute_batch("BEGIN").map_err(werr)?;
         Ok(BaselineWriter {
             conn: Some(conn),
@@ -417,6 +355,62 @@ impl Drop for BaselineWriter {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
+}
+
+/// A new, empty SQLite file at `tmp`, opened. Created here, exclusively
+/// and without following a link, so that a name planted in a shared
+/// directory (the TMPDIR fallback) is refused rather than written through.
+fn open_new(tmp: &Path) -> Result<Connection, Error> {
+    use std::os::unix::fs::MetadataExt;
+    let _ = std::fs::remove_file(tmp);
+    let failed = |source: io::Error| Error::Write {
+        path: tmp.to_path_buf(),
+        source,
+    };
+    let created = create_exclusive(tmp, 0o600)
+        .and_then(|f| f.metadata())
+        .map_err(failed)?;
+    let conn = Connection::open_with_flags(
+        tmp,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )
+    .map_err(|e| failed(io::Error::other(e)))?;
+    // What SQLite opened is the file made above, not one swapped in.
+    let opened = std::fs::symlink_metadata(tmp).map_err(failed)?;
+    if (opened.dev(), opened.ino()) != (created.dev(), created.ino()) {
+        return Err(failed(io::Error::other(
+            "another file was put in its place as it was opened; something else writes in \
+             that directory: find it, then run the command again",
+        )));
+    }
+    Ok(conn)
+}
+
+/// The header (`meta`) and the rules of a new baseline.
+fn write_header(conn: &Connection, header: &Header, rules: &Rules) -> rusqlite::Result<()> {
+    let vars = serde_json::to_string(&header.rules_vars).unwrap_or_else(|_| "{}".into());
+    let mut put = conn.prepare("INSERT INTO meta(key, value) VALUES (?1, ?2)")?;
+    put.execute(params!["format", FORMAT_MARK])?;
+    put.execute(params!["schema", header.schema])?;
+    put.execute(params!["host", header.host])?;
+    put.execute(params!["created_ns", header.created_ns])?;
+    put.execute(params!["generation", header.generation])?;
+    for (key, text) in [
+        ("tool_version", &header.tool_version),
+        ("rules_digest", &header.rules_digest),
+        ("rules_origin", &header.rules_origin),
+        ("rules_text", &header.rules_text),
+        ("rules_vars", &vars),
+    ] {
+        put.execute(params![key, text])?;
+    }
+    let mut rule = conn.prepare("INSERT INTO rules(name, severity, attrs) VALUES (?1, ?2, ?3)")?;
+    for r in &rules.rules {
+        rule.execute(params![r.name, r.severity.name(), r.attrs.bits()])?;
+    }
+    Ok(())
 }
 
 /// The tables besides `entries` (whose statement [`columns`] makes).
