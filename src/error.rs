@@ -36,6 +36,38 @@ impl SealFailure {
             SealFailure::Expired => "expired",
         }
     }
+
+    /// What the user can do about it.
+    pub fn hint(self) -> &'static str {
+        match self {
+            SealFailure::Unsigned => {
+                "sign it on the operator's machine (`tripseal sign --key KEY DB`) and \
+             install KEY.pub in the trust store; --allow-unsigned skips the seal on purpose"
+            }
+            SealFailure::Untrusted => {
+                "if you trust the signer, install its public key in the trust store \
+             (--trust PATH, default /etc/tripseal/trusted.d/)"
+            }
+            SealFailure::Altered => {
+                "the baseline changed after it was signed: restore the signed copy, or \
+             review it (`tripseal diff`) and sign it again"
+            }
+            SealFailure::Rollback => {
+                "restore the newest signed generation, or pass --allow-rollback if the \
+             rollback is yours"
+            }
+            SealFailure::Unreadable => "restore the signed baseline from a copy",
+            SealFailure::Expired => {
+                "review the present state and sign the newest generation again, with a \
+             new expiry (`tripseal sign --expires 30d --key KEY DB`)"
+            }
+            SealFailure::AcceptedUnreadable => {
+                "that file is the rollback protection and is never taken as absent: \
+             restore it, or, after checking why it changed, delete it (the next check \
+             records the generation it accepts)"
+            }
+        }
+    }
 }
 
 /// The process exit codes tripseal documents (README, "Exit codes").
@@ -192,34 +224,7 @@ impl Error {
                 "put only Ed25519 public keys (SPKI PEM, as `tripseal keygen` or \
                  `openssl pkey -pubout` write them) in the trust store"
             }
-            Error::Seal { reason, .. } => match reason {
-                SealFailure::Unsigned => {
-                    "sign it on the operator's machine (`tripseal sign --key KEY DB`) and \
-                     install KEY.pub in the trust store; --allow-unsigned skips the seal on purpose"
-                }
-                SealFailure::Untrusted => {
-                    "if you trust the signer, install its public key in the trust store \
-                     (--trust PATH, default /etc/tripseal/trusted.d/)"
-                }
-                SealFailure::Altered => {
-                    "the baseline changed after it was signed: restore the signed copy, or \
-                     review it (`tripseal diff`) and sign it again"
-                }
-                SealFailure::Rollback => {
-                    "restore the newest signed generation, or pass --allow-rollback if the \
-                     rollback is yours"
-                }
-                SealFailure::Unreadable => "restore the signed baseline from a copy",
-                SealFailure::Expired => {
-                    "review the present state and sign the newest generation again, with a \
-                     new expiry (`tripseal sign --expires 30d --key KEY DB`)"
-                }
-                SealFailure::AcceptedUnreadable => {
-                    "that file is the rollback protection and is never taken as absent: \
-                     restore it, or, after checking why it changed, delete it (the next check \
-                     records the generation it accepts)"
-                }
-            },
+            Error::Seal { reason, .. } => reason.hint(),
             Error::ScanProblems { .. } => {
                 "fix those entries (permissions, a process rewriting them), or pass \
                  --accept-errors to record them as they are"

@@ -577,40 +577,44 @@ impl Walk<'_> {
                     }
                 }
                 Err(e) => {
-                    let Some(path) = e.path().map(Path::to_path_buf) else {
-                        continue;
-                    };
-                    let io = e.io_error().map(|e| e.kind());
-                    if e.depth() == 0 && io == Some(io::ErrorKind::NotFound) {
-                        continue; // a root that does not exist on this host
+                    if let Some(probe) = unlisted(self.rules, &e, *root_dev) {
+                        return Some(probe);
                     }
-                    // A directory that could not be listed hides what is below it.
-                    let rule = match self.rules.select(&path) {
-                        Some(sel) => sel.rule,
-                        None => match self.rules.descend_pattern(&path) {
-                            Some(p) => self.rules.patterns[p].rule,
-                            None => continue,
-                        },
-                    };
-                    let reason = format!(
-                        "cannot list directory: {}",
-                        e.io_error().map_or_else(|| e.to_string(), io_reason)
-                    );
-                    return Some(Probe {
-                        path,
-                        rule,
-                        hint: None,
-                        root_dev: *root_dev,
-                        walk_error: Some(if io == Some(io::ErrorKind::NotFound) {
-                            Problem::Vanished(reason)
-                        } else {
-                            Problem::Unreadable(reason)
-                        }),
-                    });
                 }
             }
         }
     }
+}
+
+/// A directory the walk could not list: it hides what is below it, so it is
+/// a problem entry of the rule that governs it or would descend into it.
+/// `None` for a root that does not exist on this host, or a path no rule
+/// reaches.
+fn unlisted(rules: &Rules, e: &walkdir::Error, root_dev: Option<u64>) -> Option<Probe> {
+    let path = e.path()?.to_path_buf();
+    let io = e.io_error().map(|e| e.kind());
+    if e.depth() == 0 && io == Some(io::ErrorKind::NotFound) {
+        return None;
+    }
+    let rule = match rules.select(&path) {
+        Some(sel) => sel.rule,
+        None => rules.patterns[rules.descend_pattern(&path)?].rule,
+    };
+    let reason = format!(
+        "cannot list directory: {}",
+        e.io_error().map_or_else(|| e.to_string(), io_reason)
+    );
+    Some(Probe {
+        path,
+        rule,
+        hint: None,
+        root_dev,
+        walk_error: Some(if io == Some(io::ErrorKind::NotFound) {
+            Problem::Vanished(reason)
+        } else {
+            Problem::Unreadable(reason)
+        }),
+    })
 }
 
 fn capture(rules: &Rules, hints: &ScanHints<'_>, probe: Probe) -> Option<Entry> {

@@ -83,23 +83,7 @@ impl Outbox {
                 },
             }
         };
-        // Never through a symlink, never a FIFO or a device, nor a journal
-        // that is one: what is there must be what SQLite would have made.
-        for file in [path.clone(), crate::files::sibling(&path, "-journal")] {
-            match std::fs::symlink_metadata(&file) {
-                Ok(m) if !m.is_file() => {
-                    return Err(Error::Write {
-                        source: std::io::Error::other(format!(
-                            "it is {}, where tripseal keeps its event outbox in a regular \
-                             file; remove it (events that waited there are lost)",
-                            crate::files::kind_name(&m)
-                        )),
-                        path: file,
-                    });
-                }
-                _ => {}
-            }
-        }
+        refuse_non_files(&path)?;
         let conn = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -370,6 +354,26 @@ impl Outbox {
     }
 }
 
+/// Never through a symlink, never a FIFO or a device, nor a journal that is
+/// one: what is at the outbox's path must be what SQLite would have made.
+fn refuse_non_files(path: &Path) -> Result<(), Error> {
+    for file in [path.to_path_buf(), crate::files::sibling(path, "-journal")] {
+        if let Ok(m) = std::fs::symlink_metadata(&file)
+            && !m.is_file()
+        {
+            return Err(Error::Write {
+                source: std::io::Error::other(format!(
+                    "it is {}, where tripseal keeps its event outbox in a regular file; remove \
+                     it (events that waited there are lost)",
+                    crate::files::kind_name(&m)
+                )),
+                path: file,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The event in columns `at..at + 3` (id, type, body) of a row.
 fn event_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Event> {
     Ok(Event {
@@ -553,30 +557,7 @@ impl GuardedOutbox {
     /// never followed; a file that is not an outbox is moved aside), then
     /// what waited in memory moved into it.
     fn reopen(&mut self) -> Result<(), OutboxProblem> {
-        let journal = crate::files::sibling(&self.path, "-journal");
-        for p in [&self.path, &journal] {
-            match std::fs::symlink_metadata(p) {
-                Ok(m) if m.is_dir() && *p == journal => {
-                    // A directory where SQLite writes its journal would
-                    // stop every write: out of the way, kept.
-                    let aside = self.aside_name(p);
-                    if std::fs::rename(p, &aside).is_ok() {
-                        self.found.push(OutboxProblem {
-                            reason: "journal-planted",
-                            detail: format!(
-                                "a directory stood where SQLite writes the outbox's journal; \
-                                 it was moved to {}",
-                                crate::escape::escape_path(&aside)
-                            ),
-                        });
-                    }
-                }
-                Ok(m) if !m.is_file() && !m.is_dir() => {
-                    let _ = std::fs::remove_file(p);
-                }
-                _ => {}
-            }
-        }
+        self.clear_planted();
         let shown = crate::escape::escape_path(&self.path);
         let unusable = |e: Error| OutboxProblem {
             reason: "unusable",
@@ -612,7 +593,44 @@ impl GuardedOutbox {
                 detail: format!("{detail}; events wait in memory meanwhile"),
             });
         }
-        // In runs of events meant for the same sinks: one transaction each.
+        self.move_held_into(&mut o)?;
+        self.outbox = Some(o);
+        Ok(())
+    }
+
+    /// Removes what was planted at the outbox's path or its journal's (a
+    /// link, a FIFO, a device; never followed); a directory where the
+    /// journal goes is moved aside, and said.
+    fn clear_planted(&mut self) {
+        let journal = crate::files::sibling(&self.path, "-journal");
+        for p in [&self.path, &journal] {
+            match std::fs::symlink_metadata(p) {
+                Ok(m) if m.is_dir() && *p == journal => {
+                    // A directory where SQLite writes its journal would
+                    // stop every write: out of the way, kept.
+                    let aside = self.aside_name(p);
+                    if std::fs::rename(p, &aside).is_ok() {
+                        self.found.push(OutboxProblem {
+                            reason: "journal-planted",
+                            detail: format!(
+                                "a directory stood where SQLite writes the outbox's journal; \
+                                 it was moved to {}",
+                                crate::escape::escape_path(&aside)
+                            ),
+                        });
+                    }
+                }
+                Ok(m) if !m.is_file() && !m.is_dir() => {
+                    let _ = std::fs::remove_file(p);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Moves what waited in memory into `o`, in runs of events meant for
+    /// the same sinks: one transaction each.
+    fn move_held_into(&mut self, o: &mut Outbox) -> Result<(), OutboxProblem> {
         while let Some((_, sinks)) = self.held.front() {
             let sinks = sinks.clone();
             let run = self
@@ -628,7 +646,8 @@ impl GuardedOutbox {
                     return Err(OutboxProblem {
                         reason: "unusable",
                         detail: format!(
-                            "the new event outbox {shown} refuses events ({}); they wait in memory",
+                            "the new event outbox {} refuses events ({}); they wait in memory",
+                            crate::escape::escape_path(&self.path),
                             crate::escape::sanitize_line(&e.to_string())
                         ),
                     });
@@ -636,7 +655,6 @@ impl GuardedOutbox {
             }
             self.held.drain(..run);
         }
-        self.outbox = Some(o);
         Ok(())
     }
 

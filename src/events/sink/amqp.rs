@@ -137,58 +137,7 @@ impl Amqp {
         };
         let uri = self.uri.clone();
         let queue = self.queue.clone();
-        let session = rt.block_on(async move {
-            let runtime = lapin::runtime::default_runtime().map_err(|e| e.to_string())?;
-            let props =
-                ConnectionProperties::default().with_connection_name(LongString::from("tripseal"));
-            let conn = tokio::time::timeout(
-                NETWORK_TIMEOUT,
-                Connection::connect_uri_with_config(uri, props, tls, runtime),
-            )
-            .await
-            .map_err(|_| format!("no answer within {}s", NETWORK_TIMEOUT.as_secs()))?
-            .map_err(|e| explain(&e))?;
-            let ch = conn.create_channel().await.map_err(|e| explain(&e))?;
-            ch.confirm_select(ConfirmSelectOptions::default())
-                .await
-                .map_err(|e| explain(&e))?;
-            // Exactly Celery's declaration: other flags fail with 406
-            // against the exchange Celery already made.
-            ch.exchange_declare(
-                EXCHANGE.into(),
-                ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    auto_delete: false,
-                    ..ExchangeDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| explain(&e))?;
-            if let Some(q) = queue {
-                ch.queue_declare(
-                    q.as_str().into(),
-                    QueueDeclareOptions {
-                        durable: true,
-                        ..QueueDeclareOptions::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(|e| explain(&e))?;
-                ch.queue_bind(
-                    q.as_str().into(),
-                    EXCHANGE.into(),
-                    QUEUE_BINDING.into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(|e| explain(&e))?;
-            }
-            Ok::<_, String>((conn, ch))
-        })?;
+        let session = rt.block_on(open_session(uri, tls, queue))?;
         self.session = Some(session);
         Ok(())
     }
@@ -317,4 +266,64 @@ fn explain(e: &lapin::Error) -> String {
         Some(h) => format!("{text} ({h})"),
         None => text,
     }
+}
+/// A connection and a channel in confirm mode, with Celery's exchange (and
+/// the collector's queue, when asked) declared.
+async fn open_session(
+    uri: AMQPUri,
+    tls: OwnedTLSConfig,
+    queue: Option<String>,
+) -> Result<(Connection, Channel), String> {
+    let runtime = lapin::runtime::default_runtime().map_err(|e| e.to_string())?;
+    let props = ConnectionProperties::default().with_connection_name(LongString::from("tripseal"));
+    let conn = tokio::time::timeout(
+        NETWORK_TIMEOUT,
+        Connection::connect_uri_with_config(uri, props, tls, runtime),
+    )
+    .await
+    .map_err(|_| format!("no answer within {}s", NETWORK_TIMEOUT.as_secs()))?
+    .map_err(|e| explain(&e))?;
+    let ch = conn.create_channel().await.map_err(|e| explain(&e))?;
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(|e| explain(&e))?;
+    declare(&ch, queue).await.map_err(|e| explain(&e))?;
+    Ok((conn, ch))
+}
+
+async fn declare(ch: &Channel, queue: Option<String>) -> lapin::Result<()> {
+    // Exactly Celery's declaration: other flags fail with 406 against the
+    // exchange Celery already made.
+    ch.exchange_declare(
+        EXCHANGE.into(),
+        ExchangeKind::Topic,
+        ExchangeDeclareOptions {
+            durable: true,
+            auto_delete: false,
+            ..ExchangeDeclareOptions::default()
+        },
+        FieldTable::default(),
+    )
+    .await?;
+    let Some(q) = queue else {
+        return Ok(());
+    };
+    ch.queue_declare(
+        q.as_str().into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        },
+        FieldTable::default(),
+    )
+    .await?;
+    ch.queue_bind(
+        q.as_str().into(),
+        EXCHANGE.into(),
+        QUEUE_BINDING.into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
+    Ok(())
 }

@@ -67,83 +67,17 @@ impl Redis {
             "global_keyprefix, fanout_prefix, fanout_patterns, ssl_ca_certs, ssl_certfile, \
              ssl_keyfile, ssl_cert_reqs",
         )?;
-        let db: i64 = match url.path.trim_matches('/') {
-            "" => 0,
-            n => n.parse().map_err(|_| {
-                Error::invalid(format!(
-                    "event sink {shown}: the path must be the database number, as in \
-                     redis://host:6379/0"
-                ))
-            })?,
-        };
-        // kombu's fanout_prefix: True means "/{db}.", False or "" nothing,
-        // and a string is used as given, with {db} filled in. (kombu's own
-        // receiver only reads channels whose prefix is empty or starts with
-        // '/' and ends with '.'.)
-        let fanout = match fanout_prefix.as_deref().map(str::to_ascii_lowercase) {
-            None => "/{db}.".to_string(),
-            Some(v) if matches!(v.as_str(), "true" | "1" | "yes" | "on") => "/{db}.".into(),
-            Some(v) if matches!(v.as_str(), "false" | "0" | "no" | "off" | "") => String::new(),
-            Some(_) => fanout_prefix.unwrap_or_default(),
-        }
-        .replace("{db}", &db.to_string());
-        let channel_prefix = format!("{keyprefix}{fanout}celeryev");
-        let tls_wanted = url.scheme == "rediss";
-        if !tls_wanted && tls != TlsOptions::default() {
+        let db = database_number(&url, shown)?;
+        let fanout = fanout(fanout_prefix, db);
+        if url.scheme != "rediss" && tls != TlsOptions::default() {
             return Err(Error::invalid(format!(
                 "event sink {shown}: TLS options need rediss://"
             )));
         }
-        let port = url.port.unwrap_or(6379);
-        let addr = if tls_wanted {
-            ConnectionAddr::TcpTls {
-                host: url.host.clone(),
-                port,
-                insecure: false,
-                tls_params: None,
-            }
-        } else {
-            ConnectionAddr::Tcp(url.host.clone(), port)
-        };
-        let mut settings = RedisConnectionInfo::default().set_db(db);
-        if let Some(u) = &url.user {
-            settings = settings.set_username(u);
-        }
-        if let Some(p) = url.password.as_ref().filter(|p| !p.is_empty()) {
-            settings = settings.set_password(p);
-        }
-        let info = addr
-            .into_connection_info()
-            .map_err(|e| Error::invalid(format!("event sink {shown}: {e}")))?
-            .set_redis_settings(settings);
-        let client = if tls_wanted {
-            let read = |p: &std::path::Path| {
-                crate::files::read_untrusted(p, crate::files::MAX_SMALL_FILE_BYTES).map_err(|e| {
-                    Error::invalid(format!(
-                        "event sink {shown}: {}: {e}",
-                        crate::escape::escape_path(p)
-                    ))
-                })
-            };
-            let certs = TlsCertificates {
-                client_tls: match (&tls.certfile, &tls.keyfile) {
-                    (Some(c), Some(k)) => Some(ClientTlsConfig {
-                        client_cert: read(c)?,
-                        client_key: read(k)?,
-                    }),
-                    _ => None,
-                },
-                root_cert: tls.ca_certs.as_deref().map(read).transpose()?,
-            };
-            Client::build_with_tls(info, certs)
-        } else {
-            Client::open(info)
-        }
-        .map_err(|e| Error::invalid(format!("event sink {shown}: {e}")))?;
         Ok(Redis {
             name,
-            client,
-            channel_prefix,
+            client: client(&url, db, &tls, shown)?,
+            channel_prefix: format!("{keyprefix}{fanout}celeryev"),
             patterns,
             connection: None,
             unheard: 0,
@@ -317,6 +251,79 @@ fn buffered_for_subscribers(list: &str) -> u64 {
             matches!(k, "obl" | "omem").then(|| v.parse::<u64>().ok())?
         })
         .sum()
+}
+
+/// The database number, the URL's path (`redis://host:6379/0`).
+fn database_number(url: &BrokerUrl, shown: &str) -> Result<i64, Error> {
+    match url.path.trim_matches('/') {
+        "" => Ok(0),
+        n => n.parse().map_err(|_| {
+            Error::invalid(format!(
+                "event sink {shown}: the path must be the database number, as in \
+                 redis://host:6379/0"
+            ))
+        }),
+    }
+}
+
+/// kombu's fanout_prefix: True means "/{db}.", False or "" nothing, and a
+/// string is used as given, with {db} filled in. (kombu's own receiver only
+/// reads channels whose prefix is empty or starts with '/' and ends with '.'.)
+fn fanout(given: Option<String>, db: i64) -> String {
+    match given.as_deref().map(str::to_ascii_lowercase) {
+        None => "/{db}.".to_string(),
+        Some(v) if matches!(v.as_str(), "true" | "1" | "yes" | "on") => "/{db}.".into(),
+        Some(v) if matches!(v.as_str(), "false" | "0" | "no" | "off" | "") => String::new(),
+        Some(_) => given.unwrap_or_default(),
+    }
+    .replace("{db}", &db.to_string())
+}
+
+/// The client for `url`'s server and database, with TLS for `rediss://`
+/// (its files read as untrusted: never a FIFO, bounded).
+fn client(url: &BrokerUrl, db: i64, tls: &TlsOptions, shown: &str) -> Result<Client, Error> {
+    let tls_wanted = url.scheme == "rediss";
+    let port = url.port.unwrap_or(6379);
+    let addr = if tls_wanted {
+        ConnectionAddr::TcpTls {
+            host: url.host.clone(),
+            port,
+            insecure: false,
+            tls_params: None,
+        }
+    } else {
+        ConnectionAddr::Tcp(url.host.clone(), port)
+    };
+    let mut settings = RedisConnectionInfo::default().set_db(db);
+    if let Some(u) = &url.user {
+        settings = settings.set_username(u);
+    }
+    if let Some(p) = url.password.as_ref().filter(|p| !p.is_empty()) {
+        settings = settings.set_password(p);
+    }
+    let bad = |e: &dyn std::fmt::Display| Error::invalid(format!("event sink {shown}: {e}"));
+    let info = addr
+        .into_connection_info()
+        .map_err(|e| bad(&e))?
+        .set_redis_settings(settings);
+    if !tls_wanted {
+        return Client::open(info).map_err(|e| bad(&e));
+    }
+    let read = |p: &std::path::Path| {
+        crate::files::read_untrusted(p, crate::files::MAX_SMALL_FILE_BYTES)
+            .map_err(|e| bad(&format_args!("{}: {e}", crate::escape::escape_path(p))))
+    };
+    let certs = TlsCertificates {
+        client_tls: match (&tls.certfile, &tls.keyfile) {
+            (Some(c), Some(k)) => Some(ClientTlsConfig {
+                client_cert: read(c)?,
+                client_key: read(k)?,
+            }),
+            _ => None,
+        },
+        root_cert: tls.ca_certs.as_deref().map(read).transpose()?,
+    };
+    Client::build_with_tls(info, certs).map_err(|e| bad(&e))
 }
 
 #[cfg(test)]
