@@ -156,15 +156,24 @@ impl<S: EventStore> Courier<S> {
             .iter()
             .map(|s| Ok((s.clone(), sink::open(&s.url)?)))
             .collect::<Result<Vec<_>, Error>>()?;
-        Ok(Courier {
+        Ok(Courier::with_sinks(store, sinks, factory))
+    }
+
+    /// A courier for sinks already open.
+    pub fn with_sinks(
+        store: S,
+        sinks: Vec<(SinkSpec, Box<dyn Sink>)>,
+        factory: EventFactory,
+    ) -> Courier<S> {
+        Courier {
             store,
-            keys: specs.iter().map(|s| s.key.clone()).collect(),
+            keys: sinks.iter().map(|(s, _)| s.key.clone()).collect(),
             sinks,
             factory,
             retry_at: None,
             backoff: FIRST_BACKOFF,
             warnings: Vec::new(),
-        })
+        }
     }
 
     /// What builds this run's events (the host, the baseline they concern).
@@ -311,5 +320,124 @@ impl<S: EventStore> Courier<S> {
         })?;
         batch.push(self.factory.scan_finished(kind, c));
         self.keep(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::super::sink::SinkError;
+    use super::*;
+
+    /// What a test sink received, and whether it takes more.
+    #[derive(Default)]
+    struct Inbox {
+        got: Vec<String>,
+        down: bool,
+    }
+
+    struct Shared(Rc<RefCell<Inbox>>);
+
+    impl Sink for Shared {
+        fn send(&mut self, event: &Event) -> Result<(), String> {
+            let mut inbox = self.0.borrow_mut();
+            if inbox.down {
+                return Err("connection refused".into());
+            }
+            inbox.got.push(event.kind.clone());
+            Ok(())
+        }
+
+        fn flush(&mut self) -> Result<(), SinkError> {
+            Ok(())
+        }
+    }
+
+    fn courier(dir: &Path) -> (Courier<Outbox>, Rc<RefCell<Inbox>>) {
+        let inbox = Rc::new(RefCell::new(Inbox::default()));
+        let spec = SinkSpec {
+            url: "test://".into(),
+            key: "test://".into(),
+        };
+        let sink: Box<dyn Sink> = Box::new(Shared(Rc::clone(&inbox)));
+        let outbox = Outbox::open(&dir.join("b.db")).unwrap();
+        let factory = EventFactory::new("web1", None);
+        (
+            Courier::with_sinks(outbox, vec![(spec, sink)], factory),
+            inbox,
+        )
+    }
+
+    fn started(c: &Courier<Outbox>) -> Event {
+        c.factory().scan_started("check")
+    }
+
+    #[test]
+    fn events_reach_the_sink_in_order_and_leave_the_outbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, inbox) = courier(dir.path());
+        let events = vec![started(&c), c.factory().overflow("x")];
+        c.send(events).unwrap();
+        assert_eq!(
+            inbox.borrow().got,
+            ["fim-scan-started", "fim-watch-overflow"]
+        );
+        assert_eq!(c.store().len().unwrap(), 0);
+        assert!(c.take_warnings().is_empty());
+    }
+
+    #[test]
+    fn a_refusing_sink_is_backed_off_and_nothing_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, inbox) = courier(dir.path());
+        inbox.borrow_mut().down = true;
+        c.send(vec![started(&c)]).unwrap();
+        let w = c.take_warnings();
+        assert!(
+            matches!(&w[..], [Warning::Undelivered { retry_in: Some(d), stopped, .. }]
+                if *d == FIRST_BACKOFF && stopped.waiting == 1),
+            "{w:?}"
+        );
+        assert!(w[0].to_string().contains("trying again in 1s"), "{}", w[0]);
+        let first_retry = c.retry_at().expect("a retry is due");
+        // While backing off, events are kept, not sent.
+        inbox.borrow_mut().down = false;
+        c.send(vec![c.factory().overflow("y")]).unwrap();
+        assert!(inbox.borrow().got.is_empty());
+        assert_eq!(c.store().len().unwrap(), 2);
+        // Down again at the retry: the wait doubles.
+        inbox.borrow_mut().down = true;
+        c.retry().unwrap();
+        assert!(c.retry_at().unwrap() > first_retry);
+        let w = c.take_warnings();
+        assert!(w[0].to_string().contains("trying again in 2s"), "{}", w[0]);
+        // Back: everything, in order, and the backoff is over.
+        inbox.borrow_mut().down = false;
+        c.retry().unwrap();
+        assert_eq!(
+            inbox.borrow().got,
+            ["fim-scan-started", "fim-watch-overflow"]
+        );
+        assert_eq!(c.retry_at(), None);
+        assert_eq!(c.store().len().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_one_shot_run_leaves_refused_events_to_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, inbox) = courier(dir.path());
+        inbox.borrow_mut().down = true;
+        c.started("check").unwrap();
+        c.deliver_before_exit().unwrap();
+        let w = c.take_warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].to_string().ends_with("`tripseal flush` sends them"),
+            "{}",
+            w[0]
+        );
+        assert_eq!(c.store().len().unwrap(), 1);
     }
 }
