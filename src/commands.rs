@@ -90,6 +90,12 @@ fn stdout() -> std::io::StdoutLock<'static> {
 }
 
 fn init(rules: &Rules, opts: InitOptions, db_defaulted: bool) -> Result<Outcome, Error> {
+    log::debug!(
+        "init {} from the rules {} as host {}",
+        escape_path(&opts.db),
+        rules.source.name,
+        opts.host
+    );
     if db_defaulted && let Some(dir) = opts.db.parent() {
         std::fs::create_dir_all(dir).map_err(|source| Error::Write {
             path: dir.to_path_buf(),
@@ -103,6 +109,17 @@ fn init(rules: &Rules, opts: InitOptions, db_defaulted: bool) -> Result<Outcome,
 }
 
 fn check(s: CheckSettings) -> Result<Outcome, Error> {
+    log::debug!(
+        "check {} as host {}; trust {}; sinks [{}]",
+        escape_path(&s.db),
+        s.host,
+        s.seal.trust.as_deref().unwrap_or("-"),
+        s.sinks
+            .iter()
+            .map(|k| k.key.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let mut courier = match s.sinks.is_empty() {
         true => None,
         false => Some(Courier::new(

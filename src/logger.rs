@@ -12,11 +12,16 @@ pub const LEVEL_VARIABLE: &str = "TRIPSEAL_LOG";
 
 struct Logger {
     timestamps: bool,
+    /// Debugging lines of the libraries tripseal uses too (`TRIPSEAL_LOG`);
+    /// `-vv` shows tripseal's own.
+    all_targets: bool,
 }
 
 impl Log for Logger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        let ours = metadata.target().starts_with("tripseal");
         metadata.level() <= log::max_level()
+            && (ours || self.all_targets || metadata.level() <= Level::Warn)
     }
 
     fn log(&self, record: &Record<'_>) {
@@ -47,13 +52,14 @@ impl Log for Logger {
 /// Installs the logger at `level`, or at `TRIPSEAL_LOG`'s when set; the
 /// daemon's lines carry times unless the journal takes them.
 pub fn init(level: LevelFilter, daemon: bool) {
-    let level = std::env::var(LEVEL_VARIABLE)
+    let asked = std::env::var(LEVEL_VARIABLE)
         .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(level);
+        .and_then(|v| v.parse::<LevelFilter>().ok());
     let logger = Logger {
         timestamps: daemon && !under_journal(),
+        all_targets: asked.is_some(),
     };
+    let level = asked.unwrap_or(level);
     if log::set_logger(Box::leak(Box::new(logger))).is_ok() {
         log::set_max_level(level);
     }

@@ -454,6 +454,7 @@ impl Daemon {
 
     /// Re-reads the paths that changed and reports what differs.
     fn settle(&mut self, paths: BTreeSet<PathBuf>) -> Result<(), Error> {
+        log::debug!("re-reading {} changed paths", paths.len());
         let mut events = Vec::new();
         let mut seen = HashSet::new();
         let problems = self.adopt_new_dirs(&paths, &mut seen, &mut events)?;
@@ -616,6 +617,11 @@ impl Daemon {
         for p in self.memory.not_in(&drifted) {
             self.report(&p, None, &mut events);
         }
+        log::debug!(
+            "{kind}: {} entries scanned, {} drifted",
+            c.scan.as_ref().map_or(0, |s| s.entries),
+            drifted.len()
+        );
         events.push(self.courier.factory().scan_finished(kind, &c));
         self.emit(events)
     }
