@@ -4,6 +4,7 @@
 //! `/var/lib/tripseal/`; run from a checkout, tripseal uses the repository's
 //! `rules/` and `baselines/`; with neither, the rules built into the binary.
 
+use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
@@ -63,14 +64,19 @@ pub fn default_db(host: &str) -> PathBuf {
     dir.join(format!("{}.db", file_safe(host)))
 }
 
-/// This machine's host name, as the kernel reports it (of this UTS
-/// namespace: a container's own).
+/// This machine's host name, as the kernel reports it.
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim_end_matches('\n').to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string())
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // within it or truncates, and the last byte stays 0. No safe API: std
+    // has none, and /proc may not be mounted (a chroot, a container).
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) };
+    if rc != 0 {
+        return "localhost".to_string();
+    }
+    CStr::from_bytes_until_nul(&buf)
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "localhost".to_string())
 }
 
 /// A host name made safe as a file name.

@@ -1,7 +1,8 @@
 //! The one logger: lines on standard error, `tripseal: warning: ...`. The
 //! daemon's lines carry the time, except under systemd's journal, which
-//! stamps them itself. `-q` and `-v` set the level; `TRIPSEAL_LOG` (error,
-//! warn, info, debug, trace) overrides it, for debugging.
+//! stamps them itself. `-q` and `-v` set the level; `TRIPSEAL_LOG` (info,
+//! debug, trace) overrides it, for debugging. Warnings and errors are always
+//! said.
 
 use std::io::Write;
 
@@ -59,7 +60,9 @@ pub fn init(level: LevelFilter, daemon: bool) {
         timestamps: daemon && !under_journal(),
         all_targets: asked.is_some(),
     };
-    let level = asked.unwrap_or(level);
+    // Warnings and errors are never silenced: a security tool that could be
+    // told to keep quiet about an unverified seal would be told so.
+    let level = asked.unwrap_or(level).max(LevelFilter::Warn);
     if log::set_logger(Box::leak(Box::new(logger))).is_ok() {
         log::set_max_level(level);
     }

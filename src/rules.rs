@@ -231,6 +231,12 @@ impl Rules {
         };
         for (index, r) in raw.rules.iter().enumerate() {
             let name = r.name.get_ref().trim();
+            if name.is_empty() || name.chars().any(char::is_control) {
+                return Err(at.err(
+                    Some(r.name.span()),
+                    "rule name must be non-empty and printable".to_string(),
+                ));
+            }
             if rules.iter().any(|x| x.name == name) {
                 return Err(at.err(
                     Some(r.name.span()),
@@ -626,12 +632,6 @@ fn build_rule(
     patterns: &mut PatternsBuilder,
 ) -> Result<Rule, RulesError> {
     let name = r.name.get_ref().trim();
-    if name.is_empty() || name.chars().any(char::is_control) {
-        return Err(at.err(
-            Some(r.name.span()),
-            "rule name must be non-empty and printable".to_string(),
-        ));
-    }
     let attrs =
         resolve_check(r.check.get_ref(), groups).map_err(|m| at.err(Some(r.check.span()), m))?;
     if r.paths.get_ref().is_empty() {

@@ -163,11 +163,13 @@ fn the_embedded_rules_serve_when_no_file_is_found() {
     let out = if std::path::Path::new("/etc/tripseal").exists() {
         // A system install's rules win over the embedded ones, by design:
         // hidden here under an empty directory, in a mount namespace of
-        // this one command's own.
+        // this one command's own (and a user namespace, so that it works
+        // for a developer who is not root).
         let empty = tmp.path().join("empty");
         std::fs::create_dir(&empty).unwrap();
         std::process::Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .args(["--map-root-user", "--mount", "--propagation", "private"])
+            .args(["sh", "-c"])
             .arg("mount --bind \"$0\" /etc/tripseal && exec \"$@\"")
             .arg(&empty)
             .arg(bin_path())

@@ -459,6 +459,8 @@ fn sighup_takes_a_newly_signed_generation() {
     hangup(&d);
     let refused = d.wait_for(|e| e["type"] == "fim-baseline-tampered");
     assert_eq!(refused["reason"], "unsigned");
+    // It names no baseline: not the refused one, nor the one held.
+    assert!(refused.get("baseline").is_none(), "{refused}");
     std::fs::write(d.path("a.py"), "release 2").unwrap();
     let e = d.expect("fim-file-restored", "a.py", 1);
     assert_eq!(e["baseline"]["generation"], 2);

@@ -28,6 +28,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// of a one-shot command, or the daemon's guarded one.
 pub trait EventStore {
     fn path(&self) -> &Path;
+    /// The baseline whose outbox this is (what `tripseal flush --db` takes).
+    fn db(&self) -> &Path;
     /// Keeps `events` for the sinks `keys`; returns how many did not fit.
     fn add(&mut self, events: &[Event], keys: &[String]) -> Result<u64, Error>;
     /// Sends what waits for `key`, in order, stopping at the first refusal.
@@ -42,6 +44,9 @@ impl EventStore for Outbox {
     fn path(&self) -> &Path {
         Outbox::path(self)
     }
+    fn db(&self) -> &Path {
+        Outbox::db(self)
+    }
     fn add(&mut self, events: &[Event], keys: &[String]) -> Result<u64, Error> {
         Outbox::add(self, events, keys)
     }
@@ -53,6 +58,9 @@ impl EventStore for Outbox {
 impl EventStore for GuardedOutbox {
     fn path(&self) -> &Path {
         GuardedOutbox::path(self)
+    }
+    fn db(&self) -> &Path {
+        GuardedOutbox::db(self)
     }
     fn add(&mut self, events: &[Event], keys: &[String]) -> Result<u64, Error> {
         Ok(GuardedOutbox::add(self, events, keys))
@@ -76,10 +84,11 @@ pub enum Warning {
     OutboxTampered { detail: String },
     /// A sink took the events but has something to say (no consumer).
     Sink { message: String },
-    /// A sink refused; its events wait in `outbox`.
+    /// A sink refused; its events wait in `outbox`, of the baseline `db`.
     Undelivered {
         stopped: Stopped,
         outbox: PathBuf,
+        db: PathBuf,
         /// The daemon tries again after this; a one-shot command leaves
         /// them to `tripseal flush`.
         retry_in: Option<Duration>,
@@ -99,6 +108,7 @@ impl fmt::Display for Warning {
             Warning::Undelivered {
                 stopped,
                 outbox,
+                db,
                 retry_in,
             } => {
                 write!(
@@ -111,7 +121,7 @@ impl fmt::Display for Warning {
                 )?;
                 match retry_in {
                     Some(d) => write!(f, "; trying again in {}s", d.as_secs()),
-                    None => write!(f, "; `tripseal flush` sends them"),
+                    None => write!(f, "; `tripseal flush --db {}` sends them", escape_path(db)),
                 }
             }
         }
@@ -247,6 +257,7 @@ impl<S: EventStore> Courier<S> {
             self.warnings.push(Warning::Undelivered {
                 stopped: s,
                 outbox: self.store.path().to_path_buf(),
+                db: self.store.db().to_path_buf(),
                 retry_in: Some(self.backoff),
             });
         }
@@ -282,6 +293,7 @@ impl<S: EventStore> Courier<S> {
             self.warnings.push(Warning::Undelivered {
                 stopped: s,
                 outbox: self.store.path().to_path_buf(),
+                db: self.store.db().to_path_buf(),
                 retry_in: None,
             });
         }
@@ -295,16 +307,24 @@ impl<S: EventStore> Courier<S> {
     }
 
     /// `fim-baseline-tampered` for the baseline at `db` when `e` is a
-    /// refused seal, delivered at once; any other error is no event.
-    pub fn refused(&mut self, db: &Path, e: &Error) -> Result<(), Error> {
+    /// refused seal (`None` for any other error). It names no baseline: the
+    /// one refused is not vouched for, and the one held is not the one meant.
+    pub fn tampered_event(&self, db: &Path, e: &Error) -> Option<Event> {
         let Error::Seal { reason, detail, .. } = e else {
-            return Ok(());
+            return None;
         };
-        let ev = self
-            .factory
-            .tampered(db.as_os_str().as_encoded_bytes(), reason.name(), detail);
-        self.keep(vec![ev])?;
-        self.deliver_before_exit()
+        let path = db.as_os_str().as_encoded_bytes();
+        Some(self.factory.unnamed().tampered(path, reason.name(), detail))
+    }
+
+    /// A one-shot run refused the baseline at `db` (`e`): the tampered event
+    /// is delivered at once, before the run exits.
+    pub fn refused(&mut self, db: &Path, e: &Error) -> Result<(), Error> {
+        if let Some(ev) = self.tampered_event(db, e) {
+            self.keep(vec![ev])?;
+            self.deliver_before_exit()?;
+        }
+        Ok(())
     }
 
     /// The events of a finished comparison: one per drift record, then
@@ -433,11 +453,9 @@ mod tests {
         c.deliver_before_exit().unwrap();
         let w = c.take_warnings();
         assert_eq!(w.len(), 1, "{w:?}");
-        assert!(
-            w[0].to_string().ends_with("`tripseal flush` sends them"),
-            "{}",
-            w[0]
-        );
+        let db = dir.path().join("b.db");
+        let hint = format!("`tripseal flush --db {}` sends them", db.display());
+        assert!(w[0].to_string().ends_with(&hint), "{}", w[0]);
         assert_eq!(c.store().len().unwrap(), 1);
     }
 }

@@ -90,6 +90,14 @@ impl EventFactory {
         }
     }
 
+    /// The same host's events, naming no baseline.
+    pub fn unnamed(&self) -> EventFactory {
+        EventFactory {
+            hostname: self.hostname.clone(),
+            baseline: None,
+        }
+    }
+
     /// An event of `kind` with `fields` added to the envelope.
     pub fn event(&self, kind: &str, fields: Map<String, Value>) -> Event {
         let now = SystemTime::now()
@@ -277,9 +285,22 @@ pub fn utcoffset_hours_west() -> f64 {
     }
 }
 
-/// A random (version 4) UUID in its usual text form.
+/// A random (version 4) UUID in its usual text form. Without randomness
+/// from the kernel (which does not happen once it has booted), an id still
+/// unique to this process: the time, the pid and a count, hashed.
 pub fn uuid_v4() -> String {
-    uuid::Uuid::new_v4().to_string()
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        let mut h = blake3::Hasher::new();
+        h.update(&crate::units::now_ns().to_le_bytes());
+        h.update(&std::process::id().to_le_bytes());
+        h.update(&COUNT.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+        bytes.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    }
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
 }
 
 #[cfg(test)]

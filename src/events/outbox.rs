@@ -48,6 +48,7 @@ pub const MAX_OUTBOX_EVENTS: u64 = 100_000;
 
 pub struct Outbox {
     conn: Connection,
+    db: PathBuf,
     path: PathBuf,
     /// (device, inode) of the file this connection writes.
     identity: (u64, u64),
@@ -117,6 +118,7 @@ impl Outbox {
             })?;
         Ok(Outbox {
             conn,
+            db: db.to_path_buf(),
             path,
             identity,
         })
@@ -124,6 +126,11 @@ impl Outbox {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The baseline this is the outbox of.
+    pub fn db(&self) -> &Path {
+        &self.db
     }
 
     /// Whether the path still names the file this connection writes, with
@@ -441,6 +448,10 @@ impl GuardedOutbox {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    pub fn db(&self) -> &Path {
+        &self.db
     }
 
     /// Checks the outbox and repairs what was done to it. Returns the

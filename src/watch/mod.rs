@@ -346,9 +346,11 @@ impl Daemon {
                      {generation}: {}",
                     sanitize_line(&e.to_string())
                 );
-                self.courier.refused(&self.opts.db, &e)?;
-                log_warnings(&mut self.courier);
-                Ok(())
+                // Sent as any other event: after the backoff, if a sink refuses.
+                match self.courier.tampered_event(&self.opts.db, &e) {
+                    Some(ev) => self.emit(vec![ev]),
+                    None => Ok(()),
+                }
             }
         }
     }
