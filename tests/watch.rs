@@ -910,14 +910,22 @@ fn the_daemon_survives_what_is_done_to_its_outbox() {
     });
 
     // Garbage written into the outbox in place: its file is moved aside,
-    // never deleted, and events go on.
+    // never deleted, and events go on. Written once the daemon is idle
+    // (what it delivered is deleted from the outbox): a transaction of its
+    // own still in flight would write its cached pages back over the
+    // garbage, and nothing would be left to find.
+    d.poll("the outbox idle", |_| {
+        let n = sql_text(&outbox, "SELECT count(*) FROM events");
+        (n.trim() == "0").then_some(())
+    });
     {
         use std::io::Write;
+        let len = std::fs::metadata(&outbox).unwrap().len().max(4096);
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .open(&outbox)
             .unwrap();
-        f.write_all(&[0x55; 4096]).unwrap();
+        f.write_all(&vec![0x55; len as usize]).unwrap();
     }
     std::fs::write(d.path("a.py"), "7").unwrap();
     d.expect("fim-file-modified", "a.py", 7);
