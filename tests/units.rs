@@ -50,6 +50,10 @@ fn the_units_run_what_the_readme_says() {
     let watch = std::fs::read_to_string(src.join("tripseal-watch.service")).unwrap();
     assert!(watch.contains("ExecStart=/usr/bin/tripseal watch\n"));
     assert!(watch.contains("ExecReload=/bin/kill -HUP $MAINPID\n"));
+    // systemd hears when it is ready, and its watchdog hears it live.
+    for notify in ["Type=notify\n", "NotifyAccess=main\n", "WatchdogSec="] {
+        assert!(watch.contains(notify), "{notify}");
+    }
     for hardening in [
         "ProtectSystem=strict",
         "ReadWritePaths=/var/lib/tripseal",

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -33,6 +34,12 @@ struct Daemon {
 impl Daemon {
     /// A tree with a few files and a baseline, and the daemon watching it.
     fn start(extra: &[&str]) -> Daemon {
+        Daemon::start_env(extra, &[])
+    }
+
+    /// As [`Daemon::start`], with `env` set for the daemon; returns once it
+    /// has started (not once it has compared: it may be waiting on `env`).
+    fn start_env(extra: &[&str], env: &[(&str, &OsStr)]) -> Daemon {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("tree");
         std::fs::create_dir_all(root.join("sub")).unwrap();
@@ -49,7 +56,8 @@ impl Daemon {
         let db = tmp.path().join("b.db");
         assert_ok(&init(&rules, &db));
         let events = tmp.path().join("events.jsonl");
-        let mut d = Daemon::spawn(&db, &events, extra);
+        let seal = ["--allow-unsigned".to_string()];
+        let mut d = Daemon::spawn_env(&db, &events, &seal, extra, env);
         d.wait_for(|e| e["type"] == "fim-scan-finished");
         d.tmp = tmp;
         d.root = root;
@@ -64,7 +72,18 @@ impl Daemon {
     /// The daemon on `db`, events to the file `events`, with `seal` (how to
     /// treat the seal) and `extra` flags.
     fn spawn_with(db: &Path, events: &Path, seal: &[String], extra: &[&str]) -> Daemon {
+        Daemon::spawn_env(db, events, seal, extra, &[])
+    }
+
+    fn spawn_env(
+        db: &Path,
+        events: &Path,
+        seal: &[String],
+        extra: &[&str],
+        env: &[(&str, &OsStr)],
+    ) -> Daemon {
         let child = Command::new(bin_path())
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .args(["watch", "--db"])
             .arg(db)
             .args(seal)
@@ -1012,4 +1031,63 @@ fn the_daemon_never_rolls_back_and_keeps_the_rollback_record() {
     });
     let (code, _) = d.stop();
     assert_eq!(code, Some(0));
+}
+
+/// What the daemon told a notification socket made by the test, as
+/// systemd would have heard it.
+fn notifications(socket: &std::os::unix::net::UnixDatagram, until: Instant) -> Vec<String> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < until {
+        socket
+            .set_read_timeout(Some(
+                until
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1)),
+            ))
+            .unwrap();
+        match socket.recv(&mut buf) {
+            Ok(n) => got.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(_) => break,
+        }
+    }
+    got
+}
+
+#[test]
+fn systemd_hears_ready_after_the_first_comparison_then_the_watchdog() {
+    let _shared = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    let notify = [("NOTIFY_SOCKET", path.as_os_str())];
+    let mut d = Daemon::start_env(&["--heartbeat", "1s"], &notify);
+    // READY=1 is the first thing systemd hears, with what is watched.
+    let first = notifications(&socket, Instant::now() + PATIENCE / 3);
+    assert!(
+        first[0].starts_with("READY=1\nSTATUS=watching ") && first[0].contains("b.db"),
+        "{first:?}"
+    );
+    // WATCHDOG=1 with each heartbeat (every second here).
+    let pings = first.iter().filter(|m| *m == "WATCHDOG=1").count();
+    assert!(pings >= 3, "{pings} pings in 5 s: {first:?}");
+    let (code, err) = d.stop();
+    assert_eq!(code, Some(0), "{err}");
+    let last = notifications(&socket, Instant::now() + Duration::from_millis(200));
+    assert!(last.iter().any(|m| m == "STOPPING=1"), "{last:?}");
+
+    // With systemd's watchdog on (WatchdogSec=400ms): pinged every 200 ms,
+    // whatever the heartbeat period.
+    let socket2 = dir.path().join("notify2.sock");
+    let socket2_rx = std::os::unix::net::UnixDatagram::bind(&socket2).unwrap();
+    let env = [
+        ("NOTIFY_SOCKET", socket2.as_os_str()),
+        ("WATCHDOG_USEC", OsStr::new("400000")),
+    ];
+    let mut d = Daemon::start_env(&["--heartbeat", "1h"], &env);
+    let got = notifications(&socket2_rx, Instant::now() + Duration::from_millis(1500));
+    let pings = got.iter().filter(|m| *m == "WATCHDOG=1").count();
+    assert!(pings >= 4, "{pings} pings in 1.5 s: {got:?}");
+    let (code, err) = d.stop();
+    assert_eq!(code, Some(0), "{err}");
 }

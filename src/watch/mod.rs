@@ -17,6 +17,7 @@ mod debounce;
 mod guard;
 mod memory;
 mod set;
+mod systemd;
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -35,7 +36,6 @@ use crate::escape::{escape_path, sanitize_line};
 use crate::events::courier::Courier;
 use crate::events::outbox::GuardedOutbox;
 use crate::events::{BaselineRef, Event, EventFactory, SinkSpec};
-use crate::progress::NoProgress;
 use crate::rules::Rules;
 use crate::scan::{self, Entry, OwnOutputs, ScanHints};
 use crate::seal::{self, SealFailure, SealPolicy};
@@ -43,6 +43,7 @@ use debounce::Debounce;
 use guard::BaselineGuard;
 use memory::{DriftMemory, Verdict};
 use set::WatchSet;
+use systemd::Notifier;
 
 /// Not a loss of notifications: the rescan after a reload.
 const RELOADED: &str = "reloaded";
@@ -93,6 +94,8 @@ struct Daemon {
     courier: Courier<GuardedOutbox>,
     /// Set when notifications may have been lost: a full rescan is due.
     rescan_due: Option<String>,
+    /// systemd's notification socket, when it started the daemon.
+    systemd: Notifier,
 }
 
 /// The baseline at `opts.db`, read once into memory and its seal verified;
@@ -147,6 +150,7 @@ pub fn watch(opts: WatchOptions) -> Result<(), Error> {
         debounce: Debounce::default(),
         courier,
         rescan_due: None,
+        systemd: Notifier::from_env(),
         opts,
     };
     d.run(&rx)
@@ -191,10 +195,11 @@ fn log_warnings(courier: &mut Courier<GuardedOutbox>) {
     }
 }
 
-/// The full rescan's timer and the heartbeat's.
+/// The full rescan's timer, the heartbeat's, and systemd's watchdog's.
 struct Timers {
     heartbeat: Instant,
     rescan: Instant,
+    watchdog: Option<Instant>,
 }
 
 impl Daemon {
@@ -210,9 +215,11 @@ impl Daemon {
         self.overflowed(problems)?;
         // Whatever changed before the watches were in place.
         self.full_rescan("rescan")?;
+        self.systemd.ready(&self.status());
         let mut timers = Timers {
             heartbeat: Instant::now() + self.opts.heartbeat,
             rescan: Instant::now() + self.opts.rescan,
+            watchdog: self.systemd.watchdog_every().map(|t| Instant::now() + t),
         };
         loop {
             let wake = self.next_wake(&timers);
@@ -239,6 +246,7 @@ impl Daemon {
             self.debounce.due_at(),
             self.courier.retry_at(),
             self.guard.due_at(),
+            timers.watchdog,
         ]
         .into_iter()
         .flatten()
@@ -261,7 +269,14 @@ impl Daemon {
         if now >= timers.heartbeat {
             let hb = self.liveness("fim-heartbeat");
             self.emit(vec![hb])?;
+            self.systemd.ping();
             timers.heartbeat = now + self.opts.heartbeat;
+        }
+        if let Some(every) = self.systemd.watchdog_every()
+            && timers.watchdog.is_some_and(|t| now >= t)
+        {
+            self.systemd.ping_if_due();
+            timers.watchdog = Some(Instant::now() + every);
         }
         if now >= timers.rescan {
             self.full_rescan("rescan")?;
@@ -276,6 +291,7 @@ impl Daemon {
 
     /// SIGTERM or SIGINT: what changed is read, `fim-offline` sent.
     fn stop(&mut self) -> Result<(), Error> {
+        self.systemd.stopping();
         let paths = self.debounce.take();
         self.settle(paths)?;
         let offline = self.liveness("fim-offline");
@@ -338,6 +354,7 @@ impl Daemon {
                 self.memory.clear();
                 self.set.retain(&self.watch_targets());
                 self.rescan_due = Some(RELOADED.into());
+                self.systemd.status(&self.status());
                 Ok(())
             }
             Err(e) => {
@@ -398,6 +415,16 @@ impl Daemon {
             return Ok(());
         };
         self.emit(vec![ev])
+    }
+
+    /// What systemd shows in `systemctl status`.
+    fn status(&self) -> String {
+        format!(
+            "watching {} directories for {}, generation {}",
+            self.set.len(),
+            escape_path(&self.opts.db),
+            self.held.baseline.header().generation
+        )
     }
 
     fn liveness(&self, kind: &str) -> Event {
@@ -606,7 +633,7 @@ impl Daemon {
             &self.opts.db,
             false,
             &self.opts.host,
-            &NoProgress,
+            &self.systemd,
         )?;
         let mut events = Vec::new();
         let mut drifted = HashSet::new();
