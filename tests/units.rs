@@ -17,7 +17,9 @@ fn systemd_analyze_verify_passes_without_warnings() {
         let text = std::fs::read_to_string(&path).unwrap();
         // verify checks that ExecStart's binary exists: point it at this build.
         let text = text.replace("/usr/bin/tripseal", bin.to_str().unwrap());
-        let dest = tmp.path().join(path.file_name().unwrap());
+        // A template is verified as an instance of it, as systemd runs it.
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let dest = tmp.path().join(name.replace("@.", "@app."));
         std::fs::write(&dest, text).unwrap();
         units.push(dest);
     }
@@ -31,7 +33,10 @@ fn systemd_analyze_verify_passes_without_warnings() {
         [
             "tripseal-check.service",
             "tripseal-check.timer",
-            "tripseal-watch.service"
+            "tripseal-check@app.service",
+            "tripseal-check@app.timer",
+            "tripseal-watch.service",
+            "tripseal-watch@app.service",
         ]
     );
     let out = Command::new("systemd-analyze")
@@ -64,4 +69,26 @@ fn the_units_run_what_the_readme_says() {
     let check = std::fs::read_to_string(src.join("tripseal-check.service")).unwrap();
     // Drift (exit 1-7) is not a failed unit; a refused seal (26) is.
     assert!(check.contains("SuccessExitStatus=1 2 3 4 5 6 7\n"));
+    // The templates: the same units for the baseline NAME, with its own
+    // trust store, and nothing else changed.
+    for (template, plain, flags) in [
+        ("tripseal-check@.service", "tripseal-check.service", "check --format json"),
+        ("tripseal-watch@.service", "tripseal-watch.service", "watch"),
+    ] {
+        let t = std::fs::read_to_string(src.join(template)).unwrap();
+        let p = std::fs::read_to_string(src.join(plain)).unwrap();
+        let exec = format!(
+            "ExecStart=/usr/bin/tripseal {flags} --db /var/lib/tripseal/%i.db \
+             --trust /etc/tripseal/%i.trusted.d\n"
+        );
+        assert!(t.contains(&exec), "{template}: {exec}");
+        let service = |u: &str| -> Vec<String> {
+            let body = &u[u.find("[Service]").unwrap()..];
+            body.lines()
+                .filter(|l| !l.starts_with("ExecStart=") && !l.starts_with('#'))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(service(&t), service(&p), "{template} differs from {plain}");
+    }
 }
