@@ -72,7 +72,11 @@ fn the_units_run_what_the_readme_says() {
     // The templates: the same units for the baseline NAME, with its own
     // trust store, and nothing else changed.
     for (template, plain, flags) in [
-        ("tripseal-check@.service", "tripseal-check.service", "check --format json"),
+        (
+            "tripseal-check@.service",
+            "tripseal-check.service",
+            "check --format json",
+        ),
         ("tripseal-watch@.service", "tripseal-watch.service", "watch"),
     ] {
         let t = std::fs::read_to_string(src.join(template)).unwrap();
