@@ -77,6 +77,7 @@ pub fn fill(
                 }
             }
             progress.update(summary.entries, summary.bytes_hashed);
+            crate::progress::tick();
         }
         Ok::<(), Error>(())
     });

@@ -6,9 +6,26 @@
 
 use std::cell::Cell;
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::units::human_bytes;
+
+/// A count that moves whenever this process makes progress: a chunk
+/// hashed, an entry written or compared, an event handed to a sink, a turn
+/// of the daemon's loop. A watchdog tells a slow process from a hung one by
+/// it (see `watch/systemd.rs`).
+static WORK: AtomicU64 = AtomicU64::new(0);
+
+/// One step of progress.
+pub fn tick() {
+    WORK.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The steps so far.
+pub fn ticks() -> u64 {
+    WORK.load(Ordering::Relaxed)
+}
 
 /// Receives running totals; implementations decide when to show them.
 pub trait Progress {

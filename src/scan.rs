@@ -849,6 +849,7 @@ fn hash_contents(
         };
         let chunk = &buf[..n];
         hasher.update(chunk);
+        crate::progress::tick();
         if let (Some(p), Some(len)) = (prefix_hasher.as_mut(), prefix_len)
             && total < len
         {

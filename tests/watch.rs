@@ -83,6 +83,10 @@ impl Daemon {
         env: &[(&str, &OsStr)],
     ) -> Daemon {
         let child = Command::new(bin_path())
+            // Only what the test gives: never a runner's own systemd socket.
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
             .envs(env.iter().map(|(k, v)| (*k, *v)))
             .args(["watch", "--db"])
             .arg(db)
@@ -1065,7 +1069,9 @@ fn systemd_hears_ready_after_the_first_comparison_then_the_watchdog() {
     // READY=1 is the first thing systemd hears, with what is watched.
     let first = notifications(&socket, Instant::now() + PATIENCE / 3);
     assert!(
-        first[0].starts_with("READY=1\nSTATUS=watching ") && first[0].contains("b.db"),
+        first
+            .first()
+            .is_some_and(|m| m.starts_with("READY=1\nSTATUS=watching ") && m.contains("b.db")),
         "{first:?}"
     );
     // WATCHDOG=1 with each heartbeat (every second here).
@@ -1076,8 +1082,8 @@ fn systemd_hears_ready_after_the_first_comparison_then_the_watchdog() {
     let last = notifications(&socket, Instant::now() + Duration::from_millis(200));
     assert!(last.iter().any(|m| m == "STOPPING=1"), "{last:?}");
 
-    // With systemd's watchdog on (WatchdogSec=400ms): pinged every 200 ms,
-    // whatever the heartbeat period.
+    // With systemd's watchdog on (WatchdogSec=400ms): pinged every 100 ms
+    // while the daemon is live, whatever the heartbeat period.
     let socket2 = dir.path().join("notify2.sock");
     let socket2_rx = std::os::unix::net::UnixDatagram::bind(&socket2).unwrap();
     let env = [
@@ -1090,4 +1096,67 @@ fn systemd_hears_ready_after_the_first_comparison_then_the_watchdog() {
     assert!(pings >= 4, "{pings} pings in 1.5 s: {got:?}");
     let (code, err) = d.stop();
     assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn the_watchdog_hears_a_long_hash_that_makes_progress() {
+    let _shared = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    // WatchdogSec=400ms: systemd would kill a daemon silent for that long.
+    let env = [
+        ("NOTIFY_SOCKET", path.as_os_str()),
+        ("WATCHDOG_USEC", OsStr::new("400000")),
+    ];
+    let mut d = Daemon::start_env(&["--heartbeat", "1h"], &env);
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = {
+        let heard = std::sync::Arc::clone(&heard);
+        let socket = socket.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            socket
+                .set_read_timeout(Some(Duration::from_secs(1)))
+                .unwrap();
+            while let Ok(n) = socket.recv(&mut buf) {
+                let ping = &buf[..n] == b"WATCHDOG=1";
+                heard.lock().unwrap().push((Instant::now(), ping));
+            }
+        })
+    };
+    // One file of 6 GiB (sparse: no disk used) keeps the daemon hashing,
+    // in its one loop, for longer than the watchdog's period.
+    let big = d.path("big.img");
+    let made = Instant::now();
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(6 << 30)
+        .unwrap();
+    d.expect("fim-file-added", "big.img", 1);
+    let hashed = Instant::now();
+    let (code, err) = d.stop();
+    assert_eq!(code, Some(0), "{err}");
+    listener.join().unwrap();
+    let pings: Vec<Instant> = heard
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, ping)| *ping)
+        .map(|(t, _)| *t)
+        .filter(|t| *t >= made && *t <= hashed)
+        .collect();
+    assert!(
+        hashed - made > Duration::from_millis(400),
+        "hashed in {:?}: too fast to tell",
+        hashed - made
+    );
+    let mut gaps: Vec<Duration> = pings.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.push(pings.first().map_or(hashed - made, |t| *t - made));
+    let longest = gaps.iter().max().unwrap();
+    assert!(
+        *longest < Duration::from_millis(400),
+        "a silence of {longest:?} while hashing for {:?}: systemd would have killed it",
+        hashed - made
+    );
 }

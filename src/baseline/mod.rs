@@ -909,6 +909,7 @@ impl Baseline {
         let mut next_b = || other.next_entry(&mut rb, &ib);
         let (mut a, mut b) = (next_a()?, next_b()?);
         loop {
+            crate::progress::tick();
             let order = match (&a, &b) {
                 (None, None) => return Ok(()),
                 (Some(_), None) => std::cmp::Ordering::Less,

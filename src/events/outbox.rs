@@ -291,6 +291,7 @@ impl Outbox {
             let mut sent = Vec::new();
             let mut stopped = None;
             for (seq, event) in &batch {
+                crate::progress::tick();
                 match sink.send(event) {
                     Ok(()) => sent.push(*seq),
                     Err(e) => {
@@ -712,6 +713,7 @@ impl GuardedOutbox {
             .iter()
             .filter(|(_, s)| s.iter().any(|k| k == sink_name))
         {
+            crate::progress::tick();
             if let Err(e) = sink.send(event) {
                 d.error = Some(e);
                 break;

@@ -36,6 +36,7 @@ use crate::escape::{escape_path, sanitize_line};
 use crate::events::courier::Courier;
 use crate::events::outbox::GuardedOutbox;
 use crate::events::{BaselineRef, Event, EventFactory, SinkSpec};
+use crate::progress::NoProgress;
 use crate::rules::Rules;
 use crate::scan::{self, Entry, OwnOutputs, ScanHints};
 use crate::seal::{self, SealFailure, SealPolicy};
@@ -219,9 +220,14 @@ impl Daemon {
         let mut timers = Timers {
             heartbeat: Instant::now() + self.opts.heartbeat,
             rescan: Instant::now() + self.opts.rescan,
-            watchdog: self.systemd.watchdog_every().map(|t| Instant::now() + t),
+            watchdog: self
+                .systemd
+                .watchdog_every()
+                .map(|t| Instant::now() + t / 2),
         };
+        self.systemd.start_watchdog();
         loop {
+            crate::progress::tick();
             let wake = self.next_wake(&timers);
             match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
                 Ok(Msg::Fs(ev)) => self.note(ev),
@@ -272,11 +278,11 @@ impl Daemon {
             self.systemd.ping();
             timers.heartbeat = now + self.opts.heartbeat;
         }
+        // The loop turns at least this often, so the watchdog sees it live.
         if let Some(every) = self.systemd.watchdog_every()
             && timers.watchdog.is_some_and(|t| now >= t)
         {
-            self.systemd.ping_if_due();
-            timers.watchdog = Some(Instant::now() + every);
+            timers.watchdog = Some(now + every / 2);
         }
         if now >= timers.rescan {
             self.full_rescan("rescan")?;
@@ -488,6 +494,7 @@ impl Daemon {
         let mut seen = HashSet::new();
         let problems = self.adopt_new_dirs(&paths, &mut seen, &mut events)?;
         for path in paths {
+            crate::progress::tick();
             if !seen.insert(path.clone()) {
                 continue;
             }
@@ -633,7 +640,7 @@ impl Daemon {
             &self.opts.db,
             false,
             &self.opts.host,
-            &self.systemd,
+            &NoProgress,
         )?;
         let mut events = Vec::new();
         let mut drifted = HashSet::new();

@@ -1,31 +1,62 @@
 //! systemd's notification protocol (sd_notify(3)), for `Type=notify`:
-//! `READY=1` once the first full comparison is done, `WATCHDOG=1` at every
-//! heartbeat and as often as `WatchdogSec=` asks (during a long rescan too,
-//! as long as it makes progress), `STATUS=` with what is watched, and
+//! `READY=1` once the first full comparison is done, `STATUS=` with what is
+//! watched, `WATCHDOG=1` at every heartbeat and, when `WatchdogSec=` is set,
+//! whenever the process made progress in the last quarter of it, and
 //! `STOPPING=1`. Without `NOTIFY_SOCKET` (not started by systemd), nothing.
 //!
-//! Twenty lines of protocol: one datagram per message to the socket systemd
-//! names, which a crate would not make shorter.
+//! The watchdog judges progress, not time: a rescan that hashes a terabyte
+//! file, or a sink that takes its 30 s, is slow but moving (the count of
+//! [`crate::progress::tick`] grows) and is never killed for it; a read or a
+//! loop that hangs stops the count, the pings stop, and systemd restarts
+//! the daemon. Otherwise anyone able to write a large file in a watched tree
+//! could have the daemon killed at every rescan.
+//!
+//! One datagram per message to the socket systemd names: a few lines that a
+//! crate would not make shorter.
 
-use std::cell::Cell;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::progress::Progress;
+/// The most a message may wait for a busy systemd before it is dropped.
+const SEND_TIMEOUT: Duration = Duration::from_secs(1);
+
+struct Socket {
+    socket: UnixDatagram,
+    addr: SocketAddr,
+}
+
+impl Socket {
+    fn send(&self, state: &str) -> std::io::Result<()> {
+        self.socket
+            .send_to_addr(state.as_bytes(), &self.addr)
+            .map(|_| ())
+    }
+}
 
 pub struct Notifier {
-    socket: Option<(UnixDatagram, SocketAddr)>,
+    socket: Option<Arc<Socket>>,
     /// Half of `WatchdogSec=`: how often systemd must hear `WATCHDOG=1`.
     watchdog: Option<Duration>,
-    last_ping: Cell<Instant>,
 }
 
 impl Notifier {
     /// The socket and watchdog period systemd gave this process, if any.
     pub fn from_env() -> Notifier {
-        let socket = std::env::var_os("NOTIFY_SOCKET").and_then(|path| {
-            let addr = address(path.as_encoded_bytes())?;
-            Some((UnixDatagram::unbound().ok()?, addr))
+        let socket = std::env::var_os("NOTIFY_SOCKET").and_then(|value| {
+            let opened = address(value.as_encoded_bytes()).and_then(|addr| {
+                let socket = UnixDatagram::unbound().ok()?;
+                socket.set_write_timeout(Some(SEND_TIMEOUT)).ok()?;
+                Some(Arc::new(Socket { socket, addr }))
+            });
+            if opened.is_none() {
+                log::warn!(
+                    "NOTIFY_SOCKET={} is not a socket tripseal can notify; systemd will \
+                     not hear that the daemon is ready",
+                    value.to_string_lossy()
+                );
+            }
+            opened
         });
         // WATCHDOG_PID, when set, names the process the watchdog is for.
         let for_us = std::env::var("WATCHDOG_PID")
@@ -35,27 +66,29 @@ impl Notifier {
             .and_then(|us| us.trim().parse::<u64>().ok())
             .filter(|&us| us > 0 && for_us && socket.is_some())
             .map(|us| Duration::from_micros(us) / 2);
-        Notifier {
-            socket,
-            watchdog,
-            last_ping: Cell::new(Instant::now()),
-        }
+        Notifier { socket, watchdog }
     }
 
     /// Sends `state` (lines of `KEY=value`); a failure is only logged: the
     /// daemon's work does not depend on systemd hearing it.
-    fn send(&self, state: &str) {
-        let Some((socket, addr)) = &self.socket else {
-            return;
+    fn send(&self, state: &str) -> bool {
+        let Some(socket) = &self.socket else {
+            return true;
         };
-        if let Err(e) = socket.send_to_addr(state.as_bytes(), addr) {
-            log::debug!("cannot notify systemd: {e}");
+        match socket.send(state) {
+            Ok(()) => true,
+            Err(e) => {
+                log::debug!("cannot notify systemd: {e}");
+                false
+            }
         }
     }
 
     /// `READY=1`, with what is watched.
     pub fn ready(&self, status: &str) {
-        self.send(&format!("READY=1\nSTATUS={}", one_line(status)));
+        if !self.send(&format!("READY=1\nSTATUS={}", one_line(status))) {
+            log::warn!("systemd was not told that the daemon is ready: its notify socket refused");
+        }
     }
 
     pub fn status(&self, status: &str) {
@@ -66,37 +99,41 @@ impl Notifier {
         self.send("STOPPING=1");
     }
 
-    /// `WATCHDOG=1`: the daemon is alive and its loop turns.
+    /// `WATCHDOG=1`, from the daemon's loop itself (its heartbeat).
     pub fn ping(&self) {
-        self.last_ping.set(Instant::now());
         self.send("WATCHDOG=1");
     }
 
-    /// How often the watchdog needs a ping, when systemd runs one.
+    /// How often the daemon's loop must turn at least, when systemd runs a
+    /// watchdog: a turn is progress too, however idle the host.
     pub fn watchdog_every(&self) -> Option<Duration> {
         self.watchdog
     }
 
-    /// A ping if the watchdog's half period has passed since the last one.
-    pub fn ping_if_due(&self) {
-        if self
-            .watchdog
-            .is_some_and(|every| self.last_ping.get().elapsed() >= every)
-        {
-            self.ping();
+    /// Pings the watchdog from a thread of its own, every quarter of
+    /// `WatchdogSec=`, when the process made progress since the last look.
+    pub fn start_watchdog(&self) {
+        let (Some(socket), Some(every)) = (self.socket.clone(), self.watchdog) else {
+            return;
+        };
+        let look = every / 2;
+        let started = std::thread::Builder::new()
+            .name("watchdog".into())
+            .spawn(move || {
+                let mut seen = crate::progress::ticks();
+                loop {
+                    std::thread::sleep(look);
+                    let now = crate::progress::ticks();
+                    if now != seen {
+                        seen = now;
+                        let _ = socket.send("WATCHDOG=1");
+                    }
+                }
+            });
+        if let Err(e) = started {
+            log::warn!("cannot start the watchdog thread ({e}); systemd's watchdog may fire");
         }
     }
-}
-
-/// A full rescan tells the watchdog it makes progress, entry by entry: one
-/// that hangs (a read that never returns) stops the pings, and systemd
-/// restarts the daemon.
-impl Progress for Notifier {
-    fn update(&self, _entries: u64, _bytes: u64) {
-        self.ping_if_due();
-    }
-
-    fn finish(&self) {}
 }
 
 /// `NOTIFY_SOCKET`: a path, or `@name` in the abstract namespace.
@@ -137,6 +174,7 @@ mod tests {
             Some(&b"/org/freedesktop/systemd1/notify/1"[..])
         );
         assert!(address(b"relative/socket").is_none());
+        assert!(address(b"vsock:2:1234").is_none());
         assert!(address(b"").is_none());
     }
 
