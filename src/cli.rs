@@ -420,6 +420,7 @@ impl FlushArgs {
                 Vec::new()
             },
             given: settings::sink_specs(&self.emit)?,
+            host: ctx.host,
         })
     }
 }

@@ -55,7 +55,8 @@ pub fn run(settings: Settings) -> Result<Outcome, Error> {
             db,
             given,
             configured,
-        } => flush(&db, given, &configured),
+            host,
+        } => flush(&db, given, &configured, &host),
         Settings::Keygen { out } => keygen(&out),
         Settings::Sign {
             key,
@@ -217,7 +218,12 @@ fn diff(
 
 /// Delivers what waits in the outbox of `db`: to the `given` sinks, or to
 /// every sink that has events waiting (passwords from `configured`).
-fn flush(db: &Path, given: Vec<SinkSpec>, configured: &[SinkSpec]) -> Result<Outcome, Error> {
+fn flush(
+    db: &Path,
+    given: Vec<SinkSpec>,
+    configured: &[SinkSpec],
+    host: &str,
+) -> Result<Outcome, Error> {
     let outbox = Outbox::open(db)?;
     // Sinks whose password is unknown are reported after the others have
     // had their events.
@@ -234,7 +240,7 @@ fn flush(db: &Path, given: Vec<SinkSpec>, configured: &[SinkSpec]) -> Result<Out
     } else {
         given
     };
-    let mut courier = Courier::new(outbox, &sinks, EventFactory::new("", None))?;
+    let mut courier = Courier::new(outbox, &sinks, EventFactory::new(host, None))?;
     let stopped = courier.deliver()?;
     log_warnings(&mut courier);
     let left = courier.store().len()?;

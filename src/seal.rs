@@ -46,14 +46,13 @@ pub fn digest(baseline: &Baseline) -> Result<[u8; 32], Error> {
     h.update(DIGEST_DOMAIN);
     // Every column of `entries` as the one list names them: a column added
     // there is signed without a word here.
-    let entries = crate::baseline::columns::select("ORDER BY path");
     for (table, sql) in [
         ("meta", "SELECT key, value FROM meta ORDER BY key"),
         (
             "rules",
             "SELECT name, severity, attrs FROM rules ORDER BY name",
         ),
-        ("entries", entries.as_str()),
+        ("entries", crate::baseline::columns::Select::All.sql()),
     ] {
         put_bytes(&mut h, table.as_bytes());
         let mut stmt = baseline.connection().prepare(sql).map_err(db_err)?;

@@ -50,6 +50,7 @@ pub enum Settings {
         given: Vec<SinkSpec>,
         /// From the configuration, for the passwords of waiting sinks.
         configured: Vec<SinkSpec>,
+        host: String,
     },
     Keygen {
         out: PathBuf,

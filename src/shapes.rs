@@ -109,21 +109,29 @@ pub fn entry_json(e: &Entry, rule: &str) -> Value {
         obj.insert("hash".into(), hex(h).into());
     }
     if let Some(x) = &e.xattrs {
-        let b64 = &base64::engine::general_purpose::STANDARD;
-        let pairs = crate::scan::decode_xattrs(x).unwrap_or_default();
-        let map: Map<String, Value> = pairs
-            .iter()
-            .map(|(n, v)| (escape_bytes(n), Value::String(b64.encode(v))))
-            .collect();
-        obj.insert("xattrs".into(), Value::Object(map));
+        obj.insert("xattrs".into(), xattrs_json(x));
     }
     if let Some(p) = &e.problem {
-        obj.insert(
-            "problem".into(),
-            json!({"kind": p.kind(), "reason": p.reason()}),
-        );
+        obj.insert("problem".into(), problem_json(p));
     }
     Value::Object(obj)
+}
+
+/// Extended attributes (as `scan::encode_xattrs` stores them): each name,
+/// escaped, with its value in standard base64.
+fn xattrs_json(encoded: &[u8]) -> Value {
+    let b64 = &base64::engine::general_purpose::STANDARD;
+    Value::Object(
+        crate::scan::decode_xattrs(encoded)
+            .unwrap_or_default()
+            .iter()
+            .map(|(n, v)| (escape_bytes(n), Value::String(b64.encode(v))))
+            .collect(),
+    )
+}
+
+fn problem_json(p: &crate::scan::Problem) -> Value {
+    json!({"kind": p.kind(), "reason": p.reason()})
 }
 
 pub fn value_json(v: &CValue) -> Value {
@@ -139,13 +147,7 @@ pub fn value_json(v: &CValue) -> Value {
             Err(_) => json!({"escaped": escape_bytes(bytes), "bytes": b64.encode(bytes)}),
         },
         CValue::Hash(h) => hex(h).into(),
-        CValue::Xattrs(x) => Value::Object(
-            crate::scan::decode_xattrs(x)
-                .unwrap_or_default()
-                .iter()
-                .map(|(n, v)| (escape_bytes(n), Value::String(b64.encode(v))))
-                .collect(),
-        ),
+        CValue::Xattrs(x) => xattrs_json(x),
         CValue::Growing { size, hash } => json!({"size": size, "hash": hash.map(|h| hex(&h))}),
     }
 }
@@ -190,17 +192,14 @@ pub fn drift_json(d: &Drift) -> Value {
         obj.insert("changes".into(), Value::Object(changes));
     }
     if let Some(p) = &d.problem {
-        obj.insert(
-            "problem".into(),
-            json!({"kind": p.kind(), "reason": p.reason()}),
-        );
+        obj.insert("problem".into(), problem_json(p));
     }
     Value::Object(obj)
 }
 
 /// An entry's recorded attributes, as `show --format json` has them.
 pub fn attributes_json(e: &Entry) -> Value {
-    let mut v = crate::shapes::entry_json(e, "");
+    let mut v = entry_json(e, "");
     if let Value::Object(m) = &mut v {
         for key in ["path", "path_bytes", "rule", "checks"] {
             m.remove(key);

@@ -120,10 +120,7 @@ impl Column {
             Column::Hash => blob(e.hash.as_ref().map(|h| &h[..])),
             Column::Xattrs => blob(e.xattrs.as_deref()),
             Column::Problem => text(e.problem.as_ref().map(Problem::kind)),
-            Column::Reason => match &e.problem {
-                Some(p) => ToSqlOutput::Owned(Value::Text(p.reason().to_string())),
-                None => ToSqlOutput::Owned(Value::Null),
-            },
+            Column::Reason => text(e.problem.as_ref().map(Problem::reason)),
             Column::PrefixHash => blob(e.prefix_hash.as_ref().map(|h| &h[..])),
             Column::Trusted => int(e.trusted.then_some(1)),
         }
@@ -158,9 +155,34 @@ pub fn list() -> &'static str {
     })
 }
 
-/// `SELECT <every column> FROM entries <tail>`.
-pub fn select(tail: &str) -> String {
-    format!("SELECT {} FROM entries {tail}", list())
+/// The queries of entries: every column, made once per process (the daemon
+/// reads one entry per path that changes).
+pub enum Select {
+    /// All of them, in path byte order.
+    All,
+    /// The one at `?1`.
+    One,
+    /// `?1` and everything from `?2` up to (not including) `?3`.
+    Range,
+}
+
+impl Select {
+    pub fn sql(self) -> &'static str {
+        static SQL: OnceLock<[String; 3]> = OnceLock::new();
+        let [all, one, range] = SQL.get_or_init(|| {
+            let select = |tail: &str| format!("SELECT {} FROM entries {tail}", list());
+            [
+                select("ORDER BY path"),
+                select("WHERE path = ?1"),
+                select("WHERE path = ?1 OR (path >= ?2 AND path < ?3) ORDER BY path"),
+            ]
+        });
+        match self {
+            Select::All => all,
+            Select::One => one,
+            Select::Range => range,
+        }
+    }
 }
 
 /// The table's `CREATE TABLE` statement.

@@ -825,7 +825,7 @@ impl Baseline {
             None => {
                 stmt = self
                     .conn
-                    .prepare(&columns::select("ORDER BY path"))
+                    .prepare(columns::Select::All.sql())
                     .map_err(read_err)?;
                 stmt.query([])
             }
@@ -836,9 +836,7 @@ impl Baseline {
                 end.push(b'0');
                 stmt = self
                     .conn
-                    .prepare(&columns::select(
-                        "WHERE path = ?1 OR (path >= ?2 AND path < ?3) ORDER BY path",
-                    ))
+                    .prepare(columns::Select::Range.sql())
                     .map_err(read_err)?;
                 stmt.query(params![p, below, end])
             }
@@ -856,7 +854,7 @@ impl Baseline {
         let read_err = |e: rusqlite::Error| self.db_err(format!("cannot read entries: {e}"));
         let mut stmt = self
             .conn
-            .prepare_cached(&columns::select("WHERE path = ?1"))
+            .prepare_cached(columns::Select::One.sql())
             .map_err(read_err)?;
         let mut rows = stmt
             .query([path.as_os_str().as_bytes()])
@@ -897,12 +895,12 @@ impl Baseline {
         other: &Baseline,
         mut f: impl FnMut(Option<Entry>, Option<Entry>) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        let all = columns::select("ORDER BY path");
+        let all = columns::Select::All.sql();
         let (ia, ib) = (self.rule_index(), other.rule_index());
         let read_a = |e: rusqlite::Error| self.db_err(format!("cannot read entries: {e}"));
         let read_b = |e: rusqlite::Error| other.db_err(format!("cannot read entries: {e}"));
-        let mut sa = self.conn.prepare(&all).map_err(read_a)?;
-        let mut sb = other.conn.prepare(&all).map_err(read_b)?;
+        let mut sa = self.conn.prepare(all).map_err(read_a)?;
+        let mut sb = other.conn.prepare(all).map_err(read_b)?;
         let mut ra = sa.query([]).map_err(read_a)?;
         let mut rb = sb.query([]).map_err(read_b)?;
         let mut next_a = || self.next_entry(&mut ra, &ia);

@@ -84,10 +84,9 @@ pub enum Warning {
     OutboxTampered { detail: String },
     /// A sink took the events but has something to say (no consumer).
     Sink { message: String },
-    /// A sink refused; its events wait in `outbox`, of the baseline `db`.
+    /// A sink refused; its events wait in the outbox of the baseline `db`.
     Undelivered {
         stopped: Stopped,
-        outbox: PathBuf,
         db: PathBuf,
         /// The daemon tries again after this; a one-shot command leaves
         /// them to `tripseal flush`.
@@ -107,7 +106,6 @@ impl fmt::Display for Warning {
             Warning::Sink { message } => f.write_str(&escape_bytes(message.as_bytes())),
             Warning::Undelivered {
                 stopped,
-                outbox,
                 db,
                 retry_in,
             } => {
@@ -117,7 +115,7 @@ impl fmt::Display for Warning {
                     escape_bytes(stopped.sink.as_bytes()),
                     escape_bytes(stopped.reason.as_bytes()),
                     stopped.waiting,
-                    escape_path(outbox)
+                    escape_path(&crate::files::sibling(db, ".outbox"))
                 )?;
                 match retry_in {
                     Some(d) => write!(f, "; trying again in {}s", d.as_secs()),
@@ -256,7 +254,6 @@ impl<S: EventStore> Courier<S> {
         for s in stopped {
             self.warnings.push(Warning::Undelivered {
                 stopped: s,
-                outbox: self.store.path().to_path_buf(),
                 db: self.store.db().to_path_buf(),
                 retry_in: Some(self.backoff),
             });
@@ -292,7 +289,6 @@ impl<S: EventStore> Courier<S> {
         for s in self.deliver()? {
             self.warnings.push(Warning::Undelivered {
                 stopped: s,
-                outbox: self.store.path().to_path_buf(),
                 db: self.store.db().to_path_buf(),
                 retry_in: None,
             });

@@ -157,21 +157,33 @@ impl EventFactory {
 
     /// `fim-baseline-tampered`: the seal was refused.
     pub fn tampered(&self, baseline_path: &[u8], reason: &str, detail: &str) -> Event {
-        let mut fields = Map::new();
-        fields.insert("reason".into(), reason.into());
-        fields.insert("detail".into(), detail.into());
-        json_path(&mut fields, "baseline_path", baseline_path);
-        self.event("fim-baseline-tampered", fields)
+        self.problem(
+            "fim-baseline-tampered",
+            ("baseline_path", baseline_path),
+            reason,
+            detail,
+        )
     }
 
     /// `fim-outbox-tampered`: the daemon's event outbox was removed,
     /// replaced or had its journal planted; what waited in it was kept.
     pub fn outbox_tampered(&self, outbox_path: &[u8], reason: &str, detail: &str) -> Event {
+        self.problem(
+            "fim-outbox-tampered",
+            ("outbox_path", outbox_path),
+            reason,
+            detail,
+        )
+    }
+
+    /// An event of `kind` about the file `path` (under its key): what
+    /// happened (`reason`, a token) and the sentence that says it.
+    fn problem(&self, kind: &str, path: (&str, &[u8]), reason: &str, detail: &str) -> Event {
         let mut fields = Map::new();
         fields.insert("reason".into(), reason.into());
         fields.insert("detail".into(), detail.into());
-        json_path(&mut fields, "outbox_path", outbox_path);
-        self.event("fim-outbox-tampered", fields)
+        json_path(&mut fields, path.0, path.1);
+        self.event(kind, fields)
     }
 
     /// `fim-baseline-expiring`: the seal stops being accepted at
