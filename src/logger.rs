@@ -53,9 +53,8 @@ impl Log for Logger {
 /// Installs the logger at `level`, or at `TRIPSEAL_LOG`'s when set; the
 /// daemon's lines carry times unless the journal takes them.
 pub fn init(level: LevelFilter, daemon: bool) {
-    let asked = std::env::var(LEVEL_VARIABLE)
-        .ok()
-        .and_then(|v| v.parse::<LevelFilter>().ok());
+    let given = std::env::var(LEVEL_VARIABLE).ok();
+    let asked = given.as_deref().and_then(|v| v.parse::<LevelFilter>().ok());
     let logger = Logger {
         timestamps: daemon && !under_journal(),
         all_targets: asked.is_some(),
@@ -65,6 +64,12 @@ pub fn init(level: LevelFilter, daemon: bool) {
     let level = asked.unwrap_or(level).max(LevelFilter::Warn);
     if log::set_logger(Box::leak(Box::new(logger))).is_ok() {
         log::set_max_level(level);
+    }
+    if let Some(v) = given.filter(|_| asked.is_none()) {
+        log::warn!(
+            "{LEVEL_VARIABLE}={v} is not a level; give info, debug or trace (warnings and \
+             errors are always said)"
+        );
     }
 }
 

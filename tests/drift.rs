@@ -156,6 +156,57 @@ fn nothing_changed_is_silent_and_exits_0() {
 }
 
 #[test]
+fn warnings_are_said_whatever_the_log_level() {
+    let t = Tree::new(|r| std::fs::write(r.join("a"), b"a").unwrap());
+    let check = |env: Option<&str>, extra: &[&str]| {
+        let mut cmd = tripseal();
+        cmd.arg("check")
+            .arg("--db")
+            .arg(&t.db)
+            .arg("--allow-unsigned")
+            .args(extra)
+            .env_remove("TRIPSEAL_LOG");
+        if let Some(level) = env {
+            cmd.env("TRIPSEAL_LOG", level);
+        }
+        cmd.output().unwrap()
+    };
+    let unverified = "tripseal: warning: --allow-unsigned: the seal of";
+    // Neither -q nor TRIPSEAL_LOG silences the warning that nothing was
+    // verified.
+    for (env, extra) in [(None, &[][..]), (None, &["-q"][..]), (Some("off"), &[][..])] {
+        let out = check(env, extra);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{env:?} {extra:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains(unverified),
+            "{env:?} {extra:?}: {}",
+            stderr(&out)
+        );
+    }
+    // A level that is none is said, and changes nothing else.
+    let out = check(Some("loud"), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("TRIPSEAL_LOG=loud is not a level; give info, debug or trace"),
+        "{err}"
+    );
+    assert!(err.contains(unverified), "{err}");
+    // -vv: what the check works on.
+    let out = check(None, &["-vv"]);
+    assert!(
+        stderr(&out).contains("tripseal: debug: check "),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn each_attribute_changed_on_its_own() {
     type Change = fn(&Path, &Path);
     let cases: [(&str, Change, &[&str]); 10] = [

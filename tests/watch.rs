@@ -1094,8 +1094,106 @@ fn systemd_hears_ready_after_the_first_comparison_then_the_watchdog() {
     let got = notifications(&socket2_rx, Instant::now() + Duration::from_millis(1500));
     let pings = got.iter().filter(|m| *m == "WATCHDOG=1").count();
     assert!(pings >= 4, "{pings} pings in 1.5 s: {got:?}");
+    // Stopped by an intruder (SIGSTOP): the pings stop, so systemd would
+    // restart it after WatchdogSec; continued, they come again.
+    let pid = d.child.as_ref().unwrap().id() as i32;
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    notifications(&socket2_rx, Instant::now() + Duration::from_millis(300));
+    let stopped = notifications(&socket2_rx, Instant::now() + Duration::from_millis(1000));
+    assert!(stopped.is_empty(), "heard while stopped: {stopped:?}");
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let again = notifications(&socket2_rx, Instant::now() + Duration::from_millis(1000));
+    assert!(again.iter().any(|m| m == "WATCHDOG=1"), "{again:?}");
     let (code, err) = d.stop();
     assert_eq!(code, Some(0), "{err}");
+}
+
+/// The daemon's own lines on standard error: times unless the journal
+/// takes them, `-q` keeps only warnings, and what systemd gave that cannot
+/// be used is said.
+#[test]
+fn the_daemons_log_follows_systemds_conventions() {
+    let _shared = shared();
+    let (tmp, _root, db) = tree_with_baseline(&[], r#"["type", "hash"]"#);
+    let events = tmp.path().join("events.jsonl");
+    // Runs the daemon until its first comparison is reported, stops it, and
+    // returns its standard error; `journal`: JOURNAL_STREAM names it.
+    let run = |extra: &[&str], env: &[(&str, &str)], journal: bool| -> String {
+        use std::os::unix::fs::MetadataExt;
+        let _ = std::fs::remove_file(&events);
+        let (mut reader, writer) = std::io::pipe().unwrap();
+        let meta = std::fs::File::from(std::os::fd::OwnedFd::from(writer.try_clone().unwrap()))
+            .metadata()
+            .unwrap();
+        let mut cmd = Command::new(bin_path());
+        cmd.args(["watch", "--allow-unsigned", "--db"])
+            .arg(&db)
+            .arg("--emit")
+            .arg(format!("file:{}", events.display()))
+            .args(extra)
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(writer);
+        if journal {
+            cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+        }
+        let mut child = cmd.spawn().unwrap();
+        drop(cmd);
+        let deadline = Instant::now() + PATIENCE;
+        while !std::fs::read_to_string(&events)
+            .unwrap_or_default()
+            .contains("fim-scan-finished")
+        {
+            assert!(Instant::now() < deadline, "the daemon never compared");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut reader, &mut err).unwrap();
+        err
+    };
+    let stamped = |line: &str| {
+        line.len() > 21 && line.as_bytes()[4] == b'-' && line[20..].starts_with(" tripseal: ")
+    };
+    let err = run(&[], &[], false);
+    assert!(err.contains("tripseal: watching "), "{err}");
+    assert!(err.lines().all(stamped), "times on every line: {err}");
+    let err = run(&[], &[], true);
+    assert!(
+        err.lines()
+            .next()
+            .is_some_and(|l| l.starts_with("tripseal: ")),
+        "{err}"
+    );
+    assert!(!err.lines().any(stamped), "the journal stamps them: {err}");
+    let err = run(&["-q"], &[], true);
+    assert!(!err.contains("watching"), "-q: {err}");
+    // What systemd gave, unusable: said, and the daemon runs on.
+    let err = run(
+        &[],
+        &[
+            ("NOTIFY_SOCKET", "relative/notify"),
+            ("WATCHDOG_USEC", "soon"),
+        ],
+        true,
+    );
+    assert!(
+        err.contains("NOTIFY_SOCKET=relative/notify is not a socket tripseal can notify"),
+        "{err}"
+    );
+    let err = run(
+        &[],
+        &[
+            ("NOTIFY_SOCKET", "/run/none/notify"),
+            ("WATCHDOG_USEC", "soon"),
+        ],
+        true,
+    );
+    assert!(err.contains("WATCHDOG_USEC=soon is not a number"), "{err}");
 }
 
 #[test]

@@ -61,9 +61,16 @@ impl Notifier {
         // WATCHDOG_PID, when set, names the process the watchdog is for.
         let for_us = std::env::var("WATCHDOG_PID")
             .map_or(true, |pid| pid.trim() == std::process::id().to_string());
-        let watchdog = std::env::var("WATCHDOG_USEC")
-            .ok()
-            .and_then(|us| us.trim().parse::<u64>().ok())
+        let given = std::env::var("WATCHDOG_USEC").ok();
+        let usec = given.as_deref().map(|us| us.trim().parse::<u64>().ok());
+        if let (Some(v), Some(None) | Some(Some(0))) = (&given, usec) {
+            log::warn!(
+                "WATCHDOG_USEC={v} is not a number of microseconds above 0; no watchdog pings \
+                 but the heartbeat's: set WatchdogSec= in the unit, or remove it"
+            );
+        }
+        let watchdog = usec
+            .flatten()
             .filter(|&us| us > 0 && for_us && socket.is_some())
             .map(|us| Duration::from_micros(us) / 2);
         Notifier { socket, watchdog }
