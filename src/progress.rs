@@ -27,6 +27,17 @@ pub fn ticks() -> u64 {
     WORK.load(Ordering::Relaxed)
 }
 
+/// A reader that counts each read as progress (a baseline read or hashed
+/// whole: up to 4 GiB).
+pub struct Ticking<R>(pub R);
+
+impl<R: std::io::Read> std::io::Read for Ticking<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        tick();
+        self.0.read(buf)
+    }
+}
+
 /// Receives running totals; implementations decide when to show them.
 pub trait Progress {
     fn update(&self, entries: u64, bytes: u64);

@@ -60,6 +60,7 @@ pub fn digest(baseline: &Baseline) -> Result<[u8; 32], Error> {
         let mut rows = stmt.query([]).map_err(db_err)?;
         let mut count = 0u64;
         while let Some(row) = rows.next().map_err(db_err)? {
+            crate::progress::tick();
             for i in 0..columns {
                 put_value(&mut h, row.get_ref(i).map_err(db_err)?);
             }

@@ -507,7 +507,7 @@ impl FileImage {
         let same = crate::files::open_untrusted(path, MAX_BASELINE_BYTES, true)
             .and_then(|(mut f, _)| {
                 let mut h = blake3::Hasher::new();
-                io::copy(&mut f, &mut h)?;
+                io::copy(&mut crate::progress::Ticking(&mut f), &mut h)?;
                 Ok(*h.finalize().as_bytes() == self.hash)
             })
             .unwrap_or(false);
@@ -530,6 +530,7 @@ struct ImageReader<'a> {
 
 impl io::Read for ImageReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        crate::progress::tick();
         let n = io::Read::read(&mut self.file, buf)?;
         self.hasher.update(&buf[..n]);
         // Bytes 18 and 19 of the header: the file format versions (2: WAL).
@@ -868,6 +869,7 @@ impl Baseline {
         rows: &mut rusqlite::Rows<'_>,
         index: &RuleIndex,
     ) -> Result<Option<Entry>, Error> {
+        crate::progress::tick();
         match rows
             .next()
             .map_err(|e| self.db_err(format!("cannot read entries: {e}")))?
@@ -907,7 +909,6 @@ impl Baseline {
         let mut next_b = || other.next_entry(&mut rb, &ib);
         let (mut a, mut b) = (next_a()?, next_b()?);
         loop {
-            crate::progress::tick();
             let order = match (&a, &b) {
                 (None, None) => return Ok(()),
                 (Some(_), None) => std::cmp::Ordering::Less,
