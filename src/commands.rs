@@ -9,7 +9,7 @@ use std::path::Path;
 use tripseal::baseline::Baseline;
 use tripseal::error::{Error, Outcome};
 use tripseal::escape::escape_path;
-use tripseal::events::courier::{Courier, EventStore};
+use tripseal::events::courier::{Courier, log_warnings};
 use tripseal::events::outbox::Outbox;
 use tripseal::events::{BaselineRef, EventFactory, SinkSpec};
 use tripseal::files::hex;
@@ -362,12 +362,6 @@ fn warn_expiring(db: &Path, expiring: Option<i64>, now_ns: i64) {
             iso8601(t),
             human_duration((t - now_ns).max(0))
         );
-    }
-}
-
-fn log_warnings<S: EventStore>(courier: &mut Courier<S>) {
-    for w in courier.take_warnings() {
-        log::warn!("{w}");
     }
 }
 

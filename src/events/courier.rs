@@ -126,6 +126,14 @@ impl fmt::Display for Warning {
     }
 }
 
+/// Says what `courier` had to say, through the log (the binary's logger
+/// decides where it goes).
+pub fn log_warnings<S: EventStore>(courier: &mut Courier<S>) {
+    for w in courier.take_warnings() {
+        log::warn!("{w}");
+    }
+}
+
 /// A sink that refused during one delivery run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stopped {

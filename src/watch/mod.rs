@@ -33,7 +33,7 @@ use crate::check;
 use crate::compare::{Drift, drift_of};
 use crate::error::Error;
 use crate::escape::{escape_path, sanitize_line};
-use crate::events::courier::Courier;
+use crate::events::courier::{Courier, log_warnings};
 use crate::events::outbox::GuardedOutbox;
 use crate::events::{BaselineRef, Event, EventFactory, SinkSpec};
 use crate::progress::NoProgress;
@@ -187,13 +187,6 @@ fn forward_signals(tx: mpsc::Sender<Msg>) -> Result<(), Error> {
         }
     });
     Ok(())
-}
-
-/// Says what the courier had to say, in the daemon's log.
-fn log_warnings(courier: &mut Courier<GuardedOutbox>) {
-    for w in courier.take_warnings() {
-        log::warn!("{w}");
-    }
 }
 
 /// The full rescan's timer, the heartbeat's, and systemd's watchdog's.

@@ -51,8 +51,10 @@ impl Notifier {
             });
             if opened.is_none() {
                 log::warn!(
-                    "NOTIFY_SOCKET={} is not a socket tripseal can notify; systemd will \
-                     not hear that the daemon is ready",
+                    "NOTIFY_SOCKET={} is not a socket tripseal can notify (an absolute path \
+                     or @name); systemd will not hear that the daemon is ready, and a \
+                     Type=notify unit fails at TimeoutStartSec: fix the unit's environment, \
+                     or unset NOTIFY_SOCKET",
                     value.to_string_lossy()
                 );
             }
