@@ -987,6 +987,7 @@ fn the_daemon_never_rolls_back_and_keeps_the_rollback_record() {
     d.expect("fim-file-modified", "a.py", 1);
     update(&db);
     sign(&key, &db);
+    std::fs::copy(&db, d.tmp.path().join("gen2.db")).unwrap();
     hangup(&d);
     d.wait_for(|e| e["type"] == "fim-scan-finished" && e["baseline"]["generation"] == 2);
 
@@ -1028,6 +1029,25 @@ fn the_daemon_never_rolls_back_and_keeps_the_rollback_record() {
     let e = d.expect("fim-file-modified", "a.py", 2);
     assert_eq!(e["baseline"]["generation"], 2);
     // The refused generation was never recorded; the held one is.
+    d.poll("the record written again for 2", |_| {
+        std::fs::read_to_string(&accepted)
+            .ok()
+            .filter(|t| t.starts_with("2 "))
+    });
+
+    // Raised above the generation the unchanged file holds (so that the
+    // next check refuses the real baseline as a rollback): said, and
+    // written again.
+    std::fs::copy(d.tmp.path().join("gen2.db"), &db).unwrap();
+    std::fs::write(&accepted, format!("999 {}\n", "a".repeat(64))).unwrap();
+    d.poll("the raised record reported", |evs| {
+        changed_under_daemon(evs).into_iter().find(|e| {
+            e["detail"]
+                .as_str()
+                .unwrap()
+                .contains("generation 999, above generation 2")
+        })
+    });
     d.poll("the record written again for 2", |_| {
         std::fs::read_to_string(&accepted)
             .ok()

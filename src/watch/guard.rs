@@ -85,13 +85,9 @@ impl BaselineGuard {
         let image = baseline.image()?;
         let generation = baseline.header().generation;
         // Both, each said: the file, and the record beside it.
-        let problems: Vec<String> = [
-            image.still_at(&self.db),
-            self.check_record(generation, digest),
-        ]
-        .into_iter()
-        .filter_map(Result::err)
-        .collect();
+        let file = image.still_at(&self.db);
+        let record = self.check_record(generation, digest, file.is_ok());
+        let problems: Vec<String> = [file, record].into_iter().filter_map(Result::err).collect();
         if problems.is_empty() {
             self.problem = None;
             return None;
@@ -112,14 +108,29 @@ impl BaselineGuard {
     /// The rollback record must still vouch for the generation held: one
     /// deleted, garbled or set back is said, and written again from what
     /// the daemon verified, so that the next `check` still refuses a
-    /// rollback.
-    fn check_record(&mut self, generation: i64, digest: Option<[u8; 32]>) -> Result<(), String> {
+    /// rollback. One raised above it while the file (`file_held`) still
+    /// holds that generation is said and written again too: left, it would
+    /// have the next check refuse the real baseline as a rollback.
+    fn check_record(
+        &mut self,
+        generation: i64,
+        digest: Option<[u8; 32]>,
+        file_held: bool,
+    ) -> Result<(), String> {
         let Some(digest) = digest else {
             return Ok(()); // the seal was skipped: no record is kept
         };
         let found = seal::read_accepted(&seal::accepted_state_path(&self.db));
         let what = match &found {
-            Ok(Some(g)) if *g >= generation => return Ok(()),
+            Ok(Some(g)) if *g == generation => return Ok(()),
+            // The file changed too (said already): a newer generation may
+            // be on its way, checked before the reload.
+            Ok(Some(g)) if *g > generation && !file_held => return Ok(()),
+            Ok(Some(g)) if *g > generation => format!(
+                "its rollback record says generation {g}, above generation {generation}, which \
+                 the file still holds as verified: the next check would refuse the real \
+                 baseline as a rollback"
+            ),
             Ok(Some(g)) => format!("its rollback record says generation {g}, below {generation}"),
             Ok(None) => "its rollback record was deleted".to_string(),
             Err(e) => format!("its rollback record {e}"),
