@@ -817,6 +817,14 @@ fn the_daemon_survives_what_is_done_to_its_outbox() {
     let mut d = Daemon::start(&["--heartbeat", "1h"]);
     let outbox = d.tmp.path().join("b.db.outbox");
     let journal = d.tmp.path().join("b.db.outbox-journal");
+    // Nothing waits in the outbox and no transaction of the daemon's is
+    // open (its journal is gone): what the test plants is not raced.
+    let idle = |d: &Daemon| {
+        d.poll("the outbox idle", |_| {
+            let n = sql_text(&outbox, "SELECT count(*) FROM events");
+            (n.trim() == "0" && std::fs::symlink_metadata(&journal).is_err()).then_some(())
+        })
+    };
     let victim = d.tmp.path().join("victim");
     std::fs::write(&victim, "precious").unwrap();
     assert!(outbox.is_file());
@@ -843,6 +851,9 @@ fn the_daemon_survives_what_is_done_to_its_outbox() {
     assert!(std::fs::symlink_metadata(&outbox).unwrap().is_file());
 
     // Its journal planted as a link to the victim: never written through.
+    // Planted once the daemon is idle: while it commits, SQLite's own
+    // journal stands at that name.
+    idle(&d);
     std::os::unix::fs::symlink(&victim, &journal).unwrap();
     std::fs::write(d.path("a.py"), "3").unwrap();
     d.expect("fim-file-modified", "a.py", 3);
@@ -937,10 +948,7 @@ fn the_daemon_survives_what_is_done_to_its_outbox() {
     // (what it delivered is deleted from the outbox): a transaction of its
     // own still in flight would write its cached pages back over the
     // garbage, and nothing would be left to find.
-    d.poll("the outbox idle", |_| {
-        let n = sql_text(&outbox, "SELECT count(*) FROM events");
-        (n.trim() == "0").then_some(())
-    });
+    idle(&d);
     {
         use std::io::Write;
         let len = std::fs::metadata(&outbox).unwrap().len().max(4096);
@@ -965,6 +973,7 @@ fn the_daemon_survives_what_is_done_to_its_outbox() {
             .is_ok_and(|m| m.is_file())
             .then_some(())
     });
+    idle(&d);
     std::fs::create_dir(&journal).unwrap();
     std::fs::write(d.path("a.py"), "9").unwrap();
     d.expect("fim-file-modified", "a.py", 9);
