@@ -23,15 +23,22 @@ pub enum Attr {
     Hash,
     Xattrs,
     Growing,
+    /// The owner's user name (a role baseline's `uid`: numbers differ
+    /// between hosts, names do not).
+    Owner,
+    /// The group's name, likewise.
+    Group,
 }
 
 impl Attr {
     /// Every attribute, in the order reports list them.
-    pub const ALL: [Attr; 14] = [
+    pub const ALL: [Attr; 16] = [
         Attr::Type,
         Attr::Mode,
         Attr::Uid,
         Attr::Gid,
+        Attr::Owner,
+        Attr::Group,
         Attr::Size,
         Attr::Mtime,
         Attr::Ctime,
@@ -60,6 +67,8 @@ impl Attr {
             Attr::Hash => "hash",
             Attr::Xattrs => "xattrs",
             Attr::Growing => "growing",
+            Attr::Owner => "owner",
+            Attr::Group => "group",
         }
     }
 
@@ -69,6 +78,21 @@ impl Attr {
 
     fn bit(self) -> u16 {
         1 << (self as u16)
+    }
+
+    /// What only one host knows: the same file has another inode, device,
+    /// change time and link count on each host of a role.
+    pub const HOST_ONLY: [Attr; 4] = [Attr::Inode, Attr::Dev, Attr::Ctime, Attr::Nlink];
+
+    /// What a role baseline compares instead of this attribute: owner and
+    /// group by name, nothing for what only one host knows, the rest as is.
+    pub fn portable(self) -> Option<Attr> {
+        match self {
+            Attr::Uid => Some(Attr::Owner),
+            Attr::Gid => Some(Attr::Group),
+            a if Attr::HOST_ONLY.contains(&a) => None,
+            a => Some(a),
+        }
     }
 }
 
@@ -156,6 +180,19 @@ mod tests {
         assert_eq!(AttrSet::from_bits(set.bits()), Some(set));
         assert_eq!(set.to_string(), "mode hash growing");
         assert!(set.needs_content());
-        assert_eq!(AttrSet::from_bits(1 << 15), None);
+        assert_eq!(
+            AttrSet::from_bits(1 << 15),
+            Some([Attr::Group].into_iter().collect())
+        );
+    }
+
+    #[test]
+    fn a_role_compares_names_and_nothing_host_bound() {
+        let full: AttrSet = Attr::ALL.into_iter().collect();
+        let portable: AttrSet = full.iter().filter_map(Attr::portable).collect();
+        assert_eq!(
+            portable.to_string(),
+            "type mode owner group size mtime link hash xattrs growing"
+        );
     }
 }

@@ -10,7 +10,9 @@
 use std::path::Path;
 use std::rc::Rc;
 
-use crate::baseline::{Baseline, BaselineLock, BaselineWriter, Header, Snapshot};
+use crate::baseline::{
+    Baseline, BaselineLock, BaselineWriter, Header, Snapshot, StatIndex, stat_cache,
+};
 use crate::compare::{self, DriftCounts};
 use crate::error::Error;
 use crate::escape::escape_path;
@@ -18,7 +20,7 @@ use crate::files::sibling;
 use crate::pipeline::{self, ScanSummary};
 use crate::progress::Progress;
 use crate::rules::{Rules, RulesSource};
-use crate::scan::{OwnOutputs, ScanHints};
+use crate::scan::{OwnOutputs, Relocation, ScanHints};
 use crate::seal::{self, SealPolicy};
 
 /// Two entry sets and how they differ. `new` may be a check's snapshot, which
@@ -75,11 +77,19 @@ pub fn stored_rules(baseline: &Baseline) -> Result<Rules, Error> {
     })
 }
 
-/// Scans what the baseline's own rules select and compares it with the baseline.
+/// `check --fast`: entries whose stat fields match what was recorded are
+/// not read, except for a share re-read whatever they say.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Fast {
+    pub reread_percent: f64,
+}
+
+/// Scans what the baseline's own rules select and compares it with the
+/// baseline. For a role baseline, also writes this host's stat cache.
 pub fn check(
     db: &Path,
     seal: &SealPolicy,
-    fast: bool,
+    fast: Option<Fast>,
     host: &str,
     progress: &dyn Progress,
 ) -> Result<Comparison, Error> {
@@ -93,7 +103,56 @@ pub fn check(
         progress,
     )?;
     c.expires_ns = expires_ns;
+    if c.old.header().role.is_some() {
+        write_stat_cache(db, &c)?;
+    }
     Ok(c)
+}
+
+/// After a check of a role baseline: this host's stat cache for the next
+/// `--fast`. A cache that cannot be written costs only speed: said, not fatal.
+fn write_stat_cache(db: &Path, c: &Comparison) -> Result<(), Error> {
+    let digest = match c.old_digest {
+        Some(d) => d,
+        None => seal::digest(&c.old)?,
+    };
+    let cache = stat_cache::path(db);
+    match stat_cache::write(db, &digest, &c.old, &c.new) {
+        Ok(rows) => log::debug!("stat cache {} written: {rows} entries", escape_path(&cache)),
+        Err(e) => log::warn!(
+            "cannot write the stat cache {} ({e}); the next check --fast reads every entry",
+            escape_path(&cache)
+        ),
+    }
+    Ok(())
+}
+
+/// The stat fields `--fast` trusts: a host's baseline holds them, signed; a
+/// role baseline cannot (each host has its own), so they come from this
+/// host's stat cache, which is used whole or not at all.
+fn fast_index(
+    old: &Baseline,
+    old_digest: Option<[u8; 32]>,
+    db: &Path,
+    fast: Fast,
+) -> Result<StatIndex, Error> {
+    let mut index = StatIndex::new(fast.reread_percent);
+    if old.header().role.is_none() {
+        old.stat_index(&mut index)?;
+        return Ok(index);
+    }
+    let digest = match old_digest {
+        Some(d) => d,
+        None => seal::digest(old)?,
+    };
+    if let Err(why) = stat_cache::read(db, &digest, &mut index) {
+        log::warn!(
+            "check --fast: the stat cache {} is not used: {why}; this check reads every entry",
+            escape_path(&stat_cache::path(db))
+        );
+        index = StatIndex::new(fast.reread_percent);
+    }
+    Ok(index)
 }
 
 /// Scans what `old`'s own rules select (its seal verified already, giving
@@ -102,32 +161,45 @@ pub fn check(
 pub fn rescan(
     (old, old_digest): (Rc<Baseline>, Option<[u8; 32]>),
     db: &Path,
-    fast: bool,
+    fast: Option<Fast>,
     host: &str,
     progress: &dyn Progress,
 ) -> Result<Comparison, Error> {
     let rules = stored_rules(&old)?;
     let header = next_header(&old, &rules, host);
-    let index = if fast { Some(old.stat_index()?) } else { None };
+    let index = match fast {
+        Some(f) => Some(fast_index(&old, old_digest, db, f)?),
+        None => None,
+    };
     let hints = ScanHints {
         growing_sizes: old.growing_sizes()?,
         known: index.as_ref().map(|i| i as &dyn crate::scan::KnownEntries),
+        relocate: None,
     };
     let mut writer = BaselineWriter::create_snapshot(db, &header, &rules)?;
     let mut own = OwnOutputs::for_baseline(db);
     own.add(writer.path());
     let mut scan = pipeline::fill(&mut writer, &rules, &own, &hints, progress)?;
     scan.db = db.to_path_buf();
+    scan.reread = index.as_ref().map_or(0, StatIndex::rereads);
     let (snapshot, new) = writer.finish_for_reading()?;
-    Comparison::of((old, old_digest), new, Some(scan), fast, Some(snapshot))
+    Comparison::of(
+        (old, old_digest),
+        new,
+        Some(scan),
+        fast.is_some(),
+        Some(snapshot),
+    )
 }
 
 /// Accepts the present state as generation N+1 (with `rules`, or the
-/// baseline's own), keeping generation N as `<db>.prev`.
+/// baseline's own), keeping generation N as `<db>.prev`. With `relocate`,
+/// the present state is a tree not installed yet (the next release).
 pub fn update(
     db: &Path,
     rules: Option<Rules>,
     accept_errors: bool,
+    relocate: Option<Relocation>,
     host: &str,
     progress: &dyn Progress,
 ) -> Result<Comparison, Error> {
@@ -137,10 +209,14 @@ pub fn update(
         Some(r) => r,
         None => stored_rules(&old)?,
     };
+    if let Some(r) = &relocate {
+        crate::init::check_relocation(&rules, r)?;
+    }
     let header = next_header(&old, &rules, host);
     let hints = ScanHints {
         growing_sizes: old.growing_sizes()?,
         known: None,
+        relocate,
     };
     let mut writer = BaselineWriter::create(db, &header, &rules, lock)?;
     let own = OwnOutputs::for_baseline(db);

@@ -93,6 +93,42 @@ struct InitArgs {
     /// Replace a baseline that already exists at the --db path.
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    relocate: RelocateArgs,
+}
+
+/// A tree that is not installed yet (a release, an unpacked image).
+#[derive(clap::Args)]
+struct RelocateArgs {
+    /// Read the tree at DIR (a release directory, an unpacked wheel or
+    /// image, a container's root file system) instead of the installed one;
+    /// the rules must name a role.
+    #[arg(long, value_name = "DIR", requires = "prefix")]
+    root: Option<PathBuf>,
+    /// With --root: the path DIR will have on the hosts; what is at DIR/x
+    /// is recorded as PREFIX/x.
+    #[arg(long = "as", value_name = "PREFIX", requires = "root")]
+    prefix: Option<PathBuf>,
+}
+
+/// `5`, `5%` or `0.5%`: a share of 0 to 100 percent.
+fn parse_percent(text: &str) -> Result<f64, String> {
+    let number = text.trim().trim_end_matches('%');
+    match number.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!(
+            "{text:?} is not a share from 0 to 100 percent, such as 5 or 12.5%"
+        )),
+    }
+}
+
+impl RelocateArgs {
+    fn relocation(self) -> Result<Option<tripseal::scan::Relocation>, Error> {
+        match (self.root, self.prefix) {
+            (Some(root), Some(prefix)) => settings::relocation(&root, &prefix).map(Some),
+            _ => Ok(None),
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -116,9 +152,14 @@ struct CheckArgs {
     #[arg(long, value_name = "SINK")]
     emit: Vec<String>,
     /// Re-read only entries whose dev, inode, size, mtime or ctime moved;
-    /// trust the recorded content of the others.
+    /// trust the recorded content of the others (for a role baseline, as
+    /// this host's stat cache recorded them at its last check).
     #[arg(long)]
     fast: bool,
+    /// With --fast: re-read this share of the entries whatever their stat
+    /// fields say, drawn at random on every run (0 to 100, "%" optional).
+    #[arg(long, value_name = "PERCENT", default_value = "5", value_parser = parse_percent, requires = "fast")]
+    reread: f64,
     /// Warn (and send fim-baseline-expiring) when the seal expires
     /// within this period
     #[arg(long, value_name = "EVERY", default_value = "7d", value_parser = parse_period)]
@@ -141,6 +182,8 @@ struct UpdateArgs {
     accept_errors: bool,
     #[arg(long, value_enum, default_value_t = FormatArg::Human)]
     format: FormatArg,
+    #[command(flatten)]
+    relocate: RelocateArgs,
 }
 
 #[derive(clap::Args)]
@@ -349,6 +392,7 @@ impl InitArgs {
             db: settings::db_or_default(self.db, &ctx.host),
             replace: self.force,
             host: ctx.host,
+            relocate: self.relocate.relocation()?,
         })
     }
 }
@@ -369,7 +413,9 @@ impl CheckArgs {
             seal: self.seal.policy(self.allow_rollback),
             sinks,
             report,
-            fast: self.fast,
+            fast: self.fast.then_some(tripseal::check::Fast {
+                reread_percent: self.reread,
+            }),
             verbose: ctx.verbose,
             expiry_warning: self.expiry_warning,
             host: ctx.host,
@@ -388,6 +434,7 @@ impl UpdateArgs {
             accept_errors: self.accept_errors,
             format: self.format.into(),
             host: ctx.host,
+            relocate: self.relocate.relocation()?,
         })
     }
 }

@@ -17,6 +17,7 @@ use tripseal::init::{self, InitOptions};
 use tripseal::progress::{NoProgress, Progress, TerminalProgress};
 use tripseal::report::{self, DriftReport, Format, out_err};
 use tripseal::rules::Rules;
+use tripseal::scan::Relocation;
 use tripseal::seal::{self, SealPolicy};
 use tripseal::settings::{CheckSettings, Settings};
 use tripseal::units::{human_duration, iso8601, now_ns};
@@ -31,7 +32,17 @@ pub fn run(settings: Settings) -> Result<Outcome, Error> {
             db_defaulted,
             replace,
             host,
-        } => init(&rules, InitOptions { db, replace, host }, db_defaulted),
+            relocate,
+        } => init(
+            &rules,
+            InitOptions {
+                db,
+                replace,
+                host,
+                relocate,
+            },
+            db_defaulted,
+        ),
         Settings::Check(s) => check(s),
         Settings::Update {
             db,
@@ -39,7 +50,8 @@ pub fn run(settings: Settings) -> Result<Outcome, Error> {
             accept_errors,
             format,
             host,
-        } => update(&db, rules, accept_errors, format, &host),
+            relocate,
+        } => update(&db, rules, accept_errors, relocate, format, &host),
         Settings::Diff {
             old,
             new,
@@ -174,10 +186,18 @@ fn update(
     db: &Path,
     rules: Option<Rules>,
     accept_errors: bool,
+    relocate: Option<Relocation>,
     format: Format,
     host: &str,
 ) -> Result<Outcome, Error> {
-    let comparison = check::update(db, rules, accept_errors, host, progress().as_ref())?;
+    let comparison = check::update(
+        db,
+        rules,
+        accept_errors,
+        relocate,
+        host,
+        progress().as_ref(),
+    )?;
     let r = DriftReport {
         command: "update",
         comparison: &comparison,

@@ -66,6 +66,35 @@ pub enum Value {
         size: u64,
         hash: Option<[u8; 32]>,
     },
+    /// An owner or group: compared by name, the number kept for the report
+    /// (it differs between the hosts of a role).
+    Account {
+        name: Option<String>,
+        id: u32,
+    },
+}
+
+impl Value {
+    /// Whether two values count as the same: accounts by name (by number
+    /// only when neither has one), everything else exactly.
+    fn named(self, name: &Option<String>) -> Value {
+        match self {
+            Value::Account { id, .. } => Value::Account {
+                name: name.clone(),
+                id,
+            },
+            other => other,
+        }
+    }
+
+    fn same(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Account { name: Some(a), .. }, Value::Account { name: Some(b), .. }) => a == b,
+            (Value::Account { name: None, id: a }, Value::Account { name: None, id: b }) => a == b,
+            (Value::Account { .. }, Value::Account { .. }) => false,
+            (a, b) => a == b,
+        }
+    }
 }
 
 /// One attribute that differs.
@@ -206,7 +235,7 @@ pub fn changes(old: &Entry, new: &Entry) -> Vec<Change> {
             Attr::Growing => growing_drift(old, new).map(|(o, n, note)| (o, n, Some(note))),
             _ => Some((value(attr, old), value(attr, new), None)),
         };
-        if let Some((old, new, note)) = change.filter(|(o, n, _)| o != n) {
+        if let Some((old, new, note)) = change.filter(|(o, n, _)| !o.same(n)) {
             out.push(Change {
                 attr,
                 old,
@@ -236,6 +265,16 @@ fn value(attr: Attr, e: &Entry) -> Value {
         Attr::Link => opt(&e.link, Value::Link),
         Attr::Hash | Attr::Growing => opt(&e.hash, Value::Hash),
         Attr::Xattrs => opt(&e.xattrs, Value::Xattrs),
+        Attr::Owner => meta(|m| Value::Account {
+            name: None,
+            id: m.uid,
+        })
+        .named(&e.owner),
+        Attr::Group => meta(|m| Value::Account {
+            name: None,
+            id: m.gid,
+        })
+        .named(&e.group),
     }
 }
 
@@ -257,6 +296,9 @@ fn is_content(attr: Attr) -> bool {
 /// unread attributes stay absent and show up as changed.
 fn adopt_trusted(old: &Entry, mut new: Entry) -> Entry {
     let same_stat = match (old.meta, new.meta) {
+        // A role baseline records no host's inode or ctime (they read as
+        // 0): what vouched for the entry is this host's stat cache.
+        (Some(o), Some(n)) if o.inode == 0 => (o.kind, o.size) == (n.kind, n.size),
         (Some(o), Some(n)) => {
             (o.kind, o.size, o.mtime_ns, o.ctime_ns, o.inode, o.dev)
                 == (n.kind, n.size, n.mtime_ns, n.ctime_ns, n.inode, n.dev)
@@ -334,6 +376,8 @@ mod tests {
             link: None,
             hash: Some([hash; 32]),
             xattrs: None,
+            owner: Some("app".into()),
+            group: Some("app".into()),
             problem: None,
             prefix_hash: None,
             trusted: false,
@@ -362,7 +406,7 @@ mod tests {
     #[test]
     fn each_attribute_is_compared_on_its_own() {
         type Edit = fn(&mut Entry);
-        let edits: [(Attr, Edit); 13] = [
+        let edits: [(Attr, Edit); 15] = [
             (Attr::Type, |e| {
                 e.meta.as_mut().unwrap().kind = FileKind::Dir
             }),
@@ -378,6 +422,8 @@ mod tests {
             (Attr::Link, |e| e.link = Some(b"elsewhere".to_vec())),
             (Attr::Hash, |e| e.hash = Some([2; 32])),
             (Attr::Xattrs, |e| e.xattrs = Some(b"user.x".to_vec())),
+            (Attr::Owner, |e| e.owner = Some("intruder".into())),
+            (Attr::Group, |e| e.group = None),
         ];
         let all: Vec<Attr> = Attr::ALL
             .into_iter()

@@ -252,10 +252,14 @@ pub enum Companion {
     Writing,
     /// `<db>.check.<pid>`: a check's scan snapshot.
     Snapshot,
+    /// `<db>.stat`: a role baseline's host-local stat cache, and its
+    /// temporary `<db>.stat.tmp.<pid>`.
+    StatCache,
+    StatCacheTmp,
 }
 
 impl Companion {
-    const FIXED: [(Companion, &'static str); 8] = [
+    const FIXED: [(Companion, &'static str); 9] = [
         (Companion::Baseline, ""),
         (Companion::Lock, ".lock"),
         (Companion::Outbox, ".outbox"),
@@ -264,12 +268,14 @@ impl Companion {
         (Companion::Prev, ".prev"),
         (Companion::PrevTmp, ".prev.tmp"),
         (Companion::Journal, "-journal"),
+        (Companion::StatCache, ".stat"),
     ];
     /// Followed by the id of the process that writes them.
-    const PID_NAMED: [(Companion, &'static str); 3] = [
+    const PID_NAMED: [(Companion, &'static str); 4] = [
         (Companion::Writing, ".tmp."),
         (Companion::Snapshot, ".check."),
         (Companion::AcceptedTmp, ".accepted.tmp."),
+        (Companion::StatCacheTmp, ".stat.tmp."),
     ];
 
     /// Which companion of a baseline named `db_name` the file `name` is.

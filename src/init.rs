@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::escape::escape_path;
 use crate::progress::Progress;
 use crate::rules::Rules;
-use crate::scan::{OwnOutputs, ScanHints};
+use crate::scan::{OwnOutputs, Relocation, ScanHints};
 
 /// What `init` needs besides the rules.
 #[derive(Debug, Clone)]
@@ -21,6 +21,8 @@ pub struct InitOptions {
     /// Replace a baseline that already exists at `db`.
     pub replace: bool,
     pub host: String,
+    /// `--root DIR --as PREFIX`: a tree not installed yet.
+    pub relocate: Option<Relocation>,
 }
 
 /// Writes a new baseline of what `rules` select to `opts.db`.
@@ -30,6 +32,9 @@ pub fn init(
     progress: &dyn Progress,
 ) -> Result<crate::pipeline::ScanSummary, Error> {
     let start = Instant::now();
+    if let Some(r) = &opts.relocate {
+        check_relocation(rules, r)?;
+    }
     check_target(&opts.db, opts.replace)?;
     let lock = BaselineLock::acquire(&opts.db)?;
     // Checked again under the lock: another init may have finished meanwhile.
@@ -37,8 +42,11 @@ pub fn init(
     let header = Header::new(rules, opts.host.clone(), crate::units::now_ns(), 1);
     let mut writer = BaselineWriter::create(&opts.db, &header, rules, lock)?;
     let own = OwnOutputs::for_baseline(&opts.db);
-    let mut summary =
-        crate::pipeline::fill(&mut writer, rules, &own, &ScanHints::default(), progress)?;
+    let hints = ScanHints {
+        relocate: opts.relocate.clone(),
+        ..ScanHints::default()
+    };
+    let mut summary = crate::pipeline::fill(&mut writer, rules, &own, &hints, progress)?;
     summary.db = opts.db.clone();
     writer.finish(false)?;
     summary.elapsed = start.elapsed();
@@ -59,4 +67,35 @@ fn check_target(db: &Path, replace: bool) -> Result<(), Error> {
         ))),
         _ => Ok(()),
     }
+}
+
+/// A tree baselined under the paths it will have (`--root DIR --as
+/// PREFIX`) must be a role's: no host will have its inodes and change times.
+/// What the rules select outside PREFIX is not in the tree; that is said,
+/// and a selection with nothing inside PREFIX is refused.
+pub fn check_relocation(rules: &Rules, r: &Relocation) -> Result<(), Error> {
+    if rules.role.is_none() {
+        return Err(Error::invalid(format!(
+            "--root makes a baseline of a tree that is not installed yet, whose inodes and \
+             change times no host will have: name the role it is for in the rules \
+             (role = \"NAME\" in {}, or --var role=NAME where the rules say role = \"${{role}}\")",
+            crate::escape::escape_bytes(rules.source.name.as_bytes())
+        )));
+    }
+    let (inside, outside) = r.roots(rules);
+    for path in &outside {
+        log::warn!(
+            "the rules select {}, outside {}: that is not in {}, and is not recorded",
+            escape_path(path),
+            escape_path(&r.prefix),
+            escape_path(&r.root)
+        );
+    }
+    if inside.is_empty() {
+        return Err(Error::invalid(format!(
+            "the rules select nothing below {}: check --as, or the rules' paths",
+            escape_path(&r.prefix)
+        )));
+    }
+    Ok(())
 }

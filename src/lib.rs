@@ -3,6 +3,7 @@
 //! Data flow: [`rules`] select paths, [`scan`] walks and hashes them,
 //! [`baseline`] stores the entries in one SQLite file, [`report`] renders them.
 
+pub mod accounts;
 pub mod attrs;
 pub mod baseline;
 pub mod check;

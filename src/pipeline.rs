@@ -35,6 +35,9 @@ pub struct ScanSummary {
     pub bytes_hashed: u64,
     /// `check --fast`: entries whose content was taken from the baseline.
     pub trusted: u64,
+    /// `check --fast`: entries whose stat fields matched, re-read anyway as
+    /// part of the `--reread` share.
+    pub reread: u64,
     pub problems: u64,
     pub problem_samples: Vec<ProblemSample>,
     pub elapsed: Duration,

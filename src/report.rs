@@ -89,7 +89,10 @@ fn show_human(
     let mut head = String::new();
     let mut line = |k: &str, v: String| head.push_str(&format!("{k:<11} {v}\n"));
     line("baseline", escape_path(baseline.path()));
-    line("host", escape_bytes(h.host.as_bytes()));
+    match &h.role {
+        Some(role) => line("role", escape_bytes(role.as_bytes())),
+        None => line("host", escape_bytes(h.host.as_bytes())),
+    }
     line("created", iso8601(h.created_ns));
     line("generation", h.generation.to_string());
     line(
@@ -146,16 +149,33 @@ fn human_entry_line(e: &Entry, rules: &[RuleInfo]) -> String {
             } else {
                 dash()
             },
-            match (a.contains(Attr::Uid), a.contains(Attr::Gid)) {
-                (false, false) => dash(),
-                (u, g) => format!(
-                    "{}:{}",
-                    if u { m.uid.to_string() } else { dash() },
-                    if g { m.gid.to_string() } else { dash() }
-                ),
+            {
+                // A role's rules check names; a host's, numbers.
+                let part = |name: Attr, named: &Option<String>, id: Attr, n: u32| {
+                    if a.contains(name) {
+                        Some(
+                            named
+                                .as_deref()
+                                .map_or_else(|| n.to_string(), |s| escape_bytes(s.as_bytes())),
+                        )
+                    } else {
+                        a.contains(id).then(|| n.to_string())
+                    }
+                };
+                match (
+                    part(Attr::Owner, &e.owner, Attr::Uid, m.uid),
+                    part(Attr::Group, &e.group, Attr::Gid, m.gid),
+                ) {
+                    (None, None) => dash(),
+                    (u, g) => format!("{}:{}", u.unwrap_or_else(dash), g.unwrap_or_else(dash)),
+                }
             },
             m.size.to_string(),
-            iso8601(m.mtime_ns),
+            if m.mtime_ns == 0 && !a.contains(Attr::Mtime) {
+                dash() // a role baseline that does not check it
+            } else {
+                iso8601(m.mtime_ns)
+            },
         ),
     };
     let content = match (&e.hash, &e.link) {
@@ -226,6 +246,15 @@ pub fn rules_ok(out: &mut dyn Write, rules: &Rules) -> Result<(), Error> {
         rules.walk_roots().len()
     )
     .map_err(out_err)?;
+    if let Some(role) = &rules.role {
+        writeln!(
+            out,
+            "  role {}: one baseline for every host of the role; owner and group by name; \
+             inode, dev, ctime and nlink never compared",
+            escape_bytes(role.as_bytes())
+        )
+        .map_err(out_err)?;
+    }
     for r in &rules.rules {
         writeln!(
             out,
@@ -277,6 +306,20 @@ pub fn explain(out: &mut dyn Write, rules: &Rules, path: &Path) -> Result<(), Er
             .map_err(out_err)?;
             writeln!(out, "  severity {}; checks {}", r.severity.name(), r.attrs)
                 .map_err(out_err)?;
+            if let Some(role) = &rules.role {
+                writeln!(
+                    out,
+                    "  role \"{}\": one baseline for every host of the role; owner and group \
+                     compared by name{}",
+                    escape_bytes(role.as_bytes()),
+                    if r.host_only.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; not compared, as each host has its own: {}", r.host_only)
+                    }
+                )
+                .map_err(out_err)?;
+            }
             writeln!(out, "  matched by {}", pattern_line(sel.pattern)).map_err(out_err)?;
             for &i in e.matched.iter().skip(1) {
                 writeln!(out, "  also matched, less specific: {}", pattern_line(i))
@@ -339,6 +382,7 @@ fn summary_json(r: &DriftReport<'_>) -> Value {
         );
         obj.insert("fast".into(), c.fast.into());
         obj.insert("trusted_unchanged".into(), scan.trusted.into());
+        obj.insert("reread_share".into(), scan.reread.into());
     }
     Value::Object(obj)
 }
@@ -377,6 +421,10 @@ fn value_human(v: &CValue) -> String {
         CValue::Growing { size, hash } => match hash {
             Some(h) => format!("{size} bytes b3:{}…", &hex(h)[..16]),
             None => format!("{size} bytes"),
+        },
+        CValue::Account { name, id } => match name {
+            Some(n) => format!("{} ({id})", escape_bytes(n.as_bytes())),
+            None => format!("{id} (no name)"),
         },
     }
 }
@@ -419,8 +467,8 @@ fn summary_human(r: &DriftReport<'_>) -> String {
     if let (true, Some(s)) = (c.fast, &c.scan) {
         line.push_str(&format!(
             "--fast: the content of {} entries whose dev, inode, size, mtime and ctime had not \
-             moved was trusted, not re-read\n",
-            s.trusted
+             moved was trusted, not re-read; {} more were re-read anyway (the --reread share)\n",
+            s.trusted, s.reread
         ));
     }
     line

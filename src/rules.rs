@@ -84,7 +84,12 @@ impl RulesSource {
 #[derive(Debug)]
 pub struct Rule {
     pub name: String,
+    /// What the rule compares: as written, or, in a role's rules, the
+    /// portable counterparts ([`Attr::portable`]).
     pub attrs: AttrSet,
+    /// In a role's rules: what the rule asks for that no role baseline
+    /// compares (inode, dev, ctime, nlink).
+    pub host_only: AttrSet,
     pub severity: Severity,
     /// Whether walks for this rule may descend into other file systems.
     pub cross_filesystems: bool,
@@ -129,6 +134,9 @@ pub struct WalkRoot {
 #[derive(Debug)]
 pub struct Rules {
     pub source: RulesSource,
+    /// `role = "NAME"`: the baselines made with these rules serve every host
+    /// of the role (see [`Attr::portable`]); `None` (or empty): one host's.
+    pub role: Option<String>,
     /// The effective variables (file values with `--var` overrides applied).
     pub vars: BTreeMap<String, String>,
     /// The `--var` overrides given, kept so a baseline can reproduce the rules.
@@ -158,6 +166,8 @@ pub struct Explanation {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
+    #[serde(default)]
+    role: Option<Spanned<String>>,
     #[serde(default)]
     vars: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
@@ -218,6 +228,7 @@ impl Rules {
         })?;
         let vars = resolve_vars(&raw.vars, overrides, &at)?;
         let groups = resolve_groups(&raw.groups, &at)?;
+        let role = resolve_role(raw.role.as_ref(), &vars, &at)?;
         if raw.rules.is_empty() {
             return Err(at.err(
                 None,
@@ -245,7 +256,25 @@ impl Rules {
                     ),
                 ));
             }
-            let rule = build_rule(index, r, &vars, &groups, &at, &mut patterns)?;
+            let mut rule = build_rule(index, r, &vars, &groups, &at, &mut patterns)?;
+            if role.is_some() {
+                rule.host_only = rule
+                    .attrs
+                    .iter()
+                    .filter(|a| a.portable().is_none())
+                    .collect();
+                rule.attrs = rule.attrs.iter().filter_map(Attr::portable).collect();
+                if rule.attrs.is_empty() {
+                    return Err(at.err(
+                        Some(r.check.span()),
+                        format!(
+                            "rule \"{name}\" checks only what differs between the hosts of a \
+                             role ({}); check something a role shares, such as hash or mode",
+                            rule.host_only
+                        ),
+                    ));
+                }
+            }
             rules.push(rule);
         }
         let pattern_set = patterns
@@ -253,6 +282,7 @@ impl Rules {
             .build()
             .map_err(|e| at.err(None, e.to_string()))?;
         Ok(Rules {
+            role,
             vars,
             overrides: overrides.clone(),
             rules,
@@ -551,6 +581,28 @@ fn resolve_check(check: &toml::Value, groups: &BTreeMap<&str, AttrSet>) -> Resul
     }
 }
 
+/// The `role`, expanded (`role = "${role}"` lets `--var role=NAME` choose
+/// it); empty means none. A role is a name in headers and reports: printable,
+/// on one line.
+fn resolve_role(
+    raw: Option<&Spanned<String>>,
+    vars: &BTreeMap<String, String>,
+    at: &Locator<'_>,
+) -> Result<Option<String>, RulesError> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let located = |m| at.err(Some(raw.span()), m);
+    let role = expand(raw.get_ref(), vars).map_err(located)?;
+    let role = role.trim();
+    if role.chars().any(char::is_control) || role.len() > 128 {
+        return Err(located(
+            "role must be a printable name of at most 128 bytes, on one line".to_string(),
+        ));
+    }
+    Ok((!role.is_empty()).then(|| role.to_string()))
+}
+
 /// Expands `${name}` references; `$$` is a literal `$`.
 fn expand(text: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
@@ -661,6 +713,7 @@ fn build_rule(
     Ok(Rule {
         name: name.to_string(),
         attrs,
+        host_only: AttrSet::EMPTY,
         severity: r.severity,
         cross_filesystems: r.cross_filesystems,
         paths,

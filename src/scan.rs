@@ -199,6 +199,10 @@ pub struct Entry {
     pub hash: Option<[u8; 32]>,
     /// Canonical encoding of all extended attributes, when the rule checks `xattrs`.
     pub xattrs: Option<Vec<u8>>,
+    /// The owner's and the group's names, when the rule checks `owner` and
+    /// `group` (`None` too for an id that no account has).
+    pub owner: Option<String>,
+    pub group: Option<String>,
     pub problem: Option<Problem>,
     /// For a `growing` entry scanned by a check: the hash of its first
     /// baseline-size bytes (see [`ScanHints::growing_sizes`]).
@@ -225,6 +229,61 @@ pub struct ScanHints<'a> {
     /// With `--fast`: entries whose (dev, inode, size, mtime, ctime) match
     /// the baseline are not read (see [`Entry::trusted`]).
     pub known: Option<&'a dyn KnownEntries>,
+    /// `--root DIR --as PREFIX`: the tree is read at DIR and recorded as
+    /// if it were at PREFIX.
+    pub relocate: Option<Relocation>,
+}
+
+/// A tree read where it is (`root`) and recorded where it will be installed
+/// (`prefix`): what is at `root/x` is the entry `prefix/x`. Rules select,
+/// and entries are named by, the installed paths.
+#[derive(Clone, Debug)]
+pub struct Relocation {
+    pub root: PathBuf,
+    pub prefix: PathBuf,
+}
+
+impl Relocation {
+    /// Where the tree holds what will be installed at `installed`, if it is
+    /// below the prefix.
+    fn real(&self, installed: &Path) -> Option<PathBuf> {
+        let rest = installed.strip_prefix(&self.prefix).ok()?;
+        Some(if rest.as_os_str().is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(rest)
+        })
+    }
+
+    /// The installed path of `real`, a path in the tree.
+    fn installed(&self, real: &Path) -> PathBuf {
+        match real.strip_prefix(&self.root) {
+            Ok(rest) if rest.as_os_str().is_empty() => self.prefix.clone(),
+            Ok(rest) => self.prefix.join(rest),
+            Err(_) => real.to_path_buf(),
+        }
+    }
+
+    /// The walks of `rules` in the tree: a root below the prefix is walked
+    /// where the tree has it, a root above it from the tree's top. The
+    /// second list holds the roots outside the prefix, which this tree
+    /// cannot have.
+    pub fn roots(&self, rules: &Rules) -> (Vec<crate::rules::WalkRoot>, Vec<PathBuf>) {
+        let (mut inside, mut outside) = (Vec::new(), Vec::new());
+        for r in rules.walk_roots() {
+            let real = self
+                .real(&r.path)
+                .or_else(|| self.prefix.starts_with(&r.path).then(|| self.root.clone()));
+            match real {
+                Some(path) => inside.push(crate::rules::WalkRoot {
+                    path,
+                    cross_filesystems: r.cross_filesystems,
+                }),
+                None => outside.push(r.path),
+            }
+        }
+        (inside, outside)
+    }
 }
 
 /// tripseal's own files: in each of a few directories (identified by device
@@ -323,7 +382,10 @@ impl OwnOutputs {
 
 /// Something the walk found that a rule selects (or that could not be walked).
 struct Probe {
+    /// The path rules select and the entry is named by.
     path: PathBuf,
+    /// Where it is read, when that is elsewhere (`--root`).
+    real: Option<PathBuf>,
     rule: usize,
     /// The type the directory listing gave; `None` when the walk only knows
     /// that it could not list this path.
@@ -341,7 +403,11 @@ pub fn scan(
     hints: &ScanHints<'_>,
     sink: impl Fn(Vec<Entry>) -> bool + Sync + Send,
 ) {
-    let roots = rules.walk_roots().into_iter().map(|r| (r, None)).collect();
+    let roots = match &hints.relocate {
+        Some(r) => r.roots(rules).0,
+        None => rules.walk_roots(),
+    };
+    let roots = roots.into_iter().map(|r| (r, None)).collect();
     scan_roots(rules, own, hints, roots, sink);
 }
 
@@ -407,6 +473,7 @@ pub fn capture_one(
         hints,
         Probe {
             path: path.to_path_buf(),
+            real: None,
             rule: sel.rule,
             hint: Some(FileKind::of(meta.file_type())),
             root_dev,
@@ -448,6 +515,7 @@ fn scan_roots(
     roots: Vec<(crate::rules::WalkRoot, Option<u64>)>,
     sink: impl Fn(Vec<Entry>) -> bool + Sync + Send,
 ) {
+    crate::accounts::forget();
     let stopped = AtomicBool::new(false);
     let send = |batch: Vec<Entry>| {
         if !stopped.load(Ordering::Relaxed) && !sink(batch) {
@@ -457,6 +525,7 @@ fn scan_roots(
     let mut walk = Walk {
         rules,
         own,
+        relocate: hints.relocate.as_ref(),
         roots: roots.into_iter(),
         current: None,
         held: None,
@@ -487,6 +556,7 @@ fn scan_roots(
 struct Walk<'a> {
     rules: &'a Rules,
     own: &'a OwnOutputs,
+    relocate: Option<&'a Relocation>,
     /// Where to walk, with the device of the rule's own walk root when the
     /// walk starts below it (else the start's device is the root's).
     roots: std::vec::IntoIter<(crate::rules::WalkRoot, Option<u64>)>,
@@ -552,24 +622,31 @@ impl Walk<'_> {
             };
             match item {
                 Ok(de) => {
-                    let path = de.path();
                     if de.depth() == 0 && root_dev.is_none() {
                         *root_dev = de.metadata().ok().map(|m| m.dev());
                     }
                     let is_dir = de.file_type().is_dir();
-                    if self.own.contains(path) {
+                    if self.own.contains(de.path()) {
                         if is_dir {
                             it.skip_current_dir();
                         }
                         continue;
                     }
+                    let installed = self.relocate.map(|r| r.installed(de.path()));
+                    let path = installed.as_deref().unwrap_or(de.path());
                     if is_dir && self.rules.descend_pattern(path).is_none() {
                         it.skip_current_dir();
                     }
                     if let Some(sel) = self.rules.select(path) {
+                        let hint = Some(FileKind::of(de.file_type()));
+                        let (path, real) = match installed {
+                            Some(installed) => (installed, Some(de.into_path())),
+                            None => (de.into_path(), None),
+                        };
                         return Some(Probe {
-                            hint: Some(FileKind::of(de.file_type())),
-                            path: de.into_path(),
+                            hint,
+                            path,
+                            real,
                             rule: sel.rule,
                             root_dev: *root_dev,
                             walk_error: None,
@@ -577,7 +654,7 @@ impl Walk<'_> {
                     }
                 }
                 Err(e) => {
-                    if let Some(probe) = unlisted(self.rules, &e, *root_dev) {
+                    if let Some(probe) = unlisted(self.rules, self.relocate, &e, *root_dev) {
                         return Some(probe);
                     }
                 }
@@ -590,8 +667,14 @@ impl Walk<'_> {
 /// a problem entry of the rule that governs it or would descend into it.
 /// `None` for a root that does not exist on this host, or a path no rule
 /// reaches.
-fn unlisted(rules: &Rules, e: &walkdir::Error, root_dev: Option<u64>) -> Option<Probe> {
-    let path = e.path()?.to_path_buf();
+fn unlisted(
+    rules: &Rules,
+    relocate: Option<&Relocation>,
+    e: &walkdir::Error,
+    root_dev: Option<u64>,
+) -> Option<Probe> {
+    let real = e.path()?;
+    let path = relocate.map_or_else(|| real.to_path_buf(), |r| r.installed(real));
     let io = e.io_error().map(|e| e.kind());
     if e.depth() == 0 && io == Some(io::ErrorKind::NotFound) {
         return None;
@@ -605,6 +688,7 @@ fn unlisted(rules: &Rules, e: &walkdir::Error, root_dev: Option<u64>) -> Option<
         e.io_error().map_or_else(|| e.to_string(), io_reason)
     );
     Some(Probe {
+        real: relocate.map(|_| real.to_path_buf()),
         path,
         rule,
         hint: None,
@@ -619,6 +703,7 @@ fn unlisted(rules: &Rules, e: &walkdir::Error, root_dev: Option<u64>) -> Option<
 
 fn capture(rules: &Rules, hints: &ScanHints<'_>, probe: Probe) -> Option<Entry> {
     let rule = &rules.rules[probe.rule];
+    let real = probe.real.unwrap_or_else(|| probe.path.clone());
     let mut entry = Entry {
         path: probe.path,
         rule: probe.rule,
@@ -627,6 +712,8 @@ fn capture(rules: &Rules, hints: &ScanHints<'_>, probe: Probe) -> Option<Entry> 
         link: None,
         hash: None,
         xattrs: None,
+        owner: None,
+        group: None,
         problem: None,
         prefix_hash: None,
         trusted: false,
@@ -637,12 +724,12 @@ fn capture(rules: &Rules, hints: &ScanHints<'_>, probe: Probe) -> Option<Entry> 
     };
     if probe.walk_error.is_none()
         && let Some(known) = hints.known
-        && reuse_unchanged(&mut entry, known)
+        && reuse_unchanged(&mut entry, &real, known)
     {
         return Some(entry);
     }
     let prefix_len = hints.growing_sizes.get(&entry.path).copied();
-    let file = capture_stat_and_content(&mut entry, hint, prefix_len);
+    let file = capture_stat_and_content(&mut entry, &real, hint, prefix_len);
     if probe.walk_error.is_some() {
         // Not being able to list a directory outweighs how its stat went.
         entry.problem = probe.walk_error;
@@ -657,19 +744,31 @@ fn capture(rules: &Rules, hints: &ScanHints<'_>, probe: Probe) -> Option<Entry> 
         // Reached through a walk that crosses for another rule; not this one's.
         return None;
     }
+    name_accounts(&mut entry);
     if entry.attrs.contains(Attr::Link) && meta.kind == FileKind::Symlink {
-        match std::fs::read_link(&entry.path) {
+        match std::fs::read_link(&real) {
             Ok(target) => entry.link = Some(target.into_os_string().into_encoded_bytes()),
             Err(e) => set_problem(&mut entry, &e, "cannot read link"),
         }
     }
     if entry.attrs.contains(Attr::Xattrs) && entry.problem.is_none() {
-        match read_xattrs(&entry.path, file.as_ref()) {
+        match read_xattrs(&real, file.as_ref()) {
             Ok(x) => entry.xattrs = Some(x),
             Err(e) => set_problem(&mut entry, &e, "cannot read extended attributes"),
         }
     }
     Some(entry)
+}
+
+/// The owner's and group's names, where the rule compares them.
+fn name_accounts(entry: &mut Entry) {
+    let Some(meta) = entry.meta else { return };
+    if entry.attrs.contains(Attr::Owner) {
+        entry.owner = crate::accounts::user_name(meta.uid);
+    }
+    if entry.attrs.contains(Attr::Group) {
+        entry.group = crate::accounts::group_name(meta.gid);
+    }
 }
 
 fn set_problem(entry: &mut Entry, e: &io::Error, what: &str) {
@@ -686,8 +785,8 @@ fn set_problem(entry: &mut Entry, e: &io::Error, what: &str) {
 /// `check --fast`: when lstat shows the same (dev, inode, size, mtime,
 /// ctime) as the baseline, the attributes that need reading (content, link
 /// target, xattrs) are not read. Changing any of them moves ctime.
-fn reuse_unchanged(entry: &mut Entry, known: &dyn KnownEntries) -> bool {
-    let Ok(now) = std::fs::symlink_metadata(&entry.path).map(|m| Meta::from_std(&m)) else {
+fn reuse_unchanged(entry: &mut Entry, real: &Path, known: &dyn KnownEntries) -> bool {
+    let Ok(now) = std::fs::symlink_metadata(real).map(|m| Meta::from_std(&m)) else {
         return false;
     };
     if !known.unchanged(&entry.path, &now, entry.attrs) {
@@ -695,11 +794,13 @@ fn reuse_unchanged(entry: &mut Entry, known: &dyn KnownEntries) -> bool {
     }
     entry.meta = Some(now);
     entry.trusted = true;
+    name_accounts(entry);
     true
 }
 
 fn capture_stat_and_content(
     entry: &mut Entry,
+    real: &Path,
     hint: FileKind,
     prefix_len: Option<u64>,
 ) -> Option<File> {
@@ -707,7 +808,7 @@ fn capture_stat_and_content(
     // swapped in since, O_NOFOLLOW and O_NONBLOCK keep the open harmless and
     // fstat shows what it is.
     if entry.attrs.needs_content() && hint == FileKind::File {
-        match open_no_follow(&entry.path) {
+        match open_no_follow(real) {
             Ok(file) => match file.metadata() {
                 Ok(m) => {
                     let meta = Meta::from_std(&m);
@@ -734,7 +835,7 @@ fn capture_stat_and_content(
             Err(e) => set_problem(entry, &e, "cannot open"),
         }
     }
-    match std::fs::symlink_metadata(&entry.path) {
+    match std::fs::symlink_metadata(real) {
         Ok(m) => entry.meta = Some(Meta::from_std(&m)),
         Err(e) => set_problem(entry, &e, "cannot stat"),
     }
@@ -967,6 +1068,7 @@ mod tests {
             let rules = rules_for(dir.path(), check);
             let probe = Probe {
                 path: dir.path().join("gone"),
+                real: None,
                 rule: 0,
                 hint: Some(FileKind::File),
                 root_dev: None,
@@ -1005,6 +1107,7 @@ mod tests {
             &ScanHints::default(),
             Probe {
                 path: p,
+                real: None,
                 rule: 0,
                 hint: Some(FileKind::File),
                 root_dev: None,

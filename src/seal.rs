@@ -52,7 +52,10 @@ pub fn digest(baseline: &Baseline) -> Result<[u8; 32], Error> {
             "rules",
             "SELECT name, severity, attrs FROM rules ORDER BY name",
         ),
-        ("entries", crate::baseline::columns::Select::All.sql()),
+        (
+            "entries",
+            crate::baseline::columns::Select::Sealed.sql(baseline.header().schema),
+        ),
     ] {
         put_bytes(&mut h, table.as_bytes());
         let mut stmt = baseline.connection().prepare(sql).map_err(db_err)?;

@@ -10,10 +10,11 @@ use std::time::Duration;
 use crate::config;
 use crate::defaults;
 use crate::error::Error;
-use crate::escape::escape_bytes;
+use crate::escape::{escape_bytes, escape_path};
 use crate::events::SinkSpec;
 use crate::report::Format;
 use crate::rules::{self, Rules};
+use crate::scan::Relocation;
 use crate::seal::{self, SealPolicy};
 use crate::watch::WatchOptions;
 
@@ -26,6 +27,7 @@ pub enum Settings {
         db_defaulted: bool,
         replace: bool,
         host: String,
+        relocate: Option<Relocation>,
     },
     Check(CheckSettings),
     Update {
@@ -35,6 +37,7 @@ pub enum Settings {
         accept_errors: bool,
         format: Format,
         host: String,
+        relocate: Option<Relocation>,
     },
     Diff {
         old: PathBuf,
@@ -90,7 +93,8 @@ pub struct CheckSettings {
     pub sinks: Vec<SinkSpec>,
     /// The report on standard output (`None`: the events are).
     pub report: Option<Format>,
-    pub fast: bool,
+    /// `--fast`, with the share re-read anyway.
+    pub fast: Option<crate::check::Fast>,
     pub verbose: bool,
     pub expiry_warning: Duration,
     pub host: String,
@@ -183,4 +187,37 @@ pub fn absolute(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// `--root DIR --as PREFIX`: DIR as it really is (a symlink given for it is
+/// the operator's own, and followed once, here), PREFIX an absolute path
+/// with nothing to resolve.
+pub fn relocation(root: &Path, prefix: &Path) -> Result<Relocation, Error> {
+    let real = std::fs::canonicalize(root).map_err(|source| Error::Read {
+        path: root.to_path_buf(),
+        source,
+    })?;
+    if !real.is_dir() {
+        return Err(Error::invalid(format!(
+            "--root {} is not a directory: give the directory that holds the tree",
+            escape_path(root)
+        )));
+    }
+    let normal = prefix.components().all(|c| {
+        matches!(
+            c,
+            std::path::Component::RootDir | std::path::Component::Normal(_)
+        )
+    });
+    if !prefix.is_absolute() || !normal {
+        return Err(Error::invalid(format!(
+            "--as {} is not an absolute path without \".\" or \"..\": give the path the tree \
+             will have on the hosts, such as /srv/app",
+            escape_path(prefix)
+        )));
+    }
+    Ok(Relocation {
+        root: real,
+        prefix: prefix.components().collect(),
+    })
 }

@@ -43,6 +43,7 @@ pub fn header_json(baseline: &Baseline, counts: (u64, u64)) -> Value {
         json!({
             "schema": h.schema,
             "host": h.host,
+            "role": h.role,
             "created": iso8601(h.created_ns),
             "created_ns": h.created_ns,
             "generation": h.generation,
@@ -84,19 +85,31 @@ pub fn entry_json(e: &Entry, rule: &str) -> Value {
         let a = e.attrs;
         obj.insert("type".into(), m.kind.name().into());
         obj.insert("size".into(), m.size.into());
-        obj.insert("mtime".into(), iso8601(m.mtime_ns).into());
-        obj.insert("mtime_ns".into(), m.mtime_ns.into());
-        obj.insert("ctime_ns".into(), m.ctime_ns.into());
-        obj.insert("inode".into(), m.inode.into());
-        obj.insert("dev".into(), m.dev.into());
+        // A role baseline records no host's stat fields (they read as 0),
+        // and the mtime only where a rule checks it.
+        if m.mtime_ns != 0 || a.contains(Attr::Mtime) {
+            obj.insert("mtime".into(), iso8601(m.mtime_ns).into());
+            obj.insert("mtime_ns".into(), m.mtime_ns.into());
+        }
+        if m.inode != 0 {
+            obj.insert("ctime_ns".into(), m.ctime_ns.into());
+            obj.insert("inode".into(), m.inode.into());
+            obj.insert("dev".into(), m.dev.into());
+        }
         if a.contains(Attr::Mode) {
             obj.insert("mode".into(), format!("{:04o}", m.mode).into());
         }
-        if a.contains(Attr::Uid) {
+        if a.contains(Attr::Uid) || a.contains(Attr::Owner) {
             obj.insert("uid".into(), m.uid.into());
         }
-        if a.contains(Attr::Gid) {
+        if a.contains(Attr::Gid) || a.contains(Attr::Group) {
             obj.insert("gid".into(), m.gid.into());
+        }
+        if a.contains(Attr::Owner) {
+            obj.insert("owner".into(), e.owner.clone().into());
+        }
+        if a.contains(Attr::Group) {
+            obj.insert("group".into(), e.group.clone().into());
         }
         if a.contains(Attr::Nlink) {
             obj.insert("nlink".into(), m.nlink.into());
@@ -149,6 +162,7 @@ pub fn value_json(v: &CValue) -> Value {
         CValue::Hash(h) => hex(h).into(),
         CValue::Xattrs(x) => xattrs_json(x),
         CValue::Growing { size, hash } => json!({"size": size, "hash": hash.map(|h| hex(&h))}),
+        CValue::Account { name, id } => json!({"name": name, "id": id}),
     }
 }
 

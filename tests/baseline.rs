@@ -176,7 +176,8 @@ fn show_lists_the_header_and_filters_by_whole_path_components() {
     let doc = show_json(&db);
     let h = &doc["header"];
     assert_eq!(h["generation"], 1);
-    assert_eq!(h["schema"], 1);
+    assert_eq!(h["schema"], 2);
+    assert_eq!(h["role"], serde_json::Value::Null);
     assert_eq!(h["entries"], 7);
     assert_eq!(h["tool_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(h["rules_digest"].as_str().unwrap().len(), 64);
@@ -343,4 +344,56 @@ fn progress_is_drawn_on_a_terminal_and_cleared_before_the_summary() {
     let cleared = s.rfind("\r\x1b[2K").expect("the line is cleared");
     let summary = s.find("tripseal: baseline").expect("the summary");
     assert!(drawn < summary && cleared < summary, "{s:?}");
+}
+
+/// A baseline of schema 1 (before owner and group names) as tripseal made
+/// them: the same table without the two name columns (and its statement
+/// spelled as tripseal spelled it, not as SQLite rewrites it). It still opens, shows,
+/// checks, and the seal over it verifies; a file whose header claims the
+/// other schema than its table has is refused.
+#[test]
+fn a_schema_1_baseline_still_reads_and_its_seal_verifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("a"), b"1").unwrap();
+    let db = tmp.path().join("b.db");
+    assert_ok(&init(&rules_for(tmp.path(), &root, FULL), &db));
+    sql(
+        &db,
+        "ALTER TABLE entries DROP COLUMN owner_name; ALTER TABLE entries DROP COLUMN group_name; \
+         UPDATE meta SET value = 1 WHERE key = 'schema'; PRAGMA writable_schema = ON; \
+         UPDATE sqlite_master SET sql = replace(sql, 'trusted INTEGER)', 'trusted INTEGER
+)') \
+         WHERE name = 'entries'; PRAGMA writable_schema = OFF; VACUUM;",
+    );
+    let key = tmp.path().join("op.key");
+    keygen(&key);
+    assert_ok(&sign_with(&key, &db, &[]));
+    let trust = tmp.path().join("op.key.pub");
+    assert_ok(&verify(&trust, &db));
+    assert_eq!(show_json(&db)["header"]["schema"], 1);
+    let check = |db: &Path| {
+        tripseal()
+            .args(["check", "--db"])
+            .arg(db)
+            .arg("--trust")
+            .arg(&trust)
+            .output()
+            .unwrap()
+    };
+    assert_ok(&check(&db));
+    std::fs::write(root.join("a"), b"2").unwrap();
+    assert_eq!(check(&db).status.code(), Some(4));
+
+    // The header says 2, the table is schema 1's: refused before the seal
+    // is even looked at.
+    sql(&db, "UPDATE meta SET value = 2 WHERE key = 'schema'");
+    let out = check(&db);
+    assert_eq!(out.status.code(), Some(26), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("its header says schema 2, and its entries table is not"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -493,23 +493,32 @@ fn fast_trusts_unchanged_stat_and_says_so() {
             std::fs::write(r.join(format!("f{i}")), format!("{i}")).unwrap();
         }
     });
-    let (code, doc) = t.check_json(&["--fast"]);
+    let (code, doc) = t.check_json(&["--fast", "--reread", "0"]);
     assert_eq!(code, 0);
     assert_eq!(doc["summary"]["fast"], true);
     assert_eq!(doc["summary"]["trusted_unchanged"], 20);
+    assert_eq!(doc["summary"]["reread_share"], 0);
     // A content change that moves ctime is caught; only that entry is re-read.
     tick();
     std::fs::write(t.p("f3"), b"X").unwrap();
-    let (code, doc) = t.check_json(&["--fast"]);
+    let (code, doc) = t.check_json(&["--fast", "--reread", "0%"]);
     assert_eq!(code, 4);
     assert_eq!(doc["summary"]["trusted_unchanged"], 19);
     assert!(changed_attrs(drift_of(&doc, &t.p("f3"))).contains("hash"));
-    let out = t.check(&["--fast"]);
+    let out = t.check(&["--fast", "--reread", "0"]);
     assert!(
         stdout(&out).contains("--fast: the content of 19 entries"),
         "{}",
         stdout(&out)
     );
+    // The share re-reads entries whatever their stat fields say: all of
+    // them at 100%, and at the default of 5% some, every run a new draw.
+    let (_, doc) = t.check_json(&["--fast", "--reread", "100"]);
+    assert_eq!(doc["summary"]["trusted_unchanged"], 0);
+    assert_eq!(doc["summary"]["reread_share"], 19, "{doc}"); // f3 drifted
+    let out = t.check(&["--fast", "--reread", "101"]);
+    assert_eq!(out.status.code(), Some(15), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not a share from 0 to 100 percent"));
 }
 
 #[test]

@@ -6,11 +6,65 @@ use common::*;
 
 #[test]
 fn rules_check_accepts_the_shipped_rules() {
-    for file in ["rules/celery-worker.toml", "rules/example.toml"] {
+    for file in [
+        "rules/celery-worker.toml",
+        "rules/example.toml",
+        "rules/celery-app-release.toml",
+    ] {
         let out = tripseal().args(["rules", "check", file]).output().unwrap();
         assert_ok(&out);
         assert!(stdout(&out).contains(": OK: "), "{}", stdout(&out));
     }
+    // The release rules name a role, and --var renames it.
+    let out = tripseal()
+        .args([
+            "rules",
+            "check",
+            "rules/celery-app-release.toml",
+            "--var",
+            "role=web",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("  role web: one baseline for every host"),
+        "{}",
+        stdout(&out)
+    );
+    // A role that cannot be a name on one line is refused where it is written.
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_rules(
+        tmp.path(),
+        "role = \"${r}\"\n[vars]\nr = \"a\"\n[[rule]]\nname = \"x\"\npaths = [\"/x\"]\ncheck = [\"hash\"]\n",
+    );
+    let out = tripseal()
+        .args(["rules", "check"])
+        .arg(&file)
+        .args(["--var", "r=two\nlines"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(17), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(":1:8: role must be a printable name"),
+        "{}",
+        stderr(&out)
+    );
+    // A role's rule must compare something the hosts share.
+    let file = write_rules(
+        tmp.path(),
+        "role = \"r\"\n[[rule]]\nname = \"x\"\npaths = [\"/x\"]\ncheck = [\"inode\", \"ctime\"]\n",
+    );
+    let out = tripseal()
+        .args(["rules", "check"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(17), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(":5:9: rule \"x\" checks only what differs between the hosts"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -38,9 +92,9 @@ fn rules_check_points_at_file_line_and_column() {
             "--var app=VALUE",
         ),
         (
-            "[groups]\nmine = [\"hash\", \"owner\"]\n[[rule]]\nname = \"x\"\npaths = [\"/x\"]\ncheck = \"mine\"\n",
+            "[groups]\nmine = [\"hash\", \"sha256\"]\n[[rule]]\nname = \"x\"\npaths = [\"/x\"]\ncheck = \"mine\"\n",
             ":2:8: ",
-            "unknown attribute \"owner\"",
+            "unknown attribute \"sha256\"",
         ),
     ];
     for (text, at, says) in cases {

@@ -34,10 +34,12 @@ pub enum Column {
     Reason,
     PrefixHash,
     Trusted,
+    OwnerName,
+    GroupName,
 }
 
 impl Column {
-    pub const ALL: [Column; 20] = [
+    pub const ALL: [Column; 22] = [
         Column::Path,
         Column::Rule,
         Column::Attrs,
@@ -58,6 +60,8 @@ impl Column {
         Column::Reason,
         Column::PrefixHash,
         Column::Trusted,
+        Column::OwnerName,
+        Column::GroupName,
     ];
 
     /// Its index in a row read with [`list`].
@@ -88,7 +92,21 @@ impl Column {
             Column::Reason => ("reason", "TEXT"),
             Column::PrefixHash => ("prefix_hash", "BLOB"),
             Column::Trusted => ("trusted", "INTEGER"),
+            Column::OwnerName => ("owner_name", "TEXT"),
+            Column::GroupName => ("group_name", "TEXT"),
         }
+    }
+
+    /// The baseline schema that brought this column.
+    fn since(self) -> i64 {
+        match self {
+            Column::OwnerName | Column::GroupName => 2,
+            _ => 1,
+        }
+    }
+
+    fn in_schema(self, schema: i64) -> bool {
+        self.since() <= schema
     }
 
     pub fn name(self) -> &'static str {
@@ -96,25 +114,31 @@ impl Column {
     }
 
     /// What `e` (governed by the rule named `rule`) stores in this column.
-    /// type, size, times, inode and dev are kept for every entry (`check
-    /// --fast` needs them); the other attributes only when the rule checks
-    /// them, else NULL.
-    pub fn value<'a>(self, e: &'a Entry, rule: &'a str) -> ToSqlOutput<'a> {
+    /// With `host_fields`, type, size, times, inode and dev are kept for
+    /// every entry (`check --fast` needs them); without (a role baseline,
+    /// whose hosts each have their own), only what the rule checks. The
+    /// other attributes only when the rule checks them, else NULL; the
+    /// numeric owner and group also when it checks their names, for reports.
+    pub fn value<'a>(self, e: &'a Entry, rule: &'a str, host_fields: bool) -> ToSqlOutput<'a> {
         let m = e.meta;
         let checked = |a: Attr, v: Option<i64>| v.filter(|_| e.attrs.contains(a));
+        let stat = |a: Attr, v: Option<i64>| v.filter(|_| host_fields || e.attrs.contains(a));
+        let either = |a: Attr, b: Attr, v: Option<i64>| {
+            v.filter(|_| e.attrs.contains(a) || e.attrs.contains(b))
+        };
         match self {
             Column::Path => blob(Some(e.path.as_os_str().as_bytes())),
             Column::Rule => text(Some(rule)),
             Column::Attrs => int(Some(i64::from(e.attrs.bits()))),
             Column::Type => text(m.map(|m| m.kind.name())),
             Column::Size => int(m.map(|m| m.size as i64)),
-            Column::MtimeNs => int(m.map(|m| m.mtime_ns)),
-            Column::CtimeNs => int(m.map(|m| m.ctime_ns)),
-            Column::Inode => int(m.map(|m| m.inode as i64)),
-            Column::Dev => int(m.map(|m| m.dev as i64)),
+            Column::MtimeNs => int(stat(Attr::Mtime, m.map(|m| m.mtime_ns))),
+            Column::CtimeNs => int(stat(Attr::Ctime, m.map(|m| m.ctime_ns))),
+            Column::Inode => int(stat(Attr::Inode, m.map(|m| m.inode as i64))),
+            Column::Dev => int(stat(Attr::Dev, m.map(|m| m.dev as i64))),
             Column::Mode => int(checked(Attr::Mode, m.map(|m| i64::from(m.mode)))),
-            Column::Uid => int(checked(Attr::Uid, m.map(|m| i64::from(m.uid)))),
-            Column::Gid => int(checked(Attr::Gid, m.map(|m| i64::from(m.gid)))),
+            Column::Uid => int(either(Attr::Uid, Attr::Owner, m.map(|m| i64::from(m.uid)))),
+            Column::Gid => int(either(Attr::Gid, Attr::Group, m.map(|m| i64::from(m.gid)))),
             Column::Nlink => int(checked(Attr::Nlink, m.map(|m| m.nlink as i64))),
             Column::Link => blob(e.link.as_deref()),
             Column::Hash => blob(e.hash.as_ref().map(|h| &h[..])),
@@ -123,6 +147,8 @@ impl Column {
             Column::Reason => text(e.problem.as_ref().map(Problem::reason)),
             Column::PrefixHash => blob(e.prefix_hash.as_ref().map(|h| &h[..])),
             Column::Trusted => int(e.trusted.then_some(1)),
+            Column::OwnerName => text(e.owner.as_deref()),
+            Column::GroupName => text(e.group.as_deref()),
         }
     }
 }
@@ -143,13 +169,34 @@ fn text(v: Option<&str>) -> ToSqlOutput<'_> {
     })
 }
 
-/// `path, rule, ...`: every column, in order.
-pub fn list() -> &'static str {
-    static LIST: OnceLock<String> = OnceLock::new();
-    LIST.get_or_init(|| {
+/// The schemas this version reads; the last is the one it writes.
+pub const SCHEMAS: [i64; 2] = [1, 2];
+
+/// Per schema this version reads, something made once.
+fn per_schema<T>(cell: &'static OnceLock<Vec<T>>, schema: i64, make: fn(i64) -> T) -> &'static T {
+    let all = cell.get_or_init(|| SCHEMAS.iter().map(|&s| make(s)).collect());
+    let at = SCHEMAS
+        .iter()
+        .position(|&s| s == schema)
+        .expect("the schema was validated when the baseline was opened");
+    &all[at]
+}
+
+/// `path, rule, ...`: every column, in order; in a file of an older
+/// `schema`, NULL stands for a column it does not have, so that every row
+/// reads the same way.
+pub fn list(schema: i64) -> &'static str {
+    static LIST: OnceLock<Vec<String>> = OnceLock::new();
+    per_schema::<String>(&LIST, schema, |schema| {
         Column::ALL
             .iter()
-            .map(|c| c.name())
+            .map(|c| {
+                if c.in_schema(schema) {
+                    c.name()
+                } else {
+                    "NULL"
+                }
+            })
             .collect::<Vec<_>>()
             .join(", ")
     })
@@ -157,6 +204,7 @@ pub fn list() -> &'static str {
 
 /// The queries of entries: every column, made once per process (the daemon
 /// reads one entry per path that changes).
+#[derive(Clone, Copy)]
 pub enum Select {
     /// All of them, in path byte order.
     All,
@@ -164,33 +212,44 @@ pub enum Select {
     One,
     /// `?1` and everything from `?2` up to (not including) `?3`.
     Range,
+    /// All of them, in path byte order, with only the columns the file's
+    /// schema has: what the seal digests, unchanged since that schema.
+    Sealed,
 }
 
 impl Select {
-    pub fn sql(self) -> &'static str {
-        static SQL: OnceLock<[String; 3]> = OnceLock::new();
-        let [all, one, range] = SQL.get_or_init(|| {
-            let select = |tail: &str| format!("SELECT {} FROM entries {tail}", list());
+    pub fn sql(self, schema: i64) -> &'static str {
+        static SQL: OnceLock<Vec<[String; 4]>> = OnceLock::new();
+        let [all, one, range, sealed] = per_schema(&SQL, schema, |schema| {
+            let select = |tail: &str| format!("SELECT {} FROM entries {tail}", list(schema));
+            let present: Vec<&str> = Column::ALL
+                .iter()
+                .filter(|c| c.in_schema(schema))
+                .map(|c| c.name())
+                .collect();
             [
                 select("ORDER BY path"),
                 select("WHERE path = ?1"),
                 select("WHERE path = ?1 OR (path >= ?2 AND path < ?3) ORDER BY path"),
+                format!("SELECT {} FROM entries ORDER BY path", present.join(", ")),
             ]
         });
         match self {
             Select::All => all,
             Select::One => one,
             Select::Range => range,
+            Select::Sealed => sealed,
         }
     }
 }
 
-/// The table's `CREATE TABLE` statement.
-pub fn create_table() -> &'static str {
-    static CREATE: OnceLock<String> = OnceLock::new();
-    CREATE.get_or_init(|| {
+/// The table's `CREATE TABLE` statement in `schema`.
+pub fn create_table(schema: i64) -> &'static str {
+    static CREATE: OnceLock<Vec<String>> = OnceLock::new();
+    per_schema::<String>(&CREATE, schema, |schema| {
         let columns: Vec<String> = Column::ALL
             .iter()
+            .filter(|c| c.in_schema(schema))
             .map(|c| format!("    {} {}", c.name(), c.spec().1))
             .collect();
         format!(
@@ -200,14 +259,16 @@ pub fn create_table() -> &'static str {
     })
 }
 
-/// `INSERT INTO entries (<every column>) VALUES (?1, ...)`.
+/// `INSERT INTO entries (<every column>) VALUES (?1, ...)`, in the schema
+/// this version writes.
 pub fn insert() -> &'static str {
     static INSERT: OnceLock<String> = OnceLock::new();
     INSERT.get_or_init(|| {
         let params: Vec<String> = (1..=Column::ALL.len()).map(|i| format!("?{i}")).collect();
+        let names: Vec<&str> = Column::ALL.iter().map(|c| c.name()).collect();
         format!(
             "INSERT INTO entries ({}) VALUES ({})",
-            list(),
+            names.join(", "),
             params.join(", ")
         )
     })
@@ -224,8 +285,8 @@ mod tests {
         }
     }
 
-    /// The table as every baseline made so far has it: a file made before
-    /// the list must still be tripseal's schema.
+    /// The table as every baseline of schema 1 has it: a file made before
+    /// the list, or before names, must still be tripseal's schema.
     #[test]
     fn the_table_is_the_one_baselines_have() {
         const MADE_SO_FAR: &str = "CREATE TABLE entries (
@@ -236,8 +297,18 @@ mod tests {
             reason TEXT, prefix_hash BLOB, trusted INTEGER
         ) WITHOUT ROWID;";
         assert_eq!(
-            crate::sqlite::schema_made_by(&[create_table()]),
+            crate::sqlite::schema_made_by(&[create_table(1)]),
             crate::sqlite::schema_made_by(&[MADE_SO_FAR])
+        );
+        assert!(create_table(2).contains("owner_name TEXT,\n    group_name TEXT\n"));
+        assert!(list(1).ends_with("trusted, NULL, NULL"));
+        // What the seal of a schema-1 baseline digests, exactly as before
+        // schema 2: its signatures still verify.
+        assert_eq!(
+            Select::Sealed.sql(1),
+            "SELECT path, rule, attrs, type, size, mtime_ns, ctime_ns, inode, dev, mode, uid, \
+             gid, nlink, link, hash, xattrs, problem, reason, prefix_hash, trusted FROM entries \
+             ORDER BY path"
         );
     }
 }

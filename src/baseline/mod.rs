@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 pub mod columns;
+pub mod stat_cache;
 
 use crate::attrs::{Attr, AttrSet};
 use crate::error::Error;
@@ -32,7 +33,8 @@ use crate::sqlite::{self, SchemaRow, harden};
 use columns::Column;
 
 /// The schema this version writes and the newest it reads.
-pub const SCHEMA_VERSION: i64 = 1;
+/// Schema 2 added the owner's and group's names.
+pub const SCHEMA_VERSION: i64 = 2;
 const FORMAT_MARK: &str = "tripseal-baseline";
 /// Rows per transaction while a baseline is written: large enough that commits
 /// are rare, small enough that the batch stays a few MB.
@@ -42,7 +44,10 @@ const INSERT_BATCH_ROWS: usize = 20_000;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
     pub schema: i64,
+    /// The host a host's baseline describes (empty in a role baseline).
     pub host: String,
+    /// The role a role baseline serves (its rules' `role`).
+    pub role: Option<String>,
     /// Creation time, nanoseconds since the epoch (UTC).
     pub created_ns: i64,
     pub generation: i64,
@@ -60,7 +65,12 @@ impl Header {
     pub fn new(rules: &Rules, host: String, created_ns: i64, generation: i64) -> Header {
         Header {
             schema: SCHEMA_VERSION,
-            host,
+            host: if rules.role.is_some() {
+                String::new()
+            } else {
+                host
+            },
+            role: rules.role.clone(),
             created_ns,
             generation,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -129,6 +139,10 @@ pub struct BaselineWriter {
     rule_names: Vec<String>,
     in_batch: usize,
     lock: Option<BaselineLock>,
+    /// Whether rows keep the stat fields only this host has (see
+    /// [`Column::value`]): in a host's baseline and in every check's scan,
+    /// not in a role baseline.
+    host_fields: bool,
 }
 
 /// A written, closed baseline file that is not in place yet: a check's scan,
@@ -194,7 +208,9 @@ impl BaselineWriter {
         // With the lock held: no live writer owns a temporary left here.
         crate::files::remove_dead(target, Companion::Writing);
         let tmp = Companion::Writing.with_pid(target, std::process::id());
-        Self::start(tmp, target, header, rules, Some(lock))
+        let mut w = Self::start(tmp, target, header, rules, Some(lock))?;
+        w.host_fields = rules.role.is_none();
+        Ok(w)
     }
 
     /// Starts a scan snapshot of the baseline at `db`, to compare with it and
@@ -252,7 +268,8 @@ impl BaselineWriter {
         )
         .map_err(werr)?;
         conn.execute_batch(SCHEMA).map_err(werr)?;
-        conn.execute_batch(columns::create_table()).map_err(werr)?;
+        conn.execute_batch(columns::create_table(SCHEMA_VERSION))
+            .map_err(werr)?;
         write_header(&conn, header, rules).map_err(werr)?;
         conn.execute_batch("BEGIN").map_err(werr)?;
         Ok(BaselineWriter {
@@ -262,6 +279,7 @@ impl BaselineWriter {
             rule_names: rules.rules.iter().map(|r| r.name.clone()).collect(),
             in_batch: 0,
             lock,
+            host_fields: true,
         })
     }
 
@@ -276,7 +294,7 @@ impl BaselineWriter {
     pub fn insert(&mut self, e: &Entry) -> Result<(), Error> {
         let conn = self.conn.as_ref().expect("writer is open until finished");
         let rule = &self.rule_names[e.rule];
-        let values = Column::ALL.map(|c| c.value(e, rule));
+        let values = Column::ALL.map(|c| c.value(e, rule, self.host_fields));
         let result = conn
             .prepare_cached(columns::insert())
             .and_then(|mut stmt| stmt.execute(rusqlite::params_from_iter(values)));
@@ -394,7 +412,10 @@ fn write_header(conn: &Connection, header: &Header, rules: &Rules) -> rusqlite::
     let mut put = conn.prepare("INSERT INTO meta(key, value) VALUES (?1, ?2)")?;
     put.execute(params!["format", FORMAT_MARK])?;
     put.execute(params!["schema", header.schema])?;
-    put.execute(params!["host", header.host])?;
+    match &header.role {
+        Some(role) => put.execute(params!["role", role])?,
+        None => put.execute(params!["host", header.host])?,
+    };
     put.execute(params!["created_ns", header.created_ns])?;
     put.execute(params!["generation", header.generation])?;
     for (key, text) in [
@@ -552,8 +573,19 @@ impl io::Read for ImageReader<'_> {
 fn expected_schema() -> &'static [SchemaRow] {
     static EXPECTED: std::sync::OnceLock<Vec<SchemaRow>> = std::sync::OnceLock::new();
     EXPECTED.get_or_init(|| {
-        let mut rows =
-            sqlite::schema_made_by(&[SCHEMA, columns::create_table(), SIGNATURES_SCHEMA]);
+        let mut rows = sqlite::schema_made_by(&[
+            SCHEMA,
+            columns::create_table(SCHEMA_VERSION),
+            SIGNATURES_SCHEMA,
+        ]);
+        // The entries of the schemas before.
+        for &older in &columns::SCHEMAS[..columns::SCHEMAS.len() - 1] {
+            rows.extend(
+                sqlite::schema_made_by(&[columns::create_table(older)])
+                    .into_iter()
+                    .filter(|(_, n, _)| n == "entries"),
+            );
+        }
         rows.extend(
             sqlite::schema_made_by(&[SIGNATURES_SCHEMA, SIGNATURES_ADD_EXPIRY])
                 .into_iter()
@@ -754,8 +786,19 @@ impl Baseline {
                 SCHEMA_VERSION
             )));
         }
-        if header.schema < 1 {
+        if !columns::SCHEMAS.contains(&header.schema) {
             return Err(db_err(format!("invalid schema version {}", header.schema)));
+        }
+        // The entries table must be the one its header's schema has: the
+        // queries, and the seal's digest, follow the header.
+        let entries = sqlite::schema_made_by(&[columns::create_table(header.schema)]);
+        let rows = sqlite::schema_rows(&conn).map_err(|e| db_err(format!("cannot read: {e}")))?;
+        if !entries.iter().all(|want| rows.contains(want)) {
+            return Err(db_err(format!(
+                "not tripseal's schema: its header says schema {}, and its entries table is \
+                 not that schema's",
+                header.schema
+            )));
         }
         let rules = read_rules(&conn).map_err(db_err)?;
         Ok(Baseline {
@@ -826,7 +869,7 @@ impl Baseline {
             None => {
                 stmt = self
                     .conn
-                    .prepare(columns::Select::All.sql())
+                    .prepare(columns::Select::All.sql(self.header.schema))
                     .map_err(read_err)?;
                 stmt.query([])
             }
@@ -837,7 +880,7 @@ impl Baseline {
                 end.push(b'0');
                 stmt = self
                     .conn
-                    .prepare(columns::Select::Range.sql())
+                    .prepare(columns::Select::Range.sql(self.header.schema))
                     .map_err(read_err)?;
                 stmt.query(params![p, below, end])
             }
@@ -855,7 +898,7 @@ impl Baseline {
         let read_err = |e: rusqlite::Error| self.db_err(format!("cannot read entries: {e}"));
         let mut stmt = self
             .conn
-            .prepare_cached(columns::Select::One.sql())
+            .prepare_cached(columns::Select::One.sql(self.header.schema))
             .map_err(read_err)?;
         let mut rows = stmt
             .query([path.as_os_str().as_bytes()])
@@ -897,12 +940,17 @@ impl Baseline {
         other: &Baseline,
         mut f: impl FnMut(Option<Entry>, Option<Entry>) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        let all = columns::Select::All.sql();
         let (ia, ib) = (self.rule_index(), other.rule_index());
         let read_a = |e: rusqlite::Error| self.db_err(format!("cannot read entries: {e}"));
         let read_b = |e: rusqlite::Error| other.db_err(format!("cannot read entries: {e}"));
-        let mut sa = self.conn.prepare(all).map_err(read_a)?;
-        let mut sb = other.conn.prepare(all).map_err(read_b)?;
+        let mut sa = self
+            .conn
+            .prepare(columns::Select::All.sql(self.header.schema))
+            .map_err(read_a)?;
+        let mut sb = other
+            .conn
+            .prepare(columns::Select::All.sql(other.header.schema))
+            .map_err(read_b)?;
         let mut ra = sa.query([]).map_err(read_a)?;
         let mut rb = sb.query([]).map_err(read_b)?;
         let mut next_a = || self.next_entry(&mut ra, &ia);
@@ -957,13 +1005,10 @@ impl Baseline {
         rows.collect::<Result<_, _>>().map_err(read_err)
     }
 
-    /// The stat fields of every entry that was read completely, for `--fast`.
-    pub fn stat_index(&self) -> Result<StatIndex, Error> {
+    /// The stat fields of every entry that was read completely, for `--fast`,
+    /// into `index`.
+    pub fn stat_index(&self, index: &mut StatIndex) -> Result<(), Error> {
         let read_err = |e: rusqlite::Error| self.db_err(format!("cannot read entries: {e}"));
-        let mut index = StatIndex {
-            keys: std::collections::hash_map::RandomState::new(),
-            stats: HashMap::new(),
-        };
         let mut stmt = self
             .conn
             .prepare(
@@ -1000,11 +1045,9 @@ impl Baseline {
                 .map_err(read_err)?
                 .as_blob()
                 .map_err(|e| self.db_err(format!("malformed entry path: {e}")))?;
-            let k = index.path_key(path);
-            let v = index.stat_key(&meta, attrs);
-            index.stats.insert(k, v);
+            index.insert(path, &meta, attrs);
         }
-        Ok(index)
+        Ok(())
     }
 }
 
@@ -1014,9 +1057,50 @@ impl Baseline {
 pub struct StatIndex {
     keys: std::collections::hash_map::RandomState,
     stats: HashMap<u64, u64>,
+    /// Paths whose key falls below this are read whatever their stat says:
+    /// the share `--reread` asks for, drawn afresh by every process (the
+    /// keys are random), so nobody can tell which entries the next run reads.
+    reread_below: u64,
+    /// How many matched but were re-read for the share.
+    rereads: std::sync::atomic::AtomicU64,
 }
 
 impl StatIndex {
+    /// An empty index that re-reads `reread_percent` of the entries.
+    pub fn new(reread_percent: f64) -> StatIndex {
+        let share = (reread_percent / 100.0).clamp(0.0, 1.0);
+        StatIndex {
+            keys: std::collections::hash_map::RandomState::new(),
+            stats: HashMap::new(),
+            reread_below: if share >= 1.0 {
+                u64::MAX
+            } else {
+                (share * u64::MAX as f64) as u64
+            },
+            rereads: Default::default(),
+        }
+    }
+
+    /// How many entries whose stat fields matched were re-read anyway.
+    pub fn rereads(&self) -> u64 {
+        self.rereads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records what an entry's stat fields were when it was last read.
+    pub fn insert(&mut self, path: &[u8], meta: &Meta, attrs: AttrSet) {
+        let k = self.path_key(path);
+        let v = self.stat_key(meta, attrs);
+        self.stats.insert(k, v);
+    }
+
+    pub fn len(&self) -> usize {
+        self.stats.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.stats.is_empty()
+    }
+
     fn path_key(&self, path: &[u8]) -> u64 {
         use std::hash::BuildHasher;
         self.keys.hash_one(path)
@@ -1039,7 +1123,15 @@ impl StatIndex {
 impl crate::scan::KnownEntries for StatIndex {
     fn unchanged(&self, path: &Path, meta: &Meta, attrs: AttrSet) -> bool {
         let key = self.path_key(path.as_os_str().as_bytes());
-        self.stats.get(&key) == Some(&self.stat_key(meta, attrs))
+        // The share to re-read, keyed apart from the table's key.
+        let draw = self.path_key(&[path.as_os_str().as_bytes(), b"\0reread"].concat());
+        let matched = self.stats.get(&key) == Some(&self.stat_key(meta, attrs));
+        if matched && (self.reread_below == u64::MAX || draw < self.reread_below) {
+            self.rereads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return false;
+        }
+        matched
     }
 }
 
@@ -1088,6 +1180,8 @@ fn entry_from_row(row: &rusqlite::Row<'_>, rule_index: &RuleIndex) -> Result<Ent
         link: row.get(Column::Link.at()).map_err(err)?,
         hash: hash32(Column::Hash)?,
         xattrs: row.get(Column::Xattrs.at()).map_err(err)?,
+        owner: row.get(Column::OwnerName.at()).map_err(err)?,
+        group: row.get(Column::GroupName.at()).map_err(err)?,
         problem,
         prefix_hash: hash32(Column::PrefixHash)?,
         trusted: row
@@ -1148,9 +1242,19 @@ fn read_header(conn: &Connection) -> Result<Header, String> {
     };
     let vars: BTreeMap<String, String> = serde_json::from_str(&text("rules_vars")?)
         .map_err(|e| format!("header field \"rules_vars\": {e}"))?;
+    let role = match map.get("role") {
+        None => None,
+        Some(_) => Some(text("role")?),
+    };
     Ok(Header {
         schema: int("schema")?,
-        host: text("host")?,
+        // A role baseline names no host.
+        host: if role.is_some() && !map.contains_key("host") {
+            String::new()
+        } else {
+            text("host")?
+        },
+        role,
         created_ns: int("created_ns")?,
         generation: int("generation")?,
         tool_version: text("tool_version")?,

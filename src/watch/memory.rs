@@ -87,6 +87,8 @@ mod tests {
                 link: None,
                 hash: None,
                 xattrs: None,
+                owner: None,
+                group: None,
                 problem: None,
                 prefix_hash: None,
                 trusted: false,

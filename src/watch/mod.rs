@@ -113,6 +113,7 @@ fn load(opts: &WatchOptions, floor: Option<i64>) -> Result<(Held, EventFactory),
         hints: ScanHints {
             growing_sizes: opened.baseline.growing_sizes()?,
             known: None,
+            relocate: None,
         },
         baseline: Rc::new(opened.baseline),
         digest: opened.digest,
@@ -631,7 +632,7 @@ impl Daemon {
         let c = check::rescan(
             (Rc::clone(&self.held.baseline), self.held.digest),
             &self.opts.db,
-            false,
+            None,
             &self.opts.host,
             &NoProgress,
         )?;

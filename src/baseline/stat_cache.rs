@@ -1,0 +1,198 @@
+//! A role baseline's host-local stat cache, `<db>.stat`: what `check --fast`
+//! needs to know on this host and the signed baseline cannot hold (each host
+//! of a role has its own inodes and change times).
+//!
+//! Trust model: the cache is unsigned, written by this host's checks, and
+//! vouches for one thing only: at the last check, the entry at this path
+//! had these stat fields (type, size, mtime, ctime, inode, dev) and what its
+//! rule compares was the signed baseline's. `check --fast` skips reading an
+//! entry whose stat fields still match; anything that rewrites a file moves
+//! its ctime, which only the kernel sets. So, as with a host's baseline,
+//! whoever wants a changed file skipped must forge a stat match: there, by
+//! setting the clock back to fake a ctime; here, by writing a row into this
+//! file. Both need root; a root intruder defeats `--fast` either way. What
+//! bounds them is the same: every `--fast` run re-reads a random share of the
+//! entries whatever the cache says (`--reread`), and a check without `--fast`
+//! reads everything. The cache is bound to the digest of the baseline it was
+//! written against, so a new generation never inherits it; a cache that is
+//! missing, torn, of another baseline or malformed is not used (the check
+//! reads everything, and says why), never trusted in part.
+//!
+//! Format: a magic line, the baseline's digest, the count, then per entry
+//! the path (length-prefixed bytes), the type, the attribute bits and the
+//! stat fields, little-endian; a BLAKE3 of all that closes it (torn writes,
+//! not intruders, since anyone who can write it can recompute that).
+
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::attrs::AttrSet;
+use crate::baseline::{Baseline, StatIndex};
+use crate::compare;
+use crate::files::{Companion, create_exclusive, sibling};
+use crate::scan::{FileKind, Meta};
+
+const MAGIC: &[u8] = b"tripseal stat cache 1\n";
+/// A cache larger than this is refused rather than read: a million entries
+/// take about 120 MB.
+const MAX_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+const KINDS: [FileKind; 7] = [
+    FileKind::File,
+    FileKind::Dir,
+    FileKind::Symlink,
+    FileKind::Fifo,
+    FileKind::Socket,
+    FileKind::CharDevice,
+    FileKind::BlockDevice,
+];
+
+/// Where the stat cache of the baseline at `db` is.
+pub fn path(db: &Path) -> PathBuf {
+    sibling(db, ".stat")
+}
+
+/// Writes the cache for `db` from a check's comparison of `old` (whose
+/// digest is `digest`) with its scan `new`: one row per entry that did not
+/// drift, with the stat fields the scan saw. Atomic: a new file renamed over
+/// the old, never written through a link.
+pub fn write(db: &Path, digest: &[u8; 32], old: &Baseline, new: &Baseline) -> io::Result<u64> {
+    crate::files::remove_dead(db, Companion::StatCacheTmp);
+    let tmp = Companion::StatCacheTmp.with_pid(db, std::process::id());
+    let _ = std::fs::remove_file(&tmp);
+    let file = create_exclusive(&tmp, 0o600)?;
+    let written = fill(file, digest, old, new);
+    match written {
+        Ok(count) => {
+            std::fs::rename(&tmp, path(db))?;
+            Ok(count)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+fn fill(file: std::fs::File, digest: &[u8; 32], old: &Baseline, new: &Baseline) -> io::Result<u64> {
+    let mut body: Vec<u8> = Vec::new();
+    let mut count = 0u64;
+    old.merge_with(new, |a, b| {
+        let (Some(a), Some(b)) = (a, b) else {
+            return Ok(());
+        };
+        let Some(meta) = b
+            .meta
+            .filter(|_| b.problem.is_none() && a.problem.is_none())
+        else {
+            return Ok(());
+        };
+        let (path, attrs) = (b.path.clone(), b.attrs);
+        let (ra, rb) = (&old.rules()[a.rule], &new.rules()[b.rule]);
+        if compare::drift_of(Some((a, ra)), Some((b, rb))).is_none() {
+            put_row(&mut body, path.as_os_str().as_bytes(), &meta, attrs);
+            count += 1;
+        }
+        Ok(())
+    })
+    .map_err(|e| io::Error::other(e.to_string()))?;
+    let mut out = io::BufWriter::new(file);
+    let mut h = blake3::Hasher::new();
+    for part in [MAGIC, &digest[..], &count.to_le_bytes(), &body] {
+        h.update(part);
+        out.write_all(part)?;
+    }
+    out.write_all(h.finalize().as_bytes())?;
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok(count)
+}
+
+fn put_row(out: &mut Vec<u8>, path: &[u8], m: &Meta, attrs: AttrSet) {
+    out.extend_from_slice(&(path.len() as u32).to_le_bytes());
+    out.extend_from_slice(path);
+    let kind = KINDS.iter().position(|k| *k == m.kind).unwrap_or(0) as u8;
+    out.push(kind);
+    out.extend_from_slice(&attrs.bits().to_le_bytes());
+    for v in [m.size, m.mtime_ns as u64, m.ctime_ns as u64, m.inode, m.dev] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// Reads the cache of the baseline at `db` whose digest is `digest` into
+/// `index`. `Err` says, in words, why it cannot be used.
+pub fn read(db: &Path, digest: &[u8; 32], index: &mut StatIndex) -> Result<u64, String> {
+    let cache = path(db);
+    let (mut file, _) = crate::files::open_untrusted(&cache, MAX_BYTES, false).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            "there is none yet (a check writes it)".to_string()
+        } else {
+            e.to_string()
+        }
+    })?;
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut crate::progress::Ticking(&mut file), &mut bytes)
+        .map_err(|e| e.to_string())?;
+    parse(&bytes, digest, index)
+}
+
+fn parse(bytes: &[u8], digest: &[u8; 32], index: &mut StatIndex) -> Result<u64, String> {
+    let torn = || "it is torn or damaged".to_string();
+    let body_len = bytes.len().checked_sub(32).ok_or_else(torn)?;
+    let (body, sum) = bytes.split_at(body_len);
+    if blake3::hash(body).as_bytes() != sum {
+        return Err(torn());
+    }
+    let mut r = Reader(body);
+    if r.take(MAGIC.len())? != MAGIC {
+        return Err("it is not a tripseal stat cache of this version".into());
+    }
+    if r.take(32)? != digest {
+        return Err("it was written for another baseline (or generation)".into());
+    }
+    let count = r.u64()?;
+    for _ in 0..count {
+        let len = u32::from_le_bytes(r.take(4)?.try_into().expect("4 bytes")) as usize;
+        let path = r.take(len)?;
+        let kind = *KINDS
+            .get(usize::from(r.take(1)?[0]))
+            .ok_or("it names an unknown type")?;
+        let bits = u16::from_le_bytes(r.take(2)?.try_into().expect("2 bytes"));
+        let attrs = AttrSet::from_bits(bits).ok_or("it holds unknown attributes")?;
+        let meta = Meta {
+            kind,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            size: r.u64()?,
+            mtime_ns: r.u64()? as i64,
+            ctime_ns: r.u64()? as i64,
+            inode: r.u64()?,
+            nlink: 0,
+            dev: r.u64()?,
+        };
+        index.insert(path, &meta, attrs);
+    }
+    if !r.0.is_empty() {
+        return Err("it has bytes after its last row".into());
+    }
+    Ok(count)
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.0.len() < n {
+            return Err("it ends in the middle of a row".into());
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+}
