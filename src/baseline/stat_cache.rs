@@ -196,3 +196,64 @@ impl<'a> Reader<'a> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(inode: u64) -> Meta {
+        Meta {
+            kind: FileKind::File,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            size: 3,
+            mtime_ns: 1,
+            ctime_ns: 2,
+            inode,
+            nlink: 0,
+            dev: 9,
+        }
+    }
+
+    /// A cache of `rows` for `digest`, sealed with its checksum.
+    fn cache(digest: &[u8; 32], rows: &[u8], count: u64) -> Vec<u8> {
+        let mut b = [MAGIC, &digest[..], &count.to_le_bytes(), rows].concat();
+        let sum = *blake3::hash(&b).as_bytes();
+        b.extend_from_slice(&sum);
+        b
+    }
+
+    #[test]
+    fn rows_round_trip_and_anything_else_is_refused_whole() {
+        use crate::scan::KnownEntries;
+        let attrs: AttrSet = [crate::attrs::Attr::Hash].into_iter().collect();
+        let mut rows = Vec::new();
+        put_row(&mut rows, b"/a", &meta(7), attrs);
+        put_row(&mut rows, b"/b", &meta(8), attrs);
+        let d = [1u8; 32];
+        let good = cache(&d, &rows, 2);
+        let mut index = StatIndex::new(0.0);
+        assert_eq!(parse(&good, &d, &mut index), Ok(2));
+        assert!(index.unchanged(Path::new("/a"), &meta(7), attrs));
+        assert!(!index.unchanged(Path::new("/a"), &meta(8), attrs));
+
+        let refused = |bytes: &[u8]| parse(bytes, &d, &mut StatIndex::new(0.0)).unwrap_err();
+        assert!(refused(&cache(&[2; 32], &rows, 2)).contains("another baseline"));
+        for cut in 0..good.len() {
+            refused(&good[..cut]);
+        }
+        let mut flipped = good.clone();
+        flipped[MAGIC.len() + 40] ^= 1;
+        assert!(refused(&flipped).contains("torn"));
+        // Well sealed, badly formed: counts, lengths, types.
+        assert!(refused(&cache(&d, &rows, 3)).contains("middle of a row"));
+        assert!(refused(&cache(&d, &rows, 1)).contains("after its last row"));
+        let mut long = rows.clone();
+        long[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(refused(&cache(&d, &long, 2)).contains("middle of a row"));
+        let mut kind = rows.clone();
+        kind[4 + 2] = 200;
+        assert!(refused(&cache(&d, &kind, 2)).contains("unknown type"));
+    }
+}
