@@ -11,7 +11,9 @@ cd "$(dirname "$0")/.."
 # to check that keys and signatures interoperate; redis-server and
 # rabbitmq-server are the brokers the event tests deliver through (the tests
 # start their own instances on loopback, never the system's service);
-# systemd-analyze (systemd) verifies the units in packaging/systemd.
+# systemd-analyze (systemd) verifies the units in packaging/systemd;
+# dpkg-shlibdeps (dpkg-dev) works out the package's dependencies for
+# cargo-deb, and man (man-db) finds the man pages the package installs.
 need=()
 command -v setfattr >/dev/null || need+=(attr)
 command -v setpriv  >/dev/null || need+=(util-linux)
@@ -22,6 +24,8 @@ command -v openssl  >/dev/null || need+=(openssl)
 command -v redis-server >/dev/null || need+=(redis-server)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
 command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
+command -v man >/dev/null || need+=(man-db)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
@@ -39,6 +43,10 @@ if ! "$venv/bin/python" -c 'import celery, redis' 2>/dev/null; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'celery[redis]==5.7.0'
 fi
 export TRIPSEAL_TEST_PYTHON="$PWD/$venv/bin/python"
+
+# tests/package.rs builds the Debian package with cargo-deb, then installs
+# and purges it.
+command -v cargo-deb >/dev/null || cargo install --quiet --locked cargo-deb --version 3.7.0
 
 # Snapshot mismatches fail; they are never written over silently.
 export INSTA_UPDATE=no

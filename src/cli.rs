@@ -555,4 +555,65 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+
+    /// The man pages (one per command) and the shell completions that the
+    /// Debian package ships are made from these definitions and committed
+    /// under packaging/, where a reviewer reads them; this fails when they
+    /// are stale. `TRIPSEAL_BLESS=1 cargo test --bins packaged` rewrites them.
+    #[test]
+    fn packaged_man_pages_and_completions_are_current() {
+        use clap::CommandFactory;
+        use clap_complete::Shell;
+        let made = tempfile::tempdir().unwrap();
+        let man = made.path().join("man");
+        let completions = made.path().join("completions");
+        std::fs::create_dir(&man).unwrap();
+        std::fs::create_dir(&completions).unwrap();
+        clap_mangen::generate_to(Cli::command(), &man).unwrap();
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            clap_complete::generate_to(shell, &mut Cli::command(), "tripseal", &completions)
+                .unwrap();
+        }
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging");
+        let bless = std::env::var_os("TRIPSEAL_BLESS").is_some();
+        for (dir, committed) in [
+            (&man, repo.join("man")),
+            (&completions, repo.join("completions")),
+        ] {
+            let listing = |d: &std::path::Path| -> std::collections::BTreeMap<String, Vec<u8>> {
+                std::fs::read_dir(d)
+                    .map(|rd| {
+                        rd.flatten()
+                            .map(|e| {
+                                let name = e.file_name().to_string_lossy().into_owned();
+                                (name, std::fs::read(e.path()).unwrap())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let (want, have) = (listing(dir), listing(&committed));
+            if bless && want != have {
+                let _ = std::fs::remove_dir_all(&committed);
+                std::fs::create_dir_all(&committed).unwrap();
+                for (name, bytes) in &want {
+                    std::fs::write(committed.join(name), bytes).unwrap();
+                }
+                continue;
+            }
+            assert_eq!(
+                want.keys().collect::<Vec<_>>(),
+                have.keys().collect::<Vec<_>>(),
+                "{}: run TRIPSEAL_BLESS=1 cargo test --bins packaged",
+                committed.display()
+            );
+            for (name, bytes) in &want {
+                assert!(
+                    have[name] == *bytes,
+                    "{}/{name} is stale: run TRIPSEAL_BLESS=1 cargo test --bins packaged",
+                    committed.display()
+                );
+            }
+        }
+    }
 }

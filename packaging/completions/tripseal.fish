@@ -1,0 +1,171 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_tripseal_global_optspecs
+    string join \n config= v/verbose q/quiet h/help V/version
+end
+
+function __fish_tripseal_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_tripseal_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_tripseal_using_subcommand
+    set -l cmd (__fish_tripseal_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c tripseal -n "__fish_tripseal_needs_command" -l config -d 'Settings file (event sinks) [default: /etc/tripseal/config.toml, if it exists]' -r -F
+complete -c tripseal -n "__fish_tripseal_needs_command" -s v -l verbose -d 'Say more: the summary of check and diff even when nothing drifted; twice, debugging detail (also TRIPSEAL_LOG=debug)'
+complete -c tripseal -n "__fish_tripseal_needs_command" -s q -l quiet -d 'Say less: warnings and errors only'
+complete -c tripseal -n "__fish_tripseal_needs_command" -s h -l help -d 'Print help'
+complete -c tripseal -n "__fish_tripseal_needs_command" -s V -l version -d 'Print version'
+complete -c tripseal -n "__fish_tripseal_needs_command" -f -a "init" -d 'Scan what the rules select and write a new (unsigned) baseline'
+complete -c tripseal -n "__fish_tripseal_needs_command" -f -a "check" -d 'Rescan what the baseline\'s rules select and report every difference'
+complete -c tripseal -n "__fish_tripseal_needs_command" -f -a "update" -d 'Accept the present state as the next generation of the baseline (the replaced one is kept as <db>.prev)'
+complete -c tripseal -n "__fish_tripseal_needs_command" -f -a "diff" -d 'Compare two baselines: OLD is the reference, NEW the one under review'
+complete -c tripseal -n "__fish_tripseal_needs_command" -f -a "watch" -d 'Watch what the baseline\'s rules select and report drift as it happens (runs in the foreground until SIGTERM or SIGINT)'
+complete -c tripseal -n "__fish_tripseal_needs_command" -f -a "flush" -d 'Deliver the events that wait in the outbox of a baseline'
+complete -c tripseal -n "__fish_tripseal_needs_command" -f -a "keygen" -d 'Make an operator key pair: KEY (PKCS#8 PEM, mode 0600) and KEY.pub'
+complete -c tripseal -n "__fish_tripseal_needs_command" -f -a "sign" -d 'Seal a baseline with an operator\'s private key (on the operator\'s machine)'
+complete -c tripseal -n "__fish_tripseal_needs_command" -f -a "verify" -d 'Show a baseline\'s digest and signatures; exit 0 only if a trusted key signed exactly this content'
+complete -c tripseal -n "__fish_tripseal_needs_command" -f -a "digest" -d 'Print a baseline\'s canonical digest; --message writes the exact bytes a signature covers (for checking it with openssl)'
+complete -c tripseal -n "__fish_tripseal_needs_command" -f -a "show" -d 'Print a baseline\'s header and entries'
+complete -c tripseal -n "__fish_tripseal_needs_command" -f -a "rules" -d 'Validate a rules file, or explain which rule governs a path'
+complete -c tripseal -n "__fish_tripseal_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand init" -l rules -d 'Rules file [default: /etc/tripseal/rules.toml, else ./rules/celery-worker.toml, else the rules built into tripseal]' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand init" -l db -d 'Baseline to write [default: /var/lib/tripseal/<host>.db if that directory exists, else ./baselines/<host>.db]' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand init" -l var -d 'Set a rules variable, overriding its value in [vars]; repeatable' -r
+complete -c tripseal -n "__fish_tripseal_using_subcommand init" -l root -d 'Read the tree at DIR (a release directory, an unpacked wheel or image, a container\'s root file system) instead of the installed one; the rules must name a role' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand init" -l as -d 'With --root: the path DIR will have on the hosts; what is at DIR/x is recorded as PREFIX/x' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand init" -l config -d 'Settings file (event sinks) [default: /etc/tripseal/config.toml, if it exists]' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand init" -l force -d 'Replace a baseline that already exists at the --db path'
+complete -c tripseal -n "__fish_tripseal_using_subcommand init" -s v -l verbose -d 'Say more: the summary of check and diff even when nothing drifted; twice, debugging detail (also TRIPSEAL_LOG=debug)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand init" -s q -l quiet -d 'Say less: warnings and errors only'
+complete -c tripseal -n "__fish_tripseal_using_subcommand init" -s h -l help -d 'Print help'
+complete -c tripseal -n "__fish_tripseal_using_subcommand check" -l db -d 'Baseline to check against [default: as for init]' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand check" -l trust -d 'Trusted public keys: a key file, a directory of them, or a glob [default: /etc/tripseal/trusted.d/]' -r
+complete -c tripseal -n "__fish_tripseal_using_subcommand check" -l format -d 'human, json, or events: the events themselves, as JSON lines on standard output (through the outbox, like --emit stdout)' -r -f -a "human\t''
+json\t''
+events\t''"
+complete -c tripseal -n "__fish_tripseal_using_subcommand check" -l emit -d 'Send events to SINK (repeatable): stdout, file:PATH, syslog, syslog+udp://HOST:PORT, syslog+tcp://HOST:PORT, a Celery broker URL (amqp://, pyamqp://, amqps://, redis://, rediss://) [default: the configuration\'s [events] emit]' -r
+complete -c tripseal -n "__fish_tripseal_using_subcommand check" -l reread -d 'With --fast: re-read this share of the entries whatever their stat fields say, drawn at random on every run (0 to 100, "%" optional)' -r
+complete -c tripseal -n "__fish_tripseal_using_subcommand check" -l expiry-warning -d 'Warn (and send fim-baseline-expiring) when the seal expires within this period' -r
+complete -c tripseal -n "__fish_tripseal_using_subcommand check" -l config -d 'Settings file (event sinks) [default: /etc/tripseal/config.toml, if it exists]' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand check" -l allow-unsigned -d 'Do not verify the baseline\'s seal (first set-up, tests). Says so loudly'
+complete -c tripseal -n "__fish_tripseal_using_subcommand check" -l allow-rollback -d 'Accept a validly signed generation older than one accepted before'
+complete -c tripseal -n "__fish_tripseal_using_subcommand check" -l fast -d 'Re-read only entries whose dev, inode, size, mtime or ctime moved; trust the recorded content of the others (for a role baseline, as this host\'s stat cache recorded them at its last check)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand check" -s v -l verbose -d 'Say more: the summary of check and diff even when nothing drifted; twice, debugging detail (also TRIPSEAL_LOG=debug)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand check" -s q -l quiet -d 'Say less: warnings and errors only'
+complete -c tripseal -n "__fish_tripseal_using_subcommand check" -s h -l help -d 'Print help'
+complete -c tripseal -n "__fish_tripseal_using_subcommand update" -l rules -d 'New rules for the next generation [default: the baseline\'s own]' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand update" -l var -d 'Set a rules variable (with --rules); repeatable' -r
+complete -c tripseal -n "__fish_tripseal_using_subcommand update" -l db -d 'Baseline to update [default: as for init]' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand update" -l format -r -f -a "human\t''
+json\t''"
+complete -c tripseal -n "__fish_tripseal_using_subcommand update" -l root -d 'Read the tree at DIR (a release directory, an unpacked wheel or image, a container\'s root file system) instead of the installed one; the rules must name a role' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand update" -l as -d 'With --root: the path DIR will have on the hosts; what is at DIR/x is recorded as PREFIX/x' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand update" -l config -d 'Settings file (event sinks) [default: /etc/tripseal/config.toml, if it exists]' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand update" -l accept-errors -d 'Record entries that cannot be read instead of refusing'
+complete -c tripseal -n "__fish_tripseal_using_subcommand update" -s v -l verbose -d 'Say more: the summary of check and diff even when nothing drifted; twice, debugging detail (also TRIPSEAL_LOG=debug)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand update" -s q -l quiet -d 'Say less: warnings and errors only'
+complete -c tripseal -n "__fish_tripseal_using_subcommand update" -s h -l help -d 'Print help'
+complete -c tripseal -n "__fish_tripseal_using_subcommand diff" -l trust -d 'Trusted public keys: a key file, a directory of them, or a glob [default: /etc/tripseal/trusted.d/]' -r
+complete -c tripseal -n "__fish_tripseal_using_subcommand diff" -l format -r -f -a "human\t''
+json\t''"
+complete -c tripseal -n "__fish_tripseal_using_subcommand diff" -l config -d 'Settings file (event sinks) [default: /etc/tripseal/config.toml, if it exists]' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand diff" -l allow-unsigned -d 'Do not verify the baseline\'s seal (first set-up, tests). Says so loudly'
+complete -c tripseal -n "__fish_tripseal_using_subcommand diff" -s v -l verbose -d 'Say more: the summary of check and diff even when nothing drifted; twice, debugging detail (also TRIPSEAL_LOG=debug)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand diff" -s q -l quiet -d 'Say less: warnings and errors only'
+complete -c tripseal -n "__fish_tripseal_using_subcommand diff" -s h -l help -d 'Print help'
+complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -l db -d 'Baseline to watch against [default: as for init]' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -l trust -d 'Trusted public keys: a key file, a directory of them, or a glob [default: /etc/tripseal/trusted.d/]' -r
+complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -l rescan -d 'Full rescan period, the backstop (e.g. 1h, 30m, 90s)' -r
+complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -l heartbeat -d 'Heartbeat period' -r
+complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -l emit -d 'Send events to SINK (repeatable), as for check [default: the configuration\'s [events] emit, else stdout]' -r
+complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -l expiry-warning -d 'Send fim-baseline-expiring when the seal expires within this period (at start and at every rescan)' -r
+complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -l config -d 'Settings file (event sinks) [default: /etc/tripseal/config.toml, if it exists]' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -l allow-unsigned -d 'Do not verify the baseline\'s seal (first set-up, tests). Says so loudly'
+complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -s v -l verbose -d 'Say more: the summary of check and diff even when nothing drifted; twice, debugging detail (also TRIPSEAL_LOG=debug)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -s q -l quiet -d 'Say less: warnings and errors only'
+complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -s h -l help -d 'Print help'
+complete -c tripseal -n "__fish_tripseal_using_subcommand flush" -l db -d 'The baseline whose outbox to flush [default: as for init]' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand flush" -l emit -d 'Only these sinks [default: every sink that has events waiting]' -r
+complete -c tripseal -n "__fish_tripseal_using_subcommand flush" -l config -d 'Settings file (event sinks) [default: /etc/tripseal/config.toml, if it exists]' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand flush" -s v -l verbose -d 'Say more: the summary of check and diff even when nothing drifted; twice, debugging detail (also TRIPSEAL_LOG=debug)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand flush" -s q -l quiet -d 'Say less: warnings and errors only'
+complete -c tripseal -n "__fish_tripseal_using_subcommand flush" -s h -l help -d 'Print help'
+complete -c tripseal -n "__fish_tripseal_using_subcommand keygen" -l out -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand keygen" -l config -d 'Settings file (event sinks) [default: /etc/tripseal/config.toml, if it exists]' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand keygen" -s v -l verbose -d 'Say more: the summary of check and diff even when nothing drifted; twice, debugging detail (also TRIPSEAL_LOG=debug)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand keygen" -s q -l quiet -d 'Say less: warnings and errors only'
+complete -c tripseal -n "__fish_tripseal_using_subcommand keygen" -s h -l help -d 'Print help'
+complete -c tripseal -n "__fish_tripseal_using_subcommand sign" -l key -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand sign" -l expires -d 'Stop vouching for it after WHEN: a period from now (30d, 12h) or a UTC date or time (2027-01-31, 2027-01-31T12:00:00Z). Signed with the content, so an old generation cannot be replayed for ever' -r
+complete -c tripseal -n "__fish_tripseal_using_subcommand sign" -l config -d 'Settings file (event sinks) [default: /etc/tripseal/config.toml, if it exists]' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand sign" -s v -l verbose -d 'Say more: the summary of check and diff even when nothing drifted; twice, debugging detail (also TRIPSEAL_LOG=debug)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand sign" -s q -l quiet -d 'Say less: warnings and errors only'
+complete -c tripseal -n "__fish_tripseal_using_subcommand sign" -s h -l help -d 'Print help'
+complete -c tripseal -n "__fish_tripseal_using_subcommand verify" -l trust -r
+complete -c tripseal -n "__fish_tripseal_using_subcommand verify" -l expiry-warning -d 'Warn when the seal expires within this period' -r
+complete -c tripseal -n "__fish_tripseal_using_subcommand verify" -l config -d 'Settings file (event sinks) [default: /etc/tripseal/config.toml, if it exists]' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand verify" -s v -l verbose -d 'Say more: the summary of check and diff even when nothing drifted; twice, debugging detail (also TRIPSEAL_LOG=debug)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand verify" -s q -l quiet -d 'Say less: warnings and errors only'
+complete -c tripseal -n "__fish_tripseal_using_subcommand verify" -s h -l help -d 'Print help'
+complete -c tripseal -n "__fish_tripseal_using_subcommand digest" -l message -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand digest" -l expires -d 'The message of a signature made with this expiry (a UTC date or time, as `verify` shows it) instead of one without' -r
+complete -c tripseal -n "__fish_tripseal_using_subcommand digest" -l config -d 'Settings file (event sinks) [default: /etc/tripseal/config.toml, if it exists]' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand digest" -s v -l verbose -d 'Say more: the summary of check and diff even when nothing drifted; twice, debugging detail (also TRIPSEAL_LOG=debug)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand digest" -s q -l quiet -d 'Say less: warnings and errors only'
+complete -c tripseal -n "__fish_tripseal_using_subcommand digest" -s h -l help -d 'Print help'
+complete -c tripseal -n "__fish_tripseal_using_subcommand show" -l format -r -f -a "human\t''
+json\t''"
+complete -c tripseal -n "__fish_tripseal_using_subcommand show" -l config -d 'Settings file (event sinks) [default: /etc/tripseal/config.toml, if it exists]' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand show" -s v -l verbose -d 'Say more: the summary of check and diff even when nothing drifted; twice, debugging detail (also TRIPSEAL_LOG=debug)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand show" -s q -l quiet -d 'Say less: warnings and errors only'
+complete -c tripseal -n "__fish_tripseal_using_subcommand show" -s h -l help -d 'Print help'
+complete -c tripseal -n "__fish_tripseal_using_subcommand rules; and not __fish_seen_subcommand_from check explain help" -l config -d 'Settings file (event sinks) [default: /etc/tripseal/config.toml, if it exists]' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand rules; and not __fish_seen_subcommand_from check explain help" -s v -l verbose -d 'Say more: the summary of check and diff even when nothing drifted; twice, debugging detail (also TRIPSEAL_LOG=debug)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand rules; and not __fish_seen_subcommand_from check explain help" -s q -l quiet -d 'Say less: warnings and errors only'
+complete -c tripseal -n "__fish_tripseal_using_subcommand rules; and not __fish_seen_subcommand_from check explain help" -s h -l help -d 'Print help'
+complete -c tripseal -n "__fish_tripseal_using_subcommand rules; and not __fish_seen_subcommand_from check explain help" -f -a "check" -d 'Validate a rules file; errors name the file, line and column'
+complete -c tripseal -n "__fish_tripseal_using_subcommand rules; and not __fish_seen_subcommand_from check explain help" -f -a "explain" -d 'Print the rule that governs PATH and why (exit 1 when none does)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand rules; and not __fish_seen_subcommand_from check explain help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand rules; and __fish_seen_subcommand_from check" -l var -d 'Set a rules variable; repeatable' -r
+complete -c tripseal -n "__fish_tripseal_using_subcommand rules; and __fish_seen_subcommand_from check" -l config -d 'Settings file (event sinks) [default: /etc/tripseal/config.toml, if it exists]' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand rules; and __fish_seen_subcommand_from check" -s v -l verbose -d 'Say more: the summary of check and diff even when nothing drifted; twice, debugging detail (also TRIPSEAL_LOG=debug)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand rules; and __fish_seen_subcommand_from check" -s q -l quiet -d 'Say less: warnings and errors only'
+complete -c tripseal -n "__fish_tripseal_using_subcommand rules; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
+complete -c tripseal -n "__fish_tripseal_using_subcommand rules; and __fish_seen_subcommand_from explain" -l rules -d 'Rules file [default: as for init]' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand rules; and __fish_seen_subcommand_from explain" -l var -d 'Set a rules variable; repeatable' -r
+complete -c tripseal -n "__fish_tripseal_using_subcommand rules; and __fish_seen_subcommand_from explain" -l config -d 'Settings file (event sinks) [default: /etc/tripseal/config.toml, if it exists]' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand rules; and __fish_seen_subcommand_from explain" -s v -l verbose -d 'Say more: the summary of check and diff even when nothing drifted; twice, debugging detail (also TRIPSEAL_LOG=debug)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand rules; and __fish_seen_subcommand_from explain" -s q -l quiet -d 'Say less: warnings and errors only'
+complete -c tripseal -n "__fish_tripseal_using_subcommand rules; and __fish_seen_subcommand_from explain" -s h -l help -d 'Print help'
+complete -c tripseal -n "__fish_tripseal_using_subcommand rules; and __fish_seen_subcommand_from help" -f -a "check" -d 'Validate a rules file; errors name the file, line and column'
+complete -c tripseal -n "__fish_tripseal_using_subcommand rules; and __fish_seen_subcommand_from help" -f -a "explain" -d 'Print the rule that governs PATH and why (exit 1 when none does)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand rules; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand help; and not __fish_seen_subcommand_from init check update diff watch flush keygen sign verify digest show rules help" -f -a "init" -d 'Scan what the rules select and write a new (unsigned) baseline'
+complete -c tripseal -n "__fish_tripseal_using_subcommand help; and not __fish_seen_subcommand_from init check update diff watch flush keygen sign verify digest show rules help" -f -a "check" -d 'Rescan what the baseline\'s rules select and report every difference'
+complete -c tripseal -n "__fish_tripseal_using_subcommand help; and not __fish_seen_subcommand_from init check update diff watch flush keygen sign verify digest show rules help" -f -a "update" -d 'Accept the present state as the next generation of the baseline (the replaced one is kept as <db>.prev)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand help; and not __fish_seen_subcommand_from init check update diff watch flush keygen sign verify digest show rules help" -f -a "diff" -d 'Compare two baselines: OLD is the reference, NEW the one under review'
+complete -c tripseal -n "__fish_tripseal_using_subcommand help; and not __fish_seen_subcommand_from init check update diff watch flush keygen sign verify digest show rules help" -f -a "watch" -d 'Watch what the baseline\'s rules select and report drift as it happens (runs in the foreground until SIGTERM or SIGINT)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand help; and not __fish_seen_subcommand_from init check update diff watch flush keygen sign verify digest show rules help" -f -a "flush" -d 'Deliver the events that wait in the outbox of a baseline'
+complete -c tripseal -n "__fish_tripseal_using_subcommand help; and not __fish_seen_subcommand_from init check update diff watch flush keygen sign verify digest show rules help" -f -a "keygen" -d 'Make an operator key pair: KEY (PKCS#8 PEM, mode 0600) and KEY.pub'
+complete -c tripseal -n "__fish_tripseal_using_subcommand help; and not __fish_seen_subcommand_from init check update diff watch flush keygen sign verify digest show rules help" -f -a "sign" -d 'Seal a baseline with an operator\'s private key (on the operator\'s machine)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand help; and not __fish_seen_subcommand_from init check update diff watch flush keygen sign verify digest show rules help" -f -a "verify" -d 'Show a baseline\'s digest and signatures; exit 0 only if a trusted key signed exactly this content'
+complete -c tripseal -n "__fish_tripseal_using_subcommand help; and not __fish_seen_subcommand_from init check update diff watch flush keygen sign verify digest show rules help" -f -a "digest" -d 'Print a baseline\'s canonical digest; --message writes the exact bytes a signature covers (for checking it with openssl)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand help; and not __fish_seen_subcommand_from init check update diff watch flush keygen sign verify digest show rules help" -f -a "show" -d 'Print a baseline\'s header and entries'
+complete -c tripseal -n "__fish_tripseal_using_subcommand help; and not __fish_seen_subcommand_from init check update diff watch flush keygen sign verify digest show rules help" -f -a "rules" -d 'Validate a rules file, or explain which rule governs a path'
+complete -c tripseal -n "__fish_tripseal_using_subcommand help; and not __fish_seen_subcommand_from init check update diff watch flush keygen sign verify digest show rules help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tripseal -n "__fish_tripseal_using_subcommand help; and __fish_seen_subcommand_from rules" -f -a "check" -d 'Validate a rules file; errors name the file, line and column'
+complete -c tripseal -n "__fish_tripseal_using_subcommand help; and __fish_seen_subcommand_from rules" -f -a "explain" -d 'Print the rule that governs PATH and why (exit 1 when none does)'
