@@ -1288,3 +1288,52 @@ fn the_watchdog_hears_a_long_hash_that_makes_progress() {
         hashed - made
     );
 }
+
+/// A role baseline made from another copy of the tree (other inodes, ctimes,
+/// mtimes): the daemon finds nothing at start, and reports a change, and an
+/// owner by name, as for any baseline.
+#[test]
+fn a_role_baseline_is_watched_like_any_other() {
+    let _shared = shared();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    let build = tmp.path().join("build");
+    std::fs::create_dir_all(build.join("sub")).unwrap();
+    std::fs::write(build.join("a.py"), "a").unwrap();
+    std::fs::write(build.join("sub/b.py"), "b").unwrap();
+    let rules = write_rules(
+        tmp.path(),
+        &format!(
+            "role = \"workers\"\n[[rule]]\nname = \"tree\"\npaths = [{0:?}, \"{1}/**\"]\n\
+             check = [\"type\", \"mode\", \"uid\", \"gid\", \"size\", \"ctime\", \"inode\", \"hash\"]\n\
+             severity = \"high\"\n",
+            root,
+            root.display()
+        ),
+    );
+    let db = tmp.path().join("b.db");
+    let (b, r) = (build.to_str().unwrap(), root.to_str().unwrap());
+    assert_ok(&init_with(&rules, &db, &["--root", b, "--as", r]));
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(&build)
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let events = tmp.path().join("events.jsonl");
+    let mut d = Daemon::spawn(&db, &events, &[]);
+    d.root = root;
+    let finished = d.wait_for(|e| e["type"] == "fim-scan-finished");
+    assert_eq!(finished["changed"], 0, "{finished}");
+    std::fs::write(d.path("a.py"), "evil").unwrap();
+    let e = d.expect("fim-file-modified", "a.py", 1);
+    assert!(e["changes"]["hash"].is_object(), "{e}");
+    assert!(e["changes"].get("inode").is_none(), "{e}");
+    std::os::unix::fs::lchown(d.path("sub/b.py"), Some(65534), None).unwrap();
+    let e = d.expect("fim-file-modified", "sub/b.py", 1);
+    assert_eq!(e["changes"]["owner"]["new"]["id"], 65534, "{e}");
+    assert_eq!(e["changes"]["owner"]["old"]["name"], "root", "{e}");
+    let (code, err) = d.stop();
+    assert_eq!(code, Some(0), "{err}");
+}
