@@ -18,10 +18,11 @@
 //! missing, torn, of another baseline or malformed is not used (the check
 //! reads everything, and says why), never trusted in part.
 //!
-//! Format: a magic line, the baseline's digest, the count, then per entry
-//! the path (length-prefixed bytes), the type, the attribute bits and the
-//! stat fields, little-endian; a BLAKE3 of all that closes it (torn writes,
-//! not intruders, since anyone who can write it can recompute that).
+//! Format: a magic line, the baseline's digest, then per entry the path
+//! (length-prefixed bytes), the type, the attribute bits and the stat
+//! fields, then the count, all little-endian; a BLAKE3 of all that closes it
+//! (against torn writes, not intruders: whoever can write the file can
+//! recompute it).
 
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -75,8 +76,15 @@ pub fn write(db: &Path, digest: &[u8; 32], old: &Baseline, new: &Baseline) -> io
 }
 
 fn fill(file: std::fs::File, digest: &[u8; 32], old: &Baseline, new: &Baseline) -> io::Result<u64> {
-    let mut body: Vec<u8> = Vec::new();
+    // Streamed, hashed on the way: a row at a time, whatever the count.
+    let mut out = Hashing {
+        out: io::BufWriter::new(file),
+        hasher: blake3::Hasher::new(),
+    };
+    out.write_all(MAGIC)?;
+    out.write_all(digest)?;
     let mut count = 0u64;
+    let mut row = Vec::new();
     old.merge_with(new, |a, b| {
         let (Some(a), Some(b)) = (a, b) else {
             return Ok(());
@@ -90,21 +98,47 @@ fn fill(file: std::fs::File, digest: &[u8; 32], old: &Baseline, new: &Baseline) 
         let (path, attrs) = (b.path.clone(), b.attrs);
         let (ra, rb) = (&old.rules()[a.rule], &new.rules()[b.rule]);
         if compare::drift_of(Some((a, ra)), Some((b, rb))).is_none() {
-            put_row(&mut body, path.as_os_str().as_bytes(), &meta, attrs);
+            row.clear();
+            put_row(&mut row, path.as_os_str().as_bytes(), &meta, attrs);
+            out.write_all(&row)
+                .map_err(|source| crate::error::Error::Write {
+                    path: PathBuf::new(),
+                    source,
+                })?;
             count += 1;
         }
         Ok(())
     })
-    .map_err(|e| io::Error::other(e.to_string()))?;
-    let mut out = io::BufWriter::new(file);
-    let mut h = blake3::Hasher::new();
-    for part in [MAGIC, &digest[..], &count.to_le_bytes(), &body] {
-        h.update(part);
-        out.write_all(part)?;
-    }
-    out.write_all(h.finalize().as_bytes())?;
-    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    .map_err(|e| match e {
+        crate::error::Error::Write { source, .. } => source,
+        other => io::Error::other(other.to_string()),
+    })?;
+    out.write_all(&count.to_le_bytes())?;
+    let sum = out.hasher.finalize();
+    out.out.write_all(sum.as_bytes())?;
+    out.out
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()?;
     Ok(count)
+}
+
+/// A writer that hashes what it writes.
+struct Hashing<W: Write> {
+    out: W,
+    hasher: blake3::Hasher,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 fn put_row(out: &mut Vec<u8>, path: &[u8], m: &Meta, attrs: AttrSet) {
@@ -142,14 +176,16 @@ fn parse(bytes: &[u8], digest: &[u8; 32], index: &mut StatIndex) -> Result<u64, 
     if blake3::hash(body).as_bytes() != sum {
         return Err(torn());
     }
-    let mut r = Reader(body);
+    let rows_len = body.len().checked_sub(8).ok_or_else(torn)?;
+    let (rows, count) = body.split_at(rows_len);
+    let count = u64::from_le_bytes(count.try_into().expect("8 bytes"));
+    let mut r = Reader(rows);
     if r.take(MAGIC.len())? != MAGIC {
         return Err("it is not a tripseal stat cache of this version".into());
     }
     if r.take(32)? != digest {
         return Err("it was written for another baseline (or generation)".into());
     }
-    let count = r.u64()?;
     for _ in 0..count {
         let len = u32::from_le_bytes(r.take(4)?.try_into().expect("4 bytes")) as usize;
         let path = r.take(len)?;
@@ -218,7 +254,7 @@ mod tests {
 
     /// A cache of `rows` for `digest`, sealed with its checksum.
     fn cache(digest: &[u8; 32], rows: &[u8], count: u64) -> Vec<u8> {
-        let mut b = [MAGIC, &digest[..], &count.to_le_bytes(), rows].concat();
+        let mut b = [MAGIC, &digest[..], rows, &count.to_le_bytes()].concat();
         let sum = *blake3::hash(&b).as_bytes();
         b.extend_from_slice(&sum);
         b
