@@ -776,3 +776,34 @@ fn a_baseline_inside_the_watched_tree_never_reports_itself() {
         "snapshot left behind"
     );
 }
+
+/// `trusted` means "this check's own --fast scan did not read it": in a
+/// candidate baseline under review it is data an intruder may have set, so
+/// that the reference's hash covered for a changed one. diff ignores it.
+#[test]
+fn diff_ignores_a_trusted_flag_forged_into_the_candidate() {
+    let t = Tree::new(|r| std::fs::write(r.join("tasks.py"), b"good").unwrap());
+    let candidate = t.dir.join("candidate.db");
+    std::fs::copy(&t.db, &candidate).unwrap();
+    let path = t.p("tasks.py");
+    sql(
+        &candidate,
+        &format!(
+            "UPDATE entries SET hash = zeroblob(32), trusted = 1 WHERE path = CAST('{}' AS BLOB)",
+            path.display()
+        ),
+    );
+    let out = tripseal()
+        .args(["diff", "--allow-unsigned", "--format", "json"])
+        .arg(&t.db)
+        .arg(&candidate)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        drift_of(&doc, &path)["changes"]["hash"]["new"],
+        "0".repeat(64),
+        "{doc}"
+    );
+}

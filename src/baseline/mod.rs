@@ -355,7 +355,8 @@ impl BaselineWriter {
             lock: self.lock.take(),
         };
         committed.map_err(|e| self.write_error(e))?;
-        let new = Baseline::validate(conn, &self.tmp, None)?;
+        let mut new = Baseline::validate(conn, &self.tmp, None)?;
+        new.own_scan = true;
         Ok((snapshot, new))
     }
 
@@ -469,6 +470,11 @@ pub struct Baseline {
     header: Header,
     rules: Vec<RuleInfo>,
     image: Option<FileImage>,
+    /// This process's own scan (a check's snapshot, read back through the
+    /// connection that wrote it): the only rows whose `trusted` flag means
+    /// anything. In any file opened by path it is data an intruder may
+    /// have written, and is ignored.
+    own_scan: bool,
 }
 
 /// The file a baseline was read from, as it was then: its identity and the
@@ -807,6 +813,7 @@ impl Baseline {
             header,
             rules,
             image,
+            own_scan: false,
         })
     }
 
@@ -919,7 +926,10 @@ impl Baseline {
         {
             None => Ok(None),
             Some(row) => entry_from_row(row, index)
-                .map(Some)
+                .map(|mut e| {
+                    e.trusted &= self.own_scan;
+                    Some(e)
+                })
                 .map_err(|e| self.db_err(format!("malformed entry: {e}"))),
         }
     }
