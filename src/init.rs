@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crate::baseline::{BaselineLock, BaselineWriter, Header};
 use crate::error::Error;
-use crate::escape::escape_path;
+use crate::escape::{escape_bytes, escape_path};
 use crate::progress::Progress;
 use crate::rules::Rules;
 use crate::scan::{OwnOutputs, Relocation, ScanHints};
@@ -82,16 +82,32 @@ pub fn check_relocation(rules: &Rules, r: &Relocation) -> Result<(), Error> {
             crate::escape::escape_bytes(rules.source.name.as_bytes())
         )));
     }
-    let (inside, outside) = r.roots(rules);
-    for path in &outside {
+    let roots = r.roots(rules);
+    for glob in &roots.outside {
         log::warn!(
             "the rules select {}, outside {}: that is not in {}, and is not recorded",
-            escape_path(path),
+            escape_bytes(glob.as_bytes()),
             escape_path(&r.prefix),
             escape_path(&r.root)
         );
     }
-    if inside.is_empty() {
+    for glob in &roots.above {
+        log::warn!(
+            "the rules select {}, which reaches above {}: only what is below it is in {} and \
+             recorded",
+            escape_bytes(glob.as_bytes()),
+            escape_path(&r.prefix),
+            escape_path(&r.root)
+        );
+    }
+    for link in &roots.through_links {
+        log::warn!(
+            "{} is a symlink in the tree: what the rules select beyond it is not in the tree, \
+             and is not read (the link itself is recorded where a rule selects it)",
+            escape_path(link)
+        );
+    }
+    if roots.walks.is_empty() {
         return Err(Error::invalid(format!(
             "the rules select nothing below {}: check --as, or the rules' paths",
             escape_path(&r.prefix)

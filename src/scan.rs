@@ -265,25 +265,60 @@ impl Relocation {
     }
 
     /// The walks of `rules` in the tree: a root below the prefix is walked
-    /// where the tree has it, a root above it from the tree's top. The
-    /// second list holds the roots outside the prefix, which this tree
-    /// cannot have.
-    pub fn roots(&self, rules: &Rules) -> (Vec<crate::rules::WalkRoot>, Vec<PathBuf>) {
-        let (mut inside, mut outside) = (Vec::new(), Vec::new());
+    /// where the tree has it, a root above it from the tree's top. A root
+    /// reached through a symlink inside the tree is not walked: the link
+    /// leads out of the tree (to the build host's own files, say), and the
+    /// link itself is recorded by the walk of the rule that selects it.
+    pub fn roots(&self, rules: &Rules) -> RelocatedRoots {
+        let mut out = RelocatedRoots::default();
         for r in rules.walk_roots() {
-            let real = self
-                .real(&r.path)
-                .or_else(|| self.prefix.starts_with(&r.path).then(|| self.root.clone()));
-            match real {
-                Some(path) => inside.push(crate::rules::WalkRoot {
-                    path,
+            let real = match self.real(&r.path) {
+                Some(real) => real,
+                None if self.prefix.starts_with(&r.path) => self.root.clone(),
+                None => continue, // see `outside`
+            };
+            let mut dir = real.parent();
+            let mut linked = None;
+            while let Some(d) = dir.filter(|d| d.starts_with(&self.root) && *d != self.root) {
+                if std::fs::symlink_metadata(d).is_ok_and(|m| m.file_type().is_symlink()) {
+                    linked = Some(d.to_path_buf());
+                }
+                dir = d.parent();
+            }
+            match linked {
+                Some(link) => out.through_links.push(self.installed(&link)),
+                None => out.walks.push(crate::rules::WalkRoot {
+                    path: real,
                     cross_filesystems: r.cross_filesystems,
                 }),
-                None => outside.push(r.path),
             }
         }
-        (inside, outside)
+        for p in &rules.patterns {
+            if p.root.starts_with(&self.prefix) {
+                continue;
+            }
+            if self.prefix.starts_with(&p.root) {
+                out.above.push(p.glob.clone());
+            } else {
+                out.outside.push(p.glob.clone());
+            }
+        }
+        out
     }
+}
+
+/// Where a relocated scan walks, and what of the rules it cannot reach.
+#[derive(Debug, Default)]
+pub struct RelocatedRoots {
+    /// The walks, in the tree.
+    pub walks: Vec<crate::rules::WalkRoot>,
+    /// Patterns whose paths lie outside the prefix: not in the tree.
+    pub outside: Vec<String>,
+    /// Patterns that also reach above the prefix: only what is below it is.
+    pub above: Vec<String>,
+    /// Installed paths of symlinks in the tree that a walk root lies
+    /// beyond: not walked.
+    pub through_links: Vec<PathBuf>,
 }
 
 /// tripseal's own files: in each of a few directories (identified by device
@@ -404,7 +439,7 @@ pub fn scan(
     sink: impl Fn(Vec<Entry>) -> bool + Sync + Send,
 ) {
     let roots = match &hints.relocate {
-        Some(r) => r.roots(rules).0,
+        Some(r) => r.roots(rules).walks,
         None => rules.walk_roots(),
     };
     let roots = roots.into_iter().map(|r| (r, None)).collect();

@@ -424,9 +424,45 @@ fn a_release_is_baselined_before_deploy_and_checked_after() {
     );
     assert_ok(&out);
     assert!(
-        stderr(&out).contains("the rules select /etc/ssl/private, outside"),
+        stderr(&out).contains("the rules select /etc/ssl/private/**, outside"),
         "{}",
         stderr(&out)
+    );
+
+    // A symlink in the tree that a rule's walk lies beyond (a virtualenv
+    // linked to the build host's own): not followed out of the tree.
+    let outside = dir.join("outside");
+    std::fs::create_dir_all(outside.join("lib")).unwrap();
+    std::fs::write(outside.join("lib/evil.py"), b"").unwrap();
+    std::os::unix::fs::symlink(&outside, build.join("venv")).unwrap();
+    let linked = write_rules(
+        dir,
+        &format!(
+            "role = \"app\"\n[[rule]]\nname = \"app\"\npaths = [\"{0}/tasks.py\", \
+             \"{0}/venv/lib/**\"]\ncheck = [\"type\", \"link\", \"hash\"]\n",
+            installed.display()
+        ),
+    );
+    let db = dir.join("linked.db");
+    let out = init_with(&linked, &db, &["--root", s(&build), "--as", s(&installed)]);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains(&format!(
+            "{}/venv is a symlink in the tree",
+            installed.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let recorded = entries(&db);
+    assert_eq!(recorded.len(), 1, "only tasks.py");
+    assert!(
+        recorded.keys().all(|p| !p.ends_with(b"evil.py")),
+        "{:?}",
+        recorded
+            .keys()
+            .map(|k| String::from_utf8_lossy(k))
+            .collect::<Vec<_>>()
     );
 }
 
@@ -515,19 +551,23 @@ fn fast_on_a_role_baseline_uses_this_hosts_stat_cache() {
     assert_eq!(doc["summary"]["trusted_unchanged"], 6, "{doc}");
     assert!(!err.contains("stat cache"), "{err}");
 
-    // A changed file moves its ctime: re-read, drift.
+    // A changed file (same size) moves its ctime: re-read, drift.
     let tasks = installed.join("tasks.py");
-    std::fs::write(&tasks, b"def add(x, y):\n    return 0\n").unwrap();
+    std::fs::write(&tasks, b"def add(x, y):\n    return x * y\n").unwrap();
     let (code, doc, _) = check(&["--fast", "--reread=0"]);
     assert_eq!(code, Some(4));
     assert_eq!(doc["summary"]["trusted_unchanged"], 5);
-    drift_at(&doc, &tasks);
-    // A drifted entry is never cached as matching: the next run re-reads it.
-    let (code, _, _) = check(&["--fast", "--reread=0"]);
-    assert_eq!(code, Some(4));
+    let hash = &drift_at(&doc, &tasks)["changes"]["hash"]["new"];
+    assert_eq!(hash.as_str().map(str::len), Some(64), "{doc}");
+    // A drifted entry is never cached as matching: the next run re-reads it
+    // (cached, its stat would match and the signed hash would stand in).
+    let (code, doc, _) = check(&["--fast", "--reread=0"]);
+    assert_eq!(code, Some(4), "{doc}");
+    assert_eq!(doc["summary"]["trusted_unchanged"], 5);
 
-    // An intruder forges the row of the file they changed. Its size still
-    // differs from the signed one: drift all the same.
+    // An intruder forges the row of the file they changed. A size that
+    // differs from the signed one is drift all the same.
+    std::fs::write(&tasks, b"def add(x, y):\n    return 0\n").unwrap();
     forge_cache_row(&cache, &tasks);
     let (code, doc, _) = check(&["--fast", "--reread=0"]);
     assert_eq!(code, Some(4), "{doc}");
@@ -569,6 +609,15 @@ fn fast_on_a_role_baseline_uses_this_hosts_stat_cache() {
         (code, &doc["summary"]["trusted_unchanged"]),
         (Some(0), &0.into())
     );
+    assert!(err.contains("it ends in the middle of a row"), "{err}");
+    let mut flipped = good.clone();
+    *flipped.last_mut().unwrap() ^= 1;
+    std::fs::write(&cache, &flipped).unwrap();
+    let (code, doc, err) = check(&["--fast", "--reread=0"]);
+    assert_eq!(
+        (code, &doc["summary"]["trusted_unchanged"]),
+        (Some(0), &0.into())
+    );
     assert!(err.contains("it is torn or damaged"), "{err}");
     std::fs::remove_file(&cache).unwrap();
     mkfifo(&cache);
@@ -578,6 +627,20 @@ fn fast_on_a_role_baseline_uses_this_hosts_stat_cache() {
         (Some(0), &0.into())
     );
     assert!(err.contains("stat cache"), "{err}");
+
+    // Writable by others: anyone could vouch for what they changed.
+    std::fs::remove_file(&cache).unwrap();
+    let (code, _, err) = check(&[]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, doc, _) = check(&["--fast", "--reread=0"]);
+    assert_eq!(doc["summary"]["trusted_unchanged"], 6, "{doc}");
+    set_mode(&cache, 0o666);
+    let (code, doc, err) = check(&["--fast", "--reread=0"]);
+    assert_eq!(
+        (code, &doc["summary"]["trusted_unchanged"]),
+        (Some(0), &0.into())
+    );
+    assert!(err.contains("is writable by every user"), "{err}");
 
     // Planted as a symlink: replaced, never written through.
     std::fs::remove_file(&cache).unwrap();

@@ -54,7 +54,6 @@ fn build_package(out_dir: &Path) -> PathBuf {
         .arg("--output")
         .arg(out_dir)
         .current_dir(manifest)
-        .env_remove("CARGO_TARGET_DIR")
         .output()
         .expect("cargo runs");
     assert!(
@@ -75,14 +74,25 @@ fn build_package(out_dir: &Path) -> PathBuf {
 
 #[test]
 fn the_debian_package_installs_works_and_purges() {
-    let installed = Command::new("dpkg-query")
-        .args(["-W", "-f=${Status}", "tripseal"])
+    // Installed, or removed with its conffiles kept: either way not ours
+    // to purge. (After a purge, dpkg says "not-installed".)
+    let status = Command::new("dpkg-query")
+        .args(["-W", "-f=${db:Status-Status}", "tripseal"])
         .output()
         .unwrap();
+    let status = stdout(&status);
     assert!(
-        !stdout(&installed).contains("installed"),
-        "a tripseal package is installed on this machine; this test installs and purges its \
-         own: run it where there is none"
+        ![
+            "installed",
+            "config-files",
+            "half-installed",
+            "unpacked",
+            "half-configured"
+        ]
+        .contains(&status.trim()),
+        "a tripseal package is on this machine ({status}); this test installs and purges its \
+         own: run it where there is none (a run killed half-way leaves its own: \
+         dpkg --purge tripseal)"
     );
     for dir in ["/etc/tripseal", "/var/lib/tripseal"] {
         assert!(
@@ -118,6 +128,12 @@ fn the_debian_package_installs_works_and_purges() {
     let _purge = Installed;
     run(Command::new("dpkg").arg("-i").arg(&deb));
 
+    // The binary these tests built, not a stale one.
+    assert!(
+        std::fs::read("/usr/bin/tripseal").unwrap()
+            == std::fs::read(env!("CARGO_BIN_EXE_tripseal")).unwrap(),
+        "the package holds another binary than the one under test"
+    );
     let version = run(Command::new("/usr/bin/tripseal").arg("--version"));
     assert_eq!(
         stdout(&version).trim(),
@@ -207,8 +223,19 @@ fn the_debian_package_installs_works_and_purges() {
         assert!(Path::new(shell_file).is_file(), "{shell_file}");
     }
 
+    // An instance of a template enabled, as `systemctl enable
+    // tripseal-check@app.timer` does it.
+    let wants = Path::new("/etc/systemd/system/timers.target.wants");
+    std::fs::create_dir_all(wants).unwrap();
+    let instance = wants.join("tripseal-check@app.timer");
+    std::os::unix::fs::symlink(system.join("tripseal-check@.timer"), &instance).unwrap();
+
     // Purged: nothing of it is left.
     run(Command::new("dpkg").args(["--purge", "tripseal"]));
+    assert!(
+        std::fs::symlink_metadata(&instance).is_err(),
+        "the enabled instance is left"
+    );
     for gone in [
         "/usr/bin/tripseal",
         "/etc/tripseal",
