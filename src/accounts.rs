@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::ffi::CStr;
+use std::io;
 use std::sync::Mutex;
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,33 +27,36 @@ pub fn forget() {
     *NAMES.lock().unwrap_or_else(|e| e.into_inner()) = None;
 }
 
-/// The name of user `uid`, if the system knows one.
-pub fn user_name(uid: u32) -> Option<String> {
+/// The name of user `uid`: `None` if the system has no account with that
+/// number, an error if it could not tell (a directory service that is down):
+/// that is never taken for "no name".
+pub fn user_name(uid: u32) -> io::Result<Option<String>> {
     cached(Kind::User, uid)
 }
 
-/// The name of group `gid`, if the system knows one.
-pub fn group_name(gid: u32) -> Option<String> {
+/// The name of group `gid`, likewise.
+pub fn group_name(gid: u32) -> io::Result<Option<String>> {
     cached(Kind::Group, gid)
 }
 
-fn cached(kind: Kind, id: u32) -> Option<String> {
+fn cached(kind: Kind, id: u32) -> io::Result<Option<String>> {
     if let Some(map) = NAMES.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
         && let Some(name) = map.get(&(kind, id))
     {
-        return name.clone();
+        return Ok(name.clone());
     }
-    let name = lookup(kind, id);
+    // Only answers are kept: a failure is asked again.
+    let name = lookup(kind, id)?;
     NAMES
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .get_or_insert_with(HashMap::new)
         .insert((kind, id), name.clone());
-    name
+    Ok(name)
 }
 
 /// getpwuid_r / getgrgid_r, growing the buffer while they ask for more.
-fn lookup(kind: Kind, id: u32) -> Option<String> {
+fn lookup(kind: Kind, id: u32) -> io::Result<Option<String>> {
     let mut buf = vec![0u8; 1024];
     loop {
         let mut found: *mut libc::c_void = std::ptr::null_mut();
@@ -85,9 +89,12 @@ fn lookup(kind: Kind, id: u32) -> Option<String> {
             }
         };
         match rc {
-            libc::ERANGE if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
-            0 => return name.flatten(),
-            _ => return None,
+            // A group of a directory service can list thousands of members.
+            libc::ERANGE if buf.len() < 64 << 20 => buf.resize(buf.len() * 4, 0),
+            0 => return Ok(name.flatten()),
+            // "Not found", as POSIX allows it to be said.
+            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => return Ok(None),
+            rc => return Err(io::Error::from_raw_os_error(rc)),
         }
     }
 }
@@ -109,10 +116,10 @@ mod tests {
 
     #[test]
     fn root_is_root_and_an_unused_id_has_no_name() {
-        assert_eq!(user_name(0).as_deref(), Some("root"));
-        assert_eq!(group_name(0).as_deref(), Some("root"));
-        assert_eq!(user_name(3_999_999_999), None);
+        assert_eq!(user_name(0).unwrap().as_deref(), Some("root"));
+        assert_eq!(group_name(0).unwrap().as_deref(), Some("root"));
+        assert_eq!(user_name(3_999_999_999).unwrap(), None);
         forget();
-        assert_eq!(user_name(0).as_deref(), Some("root"));
+        assert_eq!(user_name(0).unwrap().as_deref(), Some("root"));
     }
 }

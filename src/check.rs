@@ -104,19 +104,22 @@ pub fn check(
     )?;
     c.expires_ns = expires_ns;
     if c.old.header().role.is_some() {
-        write_stat_cache(db, &c)?;
+        write_stat_cache(db, &c);
     }
     Ok(c)
 }
 
 /// After a check of a role baseline: this host's stat cache for the next
 /// `--fast`. A cache that cannot be written costs only speed: said, not fatal.
-fn write_stat_cache(db: &Path, c: &Comparison) -> Result<(), Error> {
-    let digest = match c.old_digest {
-        Some(d) => d,
-        None => seal::digest(&c.old)?,
-    };
+fn write_stat_cache(db: &Path, c: &Comparison) {
     let cache = stat_cache::path(db);
+    let digest = match c.old_digest.map_or_else(|| seal::digest(&c.old), Ok) {
+        Ok(d) => d,
+        Err(e) => {
+            log::warn!("cannot write the stat cache {} ({e})", escape_path(&cache));
+            return;
+        }
+    };
     match stat_cache::write(db, &digest, &c.old, &c.new) {
         Ok(rows) => log::debug!("stat cache {} written: {rows} entries", escape_path(&cache)),
         Err(e) => log::warn!(
@@ -124,7 +127,6 @@ fn write_stat_cache(db: &Path, c: &Comparison) -> Result<(), Error> {
             escape_path(&cache)
         ),
     }
-    Ok(())
 }
 
 /// The stat fields `--fast` trusts: a host's baseline holds them, signed; a
@@ -234,6 +236,7 @@ pub fn update(
             ),
         });
     }
+    pipeline::warn_unnamed(&rules, &scan);
     writer.finish(true)?;
     drop(old);
     let old = Baseline::open(&sibling(db, ".prev"))?;

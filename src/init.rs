@@ -48,6 +48,7 @@ pub fn init(
     };
     let mut summary = crate::pipeline::fill(&mut writer, rules, &own, &hints, progress)?;
     summary.db = opts.db.clone();
+    crate::pipeline::warn_unnamed(rules, &summary);
     writer.finish(false)?;
     summary.elapsed = start.elapsed();
     Ok(summary)

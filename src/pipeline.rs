@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::attrs::Attr;
 use crate::baseline::BaselineWriter;
 use crate::error::Error;
 use crate::progress::Progress;
@@ -40,6 +41,9 @@ pub struct ScanSummary {
     pub reread: u64,
     pub problems: u64,
     pub problem_samples: Vec<ProblemSample>,
+    /// Entries whose rule compares the owner's or group's name, owned by an
+    /// id that has none here.
+    pub unnamed: u64,
     pub elapsed: Duration,
 }
 
@@ -68,6 +72,13 @@ pub fn fill(
                 Some(FileKind::Symlink) => summary.symlinks += 1,
                 _ => summary.other += 1,
             }
+            let named = |a: Attr, name: &Option<String>| !entry.attrs.contains(a) || name.is_some();
+            if entry.meta.is_some()
+                && entry.problem.is_none()
+                && !(named(Attr::Owner, &entry.owner) && named(Attr::Group, &entry.group))
+            {
+                summary.unnamed += 1;
+            }
             if entry.trusted {
                 summary.trusted += 1;
             } else if entry.hash.is_some() {
@@ -89,4 +100,18 @@ pub fn fill(
     summary.problem_samples.sort_by(|a, b| a.0.cmp(&b.0));
     summary.elapsed = start.elapsed();
     Ok(summary)
+}
+
+/// Says when a role baseline records owners without a name: every host of
+/// the role compares names, and would report those entries.
+pub fn warn_unnamed(rules: &Rules, summary: &ScanSummary) {
+    if rules.role.is_some() && summary.unnamed > 0 {
+        log::warn!(
+            "{} entries belong to a user or group that has no name on this machine: a role \
+             baseline compares owners by name, so every host would report them; give the tree \
+             the owners it has on the hosts (chown, or build it as that user), then make the \
+             baseline again",
+            summary.unnamed
+        );
+    }
 }

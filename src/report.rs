@@ -90,7 +90,14 @@ fn show_human(
     let mut line = |k: &str, v: String| head.push_str(&format!("{k:<11} {v}\n"));
     line("baseline", escape_path(baseline.path()));
     match &h.role {
-        Some(role) => line("role", escape_bytes(role.as_bytes())),
+        Some(role) => line(
+            "role",
+            format!(
+                "{} (one baseline for every host of the role: owner and group compared by \
+                 name; inode, dev, ctime and nlink never)",
+                escape_bytes(role.as_bytes())
+            ),
+        ),
         None => line("host", escape_bytes(h.host.as_bytes())),
     }
     line("created", iso8601(h.created_ns));
@@ -118,7 +125,7 @@ fn show_human(
     writeln!(
         out,
         "{:<7} {:>5} {:>11} {:>12} {:<20} {:<18} {:<20} PATH",
-        "TYPE", "MODE", "UID:GID", "SIZE", "MTIME", "CONTENT", "RULE"
+        "TYPE", "MODE", "OWNER", "SIZE", "MTIME", "CONTENT", "RULE"
     )
     .map_err(out_err)?;
     baseline.for_each_entry(prefix, |e| {
@@ -258,10 +265,15 @@ pub fn rules_ok(out: &mut dyn Write, rules: &Rules) -> Result<(), Error> {
     for r in &rules.rules {
         writeln!(
             out,
-            "  {:<24} {:<8} {}",
+            "  {:<24} {:<8} {}{}",
             escape_bytes(r.name.as_bytes()),
             r.severity.name(),
-            r.attrs
+            r.attrs,
+            if r.host_only.is_empty() {
+                String::new()
+            } else {
+                format!(" (not compared in a role: {})", r.host_only)
+            }
         )
         .map_err(out_err)?;
     }
@@ -307,11 +319,16 @@ pub fn explain(out: &mut dyn Write, rules: &Rules, path: &Path) -> Result<(), Er
             writeln!(out, "  severity {}; checks {}", r.severity.name(), r.attrs)
                 .map_err(out_err)?;
             if let Some(role) = &rules.role {
+                let names = r.attrs.contains(Attr::Owner) || r.attrs.contains(Attr::Group);
                 writeln!(
                     out,
-                    "  role \"{}\": one baseline for every host of the role; owner and group \
-                     compared by name{}",
+                    "  role \"{}\": one baseline for every host of the role{}{}",
                     escape_bytes(role.as_bytes()),
+                    if names {
+                        "; owner and group compared by name"
+                    } else {
+                        ""
+                    },
                     if r.host_only.is_empty() {
                         String::new()
                     } else {
@@ -382,7 +399,7 @@ fn summary_json(r: &DriftReport<'_>) -> Value {
         );
         obj.insert("fast".into(), c.fast.into());
         obj.insert("trusted_unchanged".into(), scan.trusted.into());
-        obj.insert("reread_share".into(), scan.reread.into());
+        obj.insert("reread".into(), scan.reread.into());
     }
     Value::Object(obj)
 }

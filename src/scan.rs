@@ -795,14 +795,30 @@ fn capture(rules: &Rules, hints: &ScanHints<'_>, probe: Probe) -> Option<Entry> 
     Some(entry)
 }
 
-/// The owner's and group's names, where the rule compares them.
+/// The owner's and group's names, where the rule compares them. A lookup
+/// that fails makes the entry a problem: a name that could not be learnt is
+/// not "no name", which would read as a change of owner.
 fn name_accounts(entry: &mut Entry) {
     let Some(meta) = entry.meta else { return };
     if entry.attrs.contains(Attr::Owner) {
-        entry.owner = crate::accounts::user_name(meta.uid);
+        match crate::accounts::user_name(meta.uid) {
+            Ok(name) => entry.owner = name,
+            Err(e) => set_problem(
+                entry,
+                &e,
+                &format!("cannot look up the name of user {}", meta.uid),
+            ),
+        }
     }
     if entry.attrs.contains(Attr::Group) {
-        entry.group = crate::accounts::group_name(meta.gid);
+        match crate::accounts::group_name(meta.gid) {
+            Ok(name) => entry.group = name,
+            Err(e) => set_problem(
+                entry,
+                &e,
+                &format!("cannot look up the name of group {}", meta.gid),
+            ),
+        }
     }
 }
 

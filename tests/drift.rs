@@ -497,7 +497,7 @@ fn fast_trusts_unchanged_stat_and_says_so() {
     assert_eq!(code, 0);
     assert_eq!(doc["summary"]["fast"], true);
     assert_eq!(doc["summary"]["trusted_unchanged"], 20);
-    assert_eq!(doc["summary"]["reread_share"], 0);
+    assert_eq!(doc["summary"]["reread"], 0);
     // A content change that moves ctime is caught; only that entry is re-read.
     tick();
     std::fs::write(t.p("f3"), b"X").unwrap();
@@ -511,11 +511,11 @@ fn fast_trusts_unchanged_stat_and_says_so() {
         "{}",
         stdout(&out)
     );
-    // The share re-reads entries whatever their stat fields say: all of
-    // them at 100%, and at the default of 5% some, every run a new draw.
+    // The share re-reads entries whatever their stat fields say: at 100%,
+    // every one whose stat matched.
     let (_, doc) = t.check_json(&["--fast", "--reread", "100"]);
     assert_eq!(doc["summary"]["trusted_unchanged"], 0);
-    assert_eq!(doc["summary"]["reread_share"], 19, "{doc}"); // f3 drifted
+    assert_eq!(doc["summary"]["reread"], 19, "{doc}"); // f3 drifted
     let out = t.check(&["--fast", "--reread", "101"]);
     assert_eq!(out.status.code(), Some(15), "{}", stderr(&out));
     assert!(stderr(&out).contains("not a share from 0 to 100 percent"));

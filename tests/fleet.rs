@@ -145,14 +145,14 @@ fn one_role_baseline_serves_every_host_of_the_role() {
     std::fs::create_dir_all(&installed).unwrap();
     let rules = app_rules(dir, &installed);
 
-    // The build host: the release owned by "app", which is 5000 there.
+    // The build host: the release owned by "app", which is 47000 there.
     let build_tree = dir.join("build");
     release(&build_tree);
     run(Command::new("chown")
         .arg("-hR")
-        .arg("5000:5000")
+        .arg("47000:47000")
         .arg(&build_tree));
-    let build = Host::new(dir, "build", build_tree.clone(), &[("app", 5000)]);
+    let build = Host::new(dir, "build", build_tree.clone(), &[("app", 47000)]);
     let db = dir.join("workers.db");
     let rules_arg = format!("--rules={}", s(&rules));
     let db_arg = format!("--db={}", s(&db));
@@ -178,7 +178,7 @@ fn one_role_baseline_serves_every_host_of_the_role() {
         .unwrap();
     assert_eq!(tasks["owner"], "app");
     assert_eq!(tasks["group"], "app");
-    assert_eq!(tasks["uid"], 5000);
+    assert_eq!(tasks["uid"], 47000);
     assert!(tasks.get("inode").is_none() && tasks.get("ctime_ns").is_none());
     let checks: Vec<&str> = tasks["checks"]
         .as_array()
@@ -215,16 +215,16 @@ fn one_role_baseline_serves_every_host_of_the_role() {
     );
 
     // Two workers: their own copies (other inodes, ctimes, mtimes) owned by
-    // "app", which is 5001 on one and 5002 on the other. No drift on either.
+    // "app", which is 47001 on one and 47002 on the other. No drift on either.
     let mut hosts = Vec::new();
-    for (name, uid) in [("worker1", 5001), ("worker2", 5002)] {
+    for (name, uid) in [("worker1", 47001), ("worker2", 47002)] {
         let tree = dir.join(name);
         deploy(&build_tree, &tree, uid);
         let a = std::fs::symlink_metadata(tree.join("tasks.py")).unwrap();
         let b = std::fs::symlink_metadata(build_tree.join("tasks.py")).unwrap();
         assert_ne!(a.ino(), b.ino());
         assert_ne!(a.uid(), b.uid());
-        let host = Host::new(dir, name, tree, &[("app", uid), ("intruder", 6000)]);
+        let host = Host::new(dir, name, tree, &[("app", uid), ("intruder", 47600)]);
         let out = host.tripseal(&installed, &["check", &db_arg, &trust, "--format=json"]);
         assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
         assert_eq!(json(&out)["summary"]["changed"], 0);
@@ -265,7 +265,7 @@ fn one_role_baseline_serves_every_host_of_the_role() {
     set_mode(&worker2.tree.join("pkg/secret.key"), 0o600);
 
     run(Command::new("chown")
-        .arg("6000")
+        .arg("47600")
         .arg(worker2.tree.join("pkg/secret.key")));
     let out = check();
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
@@ -274,7 +274,7 @@ fn one_role_baseline_serves_every_host_of_the_role() {
     assert_eq!(owner["old"]["name"], "app", "{owner}");
     assert_eq!(
         owner["new"],
-        serde_json::json!({"name": "intruder", "id": 6000})
+        serde_json::json!({"name": "intruder", "id": 47600})
     );
     // The first worker is unaffected.
     let out = hosts[0].tripseal(&installed, &["check", &db_arg, &trust]);
@@ -407,6 +407,33 @@ fn a_release_is_baselined_before_deploy_and_checked_after() {
     let doc = json(&out);
     drift_at(&doc, &installed.join("tasks.py"));
     drift_at(&doc, &installed.join("pkg/new.py"));
+
+    // A tree owned by an id without a name here: every host would report
+    // it (names are compared), so init says so.
+    let chowned = Command::new("chown")
+        .arg("47999")
+        .arg(build.join("tasks.py"))
+        .status()
+        .unwrap();
+    assert!(chowned.success());
+    let out = init_with(
+        &rules,
+        &dir.join("unnamed.db"),
+        &[
+            "--var",
+            "role=app",
+            "--root",
+            s(&build),
+            "--as",
+            s(&installed),
+        ],
+    );
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("1 entries belong to a user or group that has no name"),
+        "{}",
+        stderr(&out)
+    );
 
     // Rules that also select paths outside the prefix: said, not recorded.
     let wide = write_rules(
@@ -582,7 +609,7 @@ fn fast_on_a_role_baseline_uses_this_hosts_stat_cache() {
     let (code, doc, _) = check(&["--fast", "--reread=100"]);
     assert_eq!(code, Some(4), "{doc}");
     drift_at(&doc, &tasks);
-    assert_eq!(doc["summary"]["reread_share"], 6, "{doc}");
+    assert_eq!(doc["summary"]["reread"], 6, "{doc}");
     // A check without --fast reads everything, forged row or not.
     forge_cache_row(&cache, &tasks);
     let (code, _, _) = check(&[]);

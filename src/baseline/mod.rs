@@ -1134,9 +1134,13 @@ impl crate::scan::KnownEntries for StatIndex {
     fn unchanged(&self, path: &Path, meta: &Meta, attrs: AttrSet) -> bool {
         let key = self.path_key(path.as_os_str().as_bytes());
         // The share to re-read, keyed apart from the table's key.
-        let draw = self.path_key(&[path.as_os_str().as_bytes(), b"\0reread"].concat());
         let matched = self.stats.get(&key) == Some(&self.stat_key(meta, attrs));
-        if matched && (self.reread_below == u64::MAX || draw < self.reread_below) {
+        let reread = || {
+            use std::hash::BuildHasher;
+            self.reread_below == u64::MAX
+                || self.keys.hash_one((path.as_os_str().as_bytes(), "reread")) < self.reread_below
+        };
+        if matched && self.reread_below > 0 && reread() {
             self.rereads
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return false;
