@@ -397,3 +397,33 @@ fn a_schema_1_baseline_still_reads_and_its_seal_verifies() {
         stderr(&out)
     );
 }
+
+/// A baseline made and signed by tripseal before schema 2 (at commit
+/// e58b91c; its tree was /tmp/fx/tree): this tripseal reads it, computes the
+/// digest that one signed, accepts the signature, and checks against it.
+#[test]
+fn a_baseline_signed_by_an_earlier_tripseal_still_verifies() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("schema1-signed.db");
+    std::fs::copy(fixtures.join("schema1-signed.db"), &db).unwrap();
+    let trust = fixtures.join("schema1-operator.pub");
+    let out = verify(&trust, &db);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("85a4aa3f7e0ef277590a8a809d907756b38cc0371f41f9b5fc320f71792c38df"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(show_json(&db)["header"]["schema"], 1);
+    assert_eq!(entries(&db).len(), 5);
+    // Its tree is gone: every entry removed, against a seal that verified.
+    let out = tripseal()
+        .args(["check", "--db"])
+        .arg(&db)
+        .arg("--trust")
+        .arg(&trust)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
