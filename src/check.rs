@@ -10,9 +10,8 @@
 use std::path::Path;
 use std::rc::Rc;
 
-use crate::baseline::{
-    Baseline, BaselineLock, BaselineWriter, Header, Snapshot, StatIndex, stat_cache,
-};
+use crate::baseline::stat_cache::{self, CacheWriter};
+use crate::baseline::{Baseline, BaselineLock, BaselineWriter, Header, Snapshot, StatIndex};
 use crate::compare::{self, DriftCounts};
 use crate::error::Error;
 use crate::escape::escape_path;
@@ -50,7 +49,56 @@ impl Comparison {
         fast: bool,
         snapshot: Option<Snapshot>,
     ) -> Result<Comparison, Error> {
-        let counts = compare::compare(&old, &new, |_| Ok(()))?;
+        Self::caching((old, old_digest), new, scan, fast, snapshot, None)
+    }
+
+    /// As [`Comparison::of`], writing the entries that did not drift into
+    /// a role baseline's stat cache in the same pass (see `stat_cache`).
+    fn caching(
+        (old, old_digest): (Rc<Baseline>, Option<[u8; 32]>),
+        new: Baseline,
+        scan: Option<ScanSummary>,
+        fast: bool,
+        snapshot: Option<Snapshot>,
+        cache: Option<(CacheWriter, &Path)>,
+    ) -> Result<Comparison, Error> {
+        let (mut writer, db) = match cache {
+            Some((w, db)) => (Some(w), Some(db)),
+            None => (None, None),
+        };
+        let mut failed = None;
+        let mut row = |path: &Path, meta: &crate::scan::Meta, attrs| {
+            if let Some(w) = writer.as_mut()
+                && let Err(e) = w.row(path, meta, attrs)
+            {
+                failed = Some(e);
+                writer = None;
+            }
+        };
+        let caching = db.is_some();
+        let counts = compare::compare_with(
+            &old,
+            &new,
+            |_| Ok(()),
+            caching.then_some(&mut row as &mut compare::Unchanged<'_>),
+        )?;
+        if let Some(db) = db {
+            let cache = stat_cache::path(db);
+            let done = match failed {
+                Some(e) => Err(e),
+                None => writer.map_or(Ok(0), |w| w.finish(db)),
+            };
+            match done {
+                Ok(rows) => {
+                    log::debug!("stat cache {} written: {rows} entries", escape_path(&cache))
+                }
+                Err(e) => log::warn!(
+                    "cannot write the stat cache {} ({e}); the next check --fast reads every \
+                     entry",
+                    escape_path(&cache)
+                ),
+            }
+        }
         Ok(Comparison {
             old,
             new,
@@ -95,38 +143,16 @@ pub fn check(
 ) -> Result<Comparison, Error> {
     let opened = seal::open_sealed(db, seal, true, crate::units::now_ns())?;
     let expires_ns = opened.expires_ns;
-    let mut c = rescan(
+    let mut c = scan_and_compare(
         (Rc::new(opened.baseline), opened.digest),
         db,
         fast,
+        true,
         host,
         progress,
     )?;
     c.expires_ns = expires_ns;
-    if c.old.header().role.is_some() {
-        write_stat_cache(db, &c);
-    }
     Ok(c)
-}
-
-/// After a check of a role baseline: this host's stat cache for the next
-/// `--fast`. A cache that cannot be written costs only speed: said, not fatal.
-fn write_stat_cache(db: &Path, c: &Comparison) {
-    let cache = stat_cache::path(db);
-    let digest = match c.old_digest.map_or_else(|| seal::digest(&c.old), Ok) {
-        Ok(d) => d,
-        Err(e) => {
-            log::warn!("cannot write the stat cache {} ({e})", escape_path(&cache));
-            return;
-        }
-    };
-    match stat_cache::write(db, &digest, &c.old, &c.new) {
-        Ok(rows) => log::debug!("stat cache {} written: {rows} entries", escape_path(&cache)),
-        Err(e) => log::warn!(
-            "cannot write the stat cache {} ({e}); the next check --fast reads every entry",
-            escape_path(&cache)
-        ),
-    }
 }
 
 /// The stat fields `--fast` trusts: a host's baseline holds them, signed; a
@@ -134,18 +160,14 @@ fn write_stat_cache(db: &Path, c: &Comparison) {
 /// host's stat cache, which is used whole or not at all.
 fn fast_index(
     old: &Baseline,
-    old_digest: Option<[u8; 32]>,
+    role_digest: Option<[u8; 32]>,
     db: &Path,
     fast: Fast,
 ) -> Result<StatIndex, Error> {
     let mut index = StatIndex::new(fast.reread_percent);
-    if old.header().role.is_none() {
+    let Some(digest) = role_digest else {
         old.stat_index(&mut index)?;
         return Ok(index);
-    }
-    let digest = match old_digest {
-        Some(d) => d,
-        None => seal::digest(old)?,
     };
     if let Err(why) = stat_cache::read(db, &digest, &mut index) {
         log::warn!(
@@ -161,16 +183,36 @@ fn fast_index(
 /// `old_digest`) and compares it with `old`, the baseline read from `db`
 /// (which is not read again).
 pub fn rescan(
-    (old, old_digest): (Rc<Baseline>, Option<[u8; 32]>),
+    old: (Rc<Baseline>, Option<[u8; 32]>),
     db: &Path,
     fast: Option<Fast>,
     host: &str,
     progress: &dyn Progress,
 ) -> Result<Comparison, Error> {
+    scan_and_compare(old, db, fast, false, host, progress)
+}
+
+/// [`rescan`]; with `cache`, a role baseline's stat cache is written from
+/// the comparison (a check's, not the daemon's).
+fn scan_and_compare(
+    (old, old_digest): (Rc<Baseline>, Option<[u8; 32]>),
+    db: &Path,
+    fast: Option<Fast>,
+    cache: bool,
+    host: &str,
+    progress: &dyn Progress,
+) -> Result<Comparison, Error> {
     let rules = stored_rules(&old)?;
     let header = next_header(&old, &rules, host);
+    // What a role baseline's stat cache is bound to.
+    let role = old.header().role.is_some() && (fast.is_some() || cache);
+    let role_digest = match (role, old_digest) {
+        (false, _) => None,
+        (true, Some(d)) => Some(d),
+        (true, None) => Some(seal::digest(&old)?),
+    };
     let index = match fast {
-        Some(f) => Some(fast_index(&old, old_digest, db, f)?),
+        Some(f) => Some(fast_index(&old, role_digest, db, f)?),
         None => None,
     };
     let hints = ScanHints {
@@ -185,12 +227,27 @@ pub fn rescan(
     scan.db = db.to_path_buf();
     scan.reread = index.as_ref().map_or(0, StatIndex::rereads);
     let (snapshot, new) = writer.finish_for_reading()?;
-    Comparison::of(
+    let cache = match role_digest.filter(|_| cache) {
+        Some(digest) => match CacheWriter::create(db, &digest) {
+            Ok(w) => Some((w, db)),
+            Err(e) => {
+                log::warn!(
+                    "cannot write the stat cache {} ({e}); the next check --fast reads every \
+                     entry",
+                    escape_path(&stat_cache::path(db))
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    Comparison::caching(
         (old, old_digest),
         new,
         Some(scan),
         fast.is_some(),
         Some(snapshot),
+        cache,
     )
 }
 

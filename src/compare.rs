@@ -12,7 +12,7 @@
 
 use std::path::PathBuf;
 
-use crate::attrs::Attr;
+use crate::attrs::{Attr, AttrSet};
 use crate::baseline::{Baseline, RuleInfo};
 use crate::error::Error;
 use crate::rules::Severity;
@@ -166,10 +166,32 @@ impl DriftCounts {
 pub fn compare(
     old: &Baseline,
     new: &Baseline,
+    f: impl FnMut(Drift) -> Result<(), Error>,
+) -> Result<DriftCounts, Error> {
+    compare_with(old, new, f, None)
+}
+
+/// Told of an entry that did not drift: its path, stat fields, attributes.
+pub type Unchanged<'a> = dyn FnMut(&std::path::Path, &Meta, AttrSet) + 'a;
+
+/// As [`compare`], and `unchanged` hears of each entry that is on both sides
+/// as it was, with the same size and nothing unreadable: its path, stat
+/// fields and attributes on the `new` side.
+pub fn compare_with(
+    old: &Baseline,
+    new: &Baseline,
     mut f: impl FnMut(Drift) -> Result<(), Error>,
+    mut unchanged: Option<&mut Unchanged<'_>>,
 ) -> Result<DriftCounts, Error> {
     let mut counts = DriftCounts::default();
     old.merge_with(new, |a, b| {
+        let same = match (&a, &b, unchanged.is_some()) {
+            (Some(a), Some(b), true) if a.problem.is_none() && b.problem.is_none() => b
+                .meta
+                .filter(|m| a.meta.map(|o| o.size) == Some(m.size))
+                .map(|m| (b.path.clone(), m, b.attrs)),
+            _ => None,
+        };
         let a = a.map(|e| {
             let r = &old.rules()[e.rule];
             (e, r)
@@ -178,9 +200,16 @@ pub fn compare(
             let r = &new.rules()[e.rule];
             (e, r)
         });
-        if let Some(d) = drift_of(a, b) {
-            counts.add(d.kind);
-            f(d)?;
+        match drift_of(a, b) {
+            Some(d) => {
+                counts.add(d.kind);
+                f(d)?;
+            }
+            None => {
+                if let (Some((path, meta, attrs)), Some(tell)) = (same, unchanged.as_mut()) {
+                    tell(&path, &meta, attrs);
+                }
+            }
         }
         Ok(())
     })?;

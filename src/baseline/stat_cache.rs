@@ -29,8 +29,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::attrs::AttrSet;
-use crate::baseline::{Baseline, StatIndex};
-use crate::compare;
+use crate::baseline::StatIndex;
 use crate::files::{Companion, create_exclusive, sibling};
 use crate::scan::{FileKind, Meta};
 
@@ -53,79 +52,71 @@ pub fn path(db: &Path) -> PathBuf {
     sibling(db, ".stat")
 }
 
-/// Writes the cache for `db` from a check's comparison of `old` (whose
-/// digest is `digest`) with its scan `new`: one row per entry that did not
-/// drift, with the stat fields the scan saw. Atomic: a new file renamed over
-/// the old, never written through a link.
-pub fn write(db: &Path, digest: &[u8; 32], old: &Baseline, new: &Baseline) -> io::Result<u64> {
-    crate::files::remove_dead(db, Companion::StatCacheTmp);
-    let tmp = Companion::StatCacheTmp.with_pid(db, std::process::id());
-    let _ = std::fs::remove_file(&tmp);
-    let file = create_exclusive(&tmp, 0o600)?;
-    let written = fill(file, digest, old, new);
-    match written {
-        Ok(count) => {
-            std::fs::rename(&tmp, path(db))?;
-            Ok(count)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
+/// A new cache for the baseline at `db` (whose digest it is bound to),
+/// written beside it a row at a time and renamed into place by
+/// [`CacheWriter::finish`]; dropped unfinished, it leaves nothing.
+pub struct CacheWriter {
+    tmp: PathBuf,
+    out: Option<Hashing<io::BufWriter<std::fs::File>>>,
+    count: u64,
+    row: Vec<u8>,
+}
+
+impl CacheWriter {
+    /// Never through a link: the temporary is created exclusively.
+    pub fn create(db: &Path, digest: &[u8; 32]) -> io::Result<CacheWriter> {
+        crate::files::remove_dead(db, Companion::StatCacheTmp);
+        let tmp = Companion::StatCacheTmp.with_pid(db, std::process::id());
+        let _ = std::fs::remove_file(&tmp);
+        let file = create_exclusive(&tmp, 0o600)?;
+        let mut w = CacheWriter {
+            tmp,
+            out: Some(Hashing {
+                out: io::BufWriter::new(file),
+                hasher: blake3::Hasher::new(),
+            }),
+            count: 0,
+            row: Vec::new(),
+        };
+        let out = w.out.as_mut().expect("open");
+        out.write_all(MAGIC)?;
+        out.write_all(digest)?;
+        Ok(w)
+    }
+
+    /// One entry that matched the signed baseline, with its stat fields.
+    pub fn row(&mut self, path: &Path, meta: &Meta, attrs: AttrSet) -> io::Result<()> {
+        self.row.clear();
+        put_row(&mut self.row, path.as_os_str().as_bytes(), meta, attrs);
+        self.out
+            .as_mut()
+            .expect("open until finished")
+            .write_all(&self.row)?;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Closes the cache and renames it to `<db>.stat`; the rows written.
+    pub fn finish(mut self, db: &Path) -> io::Result<u64> {
+        let mut out = self.out.take().expect("finished once");
+        out.write_all(&self.count.to_le_bytes())?;
+        let sum = out.hasher.finalize();
+        out.out.write_all(sum.as_bytes())?;
+        out.out
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .sync_all()?;
+        std::fs::rename(&self.tmp, path(db))?;
+        Ok(self.count)
     }
 }
 
-fn fill(file: std::fs::File, digest: &[u8; 32], old: &Baseline, new: &Baseline) -> io::Result<u64> {
-    // Streamed, hashed on the way: a row at a time, whatever the count.
-    let mut out = Hashing {
-        out: io::BufWriter::new(file),
-        hasher: blake3::Hasher::new(),
-    };
-    out.write_all(MAGIC)?;
-    out.write_all(digest)?;
-    let mut count = 0u64;
-    let mut row = Vec::new();
-    old.merge_with(new, |a, b| {
-        let (Some(a), Some(b)) = (a, b) else {
-            return Ok(());
-        };
-        let Some(meta) = b
-            .meta
-            .filter(|_| b.problem.is_none() && a.problem.is_none())
-        else {
-            return Ok(());
-        };
-        // A log that grew did not drift, but its content is not the signed
-        // one: --fast could not take that from the baseline.
-        if a.meta.map(|m| m.size) != Some(meta.size) {
-            return Ok(());
+impl Drop for CacheWriter {
+    fn drop(&mut self) {
+        if self.out.is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
         }
-        let (path, attrs) = (b.path.clone(), b.attrs);
-        let (ra, rb) = (&old.rules()[a.rule], &new.rules()[b.rule]);
-        if compare::drift_of(Some((a, ra)), Some((b, rb))).is_none() {
-            row.clear();
-            put_row(&mut row, path.as_os_str().as_bytes(), &meta, attrs);
-            out.write_all(&row)
-                .map_err(|source| crate::error::Error::Write {
-                    path: PathBuf::new(),
-                    source,
-                })?;
-            count += 1;
-        }
-        Ok(())
-    })
-    .map_err(|e| match e {
-        crate::error::Error::Write { source, .. } => source,
-        other => io::Error::other(other.to_string()),
-    })?;
-    out.write_all(&count.to_le_bytes())?;
-    let sum = out.hasher.finalize();
-    out.out.write_all(sum.as_bytes())?;
-    out.out
-        .into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_all()?;
-    Ok(count)
+    }
 }
 
 /// A writer that hashes what it writes.
