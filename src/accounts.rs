@@ -17,8 +17,10 @@ enum Kind {
     Group,
 }
 
-/// Each id looked up, with its name or `None` for an id without one.
-type Names = HashMap<(Kind, u32), Option<String>>;
+/// Each id looked up: its name, `None` for an id without one, or the error
+/// the lookup failed with (kept too: a directory service that times out is
+/// not asked again for every file of that owner).
+type Names = HashMap<(Kind, u32), Result<Option<String>, i32>>;
 
 static NAMES: Mutex<Option<Names>> = Mutex::new(None);
 
@@ -40,19 +42,19 @@ pub fn group_name(gid: u32) -> io::Result<Option<String>> {
 }
 
 fn cached(kind: Kind, id: u32) -> io::Result<Option<String>> {
+    let known = |r: &Result<Option<String>, i32>| r.clone().map_err(io::Error::from_raw_os_error);
     if let Some(map) = NAMES.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
         && let Some(name) = map.get(&(kind, id))
     {
-        return Ok(name.clone());
+        return known(name);
     }
-    // Only answers are kept: a failure is asked again.
-    let name = lookup(kind, id)?;
+    let name = lookup(kind, id).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO));
     NAMES
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .get_or_insert_with(HashMap::new)
         .insert((kind, id), name.clone());
-    Ok(name)
+    known(&name)
 }
 
 /// getpwuid_r / getgrgid_r, growing the buffer while they ask for more.
@@ -91,9 +93,10 @@ fn lookup(kind: Kind, id: u32) -> io::Result<Option<String>> {
         match rc {
             // A group of a directory service can list thousands of members.
             libc::ERANGE if buf.len() < 64 << 20 => buf.resize(buf.len() * 4, 0),
+            // glibc says "no such account" as 0 with no record; anything
+            // else is a source that could not answer (nslcd says ENOENT
+            // when it cannot reach its directory), never "no name".
             0 => return Ok(name.flatten()),
-            // "Not found", as POSIX allows it to be said.
-            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => return Ok(None),
             rc => return Err(io::Error::from_raw_os_error(rc)),
         }
     }

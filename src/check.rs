@@ -67,7 +67,15 @@ impl Comparison {
             None => (None, None),
         };
         let mut failed = None;
+        // A file changed within the same clock tick as the scan read it can
+        // show the stat fields it was read with (the race git's index
+        // knows): what changed in the second before the scan began is not
+        // vouched for, and is read again next time.
+        let settled_before = new.header().created_ns - 1_000_000_000;
         let mut row = |path: &Path, meta: &crate::scan::Meta, attrs| {
+            if meta.ctime_ns >= settled_before {
+                return;
+            }
             if let Some(w) = writer.as_mut()
                 && let Err(e) = w.row(path, meta, attrs)
             {

@@ -188,7 +188,8 @@ pub fn compare_with(
         let same = match (&a, &b, unchanged.is_some()) {
             (Some(a), Some(b), true) if a.problem.is_none() && b.problem.is_none() => b
                 .meta
-                .filter(|m| a.meta.map(|o| o.size) == Some(m.size))
+                // What --fast requires to take the content from the baseline.
+                .filter(|m| a.meta.map(|o| (o.kind, o.size)) == Some((m.kind, m.size)))
                 .map(|m| (b.path.clone(), m, b.attrs)),
             _ => None,
         };

@@ -536,6 +536,13 @@ fn forge_cache_row(cache: &Path, path: &Path) {
     std::fs::write(cache, out).unwrap();
 }
 
+/// Past the second in which a check does not vouch for what changed (a
+/// file written in the clock tick it is read in shows the stat fields it
+/// was read with).
+fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+}
+
 #[test]
 fn fast_on_a_role_baseline_uses_this_hosts_stat_cache() {
     let tmp = tempfile::tempdir().unwrap();
@@ -560,6 +567,10 @@ fn fast_on_a_role_baseline_uses_this_hosts_stat_cache() {
         (out.status.code(), json(&out), stderr(&out))
     };
 
+    // What changed in the second before a check is not cached (see
+    // `settle`): let the new tree settle.
+    settle();
+
     // No cache yet: --fast reads everything, says why, and writes one.
     let (code, doc, err) = check(&["--fast", "--reread=0"]);
     assert_eq!(code, Some(0), "{err}");
@@ -577,6 +588,20 @@ fn fast_on_a_role_baseline_uses_this_hosts_stat_cache() {
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(doc["summary"]["trusted_unchanged"], 6, "{doc}");
     assert!(!err.contains("stat cache"), "{err}");
+
+    // Rewritten with the same bytes just before a check: no drift, but not
+    // cached either (a change in that tick could hide behind the stat fields
+    // the check saw), so the next --fast reads it; once settled, it is cached.
+    let pkg_init = installed.join("pkg/__init__.py");
+    std::fs::write(&pkg_init, b"").unwrap();
+    let (code, _, _) = check(&[]);
+    assert_eq!(code, Some(0));
+    let (_, doc, _) = check(&["--fast", "--reread=0"]);
+    assert_eq!(doc["summary"]["trusted_unchanged"], 5, "{doc}");
+    settle();
+    check(&[]);
+    let (_, doc, _) = check(&["--fast", "--reread=0"]);
+    assert_eq!(doc["summary"]["trusted_unchanged"], 6, "{doc}");
 
     // A changed file (same size) moves its ctime: re-read, drift.
     let tasks = installed.join("tasks.py");
@@ -657,6 +682,7 @@ fn fast_on_a_role_baseline_uses_this_hosts_stat_cache() {
 
     // Writable by others: anyone could vouch for what they changed.
     std::fs::remove_file(&cache).unwrap();
+    settle();
     let (code, _, err) = check(&[]);
     assert_eq!(code, Some(0), "{err}");
     let (_, doc, _) = check(&["--fast", "--reread=0"]);

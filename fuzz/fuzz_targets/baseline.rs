@@ -25,6 +25,6 @@ fuzz_target!(|data: &[u8]| {
     let _ = b.counts();
     let _ = tripseal::check::stored_rules(&b);
     let _ = b.for_each_entry(None, |_| Ok(()));
-    let _ = b.stat_index();
+    let _ = b.stat_index(&mut tripseal::baseline::StatIndex::new(5.0));
     let _ = b.growing_sizes();
 });

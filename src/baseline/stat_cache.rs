@@ -37,6 +37,9 @@ const MAGIC: &[u8] = b"tripseal stat cache 1\n";
 /// A cache larger than this is refused rather than read: a million entries
 /// take about 120 MB.
 const MAX_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+/// Longer than any path the kernel resolves (PATH_MAX is 4096): a larger
+/// length is no path, and would only make the reader allocate it.
+const MAX_PATH: u32 = 64 * 1024;
 const KINDS: [FileKind; 7] = [
     FileKind::File,
     FileKind::Dir,
@@ -97,17 +100,23 @@ impl CacheWriter {
     }
 
     /// Closes the cache and renames it to `<db>.stat`; the rows written.
+    /// On any error the temporary goes, and the cache in place stays.
     pub fn finish(mut self, db: &Path) -> io::Result<u64> {
         let mut out = self.out.take().expect("finished once");
-        out.write_all(&self.count.to_le_bytes())?;
-        let sum = out.hasher.finalize();
-        out.out.write_all(sum.as_bytes())?;
-        out.out
-            .into_inner()
-            .map_err(|e| e.into_error())?
-            .sync_all()?;
-        std::fs::rename(&self.tmp, path(db))?;
-        Ok(self.count)
+        let done = (|| {
+            out.write_all(&self.count.to_le_bytes())?;
+            let sum = out.hasher.finalize();
+            out.out.write_all(sum.as_bytes())?;
+            out.out
+                .into_inner()
+                .map_err(|e| e.into_error())?
+                .sync_all()?;
+            std::fs::rename(&self.tmp, path(db))
+        })();
+        if done.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        done.map(|()| self.count)
     }
 }
 
@@ -202,6 +211,9 @@ fn parse(
     let (mut left, mut count) = (rows_len, 0u64);
     while left > 0 {
         let path_len = u32::from_le_bytes(r.array()?);
+        if path_len > MAX_PATH {
+            return Err("it holds a path longer than any tripseal records".into());
+        }
         let row_len = ROW_FIXED + u64::from(path_len);
         if row_len > left {
             return Err("it ends in the middle of a row".into());
@@ -328,6 +340,8 @@ mod tests {
         assert!(refused(&cache(&d, &rows, 1)).contains("count of rows"));
         let mut long = rows.clone();
         long[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(refused(&cache(&d, &long, 2)).contains("longer than any"));
+        long[..4].copy_from_slice(&MAX_PATH.to_le_bytes());
         assert!(refused(&cache(&d, &long, 2)).contains("middle of a row"));
         let mut kind = rows.clone();
         kind[4 + 2] = 200;
