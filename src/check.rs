@@ -41,71 +41,34 @@ pub struct Comparison {
 }
 
 impl Comparison {
-    /// Counts the drift between `old` and `new` (one streaming pass).
+    /// Counts the drift between `old` and `new` (one streaming pass), and
+    /// writes the entries that did not drift into a role baseline's stat
+    /// `cache` in the same pass.
     fn of(
         (old, old_digest): (Rc<Baseline>, Option<[u8; 32]>),
         new: Baseline,
         scan: Option<ScanSummary>,
         fast: bool,
         snapshot: Option<Snapshot>,
+        mut cache: Option<CacheWriter>,
     ) -> Result<Comparison, Error> {
-        Self::caching((old, old_digest), new, scan, fast, snapshot, None)
-    }
-
-    /// As [`Comparison::of`], writing the entries that did not drift into
-    /// a role baseline's stat cache in the same pass (see `stat_cache`).
-    fn caching(
-        (old, old_digest): (Rc<Baseline>, Option<[u8; 32]>),
-        new: Baseline,
-        scan: Option<ScanSummary>,
-        fast: bool,
-        snapshot: Option<Snapshot>,
-        cache: Option<(CacheWriter, &Path)>,
-    ) -> Result<Comparison, Error> {
-        let (mut writer, db) = match cache {
-            Some((w, db)) => (Some(w), Some(db)),
-            None => (None, None),
-        };
-        let mut failed = None;
-        // A file changed within the same clock tick as the scan read it can
-        // show the stat fields it was read with (the race git's index
-        // knows): what changed in the second before the scan began is not
-        // vouched for, and is read again next time.
-        let settled_before = new.header().created_ns - 1_000_000_000;
+        let read_started = new.header().created_ns;
+        let caching = cache.is_some();
         let mut row = |path: &Path, meta: &crate::scan::Meta, attrs| {
-            if meta.ctime_ns >= settled_before {
-                return;
-            }
-            if let Some(w) = writer.as_mut()
-                && let Err(e) = w.row(path, meta, attrs)
+            if let Some(w) = cache.as_mut()
+                && StatIndex::settled(meta.ctime_ns, read_started)
             {
-                failed = Some(e);
-                writer = None;
+                w.row(path, meta, attrs);
             }
         };
-        let caching = db.is_some();
         let counts = compare::compare_with(
             &old,
             &new,
             |_| Ok(()),
             caching.then_some(&mut row as &mut compare::Unchanged<'_>),
         )?;
-        if let Some(db) = db {
-            let cache = stat_cache::path(db);
-            let done = match failed {
-                Some(e) => Err(e),
-                None => writer.map_or(Ok(0), |w| w.finish(db)),
-            };
-            match done {
-                Ok(rows) => {
-                    log::debug!("stat cache {} written: {rows} entries", escape_path(&cache))
-                }
-                Err(e) => log::warn!(
-                    "cannot write the stat cache {} ({e}); the next check --fast reads every \
-                     entry",
-                    escape_path(&cache)
-                ),
-            }
+        if let Some(w) = cache {
+            w.finish();
         }
         Ok(Comparison {
             old,
@@ -235,21 +198,10 @@ fn scan_and_compare(
     scan.db = db.to_path_buf();
     scan.reread = index.as_ref().map_or(0, StatIndex::rereads);
     let (snapshot, new) = writer.finish_for_reading()?;
-    let cache = match role_digest.filter(|_| cache) {
-        Some(digest) => match CacheWriter::create(db, &digest) {
-            Ok(w) => Some((w, db)),
-            Err(e) => {
-                log::warn!(
-                    "cannot write the stat cache {} ({e}); the next check --fast reads every \
-                     entry",
-                    escape_path(&stat_cache::path(db))
-                );
-                None
-            }
-        },
-        None => None,
-    };
-    Comparison::caching(
+    let cache = role_digest
+        .filter(|_| cache)
+        .and_then(|digest| CacheWriter::create(db, &digest));
+    Comparison::of(
         (old, old_digest),
         new,
         Some(scan),
@@ -306,7 +258,7 @@ pub fn update(
     drop(old);
     let old = Baseline::open(&sibling(db, ".prev"))?;
     let new = Baseline::open(db)?;
-    Comparison::of((Rc::new(old), None), new, Some(scan), false, None)
+    Comparison::of((Rc::new(old), None), new, Some(scan), false, None, None)
 }
 
 /// Compares two baselines: the first, the trusted reference, must carry a
@@ -318,6 +270,7 @@ pub fn diff(old: &Path, new: &Path, seal: &SealPolicy) -> Result<Comparison, Err
         Baseline::open(new)?,
         None,
         false,
+        None,
         None,
     )
 }

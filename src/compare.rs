@@ -186,11 +186,13 @@ pub fn compare_with(
     let mut counts = DriftCounts::default();
     old.merge_with(new, |a, b| {
         let same = match (&a, &b, unchanged.is_some()) {
-            (Some(a), Some(b), true) if a.problem.is_none() && b.problem.is_none() => b
-                .meta
-                // What --fast requires to take the content from the baseline.
-                .filter(|m| a.meta.map(|o| (o.kind, o.size)) == Some((m.kind, m.size)))
-                .map(|m| (b.path.clone(), m, b.attrs)),
+            (Some(a), Some(b), true)
+                if a.problem.is_none()
+                    && b.problem.is_none()
+                    && content_carries(a.meta, b.meta) =>
+            {
+                b.meta.map(|m| (b.path.clone(), m, b.attrs))
+            }
             _ => None,
         };
         let a = a.map(|e| {
@@ -321,20 +323,21 @@ fn is_content(attr: Attr) -> bool {
     matches!(attr, Attr::Hash | Attr::Xattrs | Attr::Link | Attr::Growing)
 }
 
+/// Whether the content recorded with `old` can stand for an entry that
+/// is now `new`: the same kind and size. What `--fast` takes from a
+/// baseline, and what a stat cache may vouch for.
+fn content_carries(old: Option<Meta>, new: Option<Meta>) -> bool {
+    matches!((old, new), (Some(o), Some(n)) if (o.kind, o.size) == (n.kind, n.size))
+}
+
 /// `check --fast` did not read a `trusted` entry: its content attributes are
-/// the baseline's. Only when the stat fields really match; otherwise the
-/// unread attributes stay absent and show up as changed.
+/// the baseline's. Only this process's own scan sets `trusted` (see
+/// `Baseline::own_scan`), and only after every stat field it knows matched:
+/// the signed baseline's, or a role baseline's host stat cache. Of an entry
+/// whose kind or size moved since, the unread attributes stay absent and
+/// show up as changed.
 fn adopt_trusted(old: &Entry, mut new: Entry) -> Entry {
-    let same_stat = match (old.meta, new.meta) {
-        // A role baseline records no host's inode or ctime (they read as
-        // 0): what vouched for the entry is this host's stat cache.
-        (Some(o), Some(n)) if o.inode == 0 => (o.kind, o.size) == (n.kind, n.size),
-        (Some(o), Some(n)) => {
-            (o.kind, o.size, o.mtime_ns, o.ctime_ns, o.inode, o.dev)
-                == (n.kind, n.size, n.mtime_ns, n.ctime_ns, n.inode, n.dev)
-        }
-        _ => false,
-    };
+    let same_stat = content_carries(old.meta, new.meta);
     if new.trusted && same_stat && old.problem.is_none() {
         new.hash = old.hash;
         new.link = old.link.clone();

@@ -290,6 +290,16 @@ impl Companion {
             .map(|(c, _)| *c)
     }
 
+    /// Where this companion (one without a process id) of the baseline at
+    /// `db` is.
+    pub fn beside(self, db: &Path) -> PathBuf {
+        let (_, suffix) = Self::FIXED
+            .iter()
+            .find(|(c, _)| *c == self)
+            .expect("a companion named without a process id");
+        sibling(db, suffix)
+    }
+
     /// The process id in `name`, for a companion named with one.
     pub fn owner_pid<'a>(db_name: &[u8], name: &'a [u8]) -> Option<&'a [u8]> {
         let suffix = name.strip_prefix(db_name)?;

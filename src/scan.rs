@@ -66,18 +66,19 @@ impl FileKind {
         }
     }
 
+    /// Every kind; a kind's place here is its code in the stat cache.
+    pub const ALL: [FileKind; 7] = [
+        FileKind::File,
+        FileKind::Dir,
+        FileKind::Symlink,
+        FileKind::Fifo,
+        FileKind::Socket,
+        FileKind::CharDevice,
+        FileKind::BlockDevice,
+    ];
+
     pub fn from_name(name: &str) -> Option<FileKind> {
-        [
-            FileKind::File,
-            FileKind::Dir,
-            FileKind::Symlink,
-            FileKind::Fifo,
-            FileKind::Socket,
-            FileKind::CharDevice,
-            FileKind::BlockDevice,
-        ]
-        .into_iter()
-        .find(|k| k.name() == name)
+        FileKind::ALL.into_iter().find(|k| k.name() == name)
     }
 
     fn of(ft: std::fs::FileType) -> FileKind {
@@ -737,12 +738,18 @@ fn unlisted(
 }
 
 fn capture(rules: &Rules, hints: &ScanHints<'_>, probe: Probe) -> Option<Entry> {
-    let rule = &rules.rules[probe.rule];
-    let real = probe.real.unwrap_or_else(|| probe.path.clone());
+    let Probe {
+        path,
+        real,
+        rule,
+        hint,
+        root_dev,
+        walk_error,
+    } = probe;
     let mut entry = Entry {
-        path: probe.path,
-        rule: probe.rule,
-        attrs: rule.attrs,
+        path: PathBuf::new(), // set once the reading is done
+        rule,
+        attrs: rules.rules[rule].attrs,
         meta: None,
         link: None,
         hash: None,
@@ -753,70 +760,90 @@ fn capture(rules: &Rules, hints: &ScanHints<'_>, probe: Probe) -> Option<Entry> 
         prefix_hash: None,
         trusted: false,
     };
-    let Some(hint) = probe.hint else {
-        entry.problem = probe.walk_error;
-        return Some(entry);
+    // Where it is read: the entry's own path but under --root, borrowed, not
+    // copied (this runs once for every file of every scan).
+    let read_at = real.as_deref().unwrap_or(&path);
+    let walk = (hint, root_dev, walk_error);
+    let keep = capture_into(rules, hints, &mut entry, &path, read_at, walk);
+    entry.path = path;
+    keep.then_some(entry)
+}
+
+/// Fills `entry`, named `path` and read at `read_at`, from what the walk
+/// said of it (`hint`, the device of its walk's root, a listing error).
+/// False when it is not this rule's after all.
+fn capture_into(
+    rules: &Rules,
+    hints: &ScanHints<'_>,
+    entry: &mut Entry,
+    path: &Path,
+    read_at: &Path,
+    (hint, root_dev, walk_error): (Option<FileKind>, Option<u64>, Option<Problem>),
+) -> bool {
+    let Some(hint) = hint else {
+        entry.problem = walk_error;
+        return true;
     };
-    if probe.walk_error.is_none()
+    if walk_error.is_none()
         && let Some(known) = hints.known
-        && reuse_unchanged(&mut entry, &real, known)
+        && reuse_unchanged(entry, path, read_at, known)
     {
-        return Some(entry);
+        return true;
     }
-    let prefix_len = hints.growing_sizes.get(&entry.path).copied();
-    let file = capture_stat_and_content(&mut entry, &real, hint, prefix_len);
-    if probe.walk_error.is_some() {
+    let prefix_len = hints.growing_sizes.get(path).copied();
+    let file = capture_stat_and_content(entry, read_at, hint, prefix_len);
+    if walk_error.is_some() {
         // Not being able to list a directory outweighs how its stat went.
-        entry.problem = probe.walk_error;
+        entry.problem = walk_error;
     }
     let Some(meta) = entry.meta else {
-        return Some(entry); // stat failed: the entry carries its problem
+        return true; // stat failed: the entry carries its problem
     };
-    if !rule.cross_filesystems
+    if !rules.rules[entry.rule].cross_filesystems
         && meta.kind != FileKind::Dir
-        && probe.root_dev.is_some_and(|d| d != meta.dev)
+        && root_dev.is_some_and(|d| d != meta.dev)
     {
         // Reached through a walk that crosses for another rule; not this one's.
-        return None;
+        return false;
     }
-    name_accounts(&mut entry);
+    name_accounts(entry);
     if entry.attrs.contains(Attr::Link) && meta.kind == FileKind::Symlink {
-        match std::fs::read_link(&real) {
+        match std::fs::read_link(read_at) {
             Ok(target) => entry.link = Some(target.into_os_string().into_encoded_bytes()),
-            Err(e) => set_problem(&mut entry, &e, "cannot read link"),
+            Err(e) => set_problem(entry, &e, "cannot read link"),
         }
     }
     if entry.attrs.contains(Attr::Xattrs) && entry.problem.is_none() {
-        match read_xattrs(&real, file.as_ref()) {
+        match read_xattrs(read_at, file.as_ref()) {
             Ok(x) => entry.xattrs = Some(x),
-            Err(e) => set_problem(&mut entry, &e, "cannot read extended attributes"),
+            Err(e) => set_problem(entry, &e, "cannot read extended attributes"),
         }
     }
-    Some(entry)
+    true
 }
 
 /// The owner's and group's names, where the rule compares them. A lookup
 /// that fails makes the entry a problem: a name that could not be learnt is
 /// not "no name", which would read as a change of owner.
 fn name_accounts(entry: &mut Entry) {
+    use crate::accounts::{group_name, user_name};
     let Some(meta) = entry.meta else { return };
-    if entry.attrs.contains(Attr::Owner) {
-        match crate::accounts::user_name(meta.uid) {
-            Ok(name) => entry.owner = name,
-            Err(e) => set_problem(
-                entry,
-                &e,
-                &format!("cannot look up the name of user {}", meta.uid),
-            ),
+    type Lookup = fn(u32) -> io::Result<Option<String>>;
+    let lookups: [(Attr, &str, u32, Lookup); 2] = [
+        (Attr::Owner, "user", meta.uid, user_name),
+        (Attr::Group, "group", meta.gid, group_name),
+    ];
+    for (attr, what, id, lookup) in lookups {
+        if !entry.attrs.contains(attr) {
+            continue;
         }
-    }
-    if entry.attrs.contains(Attr::Group) {
-        match crate::accounts::group_name(meta.gid) {
+        match lookup(id) {
+            Ok(name) if attr == Attr::Owner => entry.owner = name,
             Ok(name) => entry.group = name,
             Err(e) => set_problem(
                 entry,
                 &e,
-                &format!("cannot look up the name of group {}", meta.gid),
+                &format!("cannot look up the name of {what} {id}"),
             ),
         }
     }
@@ -836,11 +863,16 @@ fn set_problem(entry: &mut Entry, e: &io::Error, what: &str) {
 /// `check --fast`: when lstat shows the same (dev, inode, size, mtime,
 /// ctime) as the baseline, the attributes that need reading (content, link
 /// target, xattrs) are not read. Changing any of them moves ctime.
-fn reuse_unchanged(entry: &mut Entry, real: &Path, known: &dyn KnownEntries) -> bool {
-    let Ok(now) = std::fs::symlink_metadata(real).map(|m| Meta::from_std(&m)) else {
+fn reuse_unchanged(
+    entry: &mut Entry,
+    path: &Path,
+    read_at: &Path,
+    known: &dyn KnownEntries,
+) -> bool {
+    let Ok(now) = std::fs::symlink_metadata(read_at).map(|m| Meta::from_std(&m)) else {
         return false;
     };
-    if !known.unchanged(&entry.path, &now, entry.attrs) {
+    if !known.unchanged(path, &now, entry.attrs) {
         return false;
     }
     entry.meta = Some(now);
@@ -851,7 +883,7 @@ fn reuse_unchanged(entry: &mut Entry, real: &Path, known: &dyn KnownEntries) -> 
 
 fn capture_stat_and_content(
     entry: &mut Entry,
-    real: &Path,
+    read_at: &Path,
     hint: FileKind,
     prefix_len: Option<u64>,
 ) -> Option<File> {
@@ -859,7 +891,7 @@ fn capture_stat_and_content(
     // swapped in since, O_NOFOLLOW and O_NONBLOCK keep the open harmless and
     // fstat shows what it is.
     if entry.attrs.needs_content() && hint == FileKind::File {
-        match open_no_follow(real) {
+        match open_no_follow(read_at) {
             Ok(file) => match file.metadata() {
                 Ok(m) => {
                     let meta = Meta::from_std(&m);
@@ -886,7 +918,7 @@ fn capture_stat_and_content(
             Err(e) => set_problem(entry, &e, "cannot open"),
         }
     }
-    match std::fs::symlink_metadata(real) {
+    match std::fs::symlink_metadata(read_at) {
         Ok(m) => entry.meta = Some(Meta::from_std(&m)),
         Err(e) => set_problem(entry, &e, "cannot stat"),
     }

@@ -22,19 +22,29 @@ struct Tree {
     rules: PathBuf,
 }
 
+/// One rule, every attribute, for what is directly in `root`.
+fn files_rules(root: &Path) -> String {
+    format!(
+        "[[rule]]\nname = \"files\"\npaths = [\"{}/*\"]\ncheck = {FULL}\nseverity = \"high\"\n",
+        root.display()
+    )
+}
+
 impl Tree {
     /// Files selected by `root/*` with every attribute checked (the directory
     /// itself is not selected, so renames in it do not show up as its drift).
     fn new(build: impl FnOnce(&Path)) -> Tree {
-        Tree::with_rules(build, |root| {
-            format!(
-                "[[rule]]\nname = \"files\"\npaths = [\"{}/*\"]\ncheck = {FULL}\nseverity = \"high\"\n",
-                root.display()
-            )
-        })
+        Tree::with_rules(build, files_rules)
     }
 
     fn with_rules(build: impl FnOnce(&Path), rules: impl FnOnce(&Path) -> String) -> Tree {
+        let t = Tree::unbaselined(build, rules);
+        t.baseline();
+        t
+    }
+
+    /// As [`Tree::new`], with no baseline yet ([`Tree::baseline`]).
+    fn unbaselined(build: impl FnOnce(&Path), rules: impl FnOnce(&Path) -> String) -> Tree {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let root = dir.join("tree");
@@ -42,7 +52,6 @@ impl Tree {
         build(&root);
         let rules = write_rules(&dir, &rules(&root));
         let db = dir.join("b.db");
-        assert_ok(&init(&rules, &db));
         Tree {
             _tmp: tmp,
             dir,
@@ -50,6 +59,10 @@ impl Tree {
             db,
             rules,
         }
+    }
+
+    fn baseline(&self) {
+        assert_ok(&init(&self.rules, &self.db));
     }
 
     fn check(&self, extra: &[&str]) -> std::process::Output {
@@ -114,6 +127,13 @@ fn set_mtime(path: &Path, t: SystemTime) {
 /// Lets ctime move on file systems with coarse timestamps.
 fn tick() {
     std::thread::sleep(Duration::from_millis(20));
+}
+
+/// Past the second before a baseline in which --fast trusts no stat fields
+/// (a file changed in the tick it was read in can show the fields it was
+/// read with): what a tree made just now needs for --fast to skip anything.
+fn settle() {
+    std::thread::sleep(Duration::from_millis(1100));
 }
 
 #[test]
@@ -289,11 +309,31 @@ fn each_attribute_changed_on_its_own() {
             &["xattrs", "ctime"],
         ),
     ];
-    for (what, change, expected) in cases {
-        let t = Tree::new(|r| {
-            std::fs::write(r.join("f"), b"content").unwrap();
-            std::fs::set_permissions(r.join("f"), std::fs::Permissions::from_mode(0o644)).unwrap();
-        });
+    // Every tree settled before its baseline, so that --fast below would
+    // trust the entry were it not for the change (one wait for them all).
+    let trees: Vec<Tree> = cases
+        .iter()
+        .map(|_| {
+            Tree::unbaselined(
+                |r| {
+                    std::fs::write(r.join("f"), b"content").unwrap();
+                    std::fs::set_permissions(r.join("f"), std::fs::Permissions::from_mode(0o644))
+                        .unwrap();
+                },
+                files_rules,
+            )
+        })
+        .collect();
+    settle();
+    for ((what, change, expected), t) in cases.into_iter().zip(trees) {
+        t.baseline();
+        // Unchanged, --fast trusts it: what follows shows the change is seen.
+        let (code, doc) = t.check_json(&["--fast", "--reread", "0"]);
+        assert_eq!(
+            (code, &doc["summary"]["trusted_unchanged"]),
+            (0, &1.into()),
+            "{what}"
+        );
         tick();
         change(&t.p("f"), &t.dir);
         let (code, doc) = t.check_json(&[]);
@@ -493,6 +533,18 @@ fn fast_trusts_unchanged_stat_and_says_so() {
             std::fs::write(r.join(format!("f{i}")), format!("{i}")).unwrap();
         }
     });
+    // Made in the second before the baseline: nothing trusted yet.
+    let (code, doc) = t.check_json(&["--fast", "--reread", "0"]);
+    assert_eq!(code, 0);
+    assert_eq!(doc["summary"]["trusted_unchanged"], 0, "{doc}");
+    // Settled, and the next generation made: every entry trusted.
+    settle();
+    let updated = tripseal()
+        .args(["update", "--db"])
+        .arg(&t.db)
+        .output()
+        .unwrap();
+    assert_ok(&updated);
     let (code, doc) = t.check_json(&["--fast", "--reread", "0"]);
     assert_eq!(code, 0);
     assert_eq!(doc["summary"]["fast"], true);

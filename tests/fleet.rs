@@ -323,6 +323,45 @@ fn a_release_is_baselined_before_deploy_and_checked_after() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(15), "--root without --as");
+    let file = build.join("tasks.py");
+    let out = init_with(
+        &rules,
+        &db,
+        &[
+            "--var",
+            "role=app",
+            "--root",
+            s(&file),
+            "--as",
+            s(&installed),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(15), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not a directory: give the directory"),
+        "{}",
+        stderr(&out)
+    );
+    let elsewhere = dir.join("srv/other");
+    let out = init_with(
+        &rules,
+        &db,
+        &[
+            "--var",
+            "role=app",
+            "--root",
+            s(&build),
+            "--as",
+            s(&elsewhere),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(15), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the rules select nothing below"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!db.exists());
 
     // The release pipeline: baseline the build tree under its installed
     // paths, then sign.
@@ -704,4 +743,63 @@ fn fast_on_a_role_baseline_uses_this_hosts_stat_cache() {
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
     assert!(!std::fs::symlink_metadata(&cache).unwrap().is_symlink());
+}
+
+/// What an intruder plants where the stat cache goes, when the role baseline
+/// lives inside the tree it watches: a directory in the cache's place, a
+/// temporary left as by a killed check. The checks go on, say what is wrong
+/// and never report tripseal's own files.
+#[test]
+fn the_stat_cache_survives_what_is_planted_at_its_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let installed = tmp.path().join("srv/app");
+    release(&installed);
+    let rules = app_rules(tmp.path(), &installed);
+    let db = installed.join("app.db");
+    assert_ok(&init_with(&rules, &db, &["--var", "role=app"]));
+    let check = |extra: &[&str]| {
+        let out = tripseal()
+            .args(["check", "--allow-unsigned", "--format=json", "--db"])
+            .arg(&db)
+            .args(extra)
+            .output()
+            .unwrap();
+        (out.status.code(), json(&out), stderr(&out))
+    };
+    settle();
+    let cache = installed.join("app.db.stat");
+
+    // Its own cache and temporaries, in the tree: never drift.
+    let dead = installed.join("app.db.stat.tmp.999999999");
+    std::fs::write(&dead, b"left by a killed check").unwrap();
+    let (code, doc, err) = check(&[]);
+    assert_eq!(code, Some(0), "{doc} {err}");
+    assert!(cache.is_file());
+    assert!(!dead.exists(), "a dead check's temporary is removed");
+    // Every entry but the directory that holds the baseline, whose ctime
+    // each check moves (its snapshot and cache come and go there).
+    let (code, doc, _) = check(&["--fast", "--reread=0"]);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(doc["summary"]["trusted_unchanged"], 5, "{doc}");
+
+    // A directory in its place: the check works and says what to do; --fast
+    // reads everything.
+    std::fs::remove_file(&cache).unwrap();
+    std::fs::create_dir(&cache).unwrap();
+    let (code, _, err) = check(&[]);
+    assert_eq!(code, Some(1), "the planted directory is itself new: {err}");
+    assert!(
+        err.contains("cannot write the stat cache")
+            && err.contains("clear what stands at that name"),
+        "{err}"
+    );
+    let (_, doc, err) = check(&["--fast", "--reread=0"]);
+    assert_eq!(doc["summary"]["trusted_unchanged"], 0, "{doc}");
+    assert!(err.contains("is not used"), "{err}");
+    let temporaries: Vec<_> = std::fs::read_dir(&installed)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".stat.tmp."))
+        .collect();
+    assert!(temporaries.is_empty(), "{temporaries:?}");
 }

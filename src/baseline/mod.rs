@@ -224,9 +224,11 @@ impl BaselineWriter {
         rules: &Rules,
     ) -> Result<BaselineWriter, Error> {
         let pid = std::process::id();
-        // Checks run without the writer lock: only the snapshots of
-        // processes that are gone are removed.
+        // Checks run without the writer lock: only the snapshots (and stat
+        // cache temporaries) of processes that are gone are removed, before
+        // the scan that would find them.
         crate::files::remove_dead(db, Companion::Snapshot);
+        crate::files::remove_dead(db, Companion::StatCacheTmp);
         let beside = Companion::Snapshot.with_pid(db, pid);
         match Self::start(beside.clone(), &beside, header, rules, None) {
             Ok(w) => Ok(w),
@@ -1050,6 +1052,9 @@ impl Baseline {
                 nlink: 0,
                 dev: int(6).map_err(read_err)? as u64,
             };
+            if !StatIndex::settled(meta.ctime_ns, self.header.created_ns) {
+                continue;
+            }
             let path = row
                 .get_ref(0)
                 .map_err(read_err)?
@@ -1096,19 +1101,20 @@ impl StatIndex {
         self.rereads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Whether stat fields seen by a read that began at `read_started_ns`
+    /// vouch for the content read: not when the file changed in the second
+    /// before. A file rewritten in the clock tick it is read in can show the
+    /// very stat fields it was read with (the race git's index knows); such
+    /// an entry is read again by the next `--fast`, never trusted.
+    pub fn settled(ctime_ns: i64, read_started_ns: i64) -> bool {
+        ctime_ns < read_started_ns.saturating_sub(1_000_000_000)
+    }
+
     /// Records what an entry's stat fields were when it was last read.
     pub fn insert(&mut self, path: &[u8], meta: &Meta, attrs: AttrSet) {
         let k = self.path_key(path);
         let v = self.stat_key(meta, attrs);
         self.stats.insert(k, v);
-    }
-
-    pub fn len(&self) -> usize {
-        self.stats.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.stats.is_empty()
     }
 
     fn path_key(&self, path: &[u8]) -> u64 {

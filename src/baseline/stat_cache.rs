@@ -30,7 +30,8 @@ use std::path::{Path, PathBuf};
 
 use crate::attrs::AttrSet;
 use crate::baseline::StatIndex;
-use crate::files::{Companion, create_exclusive, sibling};
+use crate::escape::escape_path;
+use crate::files::{Companion, create_exclusive};
 use crate::scan::{FileKind, Meta};
 
 const MAGIC: &[u8] = b"tripseal stat cache 1\n";
@@ -40,69 +41,80 @@ const MAX_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 /// Longer than any path the kernel resolves (PATH_MAX is 4096): a larger
 /// length is no path, and would only make the reader allocate it.
 const MAX_PATH: u32 = 64 * 1024;
-const KINDS: [FileKind; 7] = [
-    FileKind::File,
-    FileKind::Dir,
-    FileKind::Symlink,
-    FileKind::Fifo,
-    FileKind::Socket,
-    FileKind::CharDevice,
-    FileKind::BlockDevice,
-];
 
 /// Where the stat cache of the baseline at `db` is.
 pub fn path(db: &Path) -> PathBuf {
-    sibling(db, ".stat")
+    Companion::StatCache.beside(db)
 }
 
 /// A new cache for the baseline at `db` (whose digest it is bound to),
 /// written beside it a row at a time and renamed into place by
-/// [`CacheWriter::finish`]; dropped unfinished, it leaves nothing.
+/// [`CacheWriter::finish`]; dropped unfinished, or after any error, it
+/// leaves nothing and the cache in place stays. It cannot fail a check: what
+/// goes wrong is said once, as a warning.
 pub struct CacheWriter {
     tmp: PathBuf,
+    target: PathBuf,
     out: Option<Hashing<io::BufWriter<std::fs::File>>>,
     count: u64,
     row: Vec<u8>,
 }
 
 impl CacheWriter {
-    /// Never through a link: the temporary is created exclusively.
-    pub fn create(db: &Path, digest: &[u8; 32]) -> io::Result<CacheWriter> {
-        crate::files::remove_dead(db, Companion::StatCacheTmp);
+    /// Never through a link: the temporary is created exclusively. `None`
+    /// (said) when it cannot be made.
+    pub fn create(db: &Path, digest: &[u8; 32]) -> Option<CacheWriter> {
+        // A dead check's temporary went before the scan (see
+        // `BaselineWriter::create_snapshot`).
         let tmp = Companion::StatCacheTmp.with_pid(db, std::process::id());
         let _ = std::fs::remove_file(&tmp);
-        let file = create_exclusive(&tmp, 0o600)?;
-        let mut w = CacheWriter {
-            tmp,
-            out: Some(Hashing {
+        let target = path(db);
+        let opened = create_exclusive(&tmp, 0o600).and_then(|file| {
+            let mut out = Hashing {
                 out: io::BufWriter::new(file),
                 hasher: blake3::Hasher::new(),
-            }),
+            };
+            out.write_all(MAGIC)?;
+            out.write_all(digest)?;
+            Ok(out)
+        });
+        let mut w = CacheWriter {
+            tmp,
+            target,
+            out: None,
             count: 0,
             row: Vec::new(),
         };
-        let out = w.out.as_mut().expect("open");
-        out.write_all(MAGIC)?;
-        out.write_all(digest)?;
-        Ok(w)
+        match opened {
+            Ok(out) => {
+                w.out = Some(out);
+                Some(w)
+            }
+            Err(e) => {
+                w.give_up(&e);
+                None
+            }
+        }
     }
 
     /// One entry that matched the signed baseline, with its stat fields.
-    pub fn row(&mut self, path: &Path, meta: &Meta, attrs: AttrSet) -> io::Result<()> {
+    pub fn row(&mut self, path: &Path, meta: &Meta, attrs: AttrSet) {
+        let Some(out) = self.out.as_mut() else {
+            return; // given up already
+        };
         self.row.clear();
         put_row(&mut self.row, path.as_os_str().as_bytes(), meta, attrs);
-        self.out
-            .as_mut()
-            .expect("open until finished")
-            .write_all(&self.row)?;
-        self.count += 1;
-        Ok(())
+        match out.write_all(&self.row) {
+            Ok(()) => self.count += 1,
+            Err(e) => self.give_up(&e),
+        }
     }
 
-    /// Closes the cache and renames it to `<db>.stat`; the rows written.
-    /// On any error the temporary goes, and the cache in place stays.
-    pub fn finish(mut self, db: &Path) -> io::Result<u64> {
-        let mut out = self.out.take().expect("finished once");
+    /// Closes the cache and renames it into place.
+    pub fn finish(mut self) {
+        let Some(mut out) = self.out.take() else {
+            return;
+        };
         let done = (|| {
             out.write_all(&self.count.to_le_bytes())?;
             let sum = out.hasher.finalize();
@@ -111,12 +123,28 @@ impl CacheWriter {
                 .into_inner()
                 .map_err(|e| e.into_error())?
                 .sync_all()?;
-            std::fs::rename(&self.tmp, path(db))
+            std::fs::rename(&self.tmp, &self.target)
         })();
-        if done.is_err() {
-            let _ = std::fs::remove_file(&self.tmp);
+        match done {
+            Ok(()) => log::debug!(
+                "stat cache {} written: {} entries",
+                escape_path(&self.target),
+                self.count
+            ),
+            Err(e) => self.give_up(&e),
         }
-        done.map(|()| self.count)
+    }
+
+    /// Says why, once, and removes the temporary.
+    fn give_up(&mut self, e: &io::Error) {
+        self.out = None;
+        let _ = std::fs::remove_file(&self.tmp);
+        log::warn!(
+            "cannot write the stat cache {} ({e}); until a check can, check --fast reads every \
+             entry: clear what stands at that name, or let the user running the checks write \
+             its directory",
+            escape_path(&self.target)
+        );
     }
 }
 
@@ -149,7 +177,7 @@ impl<W: Write> Write for Hashing<W> {
 fn put_row(out: &mut Vec<u8>, path: &[u8], m: &Meta, attrs: AttrSet) {
     out.extend_from_slice(&(path.len() as u32).to_le_bytes());
     out.extend_from_slice(path);
-    let kind = KINDS.iter().position(|k| *k == m.kind).unwrap_or(0) as u8;
+    let kind = FileKind::ALL.iter().position(|k| *k == m.kind).unwrap_or(0) as u8;
     out.push(kind);
     out.extend_from_slice(&attrs.bits().to_le_bytes());
     for v in [m.size, m.mtime_ns as u64, m.ctime_ns as u64, m.inode, m.dev] {
@@ -209,6 +237,7 @@ fn parse(
         return Err("it was written for another baseline (or generation)".into());
     }
     let (mut left, mut count) = (rows_len, 0u64);
+    let mut path = Vec::new();
     while left > 0 {
         let path_len = u32::from_le_bytes(r.array()?);
         if path_len > MAX_PATH {
@@ -219,8 +248,8 @@ fn parse(
             return Err("it ends in the middle of a row".into());
         }
         left -= row_len;
-        let path = r.take(path_len as usize)?;
-        let kind = *KINDS
+        r.take_into(&mut path, path_len as usize)?;
+        let kind = *FileKind::ALL
             .get(usize::from(r.array::<1>()?[0]))
             .ok_or("it names an unknown type")?;
         let bits = u16::from_le_bytes(r.array()?);
@@ -262,12 +291,19 @@ struct Reader<R: io::Read> {
 
 impl<R: io::Read> Reader<R> {
     fn take(&mut self, n: usize) -> Result<Vec<u8>, String> {
-        let mut buf = vec![0u8; n];
-        self.input
-            .read_exact(&mut buf)
-            .map_err(|_| "it ends in the middle of a row".to_string())?;
-        self.hasher.update(&buf);
+        let mut buf = Vec::new();
+        self.take_into(&mut buf, n)?;
         Ok(buf)
+    }
+
+    /// Reads `n` bytes into `buf`, reusing its allocation.
+    fn take_into(&mut self, buf: &mut Vec<u8>, n: usize) -> Result<(), String> {
+        buf.resize(n, 0);
+        self.input
+            .read_exact(buf)
+            .map_err(|_| "it ends in the middle of a row".to_string())?;
+        self.hasher.update(buf);
+        Ok(())
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
