@@ -138,7 +138,7 @@ fn check(s: CheckSettings) -> Result<Outcome, Error> {
         false => Some(Courier::new(
             Outbox::open(&s.db)?,
             &s.sinks,
-            EventFactory::new(&s.host, None),
+            EventFactory::new(&s.host, &s.db, None),
         )?),
     };
     if let Some(c) = &mut courier {
@@ -160,7 +160,7 @@ fn check(s: CheckSettings) -> Result<Outcome, Error> {
     warn_expiring(&s.db, expiring, now);
     if let Some(c) = &mut courier {
         let named = BaselineRef::of(&comparison.old, comparison.old_digest)?;
-        c.set_factory(EventFactory::new(&s.host, Some(named)));
+        c.set_factory(EventFactory::new(&s.host, &s.db, Some(named)));
         if let Some(t) = expiring {
             let ev = c
                 .factory()
@@ -260,7 +260,7 @@ fn flush(
     } else {
         given
     };
-    let mut courier = Courier::new(outbox, &sinks, EventFactory::new(host, None))?;
+    let mut courier = Courier::new(outbox, &sinks, EventFactory::new(host, db, None))?;
     let stopped = courier.deliver()?;
     log_warnings(&mut courier);
     let left = courier.store().len()?;

@@ -387,7 +387,7 @@ mod tests {
         };
         let sink: Box<dyn Sink> = Box::new(Shared(Rc::clone(&inbox)));
         let outbox = Outbox::open(&dir.join("b.db")).unwrap();
-        let factory = EventFactory::new("web1", None);
+        let factory = EventFactory::new("web1", Path::new("b.db"), None);
         (
             Courier::with_sinks(outbox, vec![(spec, sink)], factory),
             inbox,

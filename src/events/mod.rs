@@ -14,6 +14,7 @@ pub mod outbox;
 pub mod sink;
 pub mod url;
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -33,6 +34,8 @@ pub struct BaselineRef {
     /// The first 16 hex digits of the canonical digest, when known.
     pub digest: Option<String>,
     pub generation: i64,
+    /// The role a role baseline serves (`None`: a host's baseline).
+    pub role: Option<String>,
 }
 
 impl BaselineRef {
@@ -49,6 +52,7 @@ impl BaselineRef {
         Ok(BaselineRef {
             digest: Some(crate::files::hex(&digest)[..16].to_string()),
             generation: baseline.header().generation,
+            role: baseline.header().role.clone(),
         })
     }
 }
@@ -56,6 +60,9 @@ impl BaselineRef {
 /// Builds events for one host.
 pub struct EventFactory {
     hostname: String,
+    /// Which of the host's baselines the events concern: the baseline
+    /// file's name without `.db` (template units run one per baseline).
+    instance: String,
     baseline: Option<BaselineRef>,
 }
 
@@ -65,6 +72,51 @@ pub struct Event {
     pub kind: String,
     pub id: String,
     pub body: String,
+    /// The outbox gave it its sequence number (in the body), or it was
+    /// kept before there were any: never numbered again.
+    pub numbered: bool,
+}
+
+/// The fields the outbox adds to every event it keeps: a per-host sequence
+/// number, in the sequence (`stream`) of that outbox, so that a consumer can
+/// tell an event lost on the way from a quiet host.
+pub const SEQUENCE_FIELDS: [&str; 2] = ["stream", "seq"];
+
+/// One outbox's numbering: events are numbered from 1 within a stream,
+/// which is a random id given when the numbering starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sequence {
+    pub stream: String,
+    /// The number the next event gets.
+    pub next: u64,
+}
+
+impl Sequence {
+    /// A numbering that starts now.
+    pub fn start() -> Sequence {
+        Sequence {
+            stream: uuid_v4(),
+            next: 1,
+        }
+    }
+
+    /// Gives `event` the next number, written into its body; an event
+    /// numbered already keeps its number.
+    pub fn stamp(&mut self, event: &mut Event) {
+        if event.numbered {
+            return;
+        }
+        let seq = self.next;
+        self.next += 1;
+        // The body is an object tripseal serialized, ending in '}'; the
+        // factory keeps these keys out of it, so the splice adds no duplicate.
+        let Some(open) = event.body.strip_suffix('}') else {
+            return;
+        };
+        let sep = if open.trim_end() == "{" { "" } else { "," };
+        event.body = format!("{open}{sep}\"stream\":\"{}\",\"seq\":{seq}}}", self.stream);
+        event.numbered = true;
+    }
 }
 
 impl Event {
@@ -83,9 +135,11 @@ impl Event {
 }
 
 impl EventFactory {
-    pub fn new(host: &str, baseline: Option<BaselineRef>) -> EventFactory {
+    /// Events of `host` about the baseline at `db` (`baseline`, once known).
+    pub fn new(host: &str, db: &Path, baseline: Option<BaselineRef>) -> EventFactory {
         EventFactory {
             hostname: format!("fim@{host}"),
+            instance: instance_name(db),
             baseline,
         }
     }
@@ -94,6 +148,7 @@ impl EventFactory {
     pub fn unnamed(&self) -> EventFactory {
         EventFactory {
             hostname: self.hostname.clone(),
+            instance: self.instance.clone(),
             baseline: None,
         }
     }
@@ -107,6 +162,9 @@ impl EventFactory {
         // The event's own fields first: the envelope written over them wins,
         // so no field of a record can pose as `type`, `hostname` or `clock`.
         let mut body = fields;
+        for key in SEQUENCE_FIELDS {
+            body.remove(key);
+        }
         body.insert("type".into(), kind.into());
         body.insert("hostname".into(), self.hostname.clone().into());
         body.insert("timestamp".into(), json!(now));
@@ -117,16 +175,19 @@ impl EventFactory {
             (CLOCK.fetch_add(1, Ordering::Relaxed) + 1).into(),
         );
         body.insert("id".into(), id.clone().into());
+        body.insert("instance".into(), self.instance.clone().into());
         if let Some(b) = &self.baseline {
-            body.insert(
-                "baseline".into(),
-                json!({"digest": b.digest, "generation": b.generation}),
-            );
+            let mut named = json!({"digest": b.digest, "generation": b.generation});
+            if let Some(role) = &b.role {
+                named["role"] = role.clone().into();
+            }
+            body.insert("baseline".into(), named);
         }
         Event {
             kind: kind.to_string(),
             id,
             body: Value::Object(body).to_string(),
+            numbered: false,
         }
     }
 
@@ -239,6 +300,8 @@ impl EventFactory {
     pub fn liveness(&self, kind: &str, freq: f64, watched: usize, pending: u64) -> Event {
         let mut fields = Map::new();
         fields.insert("freq".into(), json!(freq));
+        fields.insert("backend".into(), "inotify".into());
+        fields.insert("version".into(), env!("CARGO_PKG_VERSION").into());
         fields.insert("watched_directories".into(), watched.into());
         fields.insert("pending".into(), pending.into());
         self.event(kind, fields)
@@ -282,6 +345,12 @@ impl SinkSpec {
     }
 }
 
+/// How events name the baseline at `db`: its file name without `.db`.
+pub fn instance_name(db: &Path) -> String {
+    let name = db.file_name().unwrap_or(db.as_os_str()).to_string_lossy();
+    name.strip_suffix(".db").unwrap_or(&name).to_string()
+}
+
 /// Hours west of UTC, as Python's `time.timezone / 3600` (or `altzone` in DST).
 pub fn utcoffset_hours_west() -> f64 {
     // SAFETY: time(NULL) and localtime_r into a zeroed struct we own. No
@@ -323,9 +392,11 @@ mod tests {
     fn envelope_has_celerys_fields() {
         let f = EventFactory::new(
             "web1",
+            Path::new("/var/lib/tripseal/app.db"),
             Some(BaselineRef {
                 digest: Some("abcd".into()),
                 generation: 3,
+                role: Some("celery-app".into()),
             }),
         );
         let a = f.event("fim-scan-started", Map::new());
@@ -348,13 +419,16 @@ mod tests {
         assert!(vb["clock"].as_u64() > va["clock"].as_u64());
         assert_ne!(va["id"], vb["id"]);
         assert_eq!(va["baseline"]["generation"], 3);
+        assert_eq!(va["baseline"]["role"], "celery-app");
+        assert_eq!(va["instance"], "app");
         assert_eq!(a.routing_key(), "fim.scan.started");
     }
 
     #[test]
     fn own_fields_cannot_pose_as_envelope_fields() {
-        let f = EventFactory::new("web1", None);
+        let f = EventFactory::new("web1", Path::new("b.db"), None);
         let mut own = Map::new();
+        own.insert("seq".into(), 7.into());
         own.insert("type".into(), "file".into());
         own.insert("hostname".into(), "worker@evil".into());
         own.insert("path".into(), "/x".into());
@@ -362,6 +436,32 @@ mod tests {
         assert_eq!(v["type"], "fim-file-added");
         assert_eq!(v["hostname"], "fim@web1");
         assert_eq!(v["path"], "/x");
+        assert!(v.get("seq").is_none());
+    }
+
+    #[test]
+    fn stamps_number_events_in_order_once() {
+        let f = EventFactory::new("web1", Path::new("b.db"), None);
+        let mut seq = Sequence::start();
+        let mut a = f.event("fim-scan-started", Map::new());
+        let mut b = f.event("fim-scan-started", Map::new());
+        seq.stamp(&mut a);
+        seq.stamp(&mut b);
+        seq.stamp(&mut a);
+        let va: Value = serde_json::from_str(&a.body).unwrap();
+        let vb: Value = serde_json::from_str(&b.body).unwrap();
+        assert_eq!((va["seq"].as_u64(), vb["seq"].as_u64()), (Some(1), Some(2)));
+        assert_eq!(va["stream"], seq.stream.as_str());
+        assert_eq!(seq.next, 3);
+        let mut empty = Event {
+            kind: "fim-test".into(),
+            id: "x".into(),
+            body: "{}".into(),
+            numbered: false,
+        };
+        seq.stamp(&mut empty);
+        let v: Value = serde_json::from_str(&empty.body).unwrap();
+        assert_eq!(v["seq"], 3);
     }
 
     #[test]

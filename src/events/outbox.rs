@@ -13,13 +13,16 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, params};
 
-use super::Event;
 use super::sink::Sink;
+use super::{Event, Sequence};
 use crate::error::Error;
 
 /// The outbox's tables. `IF NOT EXISTS`: an outbox left by an earlier run
 /// is used as it is, once its schema is checked.
-const OUTBOX_SCHEMA: &str = "
+const OUTBOX_SCHEMA: [&str; 2] = [OUTBOX_EVENTS, OUTBOX_SEQUENCE];
+
+/// The outbox as tripseal 0.1 made it, before events were numbered.
+const OUTBOX_EVENTS: &str = "
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL,
@@ -35,11 +38,20 @@ CREATE TABLE IF NOT EXISTS pending (
 CREATE INDEX IF NOT EXISTS pending_by_seq ON pending (seq);
 ";
 
+const OUTBOX_SEQUENCE: &str = "
+-- The numbering of the host's events (one row): the stream's id and the
+-- number the next event gets. Added to outboxes of earlier versions as is.
+CREATE TABLE IF NOT EXISTS sequence (
+    stream TEXT NOT NULL,
+    next INTEGER NOT NULL
+);
+";
+
 /// The rows of `sqlite_master` of an outbox.
 fn expected_schema() -> &'static [crate::sqlite::SchemaRow] {
     static EXPECTED: std::sync::OnceLock<Vec<crate::sqlite::SchemaRow>> =
         std::sync::OnceLock::new();
-    EXPECTED.get_or_init(|| crate::sqlite::schema_made_by(&[OUTBOX_SCHEMA]))
+    EXPECTED.get_or_init(|| crate::sqlite::schema_made_by(&OUTBOX_SCHEMA))
 }
 
 /// The most events the outbox keeps. Past it, new events are not kept, and
@@ -52,6 +64,8 @@ pub struct Outbox {
     path: PathBuf,
     /// (device, inode) of the file this connection writes.
     identity: (u64, u64),
+    /// The numbering, as last committed.
+    sequence: Option<Sequence>,
 }
 
 /// What one delivery run did for one sink.
@@ -96,7 +110,7 @@ impl Outbox {
         // A planted outbox is data: its triggers never fire.
         crate::sqlite::harden(&conn).map_err(werr)?;
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;")
-            .and_then(|()| conn.execute_batch(OUTBOX_SCHEMA))
+            .and_then(|()| conn.execute_batch(&OUTBOX_SCHEMA.concat()))
             .map_err(werr)?;
         // A file found there is used only if it is exactly an outbox: a
         // planted one whose tables swallow inserts would lose events.
@@ -116,12 +130,31 @@ impl Outbox {
                 path: path.clone(),
                 source,
             })?;
+        let sequence = read_sequence(&conn).map_err(werr)?;
         Ok(Outbox {
             conn,
             db: db.to_path_buf(),
             path,
             identity,
+            sequence,
         })
+    }
+
+    /// The numbering events kept here follow (`None`: none kept yet).
+    pub fn sequence(&self) -> Option<&Sequence> {
+        self.sequence.as_ref()
+    }
+
+    /// Makes the next events follow `seq` (the daemon's, carried over from
+    /// an outbox that was lost or from memory), so that a consumer sees one
+    /// unbroken numbering.
+    pub fn continue_sequence(&mut self, seq: &Sequence) -> Result<(), Error> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| wrap(&path, e))?;
+        write_sequence(&tx, seq).map_err(|e| wrap(&path, e))?;
+        tx.commit().map_err(|e| wrap(&path, e))?;
+        self.sequence = Some(seq.clone());
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -228,19 +261,27 @@ impl Outbox {
         self.len().map(|n| n == 0)
     }
 
-    /// Keeps `events` for each of `sinks`, in one transaction. Returns how
-    /// many could not be kept because the outbox is full.
+    /// Keeps `events` for each of `sinks`, in one transaction, numbering
+    /// those not numbered yet. Returns how many could not be kept because
+    /// the outbox is full: they are numbered all the same, so that a
+    /// consumer sees the gap they leave.
     pub fn add(&mut self, events: &[Event], sinks: &[String]) -> Result<u64, Error> {
         if sinks.is_empty() || events.is_empty() {
             return Ok(0);
         }
         let held = self.len()?;
         let room = MAX_OUTBOX_EVENTS.saturating_sub(held) as usize;
+        let mut sequence = self.sequence.clone().unwrap_or_else(Sequence::start);
+        let mut events = events.to_vec();
+        for e in &mut events {
+            sequence.stamp(e);
+        }
         let kept = &events[..events.len().min(room)];
         let tx = self.conn.transaction().map_err(|e| Error::Write {
             path: self.path.clone(),
             source: std::io::Error::other(e),
         })?;
+        write_sequence(&tx, &sequence).map_err(|e| wrap(&self.path, e))?;
         {
             let mut ev = tx
                 .prepare_cached("INSERT INTO events (id, type, body) VALUES (?1, ?2, ?3)")
@@ -259,7 +300,9 @@ impl Outbox {
             }
         }
         tx.commit().map_err(|e| wrap(&self.path, e))?;
-        Ok((events.len() - kept.len()) as u64)
+        let dropped = (events.len() - kept.len()) as u64;
+        self.sequence = Some(sequence);
+        Ok(dropped)
     }
 
     /// Sends what waits for `sink` in order, removing each event as the sink
@@ -382,12 +425,40 @@ fn refuse_non_files(path: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// The outbox's numbering. More than one row is not an outbox tripseal
+/// wrote; the highest numbering wins, so that no number is given twice.
+fn read_sequence(conn: &Connection) -> rusqlite::Result<Option<Sequence>> {
+    use rusqlite::OptionalExtension;
+    conn.query_row(
+        "SELECT stream, next FROM sequence ORDER BY next DESC LIMIT 1",
+        [],
+        |r| {
+            Ok(Sequence {
+                stream: r.get(0)?,
+                next: r.get::<_, i64>(1)?.max(1) as u64,
+            })
+        },
+    )
+    .optional()
+}
+
+fn write_sequence(tx: &rusqlite::Transaction<'_>, seq: &Sequence) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM sequence", [])?;
+    tx.execute(
+        "INSERT INTO sequence (stream, next) VALUES (?1, ?2)",
+        params![seq.stream, seq.next as i64],
+    )?;
+    Ok(())
+}
+
 /// The event in columns `at..at + 3` (id, type, body) of a row.
 fn event_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Event> {
     Ok(Event {
         id: r.get(at)?,
         kind: r.get(at + 1)?,
         body: r.get(at + 2)?,
+        // As kept: numbered then, or kept before outboxes numbered events.
+        numbered: true,
     })
 }
 
@@ -421,6 +492,9 @@ pub struct GuardedOutbox {
     found: Vec<OutboxProblem>,
     /// Why no outbox can be made, as last reported.
     failing: Option<String>,
+    /// The numbering, carried from outbox to outbox and through memory:
+    /// an outbox that is lost does not restart the host's sequence.
+    sequence: Option<Sequence>,
 }
 
 /// What [`GuardedOutbox::inspect`] found wrong, to be reported.
@@ -442,6 +516,7 @@ impl GuardedOutbox {
             dropped: 0,
             found: Vec::new(),
             failing: None,
+            sequence: None,
         };
         g.try_reopen();
         g
@@ -510,6 +585,9 @@ impl GuardedOutbox {
 
     /// Moves what waits in `o` to the front of memory; says how it went.
     fn take_waiting(&mut self, o: &Outbox) -> String {
+        if let Some(seq) = o.sequence() {
+            self.sequence = Some(seq.clone());
+        }
         match o.waiting() {
             Ok(waiting) => {
                 let n = waiting.len();
@@ -605,6 +683,7 @@ impl GuardedOutbox {
                 detail: format!("{detail}; events wait in memory meanwhile"),
             });
         }
+        self.carry_sequence_into(&mut o)?;
         self.move_held_into(&mut o)?;
         self.outbox = Some(o);
         Ok(())
@@ -638,6 +717,30 @@ impl GuardedOutbox {
                 _ => {}
             }
         }
+    }
+
+    /// Makes `o` number on from where this daemon's numbering is, unless it
+    /// is further on already.
+    fn carry_sequence_into(&mut self, o: &mut Outbox) -> Result<(), OutboxProblem> {
+        let Some(ours) = &self.sequence else {
+            self.sequence = o.sequence().cloned();
+            return Ok(());
+        };
+        let behind = match o.sequence() {
+            Some(theirs) => theirs.stream != ours.stream || theirs.next < ours.next,
+            None => true,
+        };
+        if behind {
+            o.continue_sequence(ours).map_err(|e| OutboxProblem {
+                reason: "unusable",
+                detail: format!(
+                    "the new event outbox {} refuses writes ({}); events wait in memory",
+                    crate::escape::escape_path(&self.path),
+                    crate::escape::sanitize_line(&e.to_string())
+                ),
+            })?;
+        }
+        Ok(())
     }
 
     /// Moves what waited in memory into `o`, in runs of events meant for
@@ -678,7 +781,10 @@ impl GuardedOutbox {
         }
         if let Some(o) = &mut self.outbox {
             match o.add(events, sinks) {
-                Ok(dropped) => return dropped,
+                Ok(dropped) => {
+                    self.sequence = o.sequence().cloned();
+                    return dropped;
+                }
                 // A file that fails under us: its events go to memory.
                 Err(e) => self.retire(format!(
                     "the event outbox refused events ({})",
@@ -687,11 +793,15 @@ impl GuardedOutbox {
             }
         }
         let mut dropped = 0;
+        let sequence = self.sequence.get_or_insert_with(Sequence::start);
         for e in events {
+            // Numbered even when dropped: the consumer sees the gap.
+            let mut e = e.clone();
+            sequence.stamp(&mut e);
             if self.held.len() >= MAX_HELD_EVENTS {
                 dropped += 1;
             } else {
-                self.held.push_back((e.clone(), sinks.to_vec()));
+                self.held.push_back((e, sinks.to_vec()));
             }
         }
         self.dropped += dropped;
@@ -805,6 +915,7 @@ mod tests {
             kind: "fim-test".into(),
             id: format!("e{i}"),
             body: "{}".into(),
+            numbered: false,
         }
     }
 
@@ -853,6 +964,84 @@ mod tests {
         };
         g.deliver("a", &mut a);
         assert_eq!(a.got, ["e5"]);
+    }
+
+    /// The (stream, seq) of what `sink` got.
+    fn numbers(got: &[String]) -> Vec<(String, u64)> {
+        got.iter()
+            .map(|b| {
+                let v: serde_json::Value = serde_json::from_str(b).unwrap();
+                (
+                    v["stream"].as_str().unwrap().to_string(),
+                    v["seq"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    struct Bodies(Vec<String>);
+
+    impl Sink for Bodies {
+        fn send(&mut self, event: &Event) -> Result<(), String> {
+            self.0.push(event.body.clone());
+            Ok(())
+        }
+
+        fn flush(&mut self) -> Result<(), SinkError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn numbering_survives_restarts_and_a_removed_outbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("b.db");
+        let sinks = vec!["a".to_string()];
+        let mut o = Outbox::open(&db).unwrap();
+        o.add(&[event(0), event(1)], &sinks).unwrap();
+        drop(o);
+        // A new process numbers on.
+        let mut g = GuardedOutbox::open(&db);
+        g.add(&[event(2)], &sinks);
+        // The file is removed under the daemon: its events move to memory,
+        // and the numbering goes on in memory and then in the new file.
+        std::fs::remove_file(sibling_outbox(&db)).unwrap();
+        std::fs::create_dir(sibling_outbox(&db)).unwrap();
+        assert_eq!(g.inspect()[0].reason, "not-a-file");
+        g.add(&[event(3)], &sinks);
+        std::fs::remove_dir(sibling_outbox(&db)).unwrap();
+        g.inspect();
+        g.add(&[event(4)], &sinks);
+        let mut got = Bodies(Vec::new());
+        let d = g.deliver("a", &mut got);
+        assert_eq!(d.delivered, 5, "{d:?}");
+        let n = numbers(&got.0);
+        assert!(n.iter().all(|(s, _)| *s == n[0].0), "{n:?}");
+        assert_eq!(
+            n.iter().map(|(_, q)| *q).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+    }
+
+    #[test]
+    fn an_outbox_of_an_earlier_version_is_used_and_numbers_from_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("b.db");
+        {
+            let old = Connection::open(sibling_outbox(&db)).unwrap();
+            old.execute_batch(OUTBOX_EVENTS).unwrap();
+            old.execute_batch(
+                "INSERT INTO events (id, type, body) VALUES ('old', 'fim-test', '{\"x\":1}'); \
+                 INSERT INTO pending VALUES ('a', 1);",
+            )
+            .unwrap();
+        }
+        let mut o = Outbox::open(&db).unwrap();
+        o.add(&[event(1)], &["a".to_string()]).unwrap();
+        let mut got = Bodies(Vec::new());
+        o.deliver("a", &mut got).unwrap();
+        assert_eq!(got.0[0], r#"{"x":1}"#);
+        assert_eq!(numbers(&got.0[1..])[0].1, 1);
     }
 
     fn sibling_outbox(db: &Path) -> PathBuf {

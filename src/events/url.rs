@@ -234,7 +234,10 @@ pub fn sink_key(spec: &str) -> String {
 /// password and options.
 pub fn is_broker_url(spec: &str) -> bool {
     spec.split_once("://").is_some_and(|(scheme, _)| {
-        matches!(scheme, "amqp" | "pyamqp" | "amqps" | "redis" | "rediss")
+        matches!(
+            scheme,
+            "amqp" | "pyamqp" | "amqps" | "redis" | "rediss" | "redis+stream" | "rediss+stream"
+        )
     })
 }
 

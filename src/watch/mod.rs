@@ -120,7 +120,7 @@ fn load(opts: &WatchOptions, floor: Option<i64>) -> Result<(Held, EventFactory),
         expires_ns: opened.expires_ns,
         rules,
     };
-    Ok((held, EventFactory::new(&opts.host, Some(named))))
+    Ok((held, EventFactory::new(&opts.host, &opts.db, Some(named))))
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. Refuses to start on a baseline
@@ -129,7 +129,7 @@ pub fn watch(opts: WatchOptions) -> Result<(), Error> {
     let outbox = GuardedOutbox::open(&opts.db);
     let mut own = OwnOutputs::for_baseline(&opts.db);
     own.add(outbox.path());
-    let unnamed = EventFactory::new(&opts.host, None);
+    let unnamed = EventFactory::new(&opts.host, &opts.db, None);
     let mut courier = Courier::new(outbox, &opts.sinks, unnamed)?;
     let (held, factory) = match load(&opts, None) {
         Ok(loaded) => loaded,

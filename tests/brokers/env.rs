@@ -346,6 +346,23 @@ impl Brokers {
         wait_listening(self.amqps_port, RABBIT_BOOT, "rabbitmq (tls)");
     }
 
+    /// `rabbitmqctl ARGS` against the test's node; its standard output.
+    pub fn rabbitmqctl(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new("/usr/lib/rabbitmq/bin/rabbitmqctl");
+        self.rabbit_env(&mut cmd);
+        let out = cmd
+            .args(["-n", "tripseal-test@localhost", "-q"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "rabbitmqctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Kills RabbitMQ with SIGKILL, as a crash would.
     pub fn kill_rabbit(&self) {
         if let Some(mut s) = self.rabbit.lock().unwrap().server.take() {

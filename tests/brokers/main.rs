@@ -55,6 +55,14 @@ const SCENARIOS: &[(&str, Scenario)] = &[
         amqp_durable_queue_keeps_events_for_a_collector,
     ),
     (
+        "redis_stream_keeps_events_for_a_collector",
+        redis_stream_keeps_events_for_a_collector,
+    ),
+    (
+        "redis_stream_says_when_its_cap_is_reached",
+        redis_stream_says_when_its_cap_is_reached,
+    ),
+    (
         "amqp_wrong_password_keeps_events",
         amqp_wrong_password_keeps_events,
     ),
@@ -438,8 +446,17 @@ fn amqp_durable_queue_keeps_events_for_a_collector(b: &Brokers) {
         "{}",
         stderr(&out)
     );
+    let queues = b.rabbitmqctl(&["list_queues", "name", "type", "durable"]);
+    assert!(
+        queues
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["fim-collector-test", "quorum", "true"]),
+        "a durable quorum queue: {queues}"
+    );
     let events = b.drain_queue("fim-collector-test", DRIFT_EVENTS);
     assert_drift_events(&d, &events);
+    assert_numbered_from_one(&events);
     let host = format!("fim@{}", hostname());
     for e in &events {
         assert_eq!(e["_delivery_mode"], 2, "persistent in a durable queue: {e}");
@@ -449,6 +466,92 @@ fn amqp_durable_queue_keeps_events_for_a_collector(b: &Brokers) {
         assert_eq!(p["priority"], 0, "{e}");
         assert_eq!(p["headers"]["hostname"], host.as_str(), "{e}");
     }
+}
+
+/// One stream, numbered 1, 2, 3... in the order they arrived.
+fn assert_numbered_from_one(events: &[Value]) {
+    let stream = events[0]["stream"].as_str().expect("a stream id");
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["stream"], stream, "{e}");
+        assert_eq!(e["seq"].as_u64(), Some(i as u64 + 1), "{e}");
+    }
+}
+
+/// The entries of Redis Stream `key` (events, with `_type`), and its length.
+fn read_stream(b: &Brokers, key: &str) -> (Vec<Value>, u64) {
+    let out = std::process::Command::new(&b.python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/read_stream.py"))
+        .args([&b.redis_url(), key])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let len = lines.pop().unwrap().parse().unwrap();
+    let events = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (events, len)
+}
+
+/// `redis+stream://` appends every event to a Redis Stream, where it waits
+/// for a collector (nobody needs to be listening), numbered, with its type.
+fn redis_stream_keeps_events_for_a_collector(b: &Brokers) {
+    let d = drifted();
+    let key = format!("fim-test-{}", env::free_port());
+    let url = format!("{}?key={key}", b.redis_url()).replace("redis://", "redis+stream://");
+    let out = check(&d.db, &[&url]);
+    assert_drift_exit(&out);
+    assert!(!stderr(&out).contains("cap"), "{}", stderr(&out));
+    let (events, len) = read_stream(b, &key);
+    assert_eq!(len as usize, DRIFT_EVENTS);
+    assert_drift_events(&d, &events);
+    assert_numbered_from_one(&events);
+    for e in &events {
+        assert_eq!(e["_type"], e["type"], "{e}");
+    }
+    // The next run numbers on.
+    let out = check(&d.db, &[&url]);
+    assert_drift_exit(&out);
+    let (events, _) = read_stream(b, &key);
+    assert_eq!(
+        events[DRIFT_EVENTS]["seq"].as_u64(),
+        Some(DRIFT_EVENTS as u64 + 1)
+    );
+    assert_eq!(events[DRIFT_EVENTS]["stream"], events[0]["stream"]);
+}
+
+/// A stream at its cap drops its oldest entries, read or not: the sink says
+/// so, and the length stays at the cap.
+fn redis_stream_says_when_its_cap_is_reached(b: &Brokers) {
+    let d = drifted();
+    let key = format!("fim-test-{}", env::free_port());
+    let url =
+        format!("{}?key={key}&maxlen=3", b.redis_url()).replace("redis://", "redis+stream://");
+    let out = check(&d.db, &[&url]);
+    assert_drift_exit(&out);
+    assert!(
+        stderr(&out).contains("holds its cap of 3 entries"),
+        "{}",
+        stderr(&out)
+    );
+    let (events, len) = read_stream(b, &key);
+    assert_eq!(len, 3);
+    // The newest stay: the last three numbers.
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        [
+            DRIFT_EVENTS as u64 - 2,
+            DRIFT_EVENTS as u64 - 1,
+            DRIFT_EVENTS as u64
+        ]
+    );
 }
 
 /// A refused login does not fail the check; the events wait, and the

@@ -3,10 +3,11 @@
 //! Celery's `EventDispatcher` publishes its own, and count as delivered only
 //! once the broker has confirmed them (publisher confirms).
 //!
-//! URL options: `queue=NAME` declares a durable queue bound to `celeryev`
-//! with `fim.#` and publishes persistent messages, so that events wait in
-//! the broker for a collector; `ssl_ca_certs`, `ssl_certfile`, `ssl_keyfile`
-//! as in Celery's `broker_use_ssl`.
+//! URL options: `queue=NAME` makes the sink a fleet feed: a quorum queue
+//! (durable, and replicated when RabbitMQ is clustered) bound to `celeryev`
+//! with `fim.#`, and persistent messages, so that events wait in the broker
+//! for `tripseal collect`; `ssl_ca_certs`, `ssl_certfile`, `ssl_keyfile` as
+//! in Celery's `broker_use_ssl`.
 
 use std::time::Duration;
 
@@ -36,9 +37,7 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Amqp {
     /// The URL as messages show it, password hidden.
     name: String,
-    uri: AMQPUri,
-    tls: TlsOptions,
-    queue: Option<String>,
+    target: Target,
     runtime: Option<tokio::runtime::Runtime>,
     session: Option<(Connection, Channel)>,
     /// Published and not yet confirmed, in order.
@@ -47,10 +46,17 @@ pub struct Amqp {
     unrouted: u64,
 }
 
-impl Amqp {
-    /// `name` is how messages about deliveries name the sink; `shown`, how
-    /// errors about its URL do (see `url::redact_in_error`).
-    pub fn new(mut url: BrokerUrl, name: String, shown: &str) -> Result<Amqp, Error> {
+/// Where a URL says events go: the broker, its TLS settings, and the
+/// fleet feed's queue if any. The collector reads from the same.
+pub struct Target {
+    uri: AMQPUri,
+    tls: TlsOptions,
+    pub queue: Option<String>,
+}
+
+impl Target {
+    /// `shown` is how errors name the URL (see `url::redact_in_error`).
+    pub fn parse(mut url: BrokerUrl, shown: &str) -> Result<Target, Error> {
         let tls = url.take_tls()?;
         let queue = url.take("queue").filter(|q| !q.is_empty());
         url.no_more_options("queue, ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs")?;
@@ -84,16 +90,13 @@ impl Amqp {
                 ..AMQPQueryString::default()
             },
         };
-        Ok(Amqp {
-            name,
-            uri,
-            tls,
-            queue,
-            runtime: None,
-            session: None,
-            unconfirmed: Vec::new(),
-            unrouted: 0,
-        })
+        Ok(Target { uri, tls, queue })
+    }
+
+    /// A connection and a channel in confirm mode, with Celery's exchange
+    /// (and the fleet feed's queue, when asked) declared.
+    pub async fn open(&self) -> Result<(Connection, Channel), String> {
+        open_session(self.uri.clone(), self.tls_config()?, self.queue.clone()).await
     }
 
     fn tls_config(&self) -> Result<OwnedTLSConfig, String> {
@@ -120,12 +123,26 @@ impl Amqp {
             cert_chain,
         })
     }
+}
+
+impl Amqp {
+    /// `name` is how messages about deliveries name the sink; `shown`, how
+    /// errors about its URL do (see `url::redact_in_error`).
+    pub fn new(url: BrokerUrl, name: String, shown: &str) -> Result<Amqp, Error> {
+        Ok(Amqp {
+            name,
+            target: Target::parse(url, shown)?,
+            runtime: None,
+            session: None,
+            unconfirmed: Vec::new(),
+            unrouted: 0,
+        })
+    }
 
     fn connect(&mut self) -> Result<(), String> {
         if self.session.is_some() {
             return Ok(());
         }
-        let tls = self.tls_config()?;
         let rt = match &self.runtime {
             Some(rt) => rt,
             None => self.runtime.insert(
@@ -135,9 +152,7 @@ impl Amqp {
                     .map_err(|e| format!("cannot start the AMQP client: {e}"))?,
             ),
         };
-        let uri = self.uri.clone();
-        let queue = self.queue.clone();
-        let session = rt.block_on(open_session(uri, tls, queue))?;
+        let session = rt.block_on(self.target.open())?;
         self.session = Some(session);
         Ok(())
     }
@@ -164,7 +179,7 @@ impl Sink for Amqp {
             .with_content_type("application/json".into())
             .with_content_encoding("utf-8".into())
             .with_headers(headers)
-            .with_delivery_mode(if self.queue.is_some() { 2 } else { 1 })
+            .with_delivery_mode(if self.target.queue.is_some() { 2 } else { 1 })
             .with_priority(0);
         let rt = self.runtime.as_ref().expect("made by connect");
         let published = rt.block_on(ch.basic_publish(
@@ -246,9 +261,15 @@ impl Drop for Amqp {
 }
 
 /// lapin's error with what the user can do about the common ones.
-fn explain(e: &lapin::Error) -> String {
+pub fn explain(e: &lapin::Error) -> String {
     let text = e.to_string();
-    let hint = if text.contains("ACCESS_REFUSED") || text.contains("403") {
+    let hint = if text.contains("x-queue-type") {
+        Some(
+            "a queue of that name exists and is not a quorum queue (one made by an earlier \
+             tripseal, or by hand): let the collector drain it, delete it (rabbitmqctl \
+             delete_queue NAME) and start again, or choose another ?queue= name",
+        )
+    } else if text.contains("ACCESS_REFUSED") || text.contains("403") {
         Some("the broker refused the login: check the user and password in the URL")
     } else if text.contains("NOT_ALLOWED") || text.contains("530") {
         Some("the virtual host does not exist or the user may not use it")
@@ -267,8 +288,6 @@ fn explain(e: &lapin::Error) -> String {
         None => text,
     }
 }
-/// A connection and a channel in confirm mode, with Celery's exchange (and
-/// the collector's queue, when asked) declared.
 async fn open_session(
     uri: AMQPUri,
     tls: OwnedTLSConfig,
@@ -308,13 +327,20 @@ async fn declare(ch: &Channel, queue: Option<String>) -> lapin::Result<()> {
     let Some(q) = queue else {
         return Ok(());
     };
+    // A quorum queue: replicated over a cluster's nodes, and its messages
+    // survive a broker restart (they are always persistent in one).
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
     ch.queue_declare(
         q.as_str().into(),
         QueueDeclareOptions {
             durable: true,
             ..QueueDeclareOptions::default()
         },
-        FieldTable::default(),
+        args,
     )
     .await?;
     ch.queue_bind(

@@ -8,9 +8,9 @@
 //!
 //! One file per kind: [`stdout`], [`file`], [`syslog`], [`amqp`], [`redis`].
 
-mod amqp;
+pub mod amqp;
 mod file;
-mod redis;
+pub mod redis;
 mod stdout;
 mod syslog;
 
@@ -22,7 +22,7 @@ use super::url::{BrokerUrl, redact};
 use crate::error::Error;
 use amqp::Amqp;
 use file::FileSink;
-use redis::Redis;
+use redis::{Redis, RedisStream};
 use stdout::Stdout;
 use syslog::Syslog;
 
@@ -65,7 +65,8 @@ impl SinkError {
 
 /// The schemes `--emit` takes, for messages.
 pub const KNOWN_SINKS: &str = "stdout, file:PATH, syslog, syslog+udp://HOST:PORT, \
-     syslog+tcp://HOST:PORT, amqp://, pyamqp://, amqps://, redis://, rediss://";
+     syslog+tcp://HOST:PORT, amqp://, pyamqp://, amqps://, redis://, rediss://, \
+     redis+stream://, rediss+stream://";
 
 /// Opens the sink a URL names. Nothing is connected yet: a sink that is down
 /// fails at its first event, not here.
@@ -82,6 +83,17 @@ pub fn open(spec: &str) -> Result<Box<dyn Sink>, Error> {
     if let Some("redis" | "rediss") = scheme {
         let url = BrokerUrl::parse(spec)?;
         return Ok(Box::new(Redis::new(
+            url,
+            redact(spec),
+            &crate::events::url::redact_in_error(spec),
+        )?));
+    }
+    if let Some(plain) = scheme.and_then(|s| s.strip_suffix("+stream"))
+        && matches!(plain, "redis" | "rediss")
+    {
+        let mut url = BrokerUrl::parse(spec)?;
+        url.scheme = plain.to_string();
+        return Ok(Box::new(RedisStream::new(
             url,
             redact(spec),
             &crate::events::url::redact_in_error(spec),

@@ -55,6 +55,156 @@ pub struct Redis {
 /// them before it counts the events delivered anyway, and says so.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Where `redis+stream://` (and `rediss+stream://`) URLs say events go: a
+/// Redis Stream, which keeps them for a consumer group (the collector's)
+/// until it has acknowledged them, up to a length cap.
+pub struct StreamTarget {
+    pub client: Client,
+    /// The stream's key (`key=`, default [`DEFAULT_STREAM_KEY`]).
+    pub key: String,
+    /// The most entries the stream keeps (`maxlen=`); past it, the oldest go,
+    /// read or not, and the sink says so.
+    pub maxlen: u64,
+}
+
+pub const DEFAULT_STREAM_KEY: &str = "tripseal.events";
+pub const DEFAULT_STREAM_MAXLEN: u64 = 1_000_000;
+
+impl StreamTarget {
+    /// `url` with its scheme already stripped of `+stream`.
+    pub fn parse(mut url: BrokerUrl, shown: &str) -> Result<StreamTarget, Error> {
+        let tls = url.take_tls()?;
+        let key = url
+            .take("key")
+            .filter(|k| !k.is_empty())
+            .unwrap_or_else(|| DEFAULT_STREAM_KEY.into());
+        let maxlen = match url.take("maxlen") {
+            None => DEFAULT_STREAM_MAXLEN,
+            Some(n) => n.parse().ok().filter(|&n: &u64| n > 0).ok_or_else(|| {
+                Error::invalid(format!(
+                    "event sink {shown}: maxlen must be a positive number of entries"
+                ))
+            })?,
+        };
+        url.no_more_options("key, maxlen, ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs")?;
+        let db = database_number(&url, shown)?;
+        if url.scheme != "rediss" && tls != TlsOptions::default() {
+            return Err(Error::invalid(format!(
+                "event sink {shown}: TLS options need rediss+stream://"
+            )));
+        }
+        Ok(StreamTarget {
+            client: client(&url, db, &tls, shown)?,
+            key,
+            maxlen,
+        })
+    }
+}
+
+/// A connection with the network timeouts set.
+pub fn connect(client: &Client) -> redis::RedisResult<redis::Connection> {
+    let c = client.get_connection_with_timeout(NETWORK_TIMEOUT)?;
+    c.set_read_timeout(Some(NETWORK_TIMEOUT))?;
+    c.set_write_timeout(Some(NETWORK_TIMEOUT))?;
+    Ok(c)
+}
+
+/// Redis's error with what the user can do about the common ones.
+pub fn explain(e: &redis::RedisError) -> String {
+    let text = e.to_string();
+    let hint = if ["WRONGPASS", "NOAUTH", "AuthenticationFailed"]
+        .iter()
+        .any(|k| text.contains(k))
+    {
+        " (the server refused the login: check the user and password in the URL)"
+    } else if text.contains("certificate") || text.contains("UnknownIssuer") {
+        " (the server's TLS certificate did not verify: give the CA that signed it with \
+         ssl_ca_certs=FILE)"
+    } else if text.contains("onnection refused") {
+        " (nothing listens there: is Redis running?)"
+    } else {
+        ""
+    };
+    format!("{text}{hint}")
+}
+
+/// The fleet feed over Redis: each event one `XADD` to a stream capped at
+/// `maxlen` entries, accepted once Redis has answered with the entry's id.
+pub struct RedisStream {
+    name: String,
+    target: StreamTarget,
+    connection: Option<redis::Connection>,
+    /// The stream was at its cap after a batch: the oldest entries went.
+    at_cap: bool,
+}
+
+impl RedisStream {
+    pub fn new(url: BrokerUrl, name: String, shown: &str) -> Result<RedisStream, Error> {
+        Ok(RedisStream {
+            name,
+            target: StreamTarget::parse(url, shown)?,
+            connection: None,
+            at_cap: false,
+        })
+    }
+
+    fn fail(&mut self, e: &redis::RedisError) -> String {
+        self.connection = None;
+        explain(e)
+    }
+}
+
+impl Sink for RedisStream {
+    fn send(&mut self, event: &Event) -> Result<(), String> {
+        if self.connection.is_none() {
+            match connect(&self.target.client) {
+                Ok(c) => self.connection = Some(c),
+                Err(e) => return Err(self.fail(&e)),
+            }
+        }
+        let conn = self.connection.as_mut().expect("connected above");
+        let added: Result<String, _> = redis::cmd("XADD")
+            .arg(&self.target.key)
+            .arg("MAXLEN")
+            .arg(self.target.maxlen)
+            .arg("*")
+            .arg("type")
+            .arg(&event.kind)
+            .arg("event")
+            .arg(&event.body)
+            .query(conn);
+        match added {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.fail(&e)),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        // Every XADD was answered: what was sent is in the stream. Whether
+        // the cap was reached is asked once per batch, for the warning.
+        if let Some(conn) = self.connection.as_mut() {
+            let len: Result<u64, _> = redis::cmd("XLEN").arg(&self.target.key).query(conn);
+            if let Ok(n) = len {
+                self.at_cap |= n >= self.target.maxlen;
+            }
+        }
+        Ok(())
+    }
+
+    fn warning(&mut self) -> Option<String> {
+        std::mem::take(&mut self.at_cap).then(|| {
+            format!(
+                "{}: the stream {} holds its cap of {} entries: each new event pushes out the \
+                 oldest, read or not (the collector counts those as lost); start the \
+                 collector or raise maxlen=",
+                self.name,
+                crate::escape::escape_bytes(self.target.key.as_bytes()),
+                self.target.maxlen
+            )
+        })
+    }
+}
+
 impl Redis {
     /// `name` is how messages about deliveries name the sink; `shown`, how
     /// errors about its URL do (see `url::redact_in_error`).
@@ -97,21 +247,7 @@ impl Redis {
 
     fn fail(&mut self, e: &redis::RedisError) -> String {
         self.connection = None;
-        let text = e.to_string();
-        let hint = if ["WRONGPASS", "NOAUTH", "AuthenticationFailed"]
-            .iter()
-            .any(|k| text.contains(k))
-        {
-            " (the server refused the login: check the user and password in the URL)"
-        } else if text.contains("certificate") || text.contains("UnknownIssuer") {
-            " (the server's TLS certificate did not verify: give the CA that signed it with \
-             ssl_ca_certs=FILE)"
-        } else if text.contains("onnection refused") {
-            " (nothing listens there: is Redis running?)"
-        } else {
-            ""
-        };
-        format!("{text}{hint}")
+        explain(e)
     }
 }
 
@@ -137,15 +273,7 @@ fn envelope(event: &Event) -> String {
 impl Sink for Redis {
     fn send(&mut self, event: &Event) -> Result<(), String> {
         if self.connection.is_none() {
-            let c = self
-                .client
-                .get_connection_with_timeout(NETWORK_TIMEOUT)
-                .and_then(|c| {
-                    c.set_read_timeout(Some(NETWORK_TIMEOUT))?;
-                    c.set_write_timeout(Some(NETWORK_TIMEOUT))?;
-                    Ok(c)
-                });
-            match c {
+            match connect(&self.client) {
                 Ok(c) => self.connection = Some(c),
                 Err(e) => return Err(self.fail(&e)),
             }
@@ -336,6 +464,7 @@ mod tests {
             kind: "fim-file-modified".into(),
             id: "x".into(),
             body: "{}".into(),
+            numbered: false,
         };
         r.channel(&e)
     }
@@ -375,6 +504,7 @@ mod tests {
             kind: "fim-file-added".into(),
             id: "x".into(),
             body: r#"{"hostname":"fim@h"}"#.into(),
+            numbered: false,
         };
         let v: serde_json::Value = serde_json::from_str(&envelope(&e)).unwrap();
         assert_eq!(v["headers"]["hostname"], "fim@h");

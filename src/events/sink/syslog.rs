@@ -212,6 +212,7 @@ mod tests {
             kind: "fim-file-modified".into(),
             id: "x".into(),
             body: r#"{"type":"fim-file-modified","hostname":"fim@web 1","timestamp":1700000000.25,"pid":42,"severity":"critical"}"#.into(),
+            numbered: false,
         };
         let line = rfc5424(&event);
         assert!(
