@@ -75,6 +75,97 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Consume the fleet's events (a RabbitMQ quorum queue or a Redis
+    /// Stream), keep the fleet's state, and flag hosts that went silent,
+    /// rolled back, run an unpublished baseline or lost events (runs until
+    /// SIGTERM or SIGINT).
+    Collect(CollectArgs),
+    /// The fleet as the collector sees it: status, drift, acknowledgements,
+    /// and the baselines hosts may use.
+    Fleet {
+        #[command(subcommand)]
+        command: FleetCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct CollectArgs {
+    /// A fleet feed, as the hosts' sink URL names it (repeatable):
+    /// amqp://HOST/?queue=NAME (also amqps://) or redis+stream://HOST/DB
+    /// (also rediss+stream://; ?key=, ?group=)
+    #[arg(long, value_name = "URL", required = true)]
+    from: Vec<String>,
+    #[command(flatten)]
+    store: StoreArg,
+    /// Send the collector's own events (fim-host-silent, ...) to SINK
+    /// (repeatable) [default: the configuration's [events] emit, else stdout]
+    #[arg(long, value_name = "SINK")]
+    emit: Vec<String>,
+    /// The period assumed for hosts that run scheduled checks only (a
+    /// daemon announces its heartbeat's); silent after three of them
+    #[arg(long, value_name = "EVERY", default_value = "1h", value_parser = parse_period)]
+    check_period: std::time::Duration,
+}
+
+#[derive(clap::Args)]
+struct StoreArg {
+    /// The collector's state [default: /var/lib/tripseal/collector.db if
+    /// that directory exists, else ./baselines/collector.db]
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
+}
+
+impl StoreArg {
+    fn path(self) -> PathBuf {
+        self.store.unwrap_or_else(defaults::default_store)
+    }
+}
+
+#[derive(Subcommand)]
+enum FleetCommand {
+    /// One line per host, worst first (exit 1 when any host has a problem).
+    Status {
+        #[command(flatten)]
+        store: StoreArg,
+        #[arg(long, value_enum, default_value_t = FormatArg::Human)]
+        format: FormatArg,
+    },
+    /// The open drift of HOST (or HOST/INSTANCE); exit 1 when some is not
+    /// acknowledged.
+    Drift {
+        host: String,
+        #[command(flatten)]
+        store: StoreArg,
+        #[arg(long, value_enum, default_value_t = FormatArg::Human)]
+        format: FormatArg,
+    },
+    /// Acknowledge HOST's drift at PATH... (hidden until it changes again),
+    /// its lost events (--lost) or its older generation (--rollback).
+    Ack {
+        host: String,
+        paths: Vec<String>,
+        /// Accept the events HOST is known to have lost
+        #[arg(long)]
+        lost: bool,
+        /// Accept the generation HOST uses now as its highest
+        #[arg(long)]
+        rollback: bool,
+        /// Who acknowledges [default: $SUDO_USER, else $USER]
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Publish a signed baseline as one that hosts of its role (or its host)
+    /// may use, after verifying its seal with the collector's trust store.
+    Publish {
+        db: PathBuf,
+        #[command(flatten)]
+        store: StoreArg,
+        /// Trusted public keys [default: /etc/tripseal/trusted.d/]
+        #[arg(long, value_name = "PATH")]
+        trust: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -350,7 +441,7 @@ impl Cli {
 
     /// Whether this runs the daemon (whose log lines carry times).
     pub fn is_daemon(&self) -> bool {
-        matches!(self.command, Command::Watch { .. })
+        matches!(self.command, Command::Watch { .. } | Command::Collect { .. })
     }
 
     /// The flags, the configuration file and the defaults, resolved.
@@ -373,6 +464,67 @@ impl Cli {
             Command::Digest(a) => a.settings(),
             Command::Show(a) => Ok(a.settings()),
             Command::Rules { command } => command.settings(),
+            Command::Collect(a) => a.settings(ctx),
+            Command::Fleet { command } => Ok(command.settings()),
+        }
+    }
+}
+
+impl CollectArgs {
+    fn settings(self, ctx: Context) -> Result<Settings, Error> {
+        let mut sinks = settings::sinks(&self.emit, ctx.config.as_deref())?;
+        if sinks.is_empty() {
+            sinks = settings::sink_specs(&["stdout".into()])?;
+        }
+        Ok(Settings::Collect(tripseal::fleet::CollectOptions {
+            store: self.store.path(),
+            from: self.from,
+            sinks,
+            host: ctx.host,
+            default_period: self.check_period,
+        }))
+    }
+}
+
+impl FleetCommand {
+    fn settings(self) -> Settings {
+        match self {
+            FleetCommand::Status { store, format } => Settings::FleetStatus {
+                store: store.path(),
+                format: format.into(),
+            },
+            FleetCommand::Drift {
+                host,
+                store,
+                format,
+            } => Settings::FleetDrift {
+                store: store.path(),
+                host,
+                format: format.into(),
+            },
+            FleetCommand::Ack {
+                host,
+                paths,
+                lost,
+                rollback,
+                by,
+                store,
+            } => Settings::FleetAck {
+                store: store.path(),
+                host,
+                paths,
+                lost,
+                rollback,
+                by: by
+                    .or_else(|| std::env::var("SUDO_USER").ok())
+                    .or_else(|| std::env::var("USER").ok())
+                    .unwrap_or_else(|| "operator".into()),
+            },
+            FleetCommand::Publish { db, store, trust } => Settings::FleetPublish {
+                store: store.path(),
+                db,
+                trust: settings::trust_or_default(trust),
+            },
         }
     }
 }

@@ -21,7 +21,7 @@ use tripseal::scan::Relocation;
 use tripseal::seal::{self, SealPolicy};
 use tripseal::settings::{CheckSettings, Settings};
 use tripseal::units::{human_duration, iso8601, now_ns};
-use tripseal::{check, watch};
+use tripseal::{check, fleet, watch};
 
 /// Runs one command.
 pub fn run(settings: Settings) -> Result<Outcome, Error> {
@@ -95,6 +95,72 @@ pub fn run(settings: Settings) -> Result<Outcome, Error> {
             Ok(Outcome::Done)
         }
         Settings::RulesExplain { rules, path } => rules_explain(&rules, &path),
+        Settings::Collect(opts) => fleet::collect(opts).map(|()| Outcome::Done),
+        Settings::FleetStatus { store, format } => {
+            let fine = fleet::status(&store, format, &mut stdout())?;
+            Ok(if fine { Outcome::Done } else { Outcome::NotSelected })
+        }
+        Settings::FleetDrift {
+            store,
+            host,
+            format,
+        } => {
+            let none_open = fleet::drift(&store, &host, format, &mut stdout())?;
+            Ok(if none_open {
+                Outcome::Done
+            } else {
+                Outcome::NotSelected
+            })
+        }
+        Settings::FleetAck {
+            store,
+            host,
+            paths,
+            lost,
+            rollback,
+            by,
+        } => {
+            if paths.is_empty() && !lost && !rollback {
+                return Err(Error::invalid(
+                    "say what to acknowledge: drift at PATH..., --lost (the events the host \
+                     lost) or --rollback (its older generation)",
+                ));
+            }
+            fleet::ack(
+                &store,
+                &fleet::Ack {
+                    name: &host,
+                    paths: &paths,
+                    lost,
+                    rollback,
+                    by: &by,
+                },
+            )?;
+            Ok(Outcome::Done)
+        }
+        Settings::FleetPublish { store, db, trust } => {
+            let p = fleet::publish(&store, &db, &trust)?;
+            writeln!(
+                stdout(),
+                "published {} generation {} (digest {}), signed by {}",
+                match &p.role {
+                    Some(r) => format!("role {}", tripseal::escape::escape_bytes(r.as_bytes())),
+                    None => format!(
+                        "the baseline of host {}",
+                        tripseal::escape::escape_bytes(p.host.as_deref().unwrap_or("").as_bytes())
+                    ),
+                },
+                p.generation,
+                p.digest,
+                p.signers
+                    .iter()
+                    .map(|f| f.chars().take(16).collect::<String>())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+            .map_err(out_err)?;
+            Ok(Outcome::Done)
+        }
     }
 }
 

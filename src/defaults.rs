@@ -64,6 +64,17 @@ pub fn default_db(host: &str) -> PathBuf {
     dir.join(format!("{}.db", file_safe(host)))
 }
 
+/// The collector's store: under the system's state directory when there is
+/// one, else beside the repository's baselines.
+pub fn default_store() -> PathBuf {
+    let dir = if Path::new(SYSTEM_STATE_DIR).is_dir() {
+        Path::new(SYSTEM_STATE_DIR)
+    } else {
+        Path::new(REPO_BASELINES)
+    };
+    dir.join("collector.db")
+}
+
 /// This machine's host name, as the kernel reports it.
 pub fn hostname() -> String {
     let mut buf = [0u8; 256];

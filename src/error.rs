@@ -143,6 +143,10 @@ pub enum Error {
     #[error("{}: {detail}", escape_path(path))]
     Database { path: PathBuf, detail: String },
 
+    /// The collector's store.
+    #[error("collector store {}: {detail}", escape_path(path))]
+    Store { path: PathBuf, detail: String },
+
     #[error("not updated: {count} entries could not be read or held still (first: {first})")]
     ScanProblems { count: u64, first: String },
 
@@ -186,6 +190,7 @@ impl Error {
             Error::Read { .. } => ExitCode::Io,
             Error::Locked { .. } => ExitCode::Lock,
             Error::Database { .. } => ExitCode::Database,
+            Error::Store { .. } => ExitCode::Database,
             Error::ScanProblems { .. } => ExitCode::Io,
             Error::TrustStore { .. } => ExitCode::Config,
             Error::Unsafe { .. } => ExitCode::Config,
@@ -229,6 +234,8 @@ impl Error {
                 "fix those entries (permissions, a process rewriting them), or pass \
                  --accept-errors to record them as they are"
             }
+            // Written to say what to do.
+            Error::Store { .. } => return None,
             Error::Database { .. } => {
                 "this file is not a usable tripseal baseline: point --db at the right file, \
                  restore it from a copy, or make a new one with `tripseal init`"

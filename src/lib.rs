@@ -14,6 +14,7 @@ pub mod error;
 pub mod escape;
 pub mod events;
 pub mod files;
+pub mod fleet;
 pub mod init;
 pub mod pipeline;
 pub mod progress;

@@ -85,6 +85,29 @@ pub enum Settings {
         rules: Rules,
         path: PathBuf,
     },
+    Collect(crate::fleet::CollectOptions),
+    FleetStatus {
+        store: PathBuf,
+        format: Format,
+    },
+    FleetDrift {
+        store: PathBuf,
+        host: String,
+        format: Format,
+    },
+    FleetAck {
+        store: PathBuf,
+        host: String,
+        paths: Vec<String>,
+        lost: bool,
+        rollback: bool,
+        by: String,
+    },
+    FleetPublish {
+        store: PathBuf,
+        db: PathBuf,
+        trust: String,
+    },
 }
 
 pub struct CheckSettings {

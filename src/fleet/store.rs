@@ -1,0 +1,1258 @@
+//! The collector's state: one SQLite file (`--store`), written by `tripseal
+//! collect` and `tripseal fleet`, read by both at once (WAL).
+//!
+//! Guarantees:
+//! - an event is taken at most once: its `id` is kept, and a redelivered
+//!   event changes nothing;
+//! - everything in it that came from a host is data: it is stored as text,
+//!   bounded in size, and escaped wherever it is shown;
+//! - a file found at the store's path is used only if its schema is exactly
+//!   the collector's, and its triggers and views never run.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use serde_json::{Map, Value, json};
+
+use crate::error::Error;
+
+const STORE_SCHEMA: &str = "
+-- Every event taken, by id: a redelivery is recognised and changes nothing.
+CREATE TABLE IF NOT EXISTS seen (
+    id TEXT PRIMARY KEY,
+    at_ns INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_by_time ON seen (at_ns);
+-- One row per monitor: a host's baseline (template units run several).
+CREATE TABLE IF NOT EXISTS hosts (
+    host TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    role TEXT,
+    first_seen_ns INTEGER NOT NULL,
+    last_seen_ns INTEGER NOT NULL,
+    -- The heartbeat period the daemon announced (NULL: none runs).
+    period_s REAL,
+    digest TEXT,
+    generation INTEGER,
+    max_generation INTEGER,
+    backend TEXT,
+    version TEXT,
+    last_scan TEXT,
+    stream TEXT,
+    last_seq INTEGER,
+    -- Events known lost: numbers never received.
+    missing INTEGER NOT NULL DEFAULT 0,
+    -- ok, stopped (said fim-offline) or silent.
+    state TEXT NOT NULL,
+    state_since_ns INTEGER NOT NULL,
+    -- Why its baseline was refused, until a verified one is in use again.
+    tampered TEXT,
+    -- The generation and digest flagged already, so a flag is raised once.
+    rollback_flagged INTEGER,
+    unknown_flagged TEXT,
+    -- Where the last check's scan began in the collector's order of events.
+    scan_mark INTEGER,
+    PRIMARY KEY (host, instance)
+);
+-- Open drift: one row per path, the last event about it.
+CREATE TABLE IF NOT EXISTS drift (
+    host TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    path TEXT NOT NULL,
+    type TEXT NOT NULL,
+    severity TEXT,
+    rule TEXT,
+    first_seen_ns INTEGER NOT NULL,
+    last_seen_ns INTEGER NOT NULL,
+    seen_order INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    acked_by TEXT,
+    acked_ns INTEGER,
+    PRIMARY KEY (host, instance, path)
+);
+-- The signed baselines an operator published (`tripseal fleet publish`).
+CREATE TABLE IF NOT EXISTS published (
+    digest TEXT PRIMARY KEY,
+    full_digest TEXT NOT NULL,
+    role TEXT,
+    host TEXT,
+    generation INTEGER NOT NULL,
+    signers TEXT NOT NULL,
+    published_ns INTEGER NOT NULL
+);
+-- What the collector flagged, newest last.
+CREATE TABLE IF NOT EXISTS flags (
+    n INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ns INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    host TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// The largest event the collector takes; a bigger one is malformed.
+pub const MAX_EVENT_BYTES: usize = 1 << 20;
+/// How long event ids are kept for recognising redeliveries.
+const SEEN_KEPT_NS: i64 = 7 * 86_400 * 1_000_000_000;
+
+/// How many heartbeat periods without a word make a host silent.
+pub const SILENT_AFTER_PERIODS: f64 = 3.0;
+
+/// Something the collector found, to be said as an event of its own.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Flag {
+    pub kind: &'static str,
+    pub host: String,
+    pub instance: String,
+    pub fields: Map<String, Value>,
+}
+
+/// What became of one message.
+#[derive(Debug, PartialEq)]
+pub enum Taken {
+    Stored(Vec<Flag>),
+    /// Taken before (a redelivery).
+    Duplicate,
+    /// Not an event of tripseal's; why.
+    Malformed(String),
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// A monitor as `fleet status` and the API show it.
+#[derive(Clone, Debug)]
+pub struct HostState {
+    pub host: String,
+    pub instance: String,
+    pub role: Option<String>,
+    pub first_seen_ns: i64,
+    pub last_seen_ns: i64,
+    pub period_s: Option<f64>,
+    pub digest: Option<String>,
+    pub generation: Option<i64>,
+    pub max_generation: Option<i64>,
+    pub backend: Option<String>,
+    pub version: Option<String>,
+    pub last_scan: Option<Value>,
+    pub missing: i64,
+    pub state: String,
+    pub state_since_ns: i64,
+    pub tampered: Option<String>,
+    /// The published baseline its digest is (`None`: none is).
+    pub published: Option<Published>,
+    /// Open drift not acknowledged, by severity.
+    pub open_drift: Vec<(String, i64)>,
+}
+
+/// A baseline an operator published.
+#[derive(Clone, Debug)]
+pub struct Published {
+    pub digest: String,
+    pub full_digest: String,
+    pub role: Option<String>,
+    pub host: Option<String>,
+    pub generation: i64,
+    pub signers: Vec<String>,
+    pub published_ns: i64,
+}
+
+/// One open drift record.
+#[derive(Clone, Debug)]
+pub struct DriftRow {
+    pub path: String,
+    pub kind: String,
+    pub severity: Option<String>,
+    pub rule: Option<String>,
+    pub first_seen_ns: i64,
+    pub last_seen_ns: i64,
+    pub event: Value,
+    pub acked_by: Option<String>,
+}
+
+/// The problems a monitor has, worst first; empty when all is well.
+pub fn problems(h: &HostState) -> Vec<&'static str> {
+    let mut p = Vec::new();
+    if h.tampered.is_some() {
+        p.push("tampered");
+    }
+    if h.state == "silent" {
+        p.push("silent");
+    }
+    if let (Some(g), Some(max)) = (h.generation, h.max_generation)
+        && g < max
+    {
+        p.push("rollback");
+    }
+    if h.digest.is_some() && h.published.is_none() {
+        p.push("unknown-baseline");
+    }
+    if h.missing > 0 {
+        p.push("gap");
+    }
+    if h.open_drift.iter().any(|(_, n)| *n > 0) {
+        p.push("drift");
+    }
+    if h.state == "stopped" {
+        p.push("stopped");
+    }
+    p
+}
+
+/// How bad a monitor's state is: lower is worse (for "worst first").
+pub fn rank(h: &HostState) -> usize {
+    const ORDER: [&str; 7] = [
+        "tampered",
+        "silent",
+        "rollback",
+        "unknown-baseline",
+        "gap",
+        "drift",
+        "stopped",
+    ];
+    problems(h)
+        .first()
+        .and_then(|p| ORDER.iter().position(|o| o == p))
+        .unwrap_or(ORDER.len())
+}
+
+impl Store {
+    /// Opens the store at `path`, making it if `create`.
+    pub fn open(path: &Path, create: bool) -> Result<Store, Error> {
+        let fail = |detail: String| Error::Store {
+            path: path.to_path_buf(),
+            detail,
+        };
+        for p in [
+            path.to_path_buf(),
+            crate::files::sibling(path, "-wal"),
+            crate::files::sibling(path, "-shm"),
+        ] {
+            if let Ok(m) = std::fs::symlink_metadata(&p)
+                && !m.is_file()
+            {
+                return Err(fail(format!(
+                    "{} is {}, where the collector keeps its state in a regular file; \
+                     remove it",
+                    crate::escape::escape_path(&p),
+                    crate::files::kind_name(&m)
+                )));
+            }
+        }
+        if !create && !path.exists() {
+            return Err(fail(
+                "no collector store here: `tripseal collect --store FILE` makes it, and \
+                 `tripseal fleet` reads the same --store"
+                    .into(),
+            ));
+        }
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        if create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+            // The store names hosts and what drifted on them: not for others.
+            if !path.exists() {
+                crate::files::create_exclusive(path, 0o600)
+                    .map_err(|e| fail(format!("cannot make it: {e}")))?;
+            }
+        }
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| fail(e.to_string()))?;
+        crate::sqlite::harden(&conn).map_err(|e| fail(e.to_string()))?;
+        conn.execute_batch(
+            "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
+        )
+        .and_then(|()| conn.execute_batch(STORE_SCHEMA))
+        .map_err(|e| fail(e.to_string()))?;
+        let rows = crate::sqlite::schema_rows(&conn).map_err(|e| fail(e.to_string()))?;
+        if rows != crate::sqlite::schema_made_by(&[STORE_SCHEMA]) {
+            return Err(fail(
+                "not a collector store of tripseal's (its schema differs); move it away".into(),
+            ));
+        }
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: rusqlite::Error) -> Error {
+        Error::Store {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        }
+    }
+
+    /// Starts a transaction that [`Store::commit`] ends: what is taken in it
+    /// is stored together, or not at all.
+    pub fn begin(&mut self) -> Result<(), Error> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn commit(&mut self) -> Result<(), Error> {
+        self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
+    }
+
+    pub fn rollback(&mut self) {
+        let _ = self.conn.execute_batch("ROLLBACK");
+    }
+
+    fn bump(&self, name: &str, by: i64) -> Result<i64, Error> {
+        self.conn
+            .query_row(
+                "INSERT INTO counters (name, value) VALUES (?1, ?2) \
+                 ON CONFLICT (name) DO UPDATE SET value = value + ?2 RETURNING value",
+                params![name, by],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// A counter's value (0 when never counted).
+    pub fn counter(&self, name: &str) -> Result<i64, Error> {
+        self.conn
+            .query_row(
+                "SELECT value FROM counters WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::unwrap_or_default)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Takes one message from the feed, received at `now_ns`, inside the
+    /// transaction [`Store::begin`] opened.
+    pub fn take(&mut self, body: &[u8], now_ns: i64) -> Result<Taken, Error> {
+        let event = match parse(body) {
+            Ok(e) => e,
+            Err(why) => {
+                self.bump("malformed", 1)?;
+                return Ok(Taken::Malformed(why));
+            }
+        };
+        let fresh = self
+            .conn
+            .execute(
+                "INSERT OR IGNORE INTO seen (id, at_ns) VALUES (?1, ?2)",
+                params![event.id, now_ns],
+            )
+            .map_err(|e| self.err(e))?;
+        if fresh == 0 {
+            self.bump("duplicates", 1)?;
+            return Ok(Taken::Duplicate);
+        }
+        self.bump("consumed", 1)?;
+        let order = self.bump("order", 1)?;
+        let mut j = Judge {
+            store: self,
+            e: &event,
+            now_ns,
+            order,
+            flags: Vec::new(),
+        };
+        j.run()?;
+        let flags = j.flags;
+        self.record(&flags, now_ns)?;
+        Ok(Taken::Stored(flags))
+    }
+
+    /// Keeps `flags` in the store's history.
+    fn record(&self, flags: &[Flag], now_ns: i64) -> Result<(), Error> {
+        for f in flags {
+            self.conn
+                .execute(
+                    "INSERT INTO flags (at_ns, type, host, instance, detail) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        now_ns,
+                        f.kind,
+                        f.host,
+                        f.instance,
+                        Value::Object(f.fields.clone()).to_string()
+                    ],
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Flags the monitors nothing was heard from for
+    /// [`SILENT_AFTER_PERIODS`] periods while the collector listened (since
+    /// `listening_since_ns`); `default_period_s` for those that announced
+    /// none (scheduled checks only). Inside a transaction.
+    pub fn judge_silence(
+        &mut self,
+        now_ns: i64,
+        listening_since_ns: i64,
+        default_period_s: f64,
+    ) -> Result<Vec<Flag>, Error> {
+        let rows: Vec<(String, String, Option<String>, i64, Option<f64>, String)> = {
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT host, instance, role, last_seen_ns, period_s, state FROM hosts \
+                     WHERE state != 'silent'",
+                )
+                .map_err(|e| self.err(e))?;
+            stmt.query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .and_then(|rows| rows.collect::<Result<_, _>>())
+            .map_err(|e| self.err(e))?
+        };
+        let mut flags = Vec::new();
+        for (host, instance, role, last, period, state) in rows {
+            let period = period.filter(|p| *p > 0.0).unwrap_or(default_period_s);
+            let limit_ns = (period * SILENT_AFTER_PERIODS * 1e9) as i64;
+            let since = last.max(listening_since_ns);
+            if now_ns - since <= limit_ns {
+                continue;
+            }
+            self.conn
+                .execute(
+                    "UPDATE hosts SET state = 'silent', state_since_ns = ?3 \
+                     WHERE host = ?1 AND instance = ?2",
+                    params![host, instance, now_ns],
+                )
+                .map_err(|e| self.err(e))?;
+            let mut fields = subject(&host, &instance, role.as_deref());
+            fields.insert("last_heard".into(), crate::units::iso8601(last).into());
+            fields.insert(
+                "silent_for".into(),
+                json!(((now_ns - last) as f64 / 1e9).round()),
+            );
+            fields.insert("period".into(), json!(period));
+            fields.insert("was".into(), state.clone().into());
+            fields.insert(
+                "detail".into(),
+                format!(
+                    "nothing heard from {} for {} ({} periods of {}s){}",
+                    shown(&host, &instance),
+                    crate::units::human_duration(now_ns - last),
+                    SILENT_AFTER_PERIODS,
+                    period,
+                    if state == "stopped" {
+                        "; it said it was stopping"
+                    } else {
+                        ""
+                    }
+                )
+                .into(),
+            );
+            flags.push(Flag {
+                kind: "fim-host-silent",
+                host,
+                instance,
+                fields,
+            });
+        }
+        self.record(&flags, now_ns)?;
+        Ok(flags)
+    }
+
+    /// Forgets event ids older than a week: redeliveries come within
+    /// minutes, and the table must not grow for ever.
+    pub fn prune(&mut self, now_ns: i64) -> Result<(), Error> {
+        self.conn
+            .execute("DELETE FROM seen WHERE at_ns < ?1", [now_ns - SEEN_KEPT_NS])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records a baseline the operator published (its seal verified by
+    /// the caller).
+    pub fn publish(&mut self, p: &Published) -> Result<(), Error> {
+        self.conn
+            .execute(
+                "INSERT INTO published (digest, full_digest, role, host, generation, signers, \
+                 published_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (digest) DO UPDATE SET signers = ?6, published_ns = ?7",
+                params![
+                    p.digest,
+                    p.full_digest,
+                    p.role,
+                    p.host,
+                    p.generation,
+                    p.signers.join(","),
+                    p.published_ns
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The published baseline with this digest (16 hex digits), if any.
+    pub fn published(&self, digest: &str) -> Result<Option<Published>, Error> {
+        self.conn
+            .query_row(
+                "SELECT digest, full_digest, role, host, generation, signers, published_ns \
+                 FROM published WHERE digest = ?1",
+                [digest],
+                |r| {
+                    Ok(Published {
+                        digest: r.get(0)?,
+                        full_digest: r.get(1)?,
+                        role: r.get(2)?,
+                        host: r.get(3)?,
+                        generation: r.get(4)?,
+                        signers: r
+                            .get::<_, String>(5)?
+                            .split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect(),
+                        published_ns: r.get(6)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every monitor, worst first.
+    pub fn hosts(&self) -> Result<Vec<HostState>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT host, instance, role, first_seen_ns, last_seen_ns, period_s, digest, \
+                 generation, max_generation, backend, version, last_scan, missing, state, \
+                 state_since_ns, tampered FROM hosts ORDER BY host, instance",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(HostState {
+                    host: r.get(0)?,
+                    instance: r.get(1)?,
+                    role: r.get(2)?,
+                    first_seen_ns: r.get(3)?,
+                    last_seen_ns: r.get(4)?,
+                    period_s: r.get(5)?,
+                    digest: r.get(6)?,
+                    generation: r.get(7)?,
+                    max_generation: r.get(8)?,
+                    backend: r.get(9)?,
+                    version: r.get(10)?,
+                    last_scan: r
+                        .get::<_, Option<String>>(11)?
+                        .and_then(|s| serde_json::from_str(&s).ok()),
+                    missing: r.get(12)?,
+                    state: r.get(13)?,
+                    state_since_ns: r.get(14)?,
+                    tampered: r.get(15)?,
+                    published: None,
+                    open_drift: Vec::new(),
+                })
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))?;
+        let mut hosts = Vec::with_capacity(rows.len());
+        for mut h in rows {
+            if let Some(d) = &h.digest {
+                h.published = self
+                    .published(d)?
+                    .filter(|p| p.role.is_none() || p.role == h.role);
+            }
+            h.open_drift = self.open_drift_counts(&h.host, &h.instance)?;
+            hosts.push(h);
+        }
+        hosts.sort_by(|a, b| {
+            rank(a)
+                .cmp(&rank(b))
+                .then_with(|| (&a.host, &a.instance).cmp(&(&b.host, &b.instance)))
+        });
+        Ok(hosts)
+    }
+
+    fn open_drift_counts(&self, host: &str, instance: &str) -> Result<Vec<(String, i64)>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT coalesce(severity, 'unknown'), count(*) FROM drift \
+                 WHERE host = ?1 AND instance = ?2 AND acked_by IS NULL \
+                 GROUP BY 1 ORDER BY 1",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([host, instance], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The monitors `name` designates: `HOST/INSTANCE`, or `HOST` (all of
+    /// its instances).
+    pub fn resolve(&self, name: &str) -> Result<Vec<(String, String)>, Error> {
+        let all: Vec<(String, String)> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT host, instance FROM hosts ORDER BY host, instance")
+                .map_err(|e| self.err(e))?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect::<Result<_, _>>())
+                .map_err(|e| self.err(e))?
+        };
+        let exact: Vec<_> = all
+            .iter()
+            .filter(|(h, i)| shown(h, i) == name)
+            .cloned()
+            .collect();
+        if !exact.is_empty() {
+            return Ok(exact);
+        }
+        let of_host: Vec<_> = all.into_iter().filter(|(h, _)| h == name).collect();
+        if of_host.is_empty() {
+            return Err(Error::invalid(format!(
+                "no host {} has reported to this collector; `tripseal fleet status` lists \
+                 those that have",
+                crate::escape::escape_bytes(name.as_bytes())
+            )));
+        }
+        Ok(of_host)
+    }
+
+    /// The open drift of one monitor, acknowledged or not.
+    pub fn drift(&self, host: &str, instance: &str) -> Result<Vec<DriftRow>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT path, type, severity, rule, first_seen_ns, last_seen_ns, event, \
+                 acked_by FROM drift WHERE host = ?1 AND instance = ?2 ORDER BY path",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([host, instance], |r| {
+            Ok(DriftRow {
+                path: r.get(0)?,
+                kind: r.get(1)?,
+                severity: r.get(2)?,
+                rule: r.get(3)?,
+                first_seen_ns: r.get(4)?,
+                last_seen_ns: r.get(5)?,
+                event: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or(Value::Null),
+                acked_by: r.get(7)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.err(e))
+    }
+
+    /// Acknowledges the open drift of `paths` on a monitor; returns the
+    /// paths that had none.
+    pub fn ack(
+        &mut self,
+        host: &str,
+        instance: &str,
+        paths: &[String],
+        by: &str,
+        now_ns: i64,
+    ) -> Result<Vec<String>, Error> {
+        let mut unknown = Vec::new();
+        for p in paths {
+            let n = self
+                .conn
+                .execute(
+                    "UPDATE drift SET acked_by = ?4, acked_ns = ?5 \
+                     WHERE host = ?1 AND instance = ?2 AND path = ?3",
+                    params![host, instance, p, by, now_ns],
+                )
+                .map_err(|e| self.err(e))?;
+            if n == 0 {
+                unknown.push(p.clone());
+            }
+        }
+        Ok(unknown)
+    }
+
+    /// Accepts a monitor's lost events and its present generation as they
+    /// are: the operator has looked.
+    pub fn ack_host(
+        &mut self,
+        host: &str,
+        instance: &str,
+        lost: bool,
+        rollback: bool,
+    ) -> Result<(), Error> {
+        if lost {
+            self.conn
+                .execute(
+                    "UPDATE hosts SET missing = 0 WHERE host = ?1 AND instance = ?2",
+                    [host, instance],
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        if rollback {
+            self.conn
+                .execute(
+                    "UPDATE hosts SET max_generation = generation, rollback_flagged = NULL \
+                     WHERE host = ?1 AND instance = ?2",
+                    [host, instance],
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// The last `limit` flags, newest first.
+    pub fn recent_flags(&self, limit: i64) -> Result<Vec<(i64, String, String, String, Value)>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT at_ns, type, host, instance, detail FROM flags ORDER BY n DESC LIMIT ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([limit], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or(Value::Null),
+            ))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.err(e))
+    }
+}
+
+/// How a monitor is named to people: `HOST`, or `HOST/INSTANCE` when the
+/// baseline is not the host's default one (named after the host).
+pub fn shown(host: &str, instance: &str) -> String {
+    if instance == host || instance.is_empty() {
+        host.to_string()
+    } else {
+        format!("{host}/{instance}")
+    }
+}
+
+/// The fields that say which monitor a flag is about.
+fn subject(host: &str, instance: &str, role: Option<&str>) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("host".into(), host.into());
+    m.insert("instance".into(), instance.into());
+    if let Some(r) = role {
+        m.insert("role".into(), r.into());
+    }
+    m
+}
+
+/// The parts of an event the collector reads; the rest is kept as it came.
+struct Incoming {
+    id: String,
+    kind: String,
+    host: String,
+    instance: String,
+    stream: Option<String>,
+    seq: Option<i64>,
+    body: Value,
+}
+
+fn parse(body: &[u8]) -> Result<Incoming, String> {
+    if body.len() > MAX_EVENT_BYTES {
+        return Err(format!("{} bytes, more than an event has", body.len()));
+    }
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON ({e})"))?;
+    let text = |k: &str, max: usize| -> Result<String, String> {
+        match v.get(k).and_then(Value::as_str) {
+            Some(s) if !s.is_empty() && s.len() <= max => Ok(s.to_string()),
+            Some(_) => Err(format!("its {k} is empty or too long")),
+            None => Err(format!("no {k}")),
+        }
+    };
+    let kind = text("type", 64)?;
+    if !kind.starts_with("fim-") {
+        return Err(format!(
+            "type {} is not a tripseal event",
+            crate::escape::escape_bytes(kind.as_bytes())
+        ));
+    }
+    let id = text("id", 64)?;
+    let hostname = text("hostname", 300)?;
+    let host = hostname
+        .strip_prefix("fim@")
+        .filter(|h| !h.is_empty())
+        .ok_or("its hostname is not fim@HOST")?
+        .to_string();
+    let instance = match v.get("instance") {
+        None => host.clone(),
+        Some(Value::String(s)) if s.len() <= 255 => s.clone(),
+        Some(_) => return Err("its instance is not a short string".into()),
+    };
+    let stream = match v.get("stream") {
+        None => None,
+        Some(Value::String(s)) if s.len() <= 64 => Some(s.clone()),
+        Some(_) => return Err("its stream is not a short string".into()),
+    };
+    let seq = match v.get("seq") {
+        None => None,
+        Some(n) => Some(
+            n.as_i64()
+                .filter(|n| *n > 0)
+                .ok_or("its seq is not a positive number")?,
+        ),
+    };
+    Ok(Incoming {
+        id,
+        kind,
+        host,
+        instance,
+        stream,
+        seq,
+        body: v,
+    })
+}
+
+/// The judgement of one event about one monitor.
+struct Judge<'a> {
+    store: &'a Store,
+    e: &'a Incoming,
+    now_ns: i64,
+    /// The event's place in the order the collector took events in.
+    order: i64,
+    flags: Vec<Flag>,
+}
+
+/// The row of a monitor that judging reads.
+struct Row {
+    role: Option<String>,
+    digest: Option<String>,
+    max_generation: Option<i64>,
+    stream: Option<String>,
+    last_seq: Option<i64>,
+    state: String,
+    state_since_ns: i64,
+    rollback_flagged: Option<i64>,
+    unknown_flagged: Option<String>,
+    scan_mark: Option<i64>,
+}
+
+impl Judge<'_> {
+    fn exec(&self, sql: &str, p: impl rusqlite::Params) -> Result<(), Error> {
+        self.store
+            .conn
+            .execute(sql, p)
+            .map(|_| ())
+            .map_err(|e| self.store.err(e))
+    }
+
+    fn flag(&mut self, kind: &'static str, role: Option<&str>, more: Map<String, Value>) {
+        let mut fields = subject(&self.e.host, &self.e.instance, role);
+        fields.extend(more);
+        self.flags.push(Flag {
+            kind,
+            host: self.e.host.clone(),
+            instance: self.e.instance.clone(),
+            fields,
+        });
+    }
+
+    fn row(&self) -> Result<Option<Row>, Error> {
+        self.store
+            .conn
+            .query_row(
+                "SELECT role, digest, max_generation, stream, last_seq, state, \
+                 state_since_ns, rollback_flagged, unknown_flagged, scan_mark FROM hosts \
+                 WHERE host = ?1 AND instance = ?2",
+                [&self.e.host, &self.e.instance],
+                |r| {
+                    Ok(Row {
+                        role: r.get(0)?,
+                        digest: r.get(1)?,
+                        max_generation: r.get(2)?,
+                        stream: r.get(3)?,
+                        last_seq: r.get(4)?,
+                        state: r.get(5)?,
+                        state_since_ns: r.get(6)?,
+                        rollback_flagged: r.get(7)?,
+                        unknown_flagged: r.get(8)?,
+                        scan_mark: r.get(9)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.store.err(e))
+    }
+
+    fn run(&mut self) -> Result<(), Error> {
+        let (h, i, now) = (&self.e.host, &self.e.instance, self.now_ns);
+        let row = match self.row()? {
+            Some(r) => r,
+            None => {
+                self.exec(
+                    "INSERT INTO hosts (host, instance, first_seen_ns, last_seen_ns, state, \
+                     state_since_ns) VALUES (?1, ?2, ?3, ?3, 'ok', ?3)",
+                    params![h, i, now],
+                )?;
+                self.row()?.expect("inserted above")
+            }
+        };
+        let role = self.role().or(row.role.clone());
+        // Alive: heard from, whatever it says.
+        let state = if self.e.kind == "fim-offline" {
+            "stopped"
+        } else {
+            "ok"
+        };
+        if row.state == "silent" {
+            let mut m = Map::new();
+            m.insert(
+                "silent_for".into(),
+                json!(((now - row.state_since_ns) as f64 / 1e9).round()),
+            );
+            m.insert(
+                "detail".into(),
+                format!(
+                    "{} is heard from again after {} of silence",
+                    shown(h, i),
+                    crate::units::human_duration(now - row.state_since_ns)
+                )
+                .into(),
+            );
+            self.flag("fim-host-back", role.as_deref(), m);
+        }
+        let since = if state == row.state {
+            row.state_since_ns
+        } else {
+            now
+        };
+        self.exec(
+            "UPDATE hosts SET last_seen_ns = ?3, state = ?4, state_since_ns = ?5, \
+             role = coalesce(?6, role) WHERE host = ?1 AND instance = ?2",
+            params![h, i, now, state, since, role],
+        )?;
+        self.sequence(&row, role.as_deref())?;
+        self.baseline(&row, role.as_deref())?;
+        self.by_type(&row, role.as_deref())
+    }
+
+    fn role(&self) -> Option<String> {
+        self.e
+            .body
+            .get("baseline")?
+            .get("role")?
+            .as_str()
+            .filter(|r| r.len() <= 255)
+            .map(str::to_string)
+    }
+
+    /// Numbers missing between the last one and this one are events lost.
+    fn sequence(&mut self, row: &Row, role: Option<&str>) -> Result<(), Error> {
+        let (Some(stream), Some(seq)) = (&self.e.stream, self.e.seq) else {
+            return Ok(());
+        };
+        let (h, i) = (&self.e.host, &self.e.instance);
+        match (&row.stream, row.last_seq) {
+            (Some(s), Some(last)) if s == stream => {
+                if seq > last + 1 {
+                    let lost = seq - last - 1;
+                    self.exec(
+                        "UPDATE hosts SET last_seq = ?3, missing = missing + ?4 \
+                         WHERE host = ?1 AND instance = ?2",
+                        params![h, i, seq, lost],
+                    )?;
+                    let mut m = Map::new();
+                    m.insert("reason".into(), "missing".into());
+                    m.insert("missing".into(), lost.into());
+                    m.insert("first".into(), (last + 1).into());
+                    m.insert("last".into(), (seq - 1).into());
+                    m.insert(
+                        "detail".into(),
+                        format!(
+                            "{lost} events of {} never arrived (numbers {} to {}): lost on \
+                             the way, dropped by a full outbox, or removed",
+                            shown(h, i),
+                            last + 1,
+                            seq - 1
+                        )
+                        .into(),
+                    );
+                    self.flag("fim-host-gap", role, m);
+                } else if seq <= last {
+                    // Late: one of the numbers counted missing arrived.
+                    self.exec(
+                        "UPDATE hosts SET missing = max(missing - 1, 0) \
+                         WHERE host = ?1 AND instance = ?2",
+                        params![h, i],
+                    )?;
+                } else {
+                    self.exec(
+                        "UPDATE hosts SET last_seq = ?3 WHERE host = ?1 AND instance = ?2",
+                        params![h, i, seq],
+                    )?;
+                }
+            }
+            (Some(_), _) => {
+                // A new numbering: the host's outbox was made anew. What
+                // waited in the old one is unaccounted for.
+                self.exec(
+                    "UPDATE hosts SET stream = ?3, last_seq = ?4 WHERE host = ?1 AND instance = ?2",
+                    params![h, i, stream, seq],
+                )?;
+                let mut m = Map::new();
+                m.insert("reason".into(), "new-stream".into());
+                m.insert(
+                    "detail".into(),
+                    format!(
+                        "{} numbers its events anew (its event outbox was made again): events \
+                         that waited in the old one may be lost",
+                        shown(h, i)
+                    )
+                    .into(),
+                );
+                self.flag("fim-host-gap", role, m);
+            }
+            (None, _) => self.exec(
+                "UPDATE hosts SET stream = ?3, last_seq = ?4 WHERE host = ?1 AND instance = ?2",
+                params![h, i, stream, seq],
+            )?,
+        }
+        Ok(())
+    }
+
+    /// Which baseline the host checks against: a rollback, or one that no
+    /// published signed baseline of its role has.
+    fn baseline(&mut self, row: &Row, role: Option<&str>) -> Result<(), Error> {
+        let Some(b) = self.e.body.get("baseline") else {
+            return Ok(());
+        };
+        let (Some(digest), Some(generation)) = (
+            b.get("digest")
+                .and_then(Value::as_str)
+                .filter(|d| d.len() <= 64),
+            b.get("generation").and_then(Value::as_i64),
+        ) else {
+            return Ok(());
+        };
+        let (h, i) = (self.e.host.clone(), self.e.instance.clone());
+        if row.digest.as_deref() != Some(digest) {
+            // Another baseline: drift judged against the old one is moot,
+            // and a refusal of the old one no longer stands.
+            self.exec(
+                "DELETE FROM drift WHERE host = ?1 AND instance = ?2",
+                params![h, i],
+            )?;
+            self.exec(
+                "UPDATE hosts SET tampered = NULL WHERE host = ?1 AND instance = ?2",
+                params![h, i],
+            )?;
+        }
+        let max = row.max_generation.unwrap_or(generation).max(generation);
+        self.exec(
+            "UPDATE hosts SET digest = ?3, generation = ?4, max_generation = ?5 \
+             WHERE host = ?1 AND instance = ?2",
+            params![h, i, digest, generation, max],
+        )?;
+        if generation < max && row.rollback_flagged != Some(generation) {
+            self.exec(
+                "UPDATE hosts SET rollback_flagged = ?3 WHERE host = ?1 AND instance = ?2",
+                params![h, i, generation],
+            )?;
+            let mut m = Map::new();
+            m.insert("generation".into(), generation.into());
+            m.insert("highest".into(), max.into());
+            m.insert("digest".into(), digest.into());
+            m.insert(
+                "detail".into(),
+                format!(
+                    "{} checks against generation {generation}, older than generation {max} \
+                     it reported before",
+                    shown(&h, &i)
+                )
+                .into(),
+            );
+            self.flag("fim-host-rollback", role, m);
+        }
+        let known = self
+            .store
+            .published(digest)?
+            .is_some_and(|p| p.role.is_none() || p.role.as_deref() == role);
+        if known {
+            if row.unknown_flagged.is_some() {
+                self.exec(
+                    "UPDATE hosts SET unknown_flagged = NULL WHERE host = ?1 AND instance = ?2",
+                    params![h, i],
+                )?;
+            }
+        } else if row.unknown_flagged.as_deref() != Some(digest) {
+            self.exec(
+                "UPDATE hosts SET unknown_flagged = ?3 WHERE host = ?1 AND instance = ?2",
+                params![h, i, digest],
+            )?;
+            let mut m = Map::new();
+            m.insert("digest".into(), digest.into());
+            m.insert("generation".into(), generation.into());
+            m.insert(
+                "detail".into(),
+                format!(
+                    "{} checks against baseline {digest} (generation {generation}), which no \
+                     baseline published for {} has: publish it (`tripseal fleet publish DB`) \
+                     if it is yours",
+                    shown(&h, &i),
+                    match role {
+                        Some(r) => format!("role {r}"),
+                        None => "this host".into(),
+                    }
+                )
+                .into(),
+            );
+            self.flag("fim-host-unknown-baseline", role, m);
+        }
+        Ok(())
+    }
+
+    fn by_type(&mut self, row: &Row, role: Option<&str>) -> Result<(), Error> {
+        let (h, i, now) = (
+            self.e.host.clone(),
+            self.e.instance.clone(),
+            self.now_ns,
+        );
+        let body = &self.e.body;
+        let text = |k: &str| {
+            body.get(k)
+                .and_then(Value::as_str)
+                .map(|s| s.chars().take(4096).collect::<String>())
+        };
+        match self.e.kind.as_str() {
+            "fim-online" | "fim-heartbeat" | "fim-offline" => {
+                let period = body.get("freq").and_then(Value::as_f64);
+                self.exec(
+                    "UPDATE hosts SET period_s = coalesce(?3, period_s), \
+                     backend = coalesce(?4, backend), version = coalesce(?5, version) \
+                     WHERE host = ?1 AND instance = ?2",
+                    params![h, i, period, text("backend"), text("version")],
+                )?;
+                if self.e.kind == "fim-online" {
+                    // The daemon verified the seal before it went online.
+                    self.exec(
+                        "UPDATE hosts SET tampered = NULL WHERE host = ?1 AND instance = ?2",
+                        params![h, i],
+                    )?;
+                }
+            }
+            "fim-file-added" | "fim-file-removed" | "fim-file-modified" | "fim-file-error" => {
+                let Some(path) = text("path") else {
+                    return Ok(());
+                };
+                self.exec(
+                    "INSERT INTO drift (host, instance, path, type, severity, rule, \
+                     first_seen_ns, last_seen_ns, seen_order, event) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9) \
+                     ON CONFLICT (host, instance, path) DO UPDATE SET type = ?4, severity = ?5, \
+                     rule = ?6, last_seen_ns = ?7, seen_order = ?8, event = ?9, \
+                     acked_by = CASE WHEN drift.event = ?9 THEN acked_by END, \
+                     acked_ns = CASE WHEN drift.event = ?9 THEN acked_ns END",
+                    params![
+                        h,
+                        i,
+                        path,
+                        self.e.kind.trim_start_matches("fim-file-"),
+                        text("severity"),
+                        text("rule"),
+                        now,
+                        self.order,
+                        drift_fingerprint(body)
+                    ],
+                )?;
+            }
+            "fim-file-restored" => {
+                if let Some(path) = text("path") {
+                    self.exec(
+                        "DELETE FROM drift WHERE host = ?1 AND instance = ?2 AND path = ?3",
+                        params![h, i, path],
+                    )?;
+                }
+            }
+            "fim-scan-started" if text("scan").as_deref() == Some("check") => {
+                self.exec(
+                    "UPDATE hosts SET scan_mark = ?3 WHERE host = ?1 AND instance = ?2",
+                    params![h, i, self.order],
+                )?;
+            }
+            "fim-scan-finished" => {
+                let mut scan = body.as_object().cloned().unwrap_or_default();
+                for k in ["type", "hostname", "timestamp", "utcoffset", "pid", "clock"] {
+                    scan.remove(k);
+                }
+                scan.insert("at".into(), crate::units::iso8601(now).into());
+                self.exec(
+                    "UPDATE hosts SET last_scan = ?3 WHERE host = ?1 AND instance = ?2",
+                    params![h, i, Value::Object(scan).to_string()],
+                )?;
+                if text("scan").as_deref() == Some("check") {
+                    // A check reports all drift there is, after verifying
+                    // the seal: what it did not report again is gone.
+                    if let Some(mark) = row.scan_mark {
+                        self.exec(
+                            "DELETE FROM drift WHERE host = ?1 AND instance = ?2 \
+                             AND seen_order < ?3",
+                            params![h, i, mark],
+                        )?;
+                    }
+                    self.exec(
+                        "UPDATE hosts SET tampered = NULL, scan_mark = NULL \
+                         WHERE host = ?1 AND instance = ?2",
+                        params![h, i],
+                    )?;
+                }
+            }
+            "fim-baseline-tampered" => {
+                let reason = text("reason").unwrap_or_else(|| "unknown".into());
+                let detail = text("detail").unwrap_or_default();
+                self.exec(
+                    "UPDATE hosts SET tampered = ?3 WHERE host = ?1 AND instance = ?2",
+                    params![h, i, format!("{reason}: {detail}")],
+                )?;
+                let mut m = Map::new();
+                m.insert("reason".into(), reason.into());
+                m.insert("detail".into(), detail.into());
+                m.insert("event_id".into(), self.e.id.clone().into());
+                for k in ["baseline_path", "baseline_path_bytes"] {
+                    if let Some(v) = text(k) {
+                        m.insert(k.into(), v.into());
+                    }
+                }
+                self.flag("fim-baseline-tampered", role, m);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The drift event as stored: without what changes with every report of
+/// the same drift (time, ids, numbering), so that an acknowledgement holds
+/// until the drift itself changes.
+fn drift_fingerprint(body: &Value) -> String {
+    let mut v = body.as_object().cloned().unwrap_or_default();
+    for k in [
+        "timestamp",
+        "utcoffset",
+        "pid",
+        "clock",
+        "id",
+        "seq",
+        "stream",
+        "hostname",
+    ] {
+        v.remove(k);
+    }
+    Value::Object(v).to_string()
+}
