@@ -105,6 +105,17 @@ struct CollectArgs {
     /// daemon announces its heartbeat's); silent after three of them
     #[arg(long, value_name = "EVERY", default_value = "1h", value_parser = parse_period)]
     check_period: std::time::Duration,
+    /// Serve the status page (/), Prometheus metrics (/metrics) and the
+    /// fleet as JSON (/api/hosts) on ADDR, e.g. 127.0.0.1:9817. They have
+    /// no authentication: an address other than loopback needs
+    /// --listen-beyond-loopback
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// Accept a --listen address other than loopback: anyone who can reach
+    /// it reads every host's name, baseline and drifted paths (put it behind
+    /// a reverse proxy with authentication, or a firewall)
+    #[arg(long)]
+    listen_beyond_loopback: bool,
 }
 
 #[derive(clap::Args)]
@@ -441,7 +452,10 @@ impl Cli {
 
     /// Whether this runs the daemon (whose log lines carry times).
     pub fn is_daemon(&self) -> bool {
-        matches!(self.command, Command::Watch { .. } | Command::Collect { .. })
+        matches!(
+            self.command,
+            Command::Watch { .. } | Command::Collect { .. }
+        )
     }
 
     /// The flags, the configuration file and the defaults, resolved.
@@ -476,12 +490,24 @@ impl CollectArgs {
         if sinks.is_empty() {
             sinks = settings::sink_specs(&["stdout".into()])?;
         }
+        if let Some(addr) = self.listen
+            && !addr.ip().is_loopback()
+            && !self.listen_beyond_loopback
+        {
+            return Err(Error::invalid(format!(
+                "--listen {addr} is not a loopback address: the status page, metrics and API \
+                 have no authentication, and show every host's name and drifted paths; add \
+                 --listen-beyond-loopback if that is what you want (behind a firewall or a \
+                 proxy that authenticates)"
+            )));
+        }
         Ok(Settings::Collect(tripseal::fleet::CollectOptions {
             store: self.store.path(),
             from: self.from,
             sinks,
             host: ctx.host,
             default_period: self.check_period,
+            listen: self.listen,
         }))
     }
 }

@@ -98,7 +98,11 @@ pub fn run(settings: Settings) -> Result<Outcome, Error> {
         Settings::Collect(opts) => fleet::collect(opts).map(|()| Outcome::Done),
         Settings::FleetStatus { store, format } => {
             let fine = fleet::status(&store, format, &mut stdout())?;
-            Ok(if fine { Outcome::Done } else { Outcome::NotSelected })
+            Ok(if fine {
+                Outcome::Done
+            } else {
+                Outcome::NotSelected
+            })
         }
         Settings::FleetDrift {
             store,

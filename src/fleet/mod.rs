@@ -14,6 +14,7 @@
 
 pub mod source;
 pub mod store;
+pub mod web;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -52,7 +53,12 @@ pub struct CollectOptions {
     pub host: String,
     /// The period assumed for hosts that announce none (scheduled checks).
     pub default_period: Duration,
+    /// Where to serve metrics, the API and the status page.
+    pub listen: Option<std::net::SocketAddr>,
 }
+
+/// How often the feeds' lag is asked for.
+const LAG_EVERY: Duration = Duration::from_secs(5);
 
 /// One feed and how it is doing.
 struct Feed {
@@ -97,6 +103,18 @@ pub fn collect(opts: CollectOptions) -> Result<(), Error> {
     store.begin()?;
     store.prune(now_ns())?;
     store.commit()?;
+    let _web = match opts.listen {
+        Some(addr) => {
+            let web = web::Web::start(addr, opts.store.clone())?;
+            log::info!(
+                "serving the status page, /metrics and /api/hosts on http://{}/",
+                web.addr
+            );
+            Some(web)
+        }
+        None => None,
+    };
+    let mut lag_asked: Option<Instant> = None;
     let mut listening_since: Option<i64> = None;
     let mut judged = Instant::now();
     let wait = Duration::from_millis(if feeds.len() > 1 { 100 } else { 500 });
@@ -144,7 +162,9 @@ pub fn collect(opts: CollectOptions) -> Result<(), Error> {
                 }
             }
         }
-        let hearing = feeds.iter().all(|f| f.down.is_none() && f.source.connected());
+        let hearing = feeds
+            .iter()
+            .all(|f| f.down.is_none() && f.source.connected());
         listening_since = match (hearing, listening_since) {
             (false, _) => None,
             (true, None) => Some(now_ns()),
@@ -155,11 +175,7 @@ pub fn collect(opts: CollectOptions) -> Result<(), Error> {
         {
             judged = Instant::now();
             store.begin()?;
-            let flags = store.judge_silence(
-                now_ns(),
-                since,
-                opts.default_period.as_secs_f64(),
-            );
+            let flags = store.judge_silence(now_ns(), since, opts.default_period.as_secs_f64());
             let flags = match flags {
                 Ok(f) => f,
                 Err(e) => {
@@ -168,6 +184,20 @@ pub fn collect(opts: CollectOptions) -> Result<(), Error> {
                 }
             };
             say(&mut store, &mut courier, flags)?;
+        }
+        if hearing && lag_asked.is_none_or(|t| t.elapsed() >= LAG_EVERY) {
+            lag_asked = Some(Instant::now());
+            let lags: Option<Vec<u64>> = feeds.iter_mut().map(|f| f.source.lag()).collect();
+            if let Some(lags) = lags {
+                store.begin()?;
+                match store.set_gauge("lag", lags.iter().sum::<u64>() as i64) {
+                    Ok(()) => store.commit()?,
+                    Err(e) => {
+                        store.rollback();
+                        return Err(e);
+                    }
+                }
+            }
         }
         if courier.retry_at().is_some_and(|t| Instant::now() >= t) {
             courier.retry()?;
@@ -292,6 +322,7 @@ pub fn host_json(h: &HostState, now: i64) -> Value {
         "backend": h.backend,
         "version": h.version,
         "events_lost": h.missing,
+        "sequence": {"stream": h.stream, "last": h.last_seq},
         "open_drift": h.open_drift.iter().map(|(s, n)| (s.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
         "last_scan": h.last_scan,
     })
@@ -299,7 +330,8 @@ pub fn host_json(h: &HostState, now: i64) -> Value {
 
 /// `tripseal fleet status`: one line per monitor, worst first.
 pub fn status(store: &Path, format: Format, out: &mut dyn Write) -> Result<bool, Error> {
-    let s = Store::open(store, false)?;
+    let mut s = Store::open(store, false)?;
+    s.snapshot()?;
     let hosts = s.hosts()?;
     let now = now_ns();
     let werr = |e: std::io::Error| Error::Write {
@@ -309,7 +341,13 @@ pub fn status(store: &Path, format: Format, out: &mut dyn Write) -> Result<bool,
     if format == Format::Json {
         let v = json!({
             "hosts": hosts.iter().map(|h| host_json(h, now)).collect::<Vec<_>>(),
+            "collector": {
+                "events_consumed": s.counter("consumed")?,
+                "duplicates": s.counter("duplicates")?,
+                "malformed": s.counter("malformed")?,
+            },
         });
+        s.commit()?;
         writeln!(out, "{v}").map_err(werr)?;
     } else {
         if hosts.is_empty() {
@@ -332,8 +370,7 @@ pub fn status(store: &Path, format: Format, out: &mut dyn Write) -> Result<bool,
                     Some(r) => format!("role {}", escape_bytes(r.as_bytes())),
                     None => "host baseline".into(),
                 },
-                h.generation
-                    .map_or("?".to_string(), |g| g.to_string()),
+                h.generation.map_or("?".to_string(), |g| g.to_string()),
                 h.digest
                     .as_deref()
                     .map_or("?".to_string(), |d| escape_bytes(d.as_bytes())),

@@ -29,6 +29,8 @@ pub trait Source {
     fn ack(&mut self) -> Result<(), String>;
     /// Whether a connection is up (the collector judges no silence without).
     fn connected(&self) -> bool;
+    /// Events waiting in the feed for the collector (`None`: unknown).
+    fn lag(&mut self) -> Option<u64>;
 }
 
 /// Opens the feed a URL names; nothing is connected yet.
@@ -193,6 +195,22 @@ impl Source for AmqpSource {
     fn connected(&self) -> bool {
         self.session.is_some()
     }
+
+    fn lag(&mut self) -> Option<u64> {
+        let rt = self.runtime.as_ref()?;
+        let (_, ch, _) = self.session.as_ref()?;
+        let q = rt
+            .block_on(ch.queue_declare(
+                self.queue.as_str().into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            ))
+            .ok()?;
+        Some(u64::from(q.message_count()))
+    }
 }
 
 impl Drop for AmqpSource {
@@ -317,6 +335,41 @@ impl Source for StreamSource {
 
     fn connected(&self) -> bool {
         self.connection.is_some()
+    }
+
+    /// The group's `lag` from `XINFO GROUPS` (Redis 7).
+    fn lag(&mut self) -> Option<u64> {
+        let conn = self.connection.as_mut()?;
+        let groups: RValue = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&self.target.key)
+            .query(conn)
+            .ok()?;
+        let RValue::Array(groups) = groups else {
+            return None;
+        };
+        for g in groups {
+            let fields: Vec<(Vec<u8>, RValue)> = match g {
+                RValue::Array(f) => f
+                    .chunks(2)
+                    .filter_map(|kv| Some((bytes(&kv[0])?, kv.get(1)?.clone())))
+                    .collect(),
+                RValue::Map(m) => m
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((bytes(&k)?, v)))
+                    .collect(),
+                _ => continue,
+            };
+            let field = |name: &[u8]| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+            if field(b"name").and_then(bytes).as_deref() != Some(self.group.as_bytes()) {
+                continue;
+            }
+            return match field(b"lag") {
+                Some(RValue::Int(n)) => u64::try_from(*n).ok(),
+                _ => None,
+            };
+        }
+        None
     }
 }
 

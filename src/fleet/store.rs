@@ -143,6 +143,9 @@ pub struct HostState {
     pub version: Option<String>,
     pub last_scan: Option<Value>,
     pub missing: i64,
+    /// The numbering of its events: the stream and the last number taken.
+    pub stream: Option<String>,
+    pub last_seq: Option<i64>,
     pub state: String,
     pub state_since_ns: i64,
     pub tampered: Option<String>,
@@ -162,6 +165,16 @@ pub struct Published {
     pub generation: i64,
     pub signers: Vec<String>,
     pub published_ns: i64,
+}
+
+/// A flag as the store keeps it.
+#[derive(Clone, Debug)]
+pub struct FlagRecord {
+    pub at_ns: i64,
+    pub kind: String,
+    pub host: String,
+    pub instance: String,
+    pub fields: Value,
 }
 
 /// One open drift record.
@@ -302,6 +315,12 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Starts a read transaction: what is read until [`Store::commit`] is
+    /// one consistent state, whatever the collector writes meanwhile.
+    pub fn snapshot(&mut self) -> Result<(), Error> {
+        self.conn.execute_batch("BEGIN").map_err(|e| self.err(e))
+    }
+
     pub fn commit(&mut self) -> Result<(), Error> {
         self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
     }
@@ -324,13 +343,35 @@ impl Store {
     /// A counter's value (0 when never counted).
     pub fn counter(&self, name: &str) -> Result<i64, Error> {
         self.conn
+            .query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map(Option::unwrap_or_default)
+            .map_err(|e| self.err(e))
+    }
+
+    /// A value that is set, not counted (the feeds' lag).
+    pub fn set_gauge(&mut self, name: &str, value: i64) -> Result<(), Error> {
+        self.conn
+            .execute(
+                "INSERT INTO counters (name, value) VALUES (?1, ?2) \
+                 ON CONFLICT (name) DO UPDATE SET value = ?2",
+                params![format!("gauge:{name}"), value],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// A gauge's value (`None`: never set).
+    pub fn gauge(&self, name: &str) -> Result<Option<i64>, Error> {
+        self.conn
             .query_row(
                 "SELECT value FROM counters WHERE name = ?1",
-                [name],
+                [format!("gauge:{name}")],
                 |r| r.get(0),
             )
             .optional()
-            .map(Option::unwrap_or_default)
             .map_err(|e| self.err(e))
     }
 
@@ -400,7 +441,15 @@ impl Store {
         listening_since_ns: i64,
         default_period_s: f64,
     ) -> Result<Vec<Flag>, Error> {
-        let rows: Vec<(String, String, Option<String>, i64, Option<f64>, String)> = {
+        struct Quiet {
+            host: String,
+            instance: String,
+            role: Option<String>,
+            last: i64,
+            period: Option<f64>,
+            state: String,
+        }
+        let rows: Vec<Quiet> = {
             let mut stmt = self
                 .conn
                 .prepare(
@@ -409,20 +458,28 @@ impl Store {
                 )
                 .map_err(|e| self.err(e))?;
             stmt.query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
+                Ok(Quiet {
+                    host: r.get(0)?,
+                    instance: r.get(1)?,
+                    role: r.get(2)?,
+                    last: r.get(3)?,
+                    period: r.get(4)?,
+                    state: r.get(5)?,
+                })
             })
             .and_then(|rows| rows.collect::<Result<_, _>>())
             .map_err(|e| self.err(e))?
         };
         let mut flags = Vec::new();
-        for (host, instance, role, last, period, state) in rows {
+        for Quiet {
+            host,
+            instance,
+            role,
+            last,
+            period,
+            state,
+        } in rows
+        {
             let period = period.filter(|p| *p > 0.0).unwrap_or(default_period_s);
             let limit_ns = (period * SILENT_AFTER_PERIODS * 1e9) as i64;
             let since = last.max(listening_since_ns);
@@ -537,7 +594,7 @@ impl Store {
             .prepare(
                 "SELECT host, instance, role, first_seen_ns, last_seen_ns, period_s, digest, \
                  generation, max_generation, backend, version, last_scan, missing, state, \
-                 state_since_ns, tampered FROM hosts ORDER BY host, instance",
+                 state_since_ns, tampered, stream, last_seq FROM hosts ORDER BY host, instance",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
@@ -561,6 +618,8 @@ impl Store {
                     state: r.get(13)?,
                     state_since_ns: r.get(14)?,
                     tampered: r.get(15)?,
+                    stream: r.get(16)?,
+                    last_seq: r.get(17)?,
                     published: None,
                     open_drift: Vec::new(),
                 })
@@ -712,7 +771,7 @@ impl Store {
     }
 
     /// The last `limit` flags, newest first.
-    pub fn recent_flags(&self, limit: i64) -> Result<Vec<(i64, String, String, String, Value)>, Error> {
+    pub fn recent_flags(&self, limit: i64) -> Result<Vec<FlagRecord>, Error> {
         let mut stmt = self
             .conn
             .prepare(
@@ -720,13 +779,13 @@ impl Store {
             )
             .map_err(|e| self.err(e))?;
         stmt.query_map([limit], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or(Value::Null),
-            ))
+            Ok(FlagRecord {
+                at_ns: r.get(0)?,
+                kind: r.get(1)?,
+                host: r.get(2)?,
+                instance: r.get(3)?,
+                fields: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or(Value::Null),
+            })
         })
         .and_then(|rows| rows.collect())
         .map_err(|e| self.err(e))
@@ -1119,11 +1178,7 @@ impl Judge<'_> {
     }
 
     fn by_type(&mut self, row: &Row, role: Option<&str>) -> Result<(), Error> {
-        let (h, i, now) = (
-            self.e.host.clone(),
-            self.e.instance.clone(),
-            self.now_ns,
-        );
+        let (h, i, now) = (self.e.host.clone(), self.e.instance.clone(), self.now_ns);
         let body = &self.e.body;
         let text = |k: &str| {
             body.get(k)
@@ -1188,7 +1243,18 @@ impl Judge<'_> {
             }
             "fim-scan-finished" => {
                 let mut scan = body.as_object().cloned().unwrap_or_default();
-                for k in ["type", "hostname", "timestamp", "utcoffset", "pid", "clock"] {
+                for k in [
+                    "type",
+                    "hostname",
+                    "timestamp",
+                    "utcoffset",
+                    "pid",
+                    "clock",
+                    "id",
+                    "seq",
+                    "stream",
+                    "instance",
+                ] {
                     scan.remove(k);
                 }
                 scan.insert("at".into(), crate::units::iso8601(now).into());

@@ -215,6 +215,9 @@ struct Rabbit {
 // Fields drop in order: the servers stop before their directory goes.
 pub struct Brokers {
     pub python: PathBuf,
+    /// A private network for hosts in network namespaces; RabbitMQ and the
+    /// first Redis listen on its address too.
+    pub fleet: FleetNet,
     pub tls: Tls,
     pub redis_port: u16,
     /// The same Redis, over TLS with client certificates required.
@@ -228,6 +231,53 @@ pub struct Brokers {
     _redis_auth: Server,
     rabbit: Mutex<Rabbit>,
     dir: tempfile::TempDir,
+}
+
+/// A bridge with a private address, made for this run and removed with it:
+/// hosts in network namespaces reach the brokers through it.
+pub struct FleetNet {
+    pub bridge: String,
+    /// The first three octets of the network (a /24).
+    pub net: String,
+    /// The brokers' address on it.
+    pub addr: String,
+}
+
+impl FleetNet {
+    fn make() -> FleetNet {
+        let n = std::process::id() % 250 + 1;
+        let net = format!("10.231.{n}");
+        let f = FleetNet {
+            bridge: format!("tsbr{}", std::process::id() % 100_000),
+            addr: format!("{net}.1"),
+            net,
+        };
+        ip(&["link", "add", &f.bridge, "type", "bridge"]);
+        ip(&["addr", "add", &format!("{}/24", f.addr), "dev", &f.bridge]);
+        ip(&["link", "set", &f.bridge, "up"]);
+        f
+    }
+}
+
+impl Drop for FleetNet {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .status();
+    }
+}
+
+/// `ip ARGS`, which must succeed (the suite runs as root).
+pub fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("ip (iproute2)");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Brokers {
@@ -244,6 +294,7 @@ impl Brokers {
         std::fs::create_dir(&tls_dir).unwrap();
         let tls = Tls::make(&tls_dir);
 
+        let fleet = FleetNet::make();
         let t = Instant::now();
         let (epmd_port, dist_port, amqp_port, amqps_port) =
             (free_port(), free_port(), free_port(), free_port());
@@ -253,6 +304,8 @@ impl Brokers {
             rmq.join("rabbitmq.conf"),
             format!(
                 "listeners.tcp.default = 127.0.0.1:{amqp_port}\n\
+                 listeners.tcp.fleet = {}:{amqp_port}\n\
+                 loopback_users = none\n\
                  listeners.ssl.default = 127.0.0.1:{amqps_port}\n\
                  distribution.listener.interface = 127.0.0.1\n\
                  ssl_options.cacertfile = {}\n\
@@ -260,6 +313,7 @@ impl Brokers {
                  ssl_options.keyfile = {}\n\
                  ssl_options.verify = verify_peer\n\
                  ssl_options.fail_if_no_peer_cert = true\n",
+                fleet.addr,
                 tls.ca.display(),
                 tls.server_cert.display(),
                 tls.server_key.display()
@@ -289,7 +343,10 @@ impl Brokers {
             "--tls-auth-clients".into(),
             "yes".into(),
         ];
-        let redis_tls_args: Vec<&str> = redis_tls_args.iter().map(String::as_str).collect();
+        let mut redis_tls_args: Vec<&str> = redis_tls_args.iter().map(String::as_str).collect();
+        // Protected mode refuses clients not on loopback when there is no
+        // password; this one listens on loopback and the test's network only.
+        redis_tls_args.extend(["--bind", "127.0.0.1", &fleet.addr, "--protected-mode", "no"]);
         let brokers = Brokers {
             python,
             tls,
@@ -311,6 +368,7 @@ impl Brokers {
                 _epmd: epmd,
             }),
             dir,
+            fleet,
         };
         brokers.restart_rabbit();
         println!(

@@ -11,6 +11,7 @@
 //! Needs `redis-server`, `rabbitmq-server` and a Python with `celery[redis]`,
 //! named by `TRIPSEAL_TEST_PYTHON`: `scripts/test.sh` installs all three.
 
+mod collect;
 #[path = "../common/mod.rs"]
 mod common;
 mod env;
@@ -30,6 +31,8 @@ use serde_json::Value;
 type Scenario = fn(&Brokers);
 
 const SCENARIOS: &[(&str, Scenario)] = &[
+    ("collector_over_rabbitmq", collector_over_rabbitmq),
+    ("collector_over_redis_streams", collector_over_redis_streams),
     (
         "amqp_receiver_gets_every_finding",
         amqp_receiver_gets_every_finding,
@@ -466,6 +469,57 @@ fn amqp_durable_queue_keeps_events_for_a_collector(b: &Brokers) {
         assert_eq!(p["priority"], 0, "{e}");
         assert_eq!(p["headers"]["hostname"], host.as_str(), "{e}");
     }
+}
+
+/// The fleet's hosts, each in its network namespace, send to a quorum
+/// queue on the brokers' private address; the collector reads it on
+/// loopback; RabbitMQ is killed and started again on the way.
+fn collector_over_rabbitmq(b: &Brokers) {
+    let queue = format!("fim-fleet-{}", env::free_port());
+    let on = |addr: &str| format!("amqp://guest:guest@{addr}:{}//?queue={queue}", b.amqp_port);
+    let restart = || {
+        b.kill_rabbit();
+        b.restart_rabbit();
+    };
+    let inject = |body: &[u8]| {
+        let out = std::process::Command::new(&b.python)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/publish_raw.py"))
+            .args([&b.amqp_url(), &queue])
+            .arg(OsStr::from_bytes(body))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    collect::fleet_flow(
+        b,
+        &on(&b.fleet.addr),
+        &on("127.0.0.1"),
+        Some(&restart),
+        &inject,
+    );
+}
+
+/// The same flow over a Redis Stream.
+fn collector_over_redis_streams(b: &Brokers) {
+    let key = format!("fim-fleet-{}", env::free_port());
+    let on = |addr: &str| format!("redis+stream://{addr}:{}/0?key={key}", b.redis_port);
+    let inject = |body: &[u8]| {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &b.redis_port.to_string(), "XADD", &key, "*", "event"])
+            .arg(OsStr::from_bytes(body))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    collect::fleet_flow(b, &on(&b.fleet.addr), &on("127.0.0.1"), None, &inject);
 }
 
 /// One stream, numbered 1, 2, 3... in the order they arrived.
