@@ -59,6 +59,8 @@ pub struct CollectOptions {
 
 /// How often the feeds' lag is asked for.
 const LAG_EVERY: Duration = Duration::from_secs(5);
+/// How often old event ids are forgotten.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// One feed and how it is doing.
 struct Feed {
@@ -71,7 +73,7 @@ struct Feed {
 
 /// Runs the collector until SIGTERM or SIGINT.
 pub fn collect(opts: CollectOptions) -> Result<(), Error> {
-    let mut store = Store::open(&opts.store, true)?;
+    // The feeds' URLs are checked before anything is made.
     let mut feeds = opts
         .from
         .iter()
@@ -84,6 +86,7 @@ pub fn collect(opts: CollectOptions) -> Result<(), Error> {
             })
         })
         .collect::<Result<Vec<_>, Error>>()?;
+    let mut store = Store::open(&opts.store, true)?;
     let factory = EventFactory::new(&opts.host, &opts.store, None);
     let mut courier = Courier::new(Outbox::open(&opts.store)?, &opts.sinks, factory)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -115,6 +118,8 @@ pub fn collect(opts: CollectOptions) -> Result<(), Error> {
         None => None,
     };
     let mut lag_asked: Option<Instant> = None;
+    let mut lag_stored: Option<u64> = None;
+    let mut pruned = Instant::now();
     let mut listening_since: Option<i64> = None;
     let mut judged = Instant::now();
     let wait = Duration::from_millis(if feeds.len() > 1 { 100 } else { 500 });
@@ -133,6 +138,12 @@ pub fn collect(opts: CollectOptions) -> Result<(), Error> {
                     feed.retry_at = None;
                     feed.backoff = FEED_BACKOFF.0;
                     if messages.is_empty() {
+                        // What was received had nothing to store (entries
+                        // a capped stream dropped before they were read):
+                        // acknowledged, or it would be handed out again.
+                        if let Err(e) = feed.source.ack() {
+                            log::debug!("{}: {e}", feed.source.name());
+                        }
                         continue;
                     }
                     took += messages.len();
@@ -188,14 +199,27 @@ pub fn collect(opts: CollectOptions) -> Result<(), Error> {
         if hearing && lag_asked.is_none_or(|t| t.elapsed() >= LAG_EVERY) {
             lag_asked = Some(Instant::now());
             let lags: Option<Vec<u64>> = feeds.iter_mut().map(|f| f.source.lag()).collect();
-            if let Some(lags) = lags {
+            let lag = lags.map(|l| l.iter().sum::<u64>());
+            if let Some(lag) = lag.filter(|l| Some(*l) != lag_stored) {
                 store.begin()?;
-                match store.set_gauge("lag", lags.iter().sum::<u64>() as i64) {
+                match store.set_gauge("lag", lag as i64) {
                     Ok(()) => store.commit()?,
                     Err(e) => {
                         store.rollback();
                         return Err(e);
                     }
+                }
+                lag_stored = Some(lag);
+            }
+        }
+        if pruned.elapsed() >= PRUNE_EVERY {
+            pruned = Instant::now();
+            store.begin()?;
+            match store.prune(now_ns()) {
+                Ok(()) => store.commit()?,
+                Err(e) => {
+                    store.rollback();
+                    return Err(e);
                 }
             }
         }

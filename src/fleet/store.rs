@@ -97,8 +97,10 @@ CREATE TABLE IF NOT EXISTS counters (
 
 /// The largest event the collector takes; a bigger one is malformed.
 pub const MAX_EVENT_BYTES: usize = 1 << 20;
-/// How long event ids are kept for recognising redeliveries.
-const SEEN_KEPT_NS: i64 = 7 * 86_400 * 1_000_000_000;
+/// How long event ids are kept for recognising redeliveries: a broker gives
+/// a message again within seconds of losing its consumer, and a host's sink
+/// resends within its backoff; a day is ample, and bounds the table.
+const SEEN_KEPT_NS: i64 = 86_400 * 1_000_000_000;
 
 /// How many heartbeat periods without a word make a host silent.
 pub const SILENT_AFTER_PERIODS: f64 = 3.0;
@@ -528,7 +530,7 @@ impl Store {
         Ok(flags)
     }
 
-    /// Forgets event ids older than a week: redeliveries come within
+    /// Forgets event ids older than a day: redeliveries come within
     /// minutes, and the table must not grow for ever.
     pub fn prune(&mut self, now_ns: i64) -> Result<(), Error> {
         self.conn
@@ -544,7 +546,8 @@ impl Store {
             .execute(
                 "INSERT INTO published (digest, full_digest, role, host, generation, signers, \
                  published_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-                 ON CONFLICT (digest) DO UPDATE SET signers = ?6, published_ns = ?7",
+                 ON CONFLICT (digest) DO UPDATE SET full_digest = ?2, role = ?3, host = ?4, \
+                 generation = ?5, signers = ?6, published_ns = ?7",
                 params![
                     p.digest,
                     p.full_digest,
@@ -1321,4 +1324,304 @@ fn drift_fingerprint(body: &Value) -> String {
         v.remove(k);
     }
     Value::Object(v).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Store,
+        n: u64,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(&dir.path().join("c.db"), true).unwrap();
+            Fixture {
+                _dir: dir,
+                store,
+                n: 0,
+            }
+        }
+
+        /// Takes an event of `kind` from `host` with `fields`, numbered
+        /// `seq` in stream `stream`; the flags it raised.
+        fn take(
+            &mut self,
+            host: &str,
+            kind: &str,
+            stream: &str,
+            seq: i64,
+            fields: Value,
+        ) -> Vec<Flag> {
+            self.n += 1;
+            let mut v = json!({
+                "type": kind,
+                "hostname": format!("fim@{host}"),
+                "id": format!("id-{}", self.n),
+                "instance": "app",
+                "stream": stream,
+                "seq": seq,
+            });
+            for (k, x) in fields.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            self.raw(v.to_string().as_bytes())
+        }
+
+        fn raw(&mut self, body: &[u8]) -> Vec<Flag> {
+            self.store.begin().unwrap();
+            let t = self.store.take(body, crate::units::now_ns()).unwrap();
+            self.store.commit().unwrap();
+            match t {
+                Taken::Stored(f) => f,
+                other => panic!("{other:?}"),
+            }
+        }
+
+        fn host(&self, name: &str) -> HostState {
+            self.store
+                .hosts()
+                .unwrap()
+                .into_iter()
+                .find(|h| h.host == name)
+                .unwrap()
+        }
+    }
+
+    fn kinds(flags: &[Flag]) -> Vec<&str> {
+        flags.iter().map(|f| f.kind).collect()
+    }
+
+    fn baseline(digest: &str, generation: i64) -> Value {
+        json!({"baseline": {"digest": digest, "generation": generation, "role": "app"}})
+    }
+
+    #[test]
+    fn numbers_that_never_came_are_a_gap_and_late_ones_fill_it() {
+        let mut f = Fixture::new();
+        assert!(f.take("w", "fim-heartbeat", "s1", 1, json!({})).is_empty());
+        let flags = f.take("w", "fim-heartbeat", "s1", 5, json!({}));
+        assert_eq!(kinds(&flags), ["fim-host-gap"]);
+        assert_eq!(flags[0].fields["missing"], 3);
+        assert_eq!(
+            (
+                flags[0].fields["first"].as_i64(),
+                flags[0].fields["last"].as_i64()
+            ),
+            (Some(2), Some(4))
+        );
+        assert_eq!(f.host("w").missing, 3);
+        assert!(problems(&f.host("w")).contains(&"gap"));
+        // One of them arrives late: one fewer lost, and no new flag.
+        assert!(f.take("w", "fim-heartbeat", "s1", 3, json!({})).is_empty());
+        assert_eq!(f.host("w").missing, 2);
+        assert_eq!(f.host("w").last_seq, Some(5));
+        // A new numbering (the outbox made anew) is said once.
+        let flags = f.take("w", "fim-heartbeat", "s2", 1, json!({}));
+        assert_eq!(kinds(&flags), ["fim-host-gap"]);
+        assert_eq!(flags[0].fields["reason"], "new-stream");
+        assert!(f.take("w", "fim-heartbeat", "s2", 2, json!({})).is_empty());
+        // The operator looked.
+        f.store.ack_host("w", "app", true, false).unwrap();
+        assert!(!problems(&f.host("w")).contains(&"gap"));
+    }
+
+    #[test]
+    fn a_redelivered_event_changes_nothing() {
+        let mut f = Fixture::new();
+        let body = json!({"type": "fim-file-added", "hostname": "fim@w", "id": "same",
+                          "instance": "app", "stream": "s", "seq": 1, "path": "/x",
+                          "severity": "high"})
+        .to_string();
+        f.raw(body.as_bytes());
+        f.store.ack("w", "app", &["/x".into()], "ann", 1).unwrap();
+        f.store.begin().unwrap();
+        assert_eq!(f.store.take(body.as_bytes(), 2).unwrap(), Taken::Duplicate);
+        f.store.commit().unwrap();
+        assert_eq!(f.store.counter("consumed").unwrap(), 1);
+        assert_eq!(f.store.counter("duplicates").unwrap(), 1);
+        assert_eq!(
+            f.store.drift("w", "app").unwrap()[0].acked_by.as_deref(),
+            Some("ann")
+        );
+    }
+
+    #[test]
+    fn what_is_not_an_event_is_counted_and_dropped() {
+        let mut f = Fixture::new();
+        let too_big = vec![b' '; MAX_EVENT_BYTES + 1];
+        for body in [
+            &b"not json"[..],
+            br#"[1,2]"#,
+            br#"{"type":"task-succeeded","hostname":"celery@w","id":"1"}"#,
+            br#"{"type":"fim-heartbeat","hostname":"w","id":"1"}"#,
+            br#"{"type":"fim-heartbeat","hostname":"fim@w"}"#,
+            br#"{"type":"fim-heartbeat","hostname":"fim@w","id":"1","seq":-1,"stream":"s"}"#,
+            &too_big,
+        ] {
+            f.store.begin().unwrap();
+            let t = f.store.take(body, 1).unwrap();
+            f.store.commit().unwrap();
+            assert!(matches!(t, Taken::Malformed(_)), "{t:?}");
+        }
+        assert_eq!(f.store.counter("malformed").unwrap(), 7);
+        assert!(f.store.hosts().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_older_generation_is_a_rollback_said_once() {
+        let mut f = Fixture::new();
+        f.take("w", "fim-online", "s", 1, baseline("bbbb", 2));
+        let flags = f.take("w", "fim-heartbeat", "s", 2, baseline("aaaa", 1));
+        assert!(kinds(&flags).contains(&"fim-host-rollback"), "{flags:?}");
+        let again = f.take("w", "fim-heartbeat", "s", 3, baseline("aaaa", 1));
+        assert!(!kinds(&again).contains(&"fim-host-rollback"));
+        assert!(problems(&f.host("w")).contains(&"rollback"));
+        f.store.ack_host("w", "app", false, true).unwrap();
+        assert!(!problems(&f.host("w")).contains(&"rollback"));
+    }
+
+    #[test]
+    fn a_baseline_is_known_once_published_for_its_role() {
+        let mut f = Fixture::new();
+        let flags = f.take("w", "fim-online", "s", 1, baseline("cccc", 1));
+        assert_eq!(kinds(&flags), ["fim-host-unknown-baseline"]);
+        assert!(
+            f.take("w", "fim-heartbeat", "s", 2, baseline("cccc", 1))
+                .is_empty()
+        );
+        // Published for another role: still unknown for this one.
+        let mut p = Published {
+            digest: "cccc".into(),
+            full_digest: "cccc".repeat(16),
+            role: Some("other".into()),
+            host: None,
+            generation: 1,
+            signers: vec!["k".into()],
+            published_ns: 0,
+        };
+        f.store.publish(&p).unwrap();
+        assert!(problems(&f.host("w")).contains(&"unknown-baseline"));
+        p.role = Some("app".into());
+        f.store.publish(&p).unwrap();
+        assert!(problems(&f.host("w")).is_empty());
+        assert_eq!(f.host("w").published.unwrap().signers, ["k"]);
+    }
+
+    #[test]
+    fn a_check_closes_the_drift_it_no_longer_reports() {
+        let mut f = Fixture::new();
+        let b = baseline("dddd", 1);
+        let drift = |path: &str| {
+            let mut v = b.clone();
+            v["path"] = path.into();
+            v["severity"] = "high".into();
+            v
+        };
+        f.take("w", "fim-scan-started", "s", 1, json!({"scan": "check"}));
+        f.take("w", "fim-file-modified", "s", 2, drift("/a"));
+        f.take("w", "fim-file-added", "s", 3, drift("/b"));
+        f.take("w", "fim-scan-finished", "s", 4, json!({"scan": "check"}));
+        assert_eq!(f.store.drift("w", "app").unwrap().len(), 2);
+        // The next check reports /b only: /a was put back.
+        f.take("w", "fim-scan-started", "s", 5, json!({"scan": "check"}));
+        f.take("w", "fim-file-added", "s", 6, drift("/b"));
+        f.take("w", "fim-scan-finished", "s", 7, json!({"scan": "check"}));
+        let open: Vec<String> = f
+            .store
+            .drift("w", "app")
+            .unwrap()
+            .into_iter()
+            .map(|d| d.path)
+            .collect();
+        assert_eq!(open, ["/b"]);
+        // An acknowledgement holds while the drift is the same, and ends
+        // when it changes.
+        f.store.ack("w", "app", &["/b".into()], "ann", 1).unwrap();
+        f.take("w", "fim-file-added", "s", 8, drift("/b"));
+        assert!(f.store.drift("w", "app").unwrap()[0].acked_by.is_some());
+        let mut changed = drift("/b");
+        changed["attributes"] = json!({"size": 9});
+        f.take("w", "fim-file-added", "s", 9, changed);
+        assert!(f.store.drift("w", "app").unwrap()[0].acked_by.is_none());
+        // The daemon says it is back to its baseline state.
+        f.take("w", "fim-file-restored", "s", 10, json!({"path": "/b"}));
+        assert!(f.store.drift("w", "app").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_refused_baseline_stands_until_a_verified_one_is_used() {
+        let mut f = Fixture::new();
+        let flags = f.take(
+            "w",
+            "fim-baseline-tampered",
+            "s",
+            1,
+            json!({"reason": "altered", "detail": "its content is not what was signed"}),
+        );
+        assert_eq!(kinds(&flags), ["fim-baseline-tampered"]);
+        assert_eq!(flags[0].fields["reason"], "altered");
+        assert_eq!(problems(&f.host("w"))[0], "tampered");
+        f.take("w", "fim-heartbeat", "s", 2, json!({}));
+        assert_eq!(problems(&f.host("w"))[0], "tampered");
+        f.take("w", "fim-scan-finished", "s", 3, json!({"scan": "check"}));
+        assert!(f.host("w").tampered.is_none());
+    }
+
+    #[test]
+    fn silence_is_judged_only_while_listening_and_said_once() {
+        let mut f = Fixture::new();
+        f.take("w", "fim-online", "s", 1, json!({"freq": 1.0}));
+        let last = f.host("w").last_seen_ns;
+        let s = 1_000_000_000;
+        f.store.begin().unwrap();
+        // The collector started listening just now: no silence yet.
+        assert!(
+            f.store
+                .judge_silence(last + 10 * s, last + 9 * s, 3600.0)
+                .unwrap()
+                .is_empty()
+        );
+        let flags = f.store.judge_silence(last + 10 * s, last, 3600.0).unwrap();
+        assert_eq!(kinds(&flags), ["fim-host-silent"]);
+        assert!(
+            f.store
+                .judge_silence(last + 11 * s, last, 3600.0)
+                .unwrap()
+                .is_empty()
+        );
+        f.store.commit().unwrap();
+        assert_eq!(f.host("w").state, "silent");
+        let flags = f.take("w", "fim-heartbeat", "s", 2, json!({"freq": 1.0}));
+        assert_eq!(kinds(&flags), ["fim-host-back"]);
+        assert_eq!(f.host("w").state, "ok");
+        // A host that said it stops is stopped, and silent only later.
+        f.take("w", "fim-offline", "s", 3, json!({"freq": 1.0}));
+        assert_eq!(f.host("w").state, "stopped");
+        assert!(problems(&f.host("w")).contains(&"stopped"));
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_store_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.db");
+        let other = Connection::open(&p).unwrap();
+        other.execute_batch("CREATE TABLE hosts (x)").unwrap();
+        drop(other);
+        let e = Store::open(&p, true).err().unwrap().to_string();
+        assert!(e.contains("not a collector store"), "{e}");
+        let link = dir.path().join("l.db");
+        std::os::unix::fs::symlink(&p, &link).unwrap();
+        let e = Store::open(&link, true).err().unwrap().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        let e = Store::open(&dir.path().join("none.db"), false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("no collector store here"), "{e}");
+    }
 }

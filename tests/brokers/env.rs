@@ -233,6 +233,17 @@ pub struct Brokers {
     dir: tempfile::TempDir,
 }
 
+/// A child process killed when dropped, so that a failed scenario leaves
+/// none running (holding the test's output open).
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A bridge with a private address, made for this run and removed with it:
 /// hosts in network namespaces reach the brokers through it.
 pub struct FleetNet {

@@ -34,6 +34,10 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("collector_over_rabbitmq", collector_over_rabbitmq),
     ("collector_over_redis_streams", collector_over_redis_streams),
     (
+        "collector_counts_what_a_capped_stream_dropped",
+        collector_counts_what_a_capped_stream_dropped,
+    ),
+    (
         "amqp_receiver_gets_every_finding",
         amqp_receiver_gets_every_finding,
     ),
@@ -520,6 +524,114 @@ fn collector_over_redis_streams(b: &Brokers) {
         );
     };
     collect::fleet_flow(b, &on(&b.fleet.addr), &on("127.0.0.1"), None, &inject);
+}
+
+/// A stream at its cap drops the oldest entries, read or not: when the
+/// collector was away, what it never read shows as a gap in the host's
+/// numbering, flagged once; the host's scheduled checks keep its drift open
+/// and close what is no longer reported.
+fn collector_counts_what_a_capped_stream_dropped(b: &Brokers) {
+    let d = drifted();
+    let key = format!("fim-capped-{}", env::free_port());
+    let url = format!("redis+stream://127.0.0.1:{}/0?key={key}", b.redis_port);
+    let capped = format!("{url}&maxlen=3");
+    let store = d.db.with_file_name("collector.db");
+    let log = d.db.with_file_name("collector.log");
+    let flags = d.db.with_file_name("flags.jsonl");
+    let start = || {
+        env::Killed(
+            std::process::Command::new(bin_path())
+                .args(["collect", "--from", &url, "--store"])
+                .arg(&store)
+                .arg("--emit")
+                .arg(format!("file:{}", flags.display()))
+                .stdout(std::process::Stdio::null())
+                .stderr(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&log)
+                        .unwrap(),
+                )
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let status = || -> Value {
+        let out = tripseal()
+            .args(["fleet", "status", "--format", "json", "--store"])
+            .arg(&store)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    };
+    let wait_for = |what: &str, ok: &dyn Fn(&Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = status();
+            if ok(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: {s}\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let collector = start();
+    assert_drift_exit(&check(&d.db, &[&url]));
+    let s = wait_for("the first check", &|s| {
+        s["hosts"][0]["sequence"]["last"] == DRIFT_EVENTS
+    });
+    assert_eq!(s["hosts"][0]["events_lost"], 0, "{s}");
+    assert_eq!(s["hosts"][0]["open_drift"]["critical"], 3, "{s}");
+    drop(collector);
+    // Away: two checks' events, to a stream capped at three entries. Two
+    // of them were handed to the collector's consumer and never
+    // acknowledged (a collector killed mid-batch), then dropped by the cap.
+    assert_drift_exit(&check(&d.db, &[&capped]));
+    let taken = std::process::Command::new("redis-cli")
+        .args(["-p", &b.redis_port.to_string()])
+        .args([
+            "XREADGROUP",
+            "GROUP",
+            "tripseal-collect",
+            "collector",
+            "COUNT",
+            "2",
+        ])
+        .args(["STREAMS", &key, ">"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&taken.stdout).contains("fim-"),
+        "{taken:?}"
+    );
+    assert_drift_exit(&check(&d.db, &[&capped]));
+    let collector = start();
+    let last = 3 * DRIFT_EVENTS as i64;
+    let s = wait_for("the third check", &|s| {
+        s["hosts"][0]["sequence"]["last"] == last
+    });
+    let lost = 2 * DRIFT_EVENTS as i64 - 3;
+    assert_eq!(s["hosts"][0]["events_lost"], lost, "{s}");
+    assert!(
+        s["hosts"][0]["problems"]
+            .as_array()
+            .unwrap()
+            .contains(&"gap".into()),
+        "{s}"
+    );
+    drop(collector);
+    let gaps: Vec<Value> = read_jsonl(&flags)
+        .into_iter()
+        .filter(|f| f["type"] == "fim-host-gap")
+        .collect();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!(gaps[0]["missing"], lost);
+    assert_eq!(gaps[0]["first"], DRIFT_EVENTS + 1);
 }
 
 /// One stream, numbered 1, 2, 3... in the order they arrived.
