@@ -13,7 +13,9 @@ cd "$(dirname "$0")/.."
 # start their own instances on loopback, never the system's service);
 # systemd-analyze (systemd) verifies the units in packaging/systemd;
 # dpkg-shlibdeps (dpkg-dev) works out the package's dependencies for
-# cargo-deb, and man (man-db) finds the man pages the package installs.
+# cargo-deb, and man (man-db) finds the man pages the package installs; ip
+# (iproute2) makes the network namespaces the fleet's hosts run in, and
+# chromium loads the collector's status page as a browser does.
 need=()
 command -v setfattr >/dev/null || need+=(attr)
 command -v setpriv  >/dev/null || need+=(util-linux)
@@ -26,6 +28,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
 command -v man >/dev/null || need+=(man-db)
+command -v ip >/dev/null || need+=(iproute2)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2

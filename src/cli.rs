@@ -92,8 +92,9 @@ enum Command {
 struct CollectArgs {
     /// A fleet feed, as the hosts' sink URL names it (repeatable):
     /// amqp://HOST/?queue=NAME (also amqps://) or redis+stream://HOST/DB
-    /// (also rediss+stream://; ?key=, ?group=)
-    #[arg(long, value_name = "URL", required = true)]
+    /// (also rediss+stream://; ?key=, ?group=) [default: the
+    /// configuration's [collector] from]
+    #[arg(long, value_name = "URL")]
     from: Vec<String>,
     #[command(flatten)]
     store: StoreArg,
@@ -490,9 +491,24 @@ impl CollectArgs {
         if sinks.is_empty() {
             sinks = settings::sink_specs(&["stdout".into()])?;
         }
-        if let Some(addr) = self.listen
+        let (config_path, config) = tripseal::config::load(ctx.config.as_deref())?;
+        let from = if self.from.is_empty() {
+            config.collector.from
+        } else {
+            self.from
+        };
+        if from.is_empty() {
+            return Err(Error::invalid(format!(
+                "say where the fleet's events are: --from URL, or [collector] from = [\"URL\"] \
+                 in {}",
+                tripseal::escape::escape_path(&config_path)
+            )));
+        }
+        let beyond = self.listen_beyond_loopback || config.collector.listen_beyond_loopback;
+        let listen = self.listen.or(config.collector.listen);
+        if let Some(addr) = listen
             && !addr.ip().is_loopback()
-            && !self.listen_beyond_loopback
+            && !beyond
         {
             return Err(Error::invalid(format!(
                 "--listen {addr} is not a loopback address: the status page, metrics and API \
@@ -503,11 +519,11 @@ impl CollectArgs {
         }
         Ok(Settings::Collect(tripseal::fleet::CollectOptions {
             store: self.store.path(),
-            from: self.from,
+            from,
             sinks,
             host: ctx.host,
             default_period: self.check_period,
-            listen: self.listen,
+            listen,
         }))
     }
 }

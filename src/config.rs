@@ -1,9 +1,13 @@
 //! `/etc/tripseal/config.toml`: settings an operator gives once instead of on
-//! every command line. Today: the event sinks.
+//! every command line: the event sinks, and the collector's feeds.
 //!
 //! ```toml
 //! [events]
 //! emit = ["amqp://fim:secret@broker:5672//", "syslog+tcp://logs:601"]
+//!
+//! [collector]
+//! from = ["amqp://collector:secret@broker:5672//?queue=fim.fleet"]
+//! listen = "127.0.0.1:9817"
 //! ```
 //!
 //! The file may hold broker passwords, so tripseal refuses one that other
@@ -24,6 +28,23 @@ pub const SYSTEM_CONFIG: &str = "/etc/tripseal/config.toml";
 pub struct Config {
     #[serde(default)]
     pub events: EventsConfig,
+    #[serde(default)]
+    pub collector: CollectorConfig,
+}
+
+/// `tripseal collect` when its flags do not say (the packaged unit runs it
+/// with none).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorConfig {
+    /// The fleet feeds, as `--from`.
+    #[serde(default)]
+    pub from: Vec<String>,
+    /// As `--listen`.
+    pub listen: Option<std::net::SocketAddr>,
+    /// As `--listen-beyond-loopback`.
+    #[serde(default)]
+    pub listen_beyond_loopback: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -53,6 +53,50 @@ fn feeds_the_collector_cannot_read_are_refused() {
 }
 
 #[test]
+fn feeds_and_the_listen_address_come_from_the_configuration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("config.toml");
+    let store = tmp.path().join("c.db");
+    let with = |text: &str| {
+        std::fs::write(&config, text).unwrap();
+        std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        tripseal()
+            .arg("--config")
+            .arg(&config)
+            .args(["collect", "--store"])
+            .arg(&store)
+            .output()
+            .unwrap()
+    };
+    let out = with("[events]\nemit = []\n");
+    assert_eq!(out.status.code(), Some(15));
+    assert!(
+        stderr(&out).contains("say where the fleet's events are"),
+        "{}",
+        stderr(&out)
+    );
+    let out = with("[collector]\nfrom = [\"kafka://broker/\"]\n");
+    assert_eq!(out.status.code(), Some(15));
+    assert!(
+        stderr(&out).contains("the collector reads amqp://"),
+        "{}",
+        stderr(&out)
+    );
+    let out =
+        with("[collector]\nfrom = [\"redis+stream://127.0.0.1:1/0\"]\nlisten = \"0.0.0.0:9817\"\n");
+    assert_eq!(out.status.code(), Some(15));
+    assert!(
+        stderr(&out).contains("--listen-beyond-loopback"),
+        "{}",
+        stderr(&out)
+    );
+    let out = with("[collector]\nfrom = \"redis+stream://127.0.0.1:1/0\"\n");
+    assert_eq!(out.status.code(), Some(17), "not a list: {}", stderr(&out));
+    assert!(!store.exists());
+}
+
+#[test]
 fn the_pages_listen_beyond_loopback_only_when_asked() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("c.db");

@@ -182,6 +182,7 @@ fn the_debian_package_installs_works_and_purges() {
         "tripseal-check@.timer",
         "tripseal-watch.service",
         "tripseal-watch@.service",
+        "tripseal-collect.service",
     ] {
         let text =
             std::fs::read_to_string(system.join(unit)).unwrap_or_else(|e| panic!("{unit}: {e}"));

@@ -35,6 +35,7 @@ fn systemd_analyze_verify_passes_without_warnings() {
             "tripseal-check.timer",
             "tripseal-check@app.service",
             "tripseal-check@app.timer",
+            "tripseal-collect.service",
             "tripseal-watch.service",
             "tripseal-watch@app.service",
         ]
@@ -66,6 +67,11 @@ fn the_units_run_what_the_readme_says() {
     ] {
         assert!(watch.contains(hardening), "{hardening}");
     }
+    // The collector takes its feeds from the configuration file, which
+    // holds the broker's password; it needs no capability at all.
+    let collect = std::fs::read_to_string(src.join("tripseal-collect.service")).unwrap();
+    assert!(collect.contains("ExecStart=/usr/bin/tripseal collect\n"));
+    assert!(collect.contains("CapabilityBoundingSet=\n"));
     let check = std::fs::read_to_string(src.join("tripseal-check.service")).unwrap();
     // Drift (exit 1-7) is not a failed unit; a refused seal (26) is.
     assert!(check.contains("SuccessExitStatus=1 2 3 4 5 6 7\n"));

@@ -19,11 +19,17 @@ _tripseal() {
             tripseal,check)
                 cmd="tripseal__subcmd__check"
                 ;;
+            tripseal,collect)
+                cmd="tripseal__subcmd__collect"
+                ;;
             tripseal,diff)
                 cmd="tripseal__subcmd__diff"
                 ;;
             tripseal,digest)
                 cmd="tripseal__subcmd__digest"
+                ;;
+            tripseal,fleet)
+                cmd="tripseal__subcmd__fleet"
                 ;;
             tripseal,flush)
                 cmd="tripseal__subcmd__flush"
@@ -55,14 +61,50 @@ _tripseal() {
             tripseal,watch)
                 cmd="tripseal__subcmd__watch"
                 ;;
+            tripseal__subcmd__fleet,ack)
+                cmd="tripseal__subcmd__fleet__subcmd__ack"
+                ;;
+            tripseal__subcmd__fleet,drift)
+                cmd="tripseal__subcmd__fleet__subcmd__drift"
+                ;;
+            tripseal__subcmd__fleet,help)
+                cmd="tripseal__subcmd__fleet__subcmd__help"
+                ;;
+            tripseal__subcmd__fleet,publish)
+                cmd="tripseal__subcmd__fleet__subcmd__publish"
+                ;;
+            tripseal__subcmd__fleet,status)
+                cmd="tripseal__subcmd__fleet__subcmd__status"
+                ;;
+            tripseal__subcmd__fleet__subcmd__help,ack)
+                cmd="tripseal__subcmd__fleet__subcmd__help__subcmd__ack"
+                ;;
+            tripseal__subcmd__fleet__subcmd__help,drift)
+                cmd="tripseal__subcmd__fleet__subcmd__help__subcmd__drift"
+                ;;
+            tripseal__subcmd__fleet__subcmd__help,help)
+                cmd="tripseal__subcmd__fleet__subcmd__help__subcmd__help"
+                ;;
+            tripseal__subcmd__fleet__subcmd__help,publish)
+                cmd="tripseal__subcmd__fleet__subcmd__help__subcmd__publish"
+                ;;
+            tripseal__subcmd__fleet__subcmd__help,status)
+                cmd="tripseal__subcmd__fleet__subcmd__help__subcmd__status"
+                ;;
             tripseal__subcmd__help,check)
                 cmd="tripseal__subcmd__help__subcmd__check"
+                ;;
+            tripseal__subcmd__help,collect)
+                cmd="tripseal__subcmd__help__subcmd__collect"
                 ;;
             tripseal__subcmd__help,diff)
                 cmd="tripseal__subcmd__help__subcmd__diff"
                 ;;
             tripseal__subcmd__help,digest)
                 cmd="tripseal__subcmd__help__subcmd__digest"
+                ;;
+            tripseal__subcmd__help,fleet)
+                cmd="tripseal__subcmd__help__subcmd__fleet"
                 ;;
             tripseal__subcmd__help,flush)
                 cmd="tripseal__subcmd__help__subcmd__flush"
@@ -93,6 +135,18 @@ _tripseal() {
                 ;;
             tripseal__subcmd__help,watch)
                 cmd="tripseal__subcmd__help__subcmd__watch"
+                ;;
+            tripseal__subcmd__help__subcmd__fleet,ack)
+                cmd="tripseal__subcmd__help__subcmd__fleet__subcmd__ack"
+                ;;
+            tripseal__subcmd__help__subcmd__fleet,drift)
+                cmd="tripseal__subcmd__help__subcmd__fleet__subcmd__drift"
+                ;;
+            tripseal__subcmd__help__subcmd__fleet,publish)
+                cmd="tripseal__subcmd__help__subcmd__fleet__subcmd__publish"
+                ;;
+            tripseal__subcmd__help__subcmd__fleet,status)
+                cmd="tripseal__subcmd__help__subcmd__fleet__subcmd__status"
                 ;;
             tripseal__subcmd__help__subcmd__rules,check)
                 cmd="tripseal__subcmd__help__subcmd__rules__subcmd__check"
@@ -125,7 +179,7 @@ _tripseal() {
 
     case "${cmd}" in
         tripseal)
-            opts="-v -q -h -V --config --verbose --quiet --help --version init check update diff watch flush keygen sign verify digest show rules help"
+            opts="-v -q -h -V --config --verbose --quiet --help --version init check update diff watch flush keygen sign verify digest show rules collect fleet help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -170,6 +224,44 @@ _tripseal() {
                     return 0
                     ;;
                 --expiry-warning)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__collect)
+            opts="-v -q -h --from --store --emit --check-period --listen --listen-beyond-loopback --config --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --emit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --check-period)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --listen)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -236,6 +328,212 @@ _tripseal() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        tripseal__subcmd__fleet)
+            opts="-v -q -h --config --verbose --quiet --help status drift ack publish help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__fleet__subcmd__ack)
+            opts="-v -q -h --lost --rollback --by --store --config --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --by)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__fleet__subcmd__drift)
+            opts="-v -q -h --store --format --config --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__fleet__subcmd__help)
+            opts="status drift ack publish help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__fleet__subcmd__help__subcmd__ack)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__fleet__subcmd__help__subcmd__drift)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__fleet__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__fleet__subcmd__help__subcmd__publish)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__fleet__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__fleet__subcmd__publish)
+            opts="-v -q -h --store --trust --config --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trust)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__fleet__subcmd__status)
+            opts="-v -q -h --store --format --config --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         tripseal__subcmd__flush)
             opts="-v -q -h --db --emit --config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -263,7 +561,7 @@ _tripseal() {
             return 0
             ;;
         tripseal__subcmd__help)
-            opts="init check update diff watch flush keygen sign verify digest show rules help"
+            opts="init check update diff watch flush keygen sign verify digest show rules collect fleet help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -277,6 +575,20 @@ _tripseal() {
             return 0
             ;;
         tripseal__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__help__subcmd__collect)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -307,6 +619,76 @@ _tripseal() {
         tripseal__subcmd__help__subcmd__digest)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__help__subcmd__fleet)
+            opts="status drift ack publish"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__help__subcmd__fleet__subcmd__ack)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__help__subcmd__fleet__subcmd__drift)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__help__subcmd__fleet__subcmd__publish)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__help__subcmd__fleet__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
