@@ -502,9 +502,18 @@ impl Brokers {
     /// Takes the messages waiting in durable queue `name` (at least `want`,
     /// or all there are when `want` is 0), then deletes the queue.
     pub fn drain_queue(&self, name: &str, want: usize) -> Vec<Value> {
+        self.read_queue(name, want, "delete")
+    }
+
+    /// Takes `want` messages from queue `name`, which stays.
+    pub fn take_from_queue(&self, name: &str, want: usize) -> Vec<Value> {
+        self.read_queue(name, want, "keep")
+    }
+
+    fn read_queue(&self, name: &str, want: usize, then: &str) -> Vec<Value> {
         let out = Command::new(&self.python)
             .arg(self.script("drain_queue.py"))
-            .args([&self.amqp_url(), name, &want.to_string()])
+            .args([&self.amqp_url(), name, &want.to_string(), then])
             .output()
             .unwrap();
         assert!(

@@ -1,11 +1,11 @@
 """Takes the messages from a durable queue, as a collector would.
 
-    drain_queue.py AMQP_URL QUEUE WANT
+    drain_queue.py AMQP_URL QUEUE WANT [delete|keep]
 
 Prints each message's event as one JSON line, with "_routing_key",
 "_delivery_mode" and "_properties" from the message added; reads until WANT messages came
 (waiting up to 60 s), or, with WANT 0, until the queue is empty. Deletes
-the queue afterwards so that a later run starts clean.
+the queue afterwards so that a later run starts clean, unless told "keep".
 """
 import json
 import sys
@@ -14,6 +14,7 @@ import time
 from kombu import Connection
 
 url, queue, want = sys.argv[1], sys.argv[2], int(sys.argv[3])
+keep = len(sys.argv) > 4 and sys.argv[4] == "keep"
 got = 0
 deadline = time.monotonic() + 60
 with Connection(url) as conn:
@@ -40,4 +41,5 @@ with Connection(url) as conn:
         got += 1
         if want and got >= want:
             break
-    channel.queue_delete(queue)
+    if not keep:
+        channel.queue_delete(queue)
