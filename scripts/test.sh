@@ -71,7 +71,7 @@ fuzz_tmp="$(mktemp -d)"
 trap 'rm -rf "$fuzz_tmp"' EXIT
 (
   cd fuzz
-  for target in rules baseline sink_url; do
+  for target in rules baseline sink_url fleet_event; do
     mkdir -p "$fuzz_tmp/$target"
     if ! cargo fuzz run -s none --dev "$target" "$fuzz_tmp/$target" "corpus/$target" -- \
       -max_total_time="$fuzz_seconds" -print_final_stats=1 >"$fuzz_tmp/$target.log" 2>&1; then

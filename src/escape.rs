@@ -125,7 +125,7 @@ pub fn escape_path(path: &Path) -> String {
     escape_bytes(path.as_os_str().as_bytes())
 }
 
-fn is_invisible_or_reordering(c: char) -> bool {
+pub fn is_invisible_or_reordering(c: char) -> bool {
     matches!(c as u32,
         0x80..=0x9f            // C1 controls (CSI is 0x9b)
         | 0x061c               // arabic letter mark

@@ -20,8 +20,15 @@ fn fleet(store: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `tripseal collect ARGS`, which must refuse: were it to run, it would
+/// run for ever, so it is stopped after a while (and the test fails).
 fn collect(args: &[&str]) -> Output {
-    tripseal().arg("collect").args(args).output().unwrap()
+    tripseal()
+        .arg("collect")
+        .args(args)
+        .timeout(std::time::Duration::from_secs(20))
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -66,6 +73,7 @@ fn feeds_and_the_listen_address_come_from_the_configuration() {
             .arg(&config)
             .args(["collect", "--store"])
             .arg(&store)
+            .timeout(std::time::Duration::from_secs(20))
             .output()
             .unwrap()
     };
@@ -148,11 +156,44 @@ fn fleet_commands_need_a_store_that_is_one() {
         stderr(&out)
     );
     std::fs::remove_file(&store).unwrap();
+    // A store, then a link planted where SQLite writes its log.
+    let sealed = Sealed::new(&[("a", "1")]);
+    let publish = |store: &Path| {
+        fleet(
+            store,
+            &[
+                "publish",
+                sealed.db.to_str().unwrap(),
+                "--trust",
+                sealed.public.to_str().unwrap(),
+            ],
+        )
+    };
+    assert_ok(&publish(&store));
+    assert_eq!(fleet(&store, &["status"]).status.code(), Some(0));
+    std::fs::remove_file(tmp.path().join("c.db-wal")).ok();
     std::os::unix::fs::symlink("/etc/passwd", tmp.path().join("c.db-wal")).unwrap();
-    let out = fleet(&store, &["publish", "/nonexistent.db"]);
-    assert_ne!(out.status.code(), Some(0));
+    let before = std::fs::read("/etc/passwd").unwrap();
     let out = fleet(&store, &["status"]);
     assert_eq!(out.status.code(), Some(24), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("c.db-wal is a symbolic link"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(publish(&store).status.code(), Some(24));
+    assert_eq!(std::fs::read("/etc/passwd").unwrap(), before);
+    // A baseline given as the store by mistake is refused and left as it was.
+    let baseline = std::fs::read(&sealed.db).unwrap();
+    let out = fleet(&sealed.db, &["status"]);
+    assert_eq!(out.status.code(), Some(24));
+    assert!(
+        stderr(&out).contains("not a collector store"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(&sealed.db).unwrap(), baseline);
+    assert_ok(&sealed.check());
 }
 
 #[test]

@@ -106,15 +106,20 @@ impl Sequence {
         if event.numbered {
             return;
         }
-        let seq = self.next;
-        self.next += 1;
         // The body is an object tripseal serialized, ending in '}'; the
         // factory keeps these keys out of it, so the splice adds no duplicate.
         let Some(open) = event.body.strip_suffix('}') else {
             return;
         };
+        let seq = self.next;
+        self.next += 1;
         let sep = if open.trim_end() == "{" { "" } else { "," };
-        event.body = format!("{open}{sep}\"stream\":\"{}\",\"seq\":{seq}}}", self.stream);
+        // The stream id comes from the outbox file: JSON-quoted, whatever
+        // was planted there.
+        event.body = format!(
+            "{open}{sep}\"stream\":{},\"seq\":{seq}}}",
+            Value::String(self.stream.clone())
+        );
         event.numbered = true;
     }
 }

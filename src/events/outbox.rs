@@ -150,7 +150,10 @@ impl Outbox {
     /// unbroken numbering.
     pub fn continue_sequence(&mut self, seq: &Sequence) -> Result<(), Error> {
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|e| wrap(&path, e))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| wrap(&path, e))?;
         write_sequence(&tx, seq).map_err(|e| wrap(&path, e))?;
         tx.commit().map_err(|e| wrap(&path, e))?;
         self.sequence = Some(seq.clone());
@@ -269,18 +272,26 @@ impl Outbox {
         if sinks.is_empty() || events.is_empty() {
             return Ok(0);
         }
-        let held = self.len()?;
+        // Immediate: the numbering is read and written under the write
+        // lock, so that the daemon and a check timer sharing this outbox
+        // never give the same number twice.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| wrap(&self.path, e))?;
+        let held = tx
+            .query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| wrap(&self.path, e))? as u64;
         let room = MAX_OUTBOX_EVENTS.saturating_sub(held) as usize;
-        let mut sequence = self.sequence.clone().unwrap_or_else(Sequence::start);
+        let mut sequence = read_sequence(&tx)
+            .map_err(|e| wrap(&self.path, e))?
+            .or_else(|| self.sequence.clone())
+            .unwrap_or_else(Sequence::start);
         let mut events = events.to_vec();
         for e in &mut events {
             sequence.stamp(e);
         }
         let kept = &events[..events.len().min(room)];
-        let tx = self.conn.transaction().map_err(|e| Error::Write {
-            path: self.path.clone(),
-            source: std::io::Error::other(e),
-        })?;
         write_sequence(&tx, &sequence).map_err(|e| wrap(&self.path, e))?;
         {
             let mut ev = tx
@@ -1021,6 +1032,24 @@ mod tests {
             n.iter().map(|(_, q)| *q).collect::<Vec<_>>(),
             [1, 2, 3, 4, 5]
         );
+    }
+
+    #[test]
+    fn two_processes_on_one_outbox_never_give_a_number_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("b.db");
+        let sinks = vec!["a".to_string()];
+        // The daemon's and a check's, each opened before the other wrote.
+        let mut daemon = Outbox::open(&db).unwrap();
+        let mut check = Outbox::open(&db).unwrap();
+        daemon.add(&[event(0)], &sinks).unwrap();
+        check.add(&[event(1), event(2)], &sinks).unwrap();
+        daemon.add(&[event(3)], &sinks).unwrap();
+        let mut got = Bodies(Vec::new());
+        check.deliver("a", &mut got).unwrap();
+        let n = numbers(&got.0);
+        assert!(n.iter().all(|(s, _)| *s == n[0].0), "one stream: {n:?}");
+        assert_eq!(n.iter().map(|(_, q)| *q).collect::<Vec<_>>(), [1, 2, 3, 4]);
     }
 
     #[test]

@@ -181,7 +181,11 @@ pub fn collect(opts: CollectOptions) -> Result<(), Error> {
             (true, None) => Some(now_ns()),
             (true, since) => since,
         };
+        // Not while events wait in the feed: a host's last word may be
+        // among them.
+        let behind = lag_stored.is_some_and(|l| l > 0);
         if let Some(since) = listening_since
+            && !behind
             && judged.elapsed() >= JUDGE_EVERY
         {
             judged = Instant::now();
@@ -243,15 +247,15 @@ pub fn collect(opts: CollectOptions) -> Result<(), Error> {
 fn take_batch(
     store: &mut Store,
     courier: &mut Courier<Outbox>,
-    messages: &[Vec<u8>],
+    messages: &[source::Message],
 ) -> Result<(), Error> {
     store.begin()?;
     let mut flags = Vec::new();
     let now = now_ns();
     for m in messages {
-        match store.take(m, now) {
-            Ok(Taken::Stored(f)) => flags.extend(f),
-            Ok(Taken::Duplicate) => {}
+        match store.take(&m.body, m.publisher.as_deref(), now) {
+            Ok(Taken::Stored(f) | Taken::Impostor(f)) => flags.extend(f),
+            Ok(Taken::Duplicate | Taken::Own) => {}
             Ok(Taken::Malformed(why)) => log::warn!(
                 "a message in the feed is not a tripseal event ({}); it is dropped",
                 crate::escape::sanitize_line(&why)
@@ -352,6 +356,12 @@ pub fn host_json(h: &HostState, now: i64) -> Value {
     })
 }
 
+/// JSON of what hosts sent, safe for a terminal (no control or reordering
+/// character reaches it raw).
+fn json_out(v: &Value) -> String {
+    crate::escape::json_for_terminal(&v.to_string()).into_owned()
+}
+
 /// `tripseal fleet status`: one line per monitor, worst first.
 pub fn status(store: &Path, format: Format, out: &mut dyn Write) -> Result<bool, Error> {
     let mut s = Store::open(store, false)?;
@@ -369,10 +379,11 @@ pub fn status(store: &Path, format: Format, out: &mut dyn Write) -> Result<bool,
                 "events_consumed": s.counter("consumed")?,
                 "duplicates": s.counter("duplicates")?,
                 "malformed": s.counter("malformed")?,
+                "impostors": s.counter("impostors")?,
             },
         });
         s.commit()?;
-        writeln!(out, "{v}").map_err(werr)?;
+        writeln!(out, "{}", json_out(&v)).map_err(werr)?;
     } else {
         if hosts.is_empty() {
             writeln!(out, "no host has reported to this collector yet").map_err(werr)?;
@@ -445,7 +456,7 @@ pub fn drift(store: &Path, name: &str, format: Format, out: &mut dyn Write) -> R
                 "event": d.event,
             })).collect::<Vec<_>>(),
         });
-        writeln!(out, "{v}").map_err(werr)?;
+        writeln!(out, "{}", json_out(&v)).map_err(werr)?;
     } else {
         if all.is_empty() {
             writeln!(out, "no open drift").map_err(werr)?;

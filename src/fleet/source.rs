@@ -16,15 +16,26 @@ use crate::events::sink::amqp::{self, Target};
 use crate::events::sink::redis::{self as rsink, StreamTarget};
 use crate::events::url::{BrokerUrl, redact, redact_in_error};
 
-/// Messages one batch holds at most (also RabbitMQ's prefetch).
-pub const BATCH: usize = 500;
+/// Messages one batch holds at most (also RabbitMQ's prefetch): with the
+/// broker's largest message (RabbitMQ's `max_message_size`, 128 MiB by
+/// default), what one batch can take in memory; lower that setting for a
+/// fleet feed (events are a few KiB).
+pub const BATCH: usize = 100;
+
+/// One message from a feed.
+pub struct Message {
+    pub body: Vec<u8>,
+    /// The broker account that published it, where the broker vouches for
+    /// it (RabbitMQ checks a message's `user_id` against the login).
+    pub publisher: Option<String>,
+}
 
 /// A feed of events.
 pub trait Source {
     /// The feed as messages name it (password hidden).
     fn name(&self) -> &str;
-    /// Up to `max` message bodies, waiting at most `wait` for the first.
-    fn receive(&mut self, max: usize, wait: Duration) -> Result<Vec<Vec<u8>>, String>;
+    /// Up to `max` messages, waiting at most `wait` for the first.
+    fn receive(&mut self, max: usize, wait: Duration) -> Result<Vec<Message>, String>;
     /// Acknowledges every message received so far: the feed forgets them.
     fn ack(&mut self) -> Result<(), String>;
     /// Whether a connection is up (the collector judges no silence without).
@@ -114,7 +125,12 @@ impl AmqpSource {
                 .basic_consume(
                     queue.as_str().into(),
                     "tripseal-collect".into(),
-                    BasicConsumeOptions::default(),
+                    // One collector per feed: a second one would split the
+                    // numbering of every host between them.
+                    BasicConsumeOptions {
+                        exclusive: true,
+                        ..BasicConsumeOptions::default()
+                    },
                     FieldTable::default(),
                 )
                 .await
@@ -139,7 +155,7 @@ impl Source for AmqpSource {
         &self.name
     }
 
-    fn receive(&mut self, max: usize, wait: Duration) -> Result<Vec<Vec<u8>>, String> {
+    fn receive(&mut self, max: usize, wait: Duration) -> Result<Vec<Message>, String> {
         if let Err(e) = self.connect() {
             return Err(self.fail(e));
         }
@@ -156,7 +172,19 @@ impl Source for AmqpSource {
                     Ok(Some(Err(e))) => return Err(amqp::explain(&e)),
                     Ok(Some(Ok(d))) => {
                         last = Some(d.delivery_tag);
-                        got.push(d.data);
+                        got.push(Message {
+                            // Without a user_id nobody vouches for the
+                            // sender: "" then, which a monitor bound to an
+                            // account refuses.
+                            publisher: Some(
+                                d.properties
+                                    .user_id()
+                                    .as_ref()
+                                    .map(|u| u.to_string())
+                                    .unwrap_or_default(),
+                            ),
+                            body: d.data,
+                        });
                     }
                 }
                 // After the first, take only what has arrived already.
@@ -200,14 +228,21 @@ impl Source for AmqpSource {
         let rt = self.runtime.as_ref()?;
         let (_, ch, _) = self.session.as_ref()?;
         let q = rt
-            .block_on(ch.queue_declare(
-                self.queue.as_str().into(),
-                lapin::options::QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            ))
+            .block_on(async {
+                tokio::time::timeout(
+                    crate::events::sink::NETWORK_TIMEOUT,
+                    ch.queue_declare(
+                        self.queue.as_str().into(),
+                        lapin::options::QueueDeclareOptions {
+                            passive: true,
+                            ..Default::default()
+                        },
+                        FieldTable::default(),
+                    ),
+                )
+                .await
+            })
+            .ok()?
             .ok()?;
         Some(u64::from(q.message_count()))
     }
@@ -276,7 +311,7 @@ impl Source for StreamSource {
         &self.name
     }
 
-    fn receive(&mut self, max: usize, wait: Duration) -> Result<Vec<Vec<u8>>, String> {
+    fn receive(&mut self, max: usize, wait: Duration) -> Result<Vec<Message>, String> {
         self.connect()?;
         let conn = self.connection.as_mut().expect("connected above");
         let backlog = !self.backlog_done;
@@ -301,12 +336,21 @@ impl Source for StreamSource {
             self.backlog_done = true;
         }
         let mut got = Vec::new();
-        for (id, event) in entries {
+        for (id, entry) in entries {
             self.received.push(id);
-            // An entry trimmed away before it was read has no fields: it is
-            // acknowledged, and its loss shows as a gap in the numbering.
-            if let Some(e) = event {
-                got.push(e);
+            match entry {
+                // Trimmed away before it was read: acknowledged; its loss
+                // shows as a gap in the host's numbering.
+                Entry::Gone => {}
+                // Not one of tripseal's: judged (and counted) as such.
+                Entry::Fields(None) => got.push(Message {
+                    body: Vec::new(),
+                    publisher: None,
+                }),
+                Entry::Fields(Some(body)) => got.push(Message {
+                    body,
+                    publisher: None,
+                }),
             }
         }
         Ok(got)
@@ -319,9 +363,16 @@ impl Source for StreamSource {
         let Some(conn) = self.connection.as_mut() else {
             return Ok(());
         };
-        let done: redis::RedisResult<i64> = redis::cmd("XACK")
+        // Acknowledged and then deleted: the stream holds only what waits,
+        // so that its cap is reached only by what was not read.
+        let done: redis::RedisResult<(i64, i64)> = redis::pipe()
+            .atomic()
+            .cmd("XACK")
             .arg(&self.target.key)
             .arg(&self.group)
+            .arg(&self.received)
+            .cmd("XDEL")
+            .arg(&self.target.key)
             .arg(&self.received)
             .query(conn);
         match done {
@@ -373,8 +424,16 @@ impl Source for StreamSource {
     }
 }
 
-/// The (id, `event` field) of each entry of an XREADGROUP reply.
-fn entries(reply: &RValue) -> Vec<(String, Option<Vec<u8>>)> {
+/// An entry of an XREADGROUP reply.
+enum Entry {
+    /// Deleted before it was read (a capped stream trimmed it).
+    Gone,
+    /// Its `event` field, if it has one.
+    Fields(Option<Vec<u8>>),
+}
+
+/// The (id, entry) of each entry of an XREADGROUP reply.
+fn entries(reply: &RValue) -> Vec<(String, Entry)> {
     let mut out = Vec::new();
     let streams = match reply {
         RValue::Array(s) => s.as_slice(),
@@ -396,7 +455,7 @@ fn entries(reply: &RValue) -> Vec<(String, Option<Vec<u8>>)> {
     out
 }
 
-fn collect_entries(entries: &RValue, out: &mut Vec<(String, Option<Vec<u8>>)>) {
+fn collect_entries(entries: &RValue, out: &mut Vec<(String, Entry)>) {
     let RValue::Array(entries) = entries else {
         return;
     };
@@ -408,17 +467,21 @@ fn collect_entries(entries: &RValue, out: &mut Vec<(String, Option<Vec<u8>>)>) {
             continue;
         };
         let id = String::from_utf8_lossy(&id).into_owned();
-        let mut event = None;
-        if let Some(RValue::Array(fields)) = parts.get(1) {
-            for kv in fields.chunks(2) {
-                if let [k, v] = kv
-                    && bytes(k).as_deref() == Some(b"event")
-                {
-                    event = bytes(v);
+        let entry = match parts.get(1) {
+            Some(RValue::Array(fields)) => {
+                let mut event = None;
+                for kv in fields.chunks(2) {
+                    if let [k, v] = kv
+                        && bytes(k).as_deref() == Some(b"event")
+                    {
+                        event = bytes(v);
+                    }
                 }
+                Entry::Fields(event)
             }
-        }
-        out.push((id, event));
+            _ => Entry::Gone,
+        };
+        out.push((id, entry));
     }
 }
 

@@ -52,6 +52,9 @@ CREATE TABLE IF NOT EXISTS hosts (
     unknown_flagged TEXT,
     -- Where the last check's scan began in the collector's order of events.
     scan_mark INTEGER,
+    -- The broker account its events came from first (AMQP's validated
+    -- user_id); events for it from another account are refused.
+    publisher TEXT,
     PRIMARY KEY (host, instance)
 );
 -- Open drift: one row per path, the last event about it.
@@ -104,6 +107,15 @@ const SEEN_KEPT_NS: i64 = 86_400 * 1_000_000_000;
 
 /// How many heartbeat periods without a word make a host silent.
 pub const SILENT_AFTER_PERIODS: f64 = 3.0;
+/// The heartbeat periods taken as a host announces them; outside, clamped,
+/// so that one forged heartbeat can neither switch silence off nor make a
+/// host flap.
+const PERIOD_RANGE_S: (f64, f64) = (1.0, 86_400.0);
+/// The largest sequence number taken (JSON's exact integers): arithmetic on
+/// numbers a host sent can never overflow.
+const MAX_SEQ: i64 = (1 << 53) - 1;
+/// Flags kept in the store's history.
+const FLAGS_KEPT: i64 = 10_000;
 
 /// Something the collector found, to be said as an event of its own.
 #[derive(Clone, Debug, PartialEq)]
@@ -122,6 +134,11 @@ pub enum Taken {
     Duplicate,
     /// Not an event of tripseal's; why.
     Malformed(String),
+    /// One of the collector's own flags, come back through the feed.
+    Own,
+    /// Published by another broker account than the monitor's events come
+    /// from: refused, with the flag that says so (the first time).
+    Impostor(Vec<Flag>),
 }
 
 pub struct Store {
@@ -281,17 +298,21 @@ impl Store {
         }
         let conn = Connection::open_with_flags(path, flags).map_err(|e| fail(e.to_string()))?;
         crate::sqlite::harden(&conn).map_err(|e| fail(e.to_string()))?;
-        conn.execute_batch(
-            "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
-        )
-        .and_then(|()| conn.execute_batch(STORE_SCHEMA))
-        .map_err(|e| fail(e.to_string()))?;
+        conn.execute_batch("PRAGMA busy_timeout = 10000;")
+            .map_err(|e| fail(e.to_string()))?;
+        // Judged before anything is written: a baseline or another file
+        // given as --store by mistake is left exactly as it was.
         let rows = crate::sqlite::schema_rows(&conn).map_err(|e| fail(e.to_string()))?;
-        if rows != crate::sqlite::schema_made_by(&[STORE_SCHEMA]) {
+        if rows.is_empty() {
+            conn.execute_batch(STORE_SCHEMA)
+                .map_err(|e| fail(e.to_string()))?;
+        } else if rows != crate::sqlite::schema_made_by(&[STORE_SCHEMA]) {
             return Err(fail(
                 "not a collector store of tripseal's (its schema differs); move it away".into(),
             ));
         }
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+            .map_err(|e| fail(e.to_string()))?;
         Ok(Store {
             conn,
             path: path.to_path_buf(),
@@ -379,7 +400,12 @@ impl Store {
 
     /// Takes one message from the feed, received at `now_ns`, inside the
     /// transaction [`Store::begin`] opened.
-    pub fn take(&mut self, body: &[u8], now_ns: i64) -> Result<Taken, Error> {
+    pub fn take(
+        &mut self,
+        body: &[u8],
+        publisher: Option<&str>,
+        now_ns: i64,
+    ) -> Result<Taken, Error> {
         let event = match parse(body) {
             Ok(e) => e,
             Err(why) => {
@@ -398,18 +424,29 @@ impl Store {
             self.bump("duplicates", 1)?;
             return Ok(Taken::Duplicate);
         }
-        self.bump("consumed", 1)?;
         let order = self.bump("order", 1)?;
+        if event.kind.starts_with("fim-host-") {
+            // The collector's own flags (its --emit may reach the feed it
+            // reads): never judged as a host's word.
+            self.bump("own", 1)?;
+            return Ok(Taken::Own);
+        }
         let mut j = Judge {
             store: self,
             e: &event,
+            publisher,
             now_ns,
             order,
             flags: Vec::new(),
         };
-        j.run()?;
+        let accepted = j.run()?;
         let flags = j.flags;
         self.record(&flags, now_ns)?;
+        if !accepted {
+            self.bump("impostors", 1)?;
+            return Ok(Taken::Impostor(flags));
+        }
+        self.bump("consumed", 1)?;
         Ok(Taken::Stored(flags))
     }
 
@@ -535,6 +572,12 @@ impl Store {
     pub fn prune(&mut self, now_ns: i64) -> Result<(), Error> {
         self.conn
             .execute("DELETE FROM seen WHERE at_ns < ?1", [now_ns - SEEN_KEPT_NS])
+            .and_then(|_| {
+                self.conn.execute(
+                    "DELETE FROM flags WHERE n <= (SELECT max(n) FROM flags) - ?1",
+                    [FLAGS_KEPT],
+                )
+            })
             .map(|_| ())
             .map_err(|e| self.err(e))
     }
@@ -634,7 +677,7 @@ impl Store {
             if let Some(d) = &h.digest {
                 h.published = self
                     .published(d)?
-                    .filter(|p| p.role.is_none() || p.role == h.role);
+                    .filter(|p| serves(p, h.role.as_deref(), &h.host));
             }
             h.open_drift = self.open_drift_counts(&h.host, &h.instance)?;
             hosts.push(h);
@@ -673,15 +716,15 @@ impl Store {
                 .and_then(|rows| rows.collect::<Result<_, _>>())
                 .map_err(|e| self.err(e))?
         };
-        let exact: Vec<_> = all
-            .iter()
-            .filter(|(h, i)| shown(h, i) == name)
-            .cloned()
-            .collect();
-        if !exact.is_empty() {
-            return Ok(exact);
+        // HOST names every monitor of the host; HOST/INSTANCE one.
+        let of_host: Vec<_> = all.iter().filter(|(h, _)| h == name).cloned().collect();
+        if !of_host.is_empty() {
+            return Ok(of_host);
         }
-        let of_host: Vec<_> = all.into_iter().filter(|(h, _)| h == name).collect();
+        let of_host: Vec<_> = all
+            .into_iter()
+            .filter(|(h, i)| shown(h, i) == name)
+            .collect();
         if of_host.is_empty() {
             return Err(Error::invalid(format!(
                 "no host {} has reported to this collector; `tripseal fleet status` lists \
@@ -795,6 +838,15 @@ impl Store {
     }
 }
 
+/// Whether published baseline `p` is one a monitor of `role` on `host` may
+/// use: a role's for hosts of that role, a host's for that host.
+fn serves(p: &Published, role: Option<&str>, host: &str) -> bool {
+    match &p.role {
+        Some(r) => role == Some(r.as_str()),
+        None => role.is_none() && p.host.as_deref() == Some(host),
+    }
+}
+
 /// How a monitor is named to people: `HOST`, or `HOST/INSTANCE` when the
 /// baseline is not the host's default one (named after the host).
 pub fn shown(host: &str, instance: &str) -> String {
@@ -809,7 +861,9 @@ pub fn shown(host: &str, instance: &str) -> String {
 fn subject(host: &str, instance: &str, role: Option<&str>) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("host".into(), host.into());
-    m.insert("instance".into(), instance.into());
+    // Not `instance`: the envelope's own field names the collector's.
+    m.insert("host_instance".into(), instance.into());
+    m.insert("monitor".into(), shown(host, instance).into());
     if let Some(r) = role {
         m.insert("role".into(), r.into());
     }
@@ -855,8 +909,8 @@ fn parse(body: &[u8]) -> Result<Incoming, String> {
         .to_string();
     let instance = match v.get("instance") {
         None => host.clone(),
-        Some(Value::String(s)) if s.len() <= 255 => s.clone(),
-        Some(_) => return Err("its instance is not a short string".into()),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 255 => s.clone(),
+        Some(_) => return Err("its instance is not a short, non-empty string".into()),
     };
     let stream = match v.get("stream") {
         None => None,
@@ -867,8 +921,8 @@ fn parse(body: &[u8]) -> Result<Incoming, String> {
         None => None,
         Some(n) => Some(
             n.as_i64()
-                .filter(|n| *n > 0)
-                .ok_or("its seq is not a positive number")?,
+                .filter(|n| (1..=MAX_SEQ).contains(n))
+                .ok_or("its seq is not a number from 1 to 2^53 - 1")?,
         ),
     };
     Ok(Incoming {
@@ -886,6 +940,8 @@ fn parse(body: &[u8]) -> Result<Incoming, String> {
 struct Judge<'a> {
     store: &'a Store,
     e: &'a Incoming,
+    /// The broker account that published it, when the broker vouches for it.
+    publisher: Option<&'a str>,
     now_ns: i64,
     /// The event's place in the order the collector took events in.
     order: i64,
@@ -904,6 +960,8 @@ struct Row {
     rollback_flagged: Option<i64>,
     unknown_flagged: Option<String>,
     scan_mark: Option<i64>,
+    tampered: Option<String>,
+    publisher: Option<String>,
 }
 
 impl Judge<'_> {
@@ -931,7 +989,8 @@ impl Judge<'_> {
             .conn
             .query_row(
                 "SELECT role, digest, max_generation, stream, last_seq, state, \
-                 state_since_ns, rollback_flagged, unknown_flagged, scan_mark FROM hosts \
+                 state_since_ns, rollback_flagged, unknown_flagged, scan_mark, tampered, \
+                 publisher FROM hosts \
                  WHERE host = ?1 AND instance = ?2",
                 [&self.e.host, &self.e.instance],
                 |r| {
@@ -946,6 +1005,8 @@ impl Judge<'_> {
                         rollback_flagged: r.get(7)?,
                         unknown_flagged: r.get(8)?,
                         scan_mark: r.get(9)?,
+                        tampered: r.get(10)?,
+                        publisher: r.get(11)?,
                     })
                 },
             )
@@ -953,7 +1014,44 @@ impl Judge<'_> {
             .map_err(|e| self.store.err(e))
     }
 
-    fn run(&mut self) -> Result<(), Error> {
+    /// An event for this monitor from another broker account than its own:
+    /// refused, and flagged (once per account).
+    fn impostor(&mut self, bound: &str, from: &str) -> Result<(), Error> {
+        let (h, i) = (self.e.host.clone(), self.e.instance.clone());
+        let said = self
+            .store
+            .conn
+            .query_row(
+                "SELECT count(*) FROM flags WHERE type = 'fim-host-impostor' AND host = ?1 \
+                 AND instance = ?2 AND json_extract(detail, '$.publisher') = ?3",
+                params![h, i, from],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(|e| self.store.err(e))?;
+        if said == 0 {
+            let mut m = Map::new();
+            m.insert("publisher".into(), from.into());
+            m.insert("expected_publisher".into(), bound.into());
+            m.insert("event_type".into(), self.e.kind.clone().into());
+            m.insert(
+                "detail".into(),
+                format!(
+                    "an event claiming to be from {} was published by broker account {}, \
+                     while its events come from {}: refused (another host, or someone with \
+                     its credentials, speaking for it)",
+                    shown(&h, &i),
+                    from,
+                    bound
+                )
+                .into(),
+            );
+            self.flag("fim-host-impostor", None, m);
+        }
+        Ok(())
+    }
+
+    /// Judges the event; `false` when it was refused.
+    fn run(&mut self) -> Result<bool, Error> {
         let (h, i, now) = (&self.e.host, &self.e.instance, self.now_ns);
         let row = match self.row()? {
             Some(r) => r,
@@ -966,7 +1064,25 @@ impl Judge<'_> {
                 self.row()?.expect("inserted above")
             }
         };
-        let role = self.role().or(row.role.clone());
+        if let Some(p) = self.publisher {
+            match &row.publisher {
+                Some(bound) if bound != p => {
+                    self.impostor(bound, p)?;
+                    return Ok(false);
+                }
+                Some(_) => {}
+                None => self.exec(
+                    "UPDATE hosts SET publisher = ?3 WHERE host = ?1 AND instance = ?2",
+                    params![h, i, p],
+                )?,
+            }
+        }
+        // The baseline an event names says the role (none: a host's own);
+        // an event that names none leaves it as it was.
+        let role = match self.e.body.get("baseline") {
+            Some(b) if b.is_object() => self.role(),
+            _ => row.role.clone(),
+        };
         // Alive: heard from, whatever it says.
         let state = if self.e.kind == "fim-offline" {
             "stopped"
@@ -997,12 +1113,13 @@ impl Judge<'_> {
         };
         self.exec(
             "UPDATE hosts SET last_seen_ns = ?3, state = ?4, state_since_ns = ?5, \
-             role = coalesce(?6, role) WHERE host = ?1 AND instance = ?2",
+             role = ?6 WHERE host = ?1 AND instance = ?2",
             params![h, i, now, state, since, role],
         )?;
         self.sequence(&row, role.as_deref())?;
         self.baseline(&row, role.as_deref())?;
-        self.by_type(&row, role.as_deref())
+        self.by_type(&row, role.as_deref())?;
+        Ok(true)
     }
 
     fn role(&self) -> Option<String> {
@@ -1026,9 +1143,9 @@ impl Judge<'_> {
                 if seq > last + 1 {
                     let lost = seq - last - 1;
                     self.exec(
-                        "UPDATE hosts SET last_seq = ?3, missing = missing + ?4 \
+                        "UPDATE hosts SET last_seq = ?3, missing = min(missing + ?4, ?5) \
                          WHERE host = ?1 AND instance = ?2",
-                        params![h, i, seq, lost],
+                        params![h, i, seq, lost, MAX_SEQ],
                     )?;
                     let mut m = Map::new();
                     m.insert("reason".into(), "missing".into());
@@ -1070,6 +1187,7 @@ impl Judge<'_> {
                 )?;
                 let mut m = Map::new();
                 m.insert("reason".into(), "new-stream".into());
+                m.insert("stream".into(), stream.clone().into());
                 m.insert(
                     "detail".into(),
                     format!(
@@ -1122,6 +1240,12 @@ impl Judge<'_> {
              WHERE host = ?1 AND instance = ?2",
             params![h, i, digest, generation, max],
         )?;
+        if generation >= max && row.rollback_flagged.is_some() {
+            self.exec(
+                "UPDATE hosts SET rollback_flagged = NULL WHERE host = ?1 AND instance = ?2",
+                params![h, i],
+            )?;
+        }
         if generation < max && row.rollback_flagged != Some(generation) {
             self.exec(
                 "UPDATE hosts SET rollback_flagged = ?3 WHERE host = ?1 AND instance = ?2",
@@ -1145,7 +1269,7 @@ impl Judge<'_> {
         let known = self
             .store
             .published(digest)?
-            .is_some_and(|p| p.role.is_none() || p.role.as_deref() == role);
+            .is_some_and(|p| serves(&p, role, &h));
         if known {
             if row.unknown_flagged.is_some() {
                 self.exec(
@@ -1190,7 +1314,11 @@ impl Judge<'_> {
         };
         match self.e.kind.as_str() {
             "fim-online" | "fim-heartbeat" | "fim-offline" => {
-                let period = body.get("freq").and_then(Value::as_f64);
+                let period = body
+                    .get("freq")
+                    .and_then(Value::as_f64)
+                    .filter(|f| f.is_finite())
+                    .map(|f| f.clamp(PERIOD_RANGE_S.0, PERIOD_RANGE_S.1));
                 self.exec(
                     "UPDATE hosts SET period_s = coalesce(?3, period_s), \
                      backend = coalesce(?4, backend), version = coalesce(?5, version) \
@@ -1285,9 +1413,15 @@ impl Judge<'_> {
             "fim-baseline-tampered" => {
                 let reason = text("reason").unwrap_or_else(|| "unknown".into());
                 let detail = text("detail").unwrap_or_default();
+                let said = format!("{reason}: {detail}");
+                if row.tampered.as_deref() == Some(said.as_str()) {
+                    // Said again (the daemon repeats an expiry at every
+                    // rescan): passed on once.
+                    return Ok(());
+                }
                 self.exec(
                     "UPDATE hosts SET tampered = ?3 WHERE host = ?1 AND instance = ?2",
-                    params![h, i, format!("{reason}: {detail}")],
+                    params![h, i, said],
                 )?;
                 let mut m = Map::new();
                 m.insert("reason".into(), reason.into());
@@ -1298,7 +1432,7 @@ impl Judge<'_> {
                         m.insert(k.into(), v.into());
                     }
                 }
-                self.flag("fim-baseline-tampered", role, m);
+                self.flag("fim-host-tampered", role, m);
             }
             _ => {}
         }
@@ -1374,7 +1508,7 @@ mod tests {
 
         fn raw(&mut self, body: &[u8]) -> Vec<Flag> {
             self.store.begin().unwrap();
-            let t = self.store.take(body, crate::units::now_ns()).unwrap();
+            let t = self.store.take(body, None, crate::units::now_ns()).unwrap();
             self.store.commit().unwrap();
             match t {
                 Taken::Stored(f) => f,
@@ -1440,7 +1574,10 @@ mod tests {
         f.raw(body.as_bytes());
         f.store.ack("w", "app", &["/x".into()], "ann", 1).unwrap();
         f.store.begin().unwrap();
-        assert_eq!(f.store.take(body.as_bytes(), 2).unwrap(), Taken::Duplicate);
+        assert_eq!(
+            f.store.take(body.as_bytes(), None, 2).unwrap(),
+            Taken::Duplicate
+        );
         f.store.commit().unwrap();
         assert_eq!(f.store.counter("consumed").unwrap(), 1);
         assert_eq!(f.store.counter("duplicates").unwrap(), 1);
@@ -1461,14 +1598,16 @@ mod tests {
             br#"{"type":"fim-heartbeat","hostname":"w","id":"1"}"#,
             br#"{"type":"fim-heartbeat","hostname":"fim@w"}"#,
             br#"{"type":"fim-heartbeat","hostname":"fim@w","id":"1","seq":-1,"stream":"s"}"#,
+            br#"{"type":"fim-heartbeat","hostname":"fim@w","id":"2","seq":9007199254740992,"stream":"s"}"#,
+            br#"{"type":"fim-heartbeat","hostname":"fim@w","id":"3","instance":""}"#,
             &too_big,
         ] {
             f.store.begin().unwrap();
-            let t = f.store.take(body, 1).unwrap();
+            let t = f.store.take(body, None, 1).unwrap();
             f.store.commit().unwrap();
             assert!(matches!(t, Taken::Malformed(_)), "{t:?}");
         }
-        assert_eq!(f.store.counter("malformed").unwrap(), 7);
+        assert_eq!(f.store.counter("malformed").unwrap(), 9);
         assert!(f.store.hosts().unwrap().is_empty());
     }
 
@@ -1481,6 +1620,11 @@ mod tests {
         let again = f.take("w", "fim-heartbeat", "s", 3, baseline("aaaa", 1));
         assert!(!kinds(&again).contains(&"fim-host-rollback"));
         assert!(problems(&f.host("w")).contains(&"rollback"));
+        // Back to the highest, and rolled back again: said again.
+        f.take("w", "fim-heartbeat", "s", 4, baseline("bbbb", 2));
+        assert!(!problems(&f.host("w")).contains(&"rollback"));
+        let twice = f.take("w", "fim-heartbeat", "s", 5, baseline("aaaa", 1));
+        assert!(kinds(&twice).contains(&"fim-host-rollback"), "{twice:?}");
         f.store.ack_host("w", "app", false, true).unwrap();
         assert!(!problems(&f.host("w")).contains(&"rollback"));
     }
@@ -1510,6 +1654,29 @@ mod tests {
         f.store.publish(&p).unwrap();
         assert!(problems(&f.host("w")).is_empty());
         assert_eq!(f.host("w").published.unwrap().signers, ["k"]);
+        // A host's baseline serves that host only.
+        let own = |host: &str, digest: &str| Published {
+            digest: digest.into(),
+            full_digest: digest.repeat(16),
+            role: None,
+            host: Some(host.into()),
+            generation: 1,
+            signers: vec![],
+            published_ns: 0,
+        };
+        f.store.publish(&own("w", "eeee")).unwrap();
+        f.store.publish(&own("other", "ffff")).unwrap();
+        let host_baseline = |d: &str| json!({"baseline": {"digest": d, "generation": 1}});
+        assert_eq!(
+            kinds(&f.take("h", "fim-online", "t", 1, host_baseline("ffff"))),
+            ["fim-host-unknown-baseline"]
+        );
+        assert!(f.take("w2", "fim-online", "u", 1, json!({})).is_empty());
+        let flags = f.take("w", "fim-heartbeat", "s", 3, host_baseline("eeee"));
+        assert!(
+            !kinds(&flags).contains(&"fim-host-unknown-baseline"),
+            "{flags:?}"
+        );
     }
 
     #[test]
@@ -1563,7 +1730,7 @@ mod tests {
             1,
             json!({"reason": "altered", "detail": "its content is not what was signed"}),
         );
-        assert_eq!(kinds(&flags), ["fim-baseline-tampered"]);
+        assert_eq!(kinds(&flags), ["fim-host-tampered"]);
         assert_eq!(flags[0].fields["reason"], "altered");
         assert_eq!(problems(&f.host("w"))[0], "tampered");
         f.take("w", "fim-heartbeat", "s", 2, json!({}));
@@ -1603,6 +1770,97 @@ mod tests {
         f.take("w", "fim-offline", "s", 3, json!({"freq": 1.0}));
         assert_eq!(f.host("w").state, "stopped");
         assert!(problems(&f.host("w")).contains(&"stopped"));
+        let last = f.host("w").last_seen_ns;
+        f.store.begin().unwrap();
+        assert!(
+            f.store
+                .judge_silence(last + 2 * s, last, 3600.0)
+                .unwrap()
+                .is_empty()
+        );
+        let flags = f.store.judge_silence(last + 4 * s, last, 3600.0).unwrap();
+        f.store.commit().unwrap();
+        assert_eq!(flags[0].fields["was"], "stopped");
+        // A forged period can neither switch silence off nor make it flap.
+        f.take("w", "fim-heartbeat", "s", 4, json!({"freq": 1e12}));
+        assert_eq!(f.host("w").period_s, Some(86_400.0));
+        f.take("w", "fim-heartbeat", "s", 5, json!({"freq": 0.001}));
+        assert_eq!(f.host("w").period_s, Some(1.0));
+    }
+
+    #[test]
+    fn a_monitor_speaks_through_one_broker_account() {
+        let mut f = Fixture::new();
+        let ev = |id: &str, seq: i64| {
+            json!({"type": "fim-heartbeat", "hostname": "fim@w", "id": id, "instance": "app",
+                   "stream": "s", "seq": seq})
+            .to_string()
+        };
+        f.store.begin().unwrap();
+        let first = f
+            .store
+            .take(ev("1", 1).as_bytes(), Some("w-account"), 1)
+            .unwrap();
+        assert_eq!(first, Taken::Stored(vec![]));
+        // Another account, or none at all, speaking for w: refused, said once.
+        let Taken::Impostor(flags) = f
+            .store
+            .take(ev("2", 2).as_bytes(), Some("intruder"), 2)
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(kinds(&flags), ["fim-host-impostor"]);
+        assert_eq!(flags[0].fields["publisher"], "intruder");
+        assert_eq!(flags[0].fields["expected_publisher"], "w-account");
+        assert_eq!(
+            f.store
+                .take(ev("3", 3).as_bytes(), Some("intruder"), 3)
+                .unwrap(),
+            Taken::Impostor(vec![])
+        );
+        f.store.commit().unwrap();
+        let h = f.host("w");
+        assert_eq!(h.last_seq, Some(1), "the refused events changed nothing");
+        assert_eq!(f.store.counter("impostors").unwrap(), 2);
+        assert_eq!(f.store.counter("consumed").unwrap(), 1);
+    }
+
+    #[test]
+    fn the_collectors_own_flags_coming_back_are_not_judged() {
+        let mut f = Fixture::new();
+        let own = json!({"type": "fim-host-tampered", "hostname": "fim@collector", "id": "x",
+                         "reason": "altered"})
+        .to_string();
+        f.store.begin().unwrap();
+        assert_eq!(f.store.take(own.as_bytes(), None, 1).unwrap(), Taken::Own);
+        f.store.commit().unwrap();
+        assert!(f.store.hosts().unwrap().is_empty());
+        // A host's tampering is passed on under the collector's own type,
+        // once however often the host repeats it, about the right monitor.
+        let t = json!({"reason": "expired", "detail": "d"});
+        let flags = f.take("w", "fim-baseline-tampered", "s", 1, t.clone());
+        assert_eq!(kinds(&flags), ["fim-host-tampered"]);
+        assert_eq!(flags[0].fields["host_instance"], "app");
+        assert_eq!(flags[0].fields["monitor"], "w/app");
+        assert!(f.take("w", "fim-baseline-tampered", "s", 2, t).is_empty());
+    }
+
+    #[test]
+    fn a_host_names_all_its_monitors() {
+        let mut f = Fixture::new();
+        f.take("w", "fim-heartbeat", "s", 1, json!({}));
+        f.raw(
+            json!({"type": "fim-heartbeat", "hostname": "fim@w", "id": "other", "instance": "w"})
+                .to_string()
+                .as_bytes(),
+        );
+        assert_eq!(f.store.resolve("w").unwrap().len(), 2);
+        assert_eq!(
+            f.store.resolve("w/app").unwrap(),
+            [("w".to_string(), "app".to_string())]
+        );
+        assert!(f.store.resolve("x").is_err());
     }
 
     #[test]
@@ -1612,8 +1870,11 @@ mod tests {
         let other = Connection::open(&p).unwrap();
         other.execute_batch("CREATE TABLE hosts (x)").unwrap();
         drop(other);
+        let before = std::fs::read(&p).unwrap();
         let e = Store::open(&p, true).err().unwrap().to_string();
         assert!(e.contains("not a collector store"), "{e}");
+        assert_eq!(std::fs::read(&p).unwrap(), before, "left exactly as it was");
+        assert!(!crate::files::sibling(&p, "-wal").exists());
         let link = dir.path().join("l.db");
         std::os::unix::fs::symlink(&p, &link).unwrap();
         let e = Store::open(&link, true).err().unwrap().to_string();

@@ -7,8 +7,8 @@
 //! - every string that came from a host is escaped for where it goes (HTML
 //!   text and attributes, Prometheus label values, JSON), and the page runs
 //!   no script at all (its Content-Security-Policy forbids any);
-//! - it answers from its own read-only connection to the store, so a slow
-//!   client never holds up the collector.
+//! - it answers from its own connection to the store (which it never
+//!   writes), on its own thread: a slow client never holds up the collector.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -151,7 +151,13 @@ fn answer(store: &mut Store, request: &Request) -> Answer {
         }
         p if p.starts_with("/api/hosts/") => {
             let name = percent_decode(&p["/api/hosts/".len()..]);
-            host_answer(store, &state, &name)
+            // The host and its drift from one consistent read.
+            if store.snapshot().is_err() {
+                return text(500, "the store cannot be read\n");
+            }
+            let a = host_answer(store, &state, &name);
+            let _ = store.commit();
+            a
         }
         _ => text(404, "not found: try /, /metrics, /api/hosts\n"),
     }
@@ -202,6 +208,7 @@ struct State {
     consumed: i64,
     duplicates: i64,
     malformed: i64,
+    impostors: i64,
     lag: Option<i64>,
     flags: Vec<store::FlagRecord>,
     now: i64,
@@ -215,6 +222,7 @@ fn read(store: &mut Store) -> Result<State, Error> {
             consumed: store.counter("consumed")?,
             duplicates: store.counter("duplicates")?,
             malformed: store.counter("malformed")?,
+            impostors: store.counter("impostors")?,
             lag: store.gauge("lag")?,
             flags: store.recent_flags(20)?,
             now: now_ns(),
@@ -361,6 +369,11 @@ fn metrics(s: &State) -> String {
             "Messages in the feeds that were not tripseal events.",
             s.malformed,
         ),
+        (
+            "tripseal_collector_events_impostor_total",
+            "Events refused: published by another broker account than the host's own.",
+            s.impostors,
+        ),
     ] {
         let _ = writeln!(m, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
     }
@@ -395,8 +408,8 @@ fn html(v: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
+            c if c.is_control() || crate::escape::is_invisible_or_reordering(c) => {
+                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
             }
             c => out.push(c),
         }
@@ -524,9 +537,10 @@ mod tests {
     fn names_are_escaped_for_html_and_prometheus() {
         assert_eq!(
             html("<script>\"x\"&'y'\n"),
-            "&lt;script&gt;&quot;x&quot;&amp;&#39;y&#39;\\x0a"
+            "&lt;script&gt;&quot;x&quot;&amp;&#39;y&#39;\\u{000a}"
         );
         assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(html("web\u{202e}1"), "web\\u{202e}1");
         assert_eq!(percent_decode("web%2F1/app%41"), "web/1/appA");
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");

@@ -19,7 +19,7 @@ use super::env::{Brokers, ip};
 
 const ROLE: &str = "celery-app";
 /// The daemons' heartbeat: silent after three of them.
-const HEARTBEAT: &str = "1s";
+const HEARTBEAT: &str = "2s";
 
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap();
@@ -498,6 +498,7 @@ pub fn fleet_flow(
     collector_feed: &str,
     restart_broker: Option<&dyn Fn()>,
     inject: &dyn Fn(&[u8]),
+    vouched: bool,
 ) {
     let r = Releases::make();
     for db in [&r.gen1, &r.gen2] {
@@ -546,7 +547,7 @@ pub fn fleet_flow(
         assert_eq!(h["name"], format!("{}/app", h["host"].as_str().unwrap()));
         assert_eq!(h["role"], ROLE, "{h}");
         assert_eq!(h["baseline"]["generation"], 2, "{h}");
-        assert_eq!(h["heartbeat_period"], 1.0, "{h}");
+        assert_eq!(h["heartbeat_period"], 2.0, "{h}");
         let host = h["host"].as_str().unwrap();
         if host == "web4" {
             assert_eq!(problems(h), ["unknown-baseline"], "{h}");
@@ -614,13 +615,19 @@ pub fn fleet_flow(
 
     // web2 killed with SIGKILL: silent within three heartbeats (and the
     // judging second); started again: back.
+    // (Counted from here: a machine that stalls for a few seconds may have
+    // made a host look silent before.)
+    let (silent_before, back_before) = (
+        collector.flags_about("fim-host-silent", "web2"),
+        collector.flags_about("fim-host-back", "web2"),
+    );
     hosts[1].signal(libc::SIGKILL);
     let killed = Instant::now();
     collector.wait(WAIT, "web2 silent", &all, |c| {
-        c.flags_about("fim-host-silent", "web2") == 1
+        c.flags_about("fim-host-silent", "web2") > silent_before
     });
     let took = killed.elapsed();
-    assert!(took < Duration::from_secs(8), "silent after {took:?}");
+    assert!(took < Duration::from_secs(12), "silent after {took:?}");
     let h = collector.host("web2").unwrap();
     assert_eq!(h["state"], "silent", "{h}");
     assert_eq!(problems(&h), ["silent"]);
@@ -631,7 +638,7 @@ pub fn fleet_flow(
     );
     hosts[1].start(host_feed);
     collector.wait(WAIT, "web2 back", &all, |c| {
-        c.flags_about("fim-host-back", "web2") == 1
+        c.flags_about("fim-host-back", "web2") > back_before
             && c.host("web2").is_some_and(|h| h["state"] == "ok")
     });
 
@@ -661,6 +668,11 @@ pub fn fleet_flow(
         ),
         (Some(1), Some(2))
     );
+    // The flag names the monitor it is about; its own envelope names the
+    // collector.
+    assert_eq!(rollback["host_instance"], "app");
+    assert_eq!(rollback["monitor"], "web3/app");
+    assert_eq!(rollback["instance"], "collector");
 
     // The collector killed mid-stream and started again: nothing lost,
     // nothing counted twice. The hosts' events wait in the feed while it is
@@ -686,6 +698,7 @@ pub fn fleet_flow(
     collector.kill();
     let at_kill = open_on_web5(&collector);
     eprintln!("collector killed with {at_kill} of {many} of web5's events stored");
+    assert!(at_kill < many, "killed mid-stream");
     collector.restart();
     collector.wait(WAIT, "web5's files", &all, |c| open_on_web5(c) == many);
     collector.assert_each_event_once_later(&all);
@@ -735,6 +748,32 @@ pub fn fleet_flow(
     collector.wait(WAIT, "the injected messages taken", &all, |c| {
         c.status()["collector"]["malformed"] == 1 && c.host(evil).is_some()
     });
+    if vouched {
+        // RabbitMQ says which account published a message: an event that
+        // claims to be web1's, published without web1's account, is refused.
+        let before = collector.host("web1").unwrap()["sequence"]["last"].clone();
+        inject(
+            serde_json::json!({
+                "type": "fim-online",
+                "hostname": "fim@web1",
+                "instance": "app",
+                "id": "0c7f6f0e-1d0b-4f55-9a57-3d1f1f8f0a01",
+                "freq": 86400.0,
+                "stream": "forged",
+                "seq": 1,
+            })
+            .to_string()
+            .as_bytes(),
+        );
+        collector.wait(WAIT, "the impostor refused", &all, |c| {
+            c.flags_about("fim-host-impostor", "web1") == 1
+        });
+        let h = collector.host("web1").unwrap();
+        assert_eq!(h["heartbeat_period"], 2.0, "{h}");
+        assert!(h["sequence"]["last"].as_i64() >= before.as_i64(), "{h}");
+        assert_ne!(h["sequence"]["stream"], "forged");
+        assert_eq!(collector.status()["collector"]["impostors"], 1);
+    }
     let dom = collector.page_in_chromium(&r.dir);
     assert!(!dom.contains("<img") && !dom.contains("<script"), "{dom}");
     assert!(dom.contains("&lt;img src=x onerror=alert(1)&gt;"), "{dom}");

@@ -256,13 +256,27 @@ pub struct FleetNet {
 
 impl FleetNet {
     fn make() -> FleetNet {
-        let n = std::process::id() % 250 + 1;
+        // A /24 no interface here has an address in (one left by a run that
+        // was killed included).
+        let used = Command::new("ip")
+            .args(["-4", "-o", "addr"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let n = (0..250)
+            .map(|i| (std::process::id() + i) % 250 + 1)
+            .find(|n| !used.contains(&format!(" 10.231.{n}.")))
+            .expect("a free 10.231.N.0/24");
         let net = format!("10.231.{n}");
         let f = FleetNet {
             bridge: format!("tsbr{}", std::process::id() % 100_000),
             addr: format!("{net}.1"),
             net,
         };
+        let _ = Command::new("ip")
+            .args(["link", "del", &f.bridge])
+            .stderr(Stdio::null())
+            .status();
         ip(&["link", "add", &f.bridge, "type", "bridge"]);
         ip(&["addr", "add", &format!("{}/24", f.addr), "dev", &f.bridge]);
         ip(&["link", "set", &f.bridge, "up"]);

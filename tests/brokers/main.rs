@@ -504,6 +504,7 @@ fn collector_over_rabbitmq(b: &Brokers) {
         &on("127.0.0.1"),
         Some(&restart),
         &inject,
+        true,
     );
 }
 
@@ -523,7 +524,14 @@ fn collector_over_redis_streams(b: &Brokers) {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    collect::fleet_flow(b, &on(&b.fleet.addr), &on("127.0.0.1"), None, &inject);
+    collect::fleet_flow(
+        b,
+        &on(&b.fleet.addr),
+        &on("127.0.0.1"),
+        None,
+        &inject,
+        false,
+    );
 }
 
 /// A stream at its cap drops the oldest entries, read or not: when the
@@ -624,11 +632,21 @@ fn collector_counts_what_a_capped_stream_dropped(b: &Brokers) {
             .contains(&"gap".into()),
         "{s}"
     );
+    // The flag is stored with the events; its line in the file follows.
+    let gaps = || -> Vec<Value> {
+        std::fs::read_to_string(&flags)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|f| f["type"] == "fim-host-gap")
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while gaps().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     drop(collector);
-    let gaps: Vec<Value> = read_jsonl(&flags)
-        .into_iter()
-        .filter(|f| f["type"] == "fim-host-gap")
-        .collect();
+    let gaps = gaps();
     assert_eq!(gaps.len(), 1, "{gaps:?}");
     assert_eq!(gaps[0]["missing"], lost);
     assert_eq!(gaps[0]["first"], DRIFT_EVENTS + 1);

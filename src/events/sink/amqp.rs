@@ -93,6 +93,11 @@ impl Target {
         Ok(Target { uri, tls, queue })
     }
 
+    /// The account the sink logs in as.
+    pub fn user(&self) -> &str {
+        &self.uri.authority.userinfo.username
+    }
+
     /// A connection and a channel in confirm mode, with Celery's exchange
     /// (and the fleet feed's queue, when asked) declared.
     pub async fn open(&self) -> Result<(Connection, Channel), String> {
@@ -176,6 +181,9 @@ impl Sink for Amqp {
             AMQPValue::LongString(event.hostname().into()),
         );
         let props = BasicProperties::default()
+            // RabbitMQ refuses a user_id that is not the login's: the
+            // collector can tell which account published each event.
+            .with_user_id(self.target.user().into())
             .with_content_type("application/json".into())
             .with_content_encoding("utf-8".into())
             .with_headers(headers)
@@ -266,7 +274,7 @@ pub fn explain(e: &lapin::Error) -> String {
     let hint = if text.contains("x-queue-type") {
         Some(
             "a queue of that name exists and is not a quorum queue (one made by an earlier \
-             tripseal, or by hand): let the collector drain it, delete it (rabbitmqctl \
+             tripseal, or by hand): read what waits in it, delete it (rabbitmqctl \
              delete_queue NAME) and start again, or choose another ?queue= name",
         )
     } else if text.contains("ACCESS_REFUSED") || text.contains("403") {
