@@ -425,9 +425,12 @@ impl Store {
             return Ok(Taken::Duplicate);
         }
         let order = self.bump("order", 1)?;
-        if event.kind.starts_with("fim-host-") {
+        if event.kind.starts_with("fim-host-")
+            || event.body.get("passed_on") == Some(&Value::Bool(true))
+        {
             // The collector's own flags (its --emit may reach the feed it
-            // reads): never judged as a host's word.
+            // reads): never judged as a host's word. (A host that marks its
+            // own events so only silences itself, which it can anyway.)
             self.bump("own", 1)?;
             return Ok(Taken::Own);
         }
@@ -1432,7 +1435,10 @@ impl Judge<'_> {
                         m.insert(k.into(), v.into());
                     }
                 }
-                self.flag("fim-host-tampered", role, m);
+                // Passed on under the host's own type, marked so that the
+                // collector never takes it back from a feed as the host's.
+                m.insert("passed_on".into(), true.into());
+                self.flag("fim-baseline-tampered", role, m);
             }
             _ => {}
         }
@@ -1730,7 +1736,8 @@ mod tests {
             1,
             json!({"reason": "altered", "detail": "its content is not what was signed"}),
         );
-        assert_eq!(kinds(&flags), ["fim-host-tampered"]);
+        assert_eq!(kinds(&flags), ["fim-baseline-tampered"]);
+        assert_eq!(flags[0].fields["passed_on"], true);
         assert_eq!(flags[0].fields["reason"], "altered");
         assert_eq!(problems(&f.host("w"))[0], "tampered");
         f.take("w", "fim-heartbeat", "s", 2, json!({}));
@@ -1829,18 +1836,24 @@ mod tests {
     #[test]
     fn the_collectors_own_flags_coming_back_are_not_judged() {
         let mut f = Fixture::new();
-        let own = json!({"type": "fim-host-tampered", "hostname": "fim@collector", "id": "x",
-                         "reason": "altered"})
+        let own = json!({"type": "fim-baseline-tampered", "hostname": "fim@collector", "id": "x",
+                         "reason": "altered", "passed_on": true, "host": "w"})
         .to_string();
+        let silent =
+            json!({"type": "fim-host-silent", "hostname": "fim@collector", "id": "y"}).to_string();
         f.store.begin().unwrap();
         assert_eq!(f.store.take(own.as_bytes(), None, 1).unwrap(), Taken::Own);
+        assert_eq!(
+            f.store.take(silent.as_bytes(), None, 1).unwrap(),
+            Taken::Own
+        );
         f.store.commit().unwrap();
         assert!(f.store.hosts().unwrap().is_empty());
         // A host's tampering is passed on under the collector's own type,
         // once however often the host repeats it, about the right monitor.
         let t = json!({"reason": "expired", "detail": "d"});
         let flags = f.take("w", "fim-baseline-tampered", "s", 1, t.clone());
-        assert_eq!(kinds(&flags), ["fim-host-tampered"]);
+        assert_eq!(kinds(&flags), ["fim-baseline-tampered"]);
         assert_eq!(flags[0].fields["host_instance"], "app");
         assert_eq!(flags[0].fields["monitor"], "w/app");
         assert!(f.take("w", "fim-baseline-tampered", "s", 2, t).is_empty());

@@ -588,6 +588,25 @@ pub fn fleet_flow(
     assert_eq!(rows[0]["kind"], "modified");
     assert_eq!(rows[0]["severity"], "high");
     assert!(rows[0]["event"]["changes"].get("hash").is_some(), "{d}");
+    let web1 = "host=\"web1\",instance=\"app\",role=\"celery-app\"";
+    let (_, metrics) = collector.get("/metrics");
+    assert!(
+        metrics.contains(&format!("tripseal_fleet_host_open_drift{{{web1}}} 1")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tripseal_fleet_open_drift{severity=\"high\"} 1"),
+        "{metrics}"
+    );
+    let dom = collector.page_in_chromium(&r.dir);
+    let row = dom
+        .lines()
+        .find(|l| l.contains("data-host=\"web1/app\""))
+        .unwrap_or_else(|| panic!("{dom}"));
+    assert!(
+        row.contains("<td>1 high</td>") && row.contains("drift"),
+        "{row}"
+    );
     let human = stdout(&collector.fleet(&["drift", "web1"]));
     assert!(
         human.contains(&installed_tasks) && human.contains("[hash,size]"),
@@ -597,6 +616,11 @@ pub fn fleet_flow(
     assert_ok(&ack);
     let h = collector.host("web1").unwrap();
     assert_eq!(problems(&h), Vec::<String>::new(), "{h}");
+    let (_, metrics) = collector.get("/metrics");
+    assert!(
+        metrics.contains(&format!("tripseal_fleet_host_open_drift{{{web1}}} 0")),
+        "acknowledged: {metrics}"
+    );
     let drift = collector.fleet(&["drift", "web1"]);
     assert_eq!(drift.status.code(), Some(0));
     assert!(
