@@ -105,6 +105,24 @@ fn feeds_and_the_listen_address_come_from_the_configuration() {
 }
 
 #[test]
+fn a_store_that_cannot_be_made_says_what_to_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("no-such-dir/c.db");
+    let out = collect(&[
+        "--from",
+        "redis+stream://127.0.0.1:1/0",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(24), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("make its directory") && stderr(&out).contains("--store"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn the_pages_listen_beyond_loopback_only_when_asked() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("c.db");

@@ -362,6 +362,20 @@ fn json_out(v: &Value) -> String {
     crate::escape::json_for_terminal(&v.to_string()).into_owned()
 }
 
+/// An open drift record as JSON (`fleet drift --format json`, the API).
+pub fn drift_json(d: &store::DriftRow) -> Value {
+    json!({
+        "path": d.path,
+        "kind": d.kind,
+        "severity": d.severity,
+        "rule": d.rule,
+        "first_seen": iso8601(d.first_seen_ns),
+        "last_seen": iso8601(d.last_seen_ns),
+        "acknowledged_by": d.acked_by,
+        "event": d.event,
+    })
+}
+
 /// `tripseal fleet status`: one line per monitor, worst first.
 pub fn status(store: &Path, format: Format, out: &mut dyn Write) -> Result<bool, Error> {
     let mut s = Store::open(store, false)?;
@@ -443,18 +457,12 @@ pub fn drift(store: &Path, name: &str, format: Format, out: &mut dyn Write) -> R
     let open = all.iter().filter(|(_, _, d)| d.acked_by.is_none()).count();
     if format == Format::Json {
         let v = json!({
-            "drift": all.iter().map(|(h, i, d)| json!({
-                "host": h,
-                "instance": i,
-                "path": d.path,
-                "kind": d.kind,
-                "severity": d.severity,
-                "rule": d.rule,
-                "first_seen": iso8601(d.first_seen_ns),
-                "last_seen": iso8601(d.last_seen_ns),
-                "acknowledged_by": d.acked_by,
-                "event": d.event,
-            })).collect::<Vec<_>>(),
+            "drift": all.iter().map(|(h, i, d)| {
+                let mut v = drift_json(d);
+                v["host"] = h.as_str().into();
+                v["instance"] = i.as_str().into();
+                v
+            }).collect::<Vec<_>>(),
         });
         writeln!(out, "{}", json_out(&v)).map_err(werr)?;
     } else {

@@ -106,15 +106,7 @@ impl AmqpSource {
         if self.session.is_some() {
             return Ok(());
         }
-        let rt = match &self.runtime {
-            Some(rt) => rt,
-            None => self.runtime.insert(
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| format!("cannot start the AMQP client: {e}"))?,
-            ),
-        };
+        let rt = amqp::runtime(&mut self.runtime)?;
         let (target, queue) = (&self.target, self.queue.clone());
         let session = rt.block_on(async {
             let (conn, ch) = target.open().await?;

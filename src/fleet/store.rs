@@ -40,8 +40,9 @@ CREATE TABLE IF NOT EXISTS hosts (
     last_scan TEXT,
     stream TEXT,
     last_seq INTEGER,
-    -- Events known lost: numbers never received.
-    missing INTEGER NOT NULL DEFAULT 0,
+    -- Numbers it gave a second time, since this one (its numbering was set
+    -- back): said once per setting back.
+    reused_from INTEGER,
     -- ok, stopped (said fim-offline) or silent.
     state TEXT NOT NULL,
     state_since_ns INTEGER NOT NULL,
@@ -57,6 +58,16 @@ CREATE TABLE IF NOT EXISTS hosts (
     publisher TEXT,
     PRIMARY KEY (host, instance)
 );
+-- Numbers a monitor's stream skipped (events lost), first to last, until
+-- one arrives late; what a monitor lost is their sum.
+CREATE TABLE IF NOT EXISTS holes (
+    host TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    first INTEGER NOT NULL,
+    last INTEGER NOT NULL,
+    PRIMARY KEY (host, instance, stream, first)
+) WITHOUT ROWID;
 -- Open drift: one row per path, the last event about it.
 CREATE TABLE IF NOT EXISTS drift (
     host TEXT NOT NULL,
@@ -238,21 +249,23 @@ pub fn problems(h: &HostState) -> Vec<&'static str> {
     p
 }
 
+/// Every problem a monitor can have, worst first.
+pub const PROBLEMS: [&str; 7] = [
+    "tampered",
+    "silent",
+    "rollback",
+    "unknown-baseline",
+    "gap",
+    "drift",
+    "stopped",
+];
+
 /// How bad a monitor's state is: lower is worse (for "worst first").
 pub fn rank(h: &HostState) -> usize {
-    const ORDER: [&str; 7] = [
-        "tampered",
-        "silent",
-        "rollback",
-        "unknown-baseline",
-        "gap",
-        "drift",
-        "stopped",
-    ];
     problems(h)
         .first()
-        .and_then(|p| ORDER.iter().position(|o| o == p))
-        .unwrap_or(ORDER.len())
+        .and_then(|p| PROBLEMS.iter().position(|o| o == p))
+        .unwrap_or(PROBLEMS.len())
 }
 
 impl Store {
@@ -292,8 +305,12 @@ impl Store {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
             // The store names hosts and what drifted on them: not for others.
             if !path.exists() {
-                crate::files::create_exclusive(path, 0o600)
-                    .map_err(|e| fail(format!("cannot make it: {e}")))?;
+                crate::files::create_exclusive(path, 0o600).map_err(|e| {
+                    fail(format!(
+                        "cannot make it ({e}); make its directory (the package makes \
+                         /var/lib/tripseal) or give another --store"
+                    ))
+                })?;
             }
         }
         let conn = Connection::open_with_flags(path, flags).map_err(|e| fail(e.to_string()))?;
@@ -642,7 +659,10 @@ impl Store {
             .conn
             .prepare(
                 "SELECT host, instance, role, first_seen_ns, last_seen_ns, period_s, digest, \
-                 generation, max_generation, backend, version, last_scan, missing, state, \
+                 generation, max_generation, backend, version, last_scan, \
+                 (SELECT CAST(min(total(o.last - o.first + 1), 9007199254740991) AS INTEGER) \
+                  FROM holes o WHERE o.host = hosts.host AND o.instance = hosts.instance), \
+                 state, \
                  state_since_ns, tampered, stream, last_seq FROM hosts ORDER BY host, instance",
             )
             .map_err(|e| self.err(e))?;
@@ -802,7 +822,7 @@ impl Store {
         if lost {
             self.conn
                 .execute(
-                    "UPDATE hosts SET missing = 0 WHERE host = ?1 AND instance = ?2",
+                    "DELETE FROM holes WHERE host = ?1 AND instance = ?2",
                     [host, instance],
                 )
                 .map_err(|e| self.err(e))?;
@@ -965,6 +985,7 @@ struct Row {
     scan_mark: Option<i64>,
     tampered: Option<String>,
     publisher: Option<String>,
+    reused_from: Option<i64>,
 }
 
 impl Judge<'_> {
@@ -993,7 +1014,7 @@ impl Judge<'_> {
             .query_row(
                 "SELECT role, digest, max_generation, stream, last_seq, state, \
                  state_since_ns, rollback_flagged, unknown_flagged, scan_mark, tampered, \
-                 publisher FROM hosts \
+                 publisher, reused_from FROM hosts \
                  WHERE host = ?1 AND instance = ?2",
                 [&self.e.host, &self.e.instance],
                 |r| {
@@ -1010,6 +1031,7 @@ impl Judge<'_> {
                         scan_mark: r.get(9)?,
                         tampered: r.get(10)?,
                         publisher: r.get(11)?,
+                        reused_from: r.get(12)?,
                     })
                 },
             )
@@ -1135,6 +1157,20 @@ impl Judge<'_> {
             .map(str::to_string)
     }
 
+    /// The hole of this monitor's `stream` that `seq` falls in, if any.
+    fn hole_with(&self, stream: &str, seq: i64) -> Result<Option<(i64, i64)>, Error> {
+        self.store
+            .conn
+            .query_row(
+                "SELECT first, last FROM holes WHERE host = ?1 AND instance = ?2 \
+                 AND stream = ?3 AND first <= ?4 AND last >= ?4",
+                params![self.e.host, self.e.instance, stream, seq],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.store.err(e))
+    }
+
     /// Numbers missing between the last one and this one are events lost.
     fn sequence(&mut self, row: &Row, role: Option<&str>) -> Result<(), Error> {
         let (Some(stream), Some(seq)) = (&self.e.stream, self.e.seq) else {
@@ -1146,9 +1182,14 @@ impl Judge<'_> {
                 if seq > last + 1 {
                     let lost = seq - last - 1;
                     self.exec(
-                        "UPDATE hosts SET last_seq = ?3, missing = min(missing + ?4, ?5) \
+                        "UPDATE hosts SET last_seq = ?3, reused_from = NULL \
                          WHERE host = ?1 AND instance = ?2",
-                        params![h, i, seq, lost, MAX_SEQ],
+                        params![h, i, seq],
+                    )?;
+                    self.exec(
+                        "INSERT OR REPLACE INTO holes (host, instance, stream, first, last) \
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![h, i, stream, last + 1, seq - 1],
                     )?;
                     let mut m = Map::new();
                     m.insert("reason".into(), "missing".into());
@@ -1167,16 +1208,52 @@ impl Judge<'_> {
                         .into(),
                     );
                     self.flag("fim-host-gap", role, m);
-                } else if seq <= last {
-                    // Late: one of the numbers counted missing arrived.
+                } else if let Some((first, end)) = self.hole_with(stream, seq)? {
+                    // Late: a number counted missing arrived; its hole shrinks.
                     self.exec(
-                        "UPDATE hosts SET missing = max(missing - 1, 0) \
-                         WHERE host = ?1 AND instance = ?2",
-                        params![h, i],
+                        "DELETE FROM holes WHERE host = ?1 AND instance = ?2 AND stream = ?3 \
+                         AND first = ?4",
+                        params![h, i, stream, first],
+                    )?;
+                    for (a, b) in [(first, seq - 1), (seq + 1, end)] {
+                        if a <= b {
+                            self.exec(
+                                "INSERT INTO holes (host, instance, stream, first, last) \
+                                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                                params![h, i, stream, a, b],
+                            )?;
+                        }
+                    }
+                } else if seq <= last {
+                    // A number already taken, in another event: the host's
+                    // numbering was set back (its outbox edited), which
+                    // would let lost events pass for late ones.
+                    if row.reused_from.is_none_or(|from| seq <= from) {
+                        let mut m = Map::new();
+                        m.insert("reason".into(), "reused".into());
+                        // Not `seq`: that field is the collector's own
+                        // numbering of its events.
+                        m.insert("number".into(), seq.into());
+                        m.insert("reached".into(), last.into());
+                        m.insert(
+                            "detail".into(),
+                            format!(
+                                "{} gave number {seq} again (it had reached {last}): its \
+                                 numbering was set back, as by an edit of its event outbox",
+                                shown(h, i)
+                            )
+                            .into(),
+                        );
+                        self.flag("fim-host-gap", role, m);
+                    }
+                    self.exec(
+                        "UPDATE hosts SET reused_from = ?3 WHERE host = ?1 AND instance = ?2",
+                        params![h, i, seq],
                     )?;
                 } else {
                     self.exec(
-                        "UPDATE hosts SET last_seq = ?3 WHERE host = ?1 AND instance = ?2",
+                        "UPDATE hosts SET last_seq = ?3, reused_from = NULL \
+                         WHERE host = ?1 AND instance = ?2",
                         params![h, i, seq],
                     )?;
                 }
@@ -1185,12 +1262,15 @@ impl Judge<'_> {
                 // A new numbering: the host's outbox was made anew. What
                 // waited in the old one is unaccounted for.
                 self.exec(
-                    "UPDATE hosts SET stream = ?3, last_seq = ?4 WHERE host = ?1 AND instance = ?2",
+                    "UPDATE hosts SET stream = ?3, last_seq = ?4, reused_from = NULL \
+                     WHERE host = ?1 AND instance = ?2",
                     params![h, i, stream, seq],
                 )?;
+                // The old stream's holes can no longer be filled: what they
+                // lost is said, and stays counted until acknowledged.
                 let mut m = Map::new();
                 m.insert("reason".into(), "new-stream".into());
-                m.insert("stream".into(), stream.clone().into());
+                m.insert("host_stream".into(), stream.clone().into());
                 m.insert(
                     "detail".into(),
                     format!(
@@ -1376,19 +1456,8 @@ impl Judge<'_> {
                 )?;
             }
             "fim-scan-finished" => {
-                let mut scan = body.as_object().cloned().unwrap_or_default();
-                for k in [
-                    "type",
-                    "hostname",
-                    "timestamp",
-                    "utcoffset",
-                    "pid",
-                    "clock",
-                    "id",
-                    "seq",
-                    "stream",
-                    "instance",
-                ] {
+                let mut scan = without_sending(body);
+                for k in ["type", "instance"] {
                     scan.remove(k);
                 }
                 scan.insert("at".into(), crate::units::iso8601(now).into());
@@ -1450,20 +1519,21 @@ impl Judge<'_> {
 /// the same drift (time, ids, numbering), so that an acknowledgement holds
 /// until the drift itself changes.
 fn drift_fingerprint(body: &Value) -> String {
+    Value::Object(without_sending(body)).to_string()
+}
+
+/// An event's fields without those that say when, by which process and in
+/// which message it was sent: what stays the same when a host reports the
+/// same fact again.
+fn without_sending(body: &Value) -> Map<String, Value> {
     let mut v = body.as_object().cloned().unwrap_or_default();
-    for k in [
-        "timestamp",
-        "utcoffset",
-        "pid",
-        "clock",
-        "id",
-        "seq",
-        "stream",
-        "hostname",
-    ] {
+    for k in ["hostname", "timestamp", "utcoffset", "pid", "clock", "id"]
+        .into_iter()
+        .chain(crate::events::SEQUENCE_FIELDS)
+    {
         v.remove(k);
     }
-    Value::Object(v).to_string()
+    v
 }
 
 #[cfg(test)]
@@ -1560,11 +1630,30 @@ mod tests {
         assert!(f.take("w", "fim-heartbeat", "s1", 3, json!({})).is_empty());
         assert_eq!(f.host("w").missing, 2);
         assert_eq!(f.host("w").last_seq, Some(5));
+        // Every number taken: one given again is a numbering set back, said
+        // once however many follow.
+        f.take("w", "fim-heartbeat", "s1", 2, json!({}));
+        f.take("w", "fim-heartbeat", "s1", 4, json!({}));
+        assert_eq!(f.host("w").missing, 0);
+        let flags = f.take("w", "fim-heartbeat", "s1", 2, json!({}));
+        assert_eq!(kinds(&flags), ["fim-host-gap"]);
+        assert_eq!(flags[0].fields["reason"], "reused");
+        assert!(f.take("w", "fim-heartbeat", "s1", 3, json!({})).is_empty());
+        assert!(f.take("w", "fim-heartbeat", "s1", 6, json!({})).is_empty());
+        assert_eq!(
+            kinds(&f.take("w", "fim-heartbeat", "s1", 9, json!({}))),
+            ["fim-host-gap"]
+        );
         // A new numbering (the outbox made anew) is said once.
         let flags = f.take("w", "fim-heartbeat", "s2", 1, json!({}));
         assert_eq!(kinds(&flags), ["fim-host-gap"]);
         assert_eq!(flags[0].fields["reason"], "new-stream");
         assert!(f.take("w", "fim-heartbeat", "s2", 2, json!({})).is_empty());
+        // The old stream's holes stay counted, and the new stream cannot
+        // fill them: its number 7 is simply next-but-some.
+        assert_eq!(f.host("w").missing, 2);
+        f.take("w", "fim-heartbeat", "s2", 7, json!({}));
+        assert_eq!(f.host("w").missing, 2 + 4);
         // The operator looked.
         f.store.ack_host("w", "app", true, false).unwrap();
         assert!(!problems(&f.host("w")).contains(&"gap"));

@@ -182,21 +182,7 @@ fn host_answer(store: &Store, state: &State, name: &str) -> Answer {
     for h in chosen {
         let mut v = super::host_json(h, state.now);
         let drift = store.drift(&h.host, &h.instance).unwrap_or_default();
-        v["drift"] = drift
-            .iter()
-            .map(|d| {
-                json!({
-                    "path": d.path,
-                    "kind": d.kind,
-                    "severity": d.severity,
-                    "rule": d.rule,
-                    "first_seen": iso8601(d.first_seen_ns),
-                    "last_seen": iso8601(d.last_seen_ns),
-                    "acknowledged_by": d.acked_by,
-                    "event": d.event,
-                })
-            })
-            .collect();
+        v["drift"] = drift.iter().map(super::drift_json).collect();
         out.push(v);
     }
     json_answer(&json!({ "hosts": out }))
@@ -261,15 +247,7 @@ fn metrics(s: &State) -> String {
         "# HELP tripseal_fleet_hosts_with_problem Monitors that have each problem.\n\
          # TYPE tripseal_fleet_hosts_with_problem gauge"
     );
-    for p in [
-        "tampered",
-        "silent",
-        "rollback",
-        "unknown-baseline",
-        "gap",
-        "drift",
-        "stopped",
-    ] {
+    for p in store::PROBLEMS {
         let n = s
             .hosts
             .iter()

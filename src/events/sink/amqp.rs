@@ -148,15 +148,7 @@ impl Amqp {
         if self.session.is_some() {
             return Ok(());
         }
-        let rt = match &self.runtime {
-            Some(rt) => rt,
-            None => self.runtime.insert(
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| format!("cannot start the AMQP client: {e}"))?,
-            ),
-        };
+        let rt = runtime(&mut self.runtime)?;
         let session = rt.block_on(self.target.open())?;
         self.session = Some(session);
         Ok(())
@@ -265,6 +257,22 @@ impl Drop for Amqp {
                 tokio::time::timeout(Duration::from_secs(2), conn.close(200, "bye".into())).await
             });
         }
+    }
+}
+
+/// The AMQP client's runtime, started on first use and kept in `slot`
+/// (the sink's and the collector's alike).
+pub fn runtime(
+    slot: &mut Option<tokio::runtime::Runtime>,
+) -> Result<&tokio::runtime::Runtime, String> {
+    match slot {
+        Some(rt) => Ok(rt),
+        None => Ok(slot.insert(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the AMQP client: {e}"))?,
+        )),
     }
 }
 
