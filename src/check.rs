@@ -7,15 +7,17 @@
 //! generation N+1 atomically, keeps generation N as `<db>.prev`, and refuses a
 //! scan with unreadable entries unless told to accept them.
 
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::baseline::stat_cache::{self, CacheWriter};
-use crate::baseline::{Baseline, BaselineLock, BaselineWriter, Header, Snapshot, StatIndex};
-use crate::compare::{self, DriftCounts};
+use crate::baseline::{self, Baseline, BaselineLock, BaselineWriter, Header, Snapshot, StatIndex};
+use crate::compare::{self, Drift, DriftCounts};
 use crate::error::Error;
 use crate::escape::escape_path;
 use crate::files::sibling;
+use crate::origin::{self, Evidence, Origin, Query, Sources};
 use crate::pipeline::{self, ScanSummary};
 use crate::progress::Progress;
 use crate::rules::{Rules, RulesSource};
@@ -37,7 +39,20 @@ pub struct Comparison {
     pub old_digest: Option<[u8; 32]>,
     /// When `old`'s seal expires (`check`; `None`: never, or not verified).
     pub expires_ns: Option<i64>,
+    /// The origin of each drifted path that was explained.
+    origins: HashMap<PathBuf, Origin>,
     _snapshot: Option<Snapshot>,
+}
+
+/// Where the origins of drift come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Explain {
+    Nothing,
+    /// The package records of this host, for the content at each path now
+    /// (`check`, `update`, the daemon's rescans).
+    Present,
+    /// What `update` recorded in the new baseline (`diff`).
+    Recorded,
 }
 
 impl Comparison {
@@ -51,6 +66,7 @@ impl Comparison {
         fast: bool,
         snapshot: Option<Snapshot>,
         mut cache: Option<CacheWriter>,
+        explain: Explain,
     ) -> Result<Comparison, Error> {
         let read_started = new.header().created_ns;
         let caching = cache.is_some();
@@ -61,15 +77,31 @@ impl Comparison {
                 w.row(path, meta, attrs);
             }
         };
+        let mut queries = Vec::new();
         let counts = compare::compare_with(
             &old,
             &new,
-            |_| Ok(()),
+            |d| {
+                if explain == Explain::Present {
+                    queries.push(Query {
+                        kind: d.kind,
+                        file_kind: d.entry.meta.map(|m| m.kind),
+                        content: d.entry.hash,
+                        path: d.path,
+                    });
+                }
+                Ok(())
+            },
             caching.then_some(&mut row as &mut compare::Unchanged<'_>),
         )?;
         if let Some(w) = cache {
             w.finish();
         }
+        let origins = match explain {
+            Explain::Nothing => HashMap::new(),
+            Explain::Present => origin::explain(&queries, &Sources::default()),
+            Explain::Recorded => new.recorded_origins()?,
+        };
         Ok(Comparison {
             old,
             new,
@@ -78,8 +110,19 @@ impl Comparison {
             fast,
             old_digest,
             expires_ns: None,
+            origins,
             _snapshot: snapshot,
         })
+    }
+
+    /// Streams the drift records in path byte order, each with its origin
+    /// where it was explained.
+    pub fn each_drift(&self, mut f: impl FnMut(Drift) -> Result<(), Error>) -> Result<(), Error> {
+        compare::compare(&self.old, &self.new, |mut d| {
+            d.origin = self.origins.get(&d.path).cloned();
+            f(d)
+        })
+        .map(|_| ())
     }
 }
 
@@ -208,22 +251,47 @@ fn scan_and_compare(
         fast.is_some(),
         Some(snapshot),
         cache,
+        Explain::Present,
     )
+}
+
+/// A drift record `update --only-packaged` did not accept, and why.
+pub type LeftOut = (Drift, String);
+
+/// What `update` made: the comparison of generation N (now `<db>.prev`)
+/// with N+1, and, with `--only-packaged`, the drift it left out.
+pub struct Updated {
+    pub comparison: Comparison,
+    /// `--only-packaged`: the evidence asked for.
+    pub only_packaged: Option<Evidence>,
+    /// `--only-packaged`: each drift record not accepted, with why.
+    pub left: Vec<LeftOut>,
 }
 
 /// Accepts the present state as generation N+1 (with `rules`, or the
 /// baseline's own), keeping generation N as `<db>.prev`. With `relocate`,
-/// the present state is a tree not installed yet (the next release).
+/// the present state is a tree not installed yet (the next release). With
+/// `only_packaged`, only drift whose content the owning package vouches
+/// for at that evidence is accepted; everything else keeps its generation
+/// N entry. The origins of the accepted drift are recorded in N+1 for
+/// `diff`.
 pub fn update(
     db: &Path,
     rules: Option<Rules>,
     accept_errors: bool,
     relocate: Option<Relocation>,
+    only_packaged: Option<Evidence>,
     host: &str,
     progress: &dyn Progress,
-) -> Result<Comparison, Error> {
+) -> Result<Updated, Error> {
     let lock = BaselineLock::acquire(db)?;
     let old = Baseline::open(db)?;
+    if only_packaged.is_some() && (rules.is_some() || relocate.is_some()) {
+        return Err(Error::invalid(
+            "--only-packaged keeps the baseline's own rules and its paths: it cannot be \
+             combined with --rules or --root; run those updates apart",
+        ));
+    }
     let rules = match rules {
         Some(r) => r,
         None => stored_rules(&old)?,
@@ -237,10 +305,74 @@ pub fn update(
         known: None,
         relocate,
     };
-    let mut writer = BaselineWriter::create(db, &header, &rules, lock)?;
-    let own = OwnOutputs::for_baseline(db);
-    let mut scan = pipeline::fill(&mut writer, &rules, &own, &hints, progress)?;
-    scan.db = db.to_path_buf();
+    // The package records describe this host's paths, not a release tree.
+    let explain = match hints.relocate {
+        Some(_) => Explain::Nothing,
+        None => Explain::Present,
+    };
+    let old = Rc::new(old);
+    let (snapshot, left) = match only_packaged {
+        None => {
+            let mut writer = BaselineWriter::create(db, &header, &rules, lock)?;
+            let own = OwnOutputs::for_baseline(db);
+            let mut scan = pipeline::fill(&mut writer, &rules, &own, &hints, progress)?;
+            scan.db = db.to_path_buf();
+            refuse_problems(&scan, accept_errors)?;
+            pipeline::warn_unnamed(&rules, &scan);
+            let snapshot = writer.finish_snapshot()?;
+            let written = Baseline::open(snapshot.path())?;
+            let c = Comparison::of((old, None), written, None, false, None, None, explain)?;
+            baseline::record_origins(snapshot.path(), &c.origins)?;
+            (snapshot, Vec::new())
+        }
+        Some(at) => {
+            let mut scanner = BaselineWriter::create_snapshot(db, &header, &rules)?;
+            let mut own = OwnOutputs::for_baseline(db);
+            own.add(scanner.path());
+            let scan = pipeline::fill(&mut scanner, &rules, &own, &hints, progress)?;
+            let (scanned_file, scanned) = scanner.finish_for_reading()?;
+            let present = Comparison::of(
+                (Rc::clone(&old), None),
+                scanned,
+                Some(scan),
+                false,
+                Some(scanned_file),
+                None,
+                explain,
+            )?;
+            let mut writer = BaselineWriter::create(db, &header, &rules, lock)?;
+            let (accepted, left) = write_vouched(&present, &mut writer, at)?;
+            let snapshot = writer.finish_snapshot()?;
+            let origins: HashMap<PathBuf, Origin> = present
+                .origins
+                .iter()
+                .filter(|(p, _)| accepted.contains(p.as_path()))
+                .map(|(p, o)| (p.clone(), o.clone()))
+                .collect();
+            baseline::record_origins(snapshot.path(), &origins)?;
+            (snapshot, left)
+        }
+    };
+    snapshot.persist(true)?;
+    let prev = Baseline::open(&sibling(db, ".prev"))?;
+    let new = Baseline::open(db)?;
+    let comparison = Comparison::of(
+        (Rc::new(prev), None),
+        new,
+        None,
+        false,
+        None,
+        None,
+        Explain::Recorded,
+    )?;
+    Ok(Updated {
+        comparison,
+        only_packaged,
+        left,
+    })
+}
+
+fn refuse_problems(scan: &ScanSummary, accept_errors: bool) -> Result<(), Error> {
     if scan.problems > 0 && !accept_errors {
         let (path, problem) = &scan.problem_samples[0];
         return Err(Error::ScanProblems {
@@ -253,12 +385,54 @@ pub fn update(
             ),
         });
     }
-    pipeline::warn_unnamed(&rules, &scan);
-    writer.finish(true)?;
-    drop(old);
-    let old = Baseline::open(&sibling(db, ".prev"))?;
-    let new = Baseline::open(db)?;
-    Comparison::of((Rc::new(old), None), new, Some(scan), false, None, None)
+    Ok(())
+}
+
+/// Writes generation N+1 of `--only-packaged`: each entry as scanned where
+/// it did not drift or its package vouches for it, and as generation N had
+/// it otherwise. Returns the paths accepted, and the drift left out.
+fn write_vouched(
+    present: &Comparison,
+    writer: &mut BaselineWriter,
+    at: Evidence,
+) -> Result<(HashSet<PathBuf>, Vec<LeftOut>), Error> {
+    let (old, new) = (&present.old, &present.new);
+    let mut accepted = HashSet::new();
+    let mut left = Vec::new();
+    old.merge_with(new, |a, b| {
+        let drift = compare::drift_of(
+            a.clone().map(|e| {
+                let r = &old.rules()[e.rule];
+                (e, r)
+            }),
+            b.clone().map(|e| {
+                let r = &new.rules()[e.rule];
+                (e, r)
+            }),
+        );
+        let keep_new = match drift {
+            None => true,
+            Some(mut d) => {
+                d.origin = present.origins.get(&d.path).cloned();
+                match origin::vouches_for(&d, at) {
+                    Ok(()) => {
+                        accepted.insert(d.path);
+                        true
+                    }
+                    Err(why) => {
+                        left.push((d, why));
+                        false
+                    }
+                }
+            }
+        };
+        match (keep_new, a, b) {
+            (true, _, Some(e)) => writer.insert_from(&e, new.rules()),
+            (false, Some(e), _) => writer.insert_from(&e, old.rules()),
+            _ => Ok(()),
+        }
+    })?;
+    Ok((accepted, left))
 }
 
 /// Compares two baselines: the first, the trusted reference, must carry a
@@ -272,6 +446,7 @@ pub fn diff(old: &Path, new: &Path, seal: &SealPolicy) -> Result<Comparison, Err
         false,
         None,
         None,
+        Explain::Recorded,
     )
 }
 

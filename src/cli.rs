@@ -287,6 +287,36 @@ struct UpdateArgs {
     format: FormatArg,
     #[command(flatten)]
     relocate: RelocateArgs,
+    /// Accept only drift whose content is what its package (dpkg, a
+    /// Python wheel) records, at this evidence or stronger; the rest stays
+    /// drift [bare: host-records-only]
+    #[arg(
+        long,
+        value_enum,
+        value_name = "EVIDENCE",
+        num_args = 0..=1,
+        default_missing_value = "host-records-only"
+    )]
+    only_packaged: Option<EvidenceArg>,
+}
+
+/// How strong the evidence for `update --only-packaged` must be.
+#[derive(Clone, Copy, ValueEnum)]
+enum EvidenceArg {
+    /// dpkg's md5sums and a wheel's RECORD, which root on the host can edit
+    HostRecordsOnly,
+    /// The package file in apt's cache, checked through the archive's
+    /// signed InRelease
+    VerifiedByArchive,
+}
+
+impl From<EvidenceArg> for tripseal::origin::Evidence {
+    fn from(e: EvidenceArg) -> tripseal::origin::Evidence {
+        match e {
+            EvidenceArg::HostRecordsOnly => tripseal::origin::Evidence::HostRecordsOnly,
+            EvidenceArg::VerifiedByArchive => tripseal::origin::Evidence::VerifiedByArchive,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -629,6 +659,7 @@ impl UpdateArgs {
             format: self.format.into(),
             host: ctx.host,
             relocate: self.relocate.relocation()?,
+            only_packaged: self.only_packaged.map(Into::into),
         })
     }
 }

@@ -14,6 +14,7 @@ use tripseal::events::outbox::Outbox;
 use tripseal::events::{BaselineRef, EventFactory, SinkSpec};
 use tripseal::files::hex;
 use tripseal::init::{self, InitOptions};
+use tripseal::origin::Evidence;
 use tripseal::progress::{NoProgress, Progress, TerminalProgress};
 use tripseal::report::{self, DriftReport, Format, out_err};
 use tripseal::rules::Rules;
@@ -51,7 +52,15 @@ pub fn run(settings: Settings) -> Result<Outcome, Error> {
             format,
             host,
             relocate,
-        } => update(&db, rules, accept_errors, relocate, format, &host),
+            only_packaged,
+        } => update(
+            &db,
+            rules,
+            (accept_errors, only_packaged),
+            relocate,
+            format,
+            &host,
+        ),
         Settings::Diff {
             old,
             new,
@@ -246,6 +255,7 @@ fn check(s: CheckSettings) -> Result<Outcome, Error> {
             command: "check",
             comparison: &comparison,
             verbose: s.verbose,
+            left_out: None,
         };
         report::drift(&mut stdout(), format, &r)?;
     }
@@ -255,36 +265,42 @@ fn check(s: CheckSettings) -> Result<Outcome, Error> {
 fn update(
     db: &Path,
     rules: Option<Rules>,
-    accept_errors: bool,
+    (accept_errors, only_packaged): (bool, Option<Evidence>),
     relocate: Option<Relocation>,
     format: Format,
     host: &str,
 ) -> Result<Outcome, Error> {
-    let comparison = check::update(
+    let updated = check::update(
         db,
         rules,
         accept_errors,
         relocate,
+        only_packaged,
         host,
         progress().as_ref(),
     )?;
+    let comparison = &updated.comparison;
     let r = DriftReport {
         command: "update",
-        comparison: &comparison,
+        comparison,
         verbose: true,
+        left_out: updated.only_packaged.map(|e| (e, updated.left.as_slice())),
     };
     let mut out = stdout();
     report::drift(&mut out, format, &r)?;
-    writeln!(
-        out,
+    let unsigned = format!(
         "generation {} is not signed: `tripseal check` refuses it until an operator \
          reviews it (`tripseal diff {} {}`) and signs it (`tripseal sign --key KEY {}`)",
         comparison.new.header().generation,
         escape_path(comparison.old.path()),
         escape_path(db),
         escape_path(db)
-    )
-    .map_err(out_err)?;
+    );
+    // A JSON report is one document on standard output, for a program.
+    match format {
+        Format::Json => log::warn!("{unsigned}"),
+        Format::Human => writeln!(out, "{unsigned}").map_err(out_err)?,
+    }
     Ok(Outcome::Done)
 }
 
@@ -301,6 +317,7 @@ fn diff(
         command: "diff",
         comparison: &comparison,
         verbose,
+        left_out: None,
     };
     report::drift(&mut stdout(), format, &r)?;
     Ok(Outcome::Drift(comparison.counts.exit_bits()))

@@ -120,6 +120,9 @@ pub struct Drift {
     pub problem: Option<Problem>,
     /// The entry as it is now (`Removed`: as it was).
     pub entry: Entry,
+    /// Which package the path belongs to, and whether the content is what
+    /// it shipped (see [`crate::origin`]); `None` when not explained.
+    pub origin: Option<crate::origin::Origin>,
 }
 
 /// How many records of each kind.
@@ -229,6 +232,7 @@ pub fn drift_of(old: Option<(Entry, &RuleInfo)>, new: Option<(Entry, &RuleInfo)>
         changes,
         problem,
         entry,
+        origin: None,
     };
     match (old, new) {
         (None, None) => None,

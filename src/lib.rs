@@ -16,6 +16,7 @@ pub mod events;
 pub mod files;
 pub mod fleet;
 pub mod init;
+pub mod origin;
 pub mod pipeline;
 pub mod progress;
 pub mod report;

@@ -14,10 +14,11 @@ use serde_json::{Map, Value, json};
 use crate::attrs::{Attr, AttrSet};
 use crate::baseline::{Baseline, RuleInfo};
 use crate::check::Comparison;
-use crate::compare::{self, Drift, DriftKind, Value as CValue};
+use crate::compare::{Drift, DriftKind, Value as CValue};
 use crate::error::Error;
 use crate::escape::{JsonForTerminal, escape_bytes, escape_path};
 use crate::files::hex;
+use crate::origin::Evidence;
 use crate::pipeline::ScanSummary;
 use crate::rules::Rules;
 use crate::scan::{Entry, FileKind};
@@ -372,6 +373,9 @@ pub struct DriftReport<'a> {
     pub comparison: &'a Comparison,
     /// Print the summary even when nothing drifted.
     pub verbose: bool,
+    /// `update --only-packaged`: the evidence asked for, and each drift
+    /// record it did not accept, with why.
+    pub left_out: Option<(Evidence, &'a [(Drift, String)])>,
 }
 
 fn summary_json(r: &DriftReport<'_>) -> Value {
@@ -500,6 +504,9 @@ fn drift_human(out: &mut dyn Write, d: &Drift) -> Result<(), Error> {
         d.severity.name()
     )
     .map_err(out_err)?;
+    if let Some(o) = &d.origin {
+        write!(out, "  ({})", o.tag()).map_err(out_err)?;
+    }
     if let Some(p) = &d.problem {
         write!(
             out,
@@ -521,6 +528,15 @@ fn drift_human(out: &mut dyn Write, d: &Drift) -> Result<(), Error> {
         )
         .map_err(out_err)?;
     }
+    if let Some(note) = d.origin.as_ref().and_then(|o| o.note.as_deref()) {
+        writeln!(
+            out,
+            "      {:<8} {}",
+            "origin",
+            escape_bytes(note.as_bytes())
+        )
+        .map_err(out_err)?;
+    }
     Ok(())
 }
 
@@ -537,14 +553,28 @@ pub fn drift(out: &mut dyn Write, format: Format, r: &DriftReport<'_>) -> Result
             let head = head.strip_suffix('}').expect("object");
             write!(out, "{head},\"drift\":[").map_err(out_err)?;
             let mut first = true;
-            compare::compare(&c.old, &c.new, |d| {
+            c.each_drift(|d| {
                 if !first {
                     out.write_all(b",").map_err(out_err)?;
                 }
                 first = false;
                 serde_json::to_writer(&mut *out, &drift_json(&d)).map_err(|e| out_err(e.into()))
             })?;
-            out.write_all(b"]}\n").map_err(out_err)?;
+            out.write_all(b"]").map_err(out_err)?;
+            if let Some((at, left)) = r.left_out {
+                let left: Vec<Value> = left
+                    .iter()
+                    .map(|(d, why)| {
+                        let mut v = drift_json(d);
+                        v["not_accepted_because"] = why.as_str().into();
+                        v
+                    })
+                    .collect();
+                let more = json!({"only_packaged": at.name(), "not_accepted": left});
+                let more = serde_json::to_string(&more).expect("json");
+                write!(out, ",{}", &more[1..more.len() - 1]).map_err(out_err)?;
+            }
+            out.write_all(b"}\n").map_err(out_err)?;
             out.flush().map_err(out_err)?;
         }
         Format::Human => {
@@ -564,13 +594,29 @@ pub fn drift(out: &mut dyn Write, format: Format, r: &DriftReport<'_>) -> Result
                     kind.name()
                 };
                 writeln!(out, "\n{title} ({n}):").map_err(out_err)?;
-                compare::compare(&c.old, &c.new, |d| {
+                c.each_drift(|d| {
                     if d.kind == kind {
                         drift_human(out, &d)
                     } else {
                         Ok(())
                     }
                 })?;
+            }
+            if let Some((at, left)) = r.left_out {
+                writeln!(
+                    out,
+                    "\nnot accepted by --only-packaged={} ({}): still drift, as generation {} \
+                     had them",
+                    at.name(),
+                    left.len(),
+                    c.old.header().generation
+                )
+                .map_err(out_err)?;
+                for (d, why) in left {
+                    drift_human(out, d)?;
+                    writeln!(out, "      {:<8} {}", "why", escape_bytes(why.as_bytes()))
+                        .map_err(out_err)?;
+                }
             }
         }
     }

@@ -38,6 +38,9 @@ pub enum Settings {
         format: Format,
         host: String,
         relocate: Option<Relocation>,
+        /// `--only-packaged`: accept only drift whose package vouches for
+        /// it at this evidence or stronger.
+        only_packaged: Option<crate::origin::Evidence>,
     },
     Diff {
         old: PathBuf,

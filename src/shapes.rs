@@ -208,7 +208,28 @@ pub fn drift_json(d: &Drift) -> Value {
     if let Some(p) = &d.problem {
         obj.insert("problem".into(), problem_json(p));
     }
+    if let Some(o) = &d.origin {
+        obj.insert("origin".into(), origin_json(o));
+    }
     Value::Object(obj)
+}
+
+/// Where a drifted path comes from: `manager`, `package`, `version` (all
+/// null when not packaged), `verdict`, `evidence` (null when not
+/// packaged) and, where there is one, `note`.
+pub fn origin_json(o: &crate::origin::Origin) -> Value {
+    let p = o.package.as_ref();
+    let mut v = json!({
+        "manager": p.map(|p| p.manager.name()),
+        "package": p.map(|p| p.name.as_str()),
+        "version": p.map(|p| p.version.as_str()),
+        "verdict": o.verdict.name(),
+        "evidence": o.evidence.map(crate::origin::Evidence::name),
+    });
+    if let Some(n) = &o.note {
+        v["note"] = n.as_str().into();
+    }
+    v
 }
 
 /// An entry's recorded attributes, as `show --format json` has them.

@@ -76,11 +76,13 @@ complete -c tripseal -n "__fish_tripseal_using_subcommand update" -l format -r -
 json\t''"
 complete -c tripseal -n "__fish_tripseal_using_subcommand update" -l root -d 'Read the tree at DIR (a release directory, an unpacked wheel or image, a container\'s root file system) instead of the installed one; the rules must name a role' -r -F
 complete -c tripseal -n "__fish_tripseal_using_subcommand update" -l as -d 'With --root: the path DIR will have on the hosts; what is at DIR/x is recorded as PREFIX/x' -r -F
+complete -c tripseal -n "__fish_tripseal_using_subcommand update" -l only-packaged -d 'Accept only drift whose content is what its package (dpkg, a Python wheel) records, at this evidence or stronger; the rest stays drift [bare: host-records-only]' -r -f -a "host-records-only\t'dpkg\'s md5sums and a wheel\'s RECORD, which root on the host can edit'
+verified-by-archive\t'The package file in apt\'s cache, checked through the archive\'s signed InRelease'"
 complete -c tripseal -n "__fish_tripseal_using_subcommand update" -l config -d 'Settings file (event sinks) [default: /etc/tripseal/config.toml, if it exists]' -r -F
 complete -c tripseal -n "__fish_tripseal_using_subcommand update" -l accept-errors -d 'Record entries that cannot be read instead of refusing'
 complete -c tripseal -n "__fish_tripseal_using_subcommand update" -s v -l verbose -d 'Say more: the summary of check and diff even when nothing drifted; twice, debugging detail (also TRIPSEAL_LOG=debug)'
 complete -c tripseal -n "__fish_tripseal_using_subcommand update" -s q -l quiet -d 'Say less: warnings and errors only'
-complete -c tripseal -n "__fish_tripseal_using_subcommand update" -s h -l help -d 'Print help'
+complete -c tripseal -n "__fish_tripseal_using_subcommand update" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c tripseal -n "__fish_tripseal_using_subcommand diff" -l trust -d 'Trusted public keys: a key file, a directory of them, or a glob [default: /etc/tripseal/trusted.d/]' -r
 complete -c tripseal -n "__fish_tripseal_using_subcommand diff" -l format -r -f -a "human\t''
 json\t''"

@@ -310,6 +310,22 @@ impl BaselineWriter {
         Ok(())
     }
 
+    /// Adds an entry read from a baseline whose rules are `rules` (an
+    /// entry's rule is an index into its own baseline's rules).
+    pub fn insert_from(&mut self, e: &Entry, rules: &[RuleInfo]) -> Result<(), Error> {
+        let name = &rules[e.rule].name;
+        let Some(rule) = self.rule_names.iter().position(|n| n == name) else {
+            return Err(
+                self.write_error(rusqlite::Error::InvalidParameterName(format!(
+                    "no rule {name} in the new generation"
+                ))),
+            );
+        };
+        let mut e = e.clone();
+        e.rule = rule;
+        self.insert(&e)
+    }
+
     fn commit_and_close(&mut self) -> Result<(), Error> {
         let conn = self.conn.take().expect("finish runs once");
         let result = conn
@@ -456,6 +472,69 @@ pub const SIGNATURES_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS signatures (
     signed_at_ns INTEGER NOT NULL
 ) WITHOUT ROWID";
 
+/// Where `update` found the drift it accepted came from (see
+/// [`crate::origin`]): a table the canonical digest does not cover, read
+/// only by `diff` to show the reviewer. It is the host's word, as every
+/// row of a generation is until an operator signs it.
+pub const ORIGINS_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS origins (
+    path BLOB PRIMARY KEY NOT NULL,
+    manager TEXT,
+    package TEXT,
+    version TEXT,
+    verdict TEXT NOT NULL,
+    evidence TEXT,
+    note TEXT
+) WITHOUT ROWID";
+
+/// Records `origins` in the closed, not yet persisted baseline file at
+/// `path` (one [`Snapshot`] of `update`'s).
+pub fn record_origins(
+    path: &Path,
+    origins: &std::collections::HashMap<PathBuf, crate::origin::Origin>,
+) -> Result<(), Error> {
+    if origins.is_empty() {
+        return Ok(());
+    }
+    let werr = |e: rusqlite::Error| Error::Write {
+        path: path.to_path_buf(),
+        source: io::Error::other(e),
+    };
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )
+    .map_err(werr)?;
+    harden(&conn).map_err(werr)?;
+    conn.execute_batch("PRAGMA journal_mode = OFF; BEGIN")
+        .map_err(werr)?;
+    conn.execute_batch(ORIGINS_SCHEMA).map_err(werr)?;
+    {
+        let mut put = conn
+            .prepare(
+                "INSERT OR REPLACE INTO origins(path, manager, package, version, verdict, \
+                 evidence, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(werr)?;
+        for (p, o) in origins {
+            let pkg = o.package.as_ref();
+            put.execute(params![
+                p.as_os_str().as_encoded_bytes(),
+                pkg.map(|p| p.manager.name()),
+                pkg.map(|p| p.name.as_str()),
+                pkg.map(|p| p.version.as_str()),
+                o.verdict.name(),
+                o.evidence.map(crate::origin::Evidence::name),
+                o.note,
+            ])
+            .map_err(werr)?;
+        }
+    }
+    conn.execute_batch("COMMIT").map_err(werr)?;
+    conn.close().map_err(|(_, e)| werr(e))
+}
+
 /// The expiry column, added by `sign` to a signatures table made before
 /// expiries existed (and to every new one: one way to reach one schema).
 pub const SIGNATURES_ADD_EXPIRY: &str = "ALTER TABLE signatures ADD COLUMN expires_ns INTEGER";
@@ -585,6 +664,7 @@ fn expected_schema() -> &'static [SchemaRow] {
             SCHEMA,
             columns::create_table(SCHEMA_VERSION),
             SIGNATURES_SCHEMA,
+            ORIGINS_SCHEMA,
         ]);
         // The entries of the schemas before.
         for &older in &columns::SCHEMAS[..columns::SCHEMAS.len() - 1] {
@@ -617,7 +697,10 @@ fn check_schema(conn: &Connection) -> Result<(), String> {
         e => format!("cannot read its schema: {e}"),
     })?;
     let expected = expected_schema();
-    let ours = |n: &str| n != "signatures" && expected.iter().any(|(_, e, _)| e == n);
+    // Tables some baselines have and others not.
+    let ours = |n: &str| {
+        !["signatures", "origins"].contains(&n) && expected.iter().any(|(_, e, _)| e == n)
+    };
     if !rows.iter().any(|(_, n, _)| ours(n)) {
         return Err(
             "not a tripseal baseline (an SQLite database without tripseal's tables)".into(),
@@ -827,6 +910,77 @@ impl Baseline {
 
     pub fn header(&self) -> &Header {
         &self.header
+    }
+
+    /// The origins `update` recorded (see [`ORIGINS_SCHEMA`]); rows it
+    /// could not have written are refused, never guessed at.
+    pub fn recorded_origins(
+        &self,
+    ) -> Result<std::collections::HashMap<PathBuf, crate::origin::Origin>, Error> {
+        use crate::origin::{Evidence, Manager, Origin, Package, Verdict};
+        let mut out = std::collections::HashMap::new();
+        let has: bool = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'origins'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.db_err(format!("cannot read: {e}")))?;
+        if !has {
+            return Ok(out);
+        }
+        let bad = |what: &str| self.db_err(format!("its origins table holds {what}"));
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path, manager, package, version, verdict, evidence, note FROM origins")
+            .map_err(|e| self.db_err(format!("cannot read origins: {e}")))?;
+        let mut rows = stmt
+            .query([])
+            .map_err(|e| self.db_err(format!("cannot read origins: {e}")))?;
+        while let Some(r) = rows
+            .next()
+            .map_err(|e| self.db_err(format!("cannot read origins: {e}")))?
+        {
+            let text = |i| {
+                r.get::<_, Option<String>>(i)
+                    .map_err(|_| bad("a value that is not text"))
+            };
+            let path: Vec<u8> = r.get(0).map_err(|_| bad("a path that is not bytes"))?;
+            let manager = match text(1)?.as_deref() {
+                None => None,
+                Some("dpkg") => Some(Manager::Dpkg),
+                Some("pip") => Some(Manager::Pip),
+                Some(_) => return Err(bad("an unknown package manager")),
+            };
+            let verdict = text(4)?
+                .and_then(|v| Verdict::parse(&v))
+                .ok_or_else(|| bad("an unknown verdict"))?;
+            let evidence = match text(5)? {
+                None => None,
+                Some(e) => Some(Evidence::parse(&e).ok_or_else(|| bad("an unknown evidence"))?),
+            };
+            let package = match (manager, text(2)?, text(3)?) {
+                (Some(manager), Some(name), Some(version)) => Some(Package {
+                    manager,
+                    name,
+                    version,
+                }),
+                (None, None, None) => None,
+                _ => return Err(bad("a package without its manager, name or version")),
+            };
+            out.insert(
+                PathBuf::from(std::ffi::OsString::from_vec(path)),
+                Origin {
+                    package,
+                    verdict,
+                    evidence,
+                    note: text(6)?,
+                },
+            );
+        }
+        Ok(out)
     }
 
     /// The read-only connection, for the seal's digest.

@@ -335,7 +335,7 @@ impl<S: EventStore> Courier<S> {
     /// `fim-scan-finished`, kept in batches (not delivered yet).
     pub fn comparison(&mut self, kind: &str, c: &Comparison) -> Result<(), Error> {
         let mut batch = Vec::with_capacity(EVENTS_PER_TRANSACTION);
-        crate::compare::compare(&c.old, &c.new, |d| {
+        c.each_drift(|d| {
             batch.push(self.factory.drift(&d));
             if batch.len() >= EVENTS_PER_TRANSACTION {
                 self.keep(std::mem::take(&mut batch))?;

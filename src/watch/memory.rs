@@ -93,6 +93,7 @@ mod tests {
                 prefix_hash: None,
                 trusted: false,
             },
+            origin: None,
             changes: Vec::new(),
             problem: None,
         }

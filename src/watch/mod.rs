@@ -638,7 +638,7 @@ impl Daemon {
         )?;
         let mut events = Vec::new();
         let mut drifted = HashSet::new();
-        crate::compare::compare(&c.old, &c.new, |d| {
+        c.each_drift(|d| {
             drifted.insert(d.path.clone());
             let path = d.path.clone();
             self.report(&path, Some(d), &mut events);

@@ -1,0 +1,297 @@
+//! dpkg's records: the status file (which packages are installed, their
+//! versions and conffiles), each package's file list (`info/P.list`) and
+//! checksums (`info/P.md5sums`), and the diversions.
+//!
+//! The file lists are read in one pass for all the drifted paths at once,
+//! keeping only those paths: memory stays small however many packages the
+//! host has.
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::{Manager, Owned, Package, Recorded, hex_digest, read_record};
+
+/// An installed package, as the status file says.
+struct Installed {
+    name: String,
+    arch: String,
+    version: String,
+    /// Conffiles and the checksum of the version the package shipped.
+    conffiles: Vec<(Vec<u8>, Option<[u8; 16]>)>,
+}
+
+/// The owner of each of `paths` that an installed package lists, with what
+/// it records of it.
+pub(super) fn owners(admindir: &Path, paths: &[&Path]) -> Result<HashMap<PathBuf, Owned>, String> {
+    let status_path = admindir.join("status");
+    let status = read_record(&status_path).map_err(|e| format!("status: {e}"))?;
+    let installed = parse_status(&status);
+    let merged = UsrMerge::of_root();
+    // dpkg may list /bin/x where the walk found /usr/bin/x (merged /usr).
+    let mut wanted: HashMap<Vec<u8>, Vec<&Path>> = HashMap::new();
+    for p in paths {
+        wanted
+            .entry(merged.canonical(p.as_os_str().as_bytes()))
+            .or_default()
+            .push(p);
+    }
+    let mut found: HashMap<Vec<u8>, usize> = HashMap::new();
+    for (i, pkg) in installed.iter().enumerate() {
+        let Some(list) = info_file(admindir, pkg, "list") else {
+            continue;
+        };
+        let text = read_record(&list).map_err(|e| format!("{}: {e}", list.display()))?;
+        for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let key = merged.canonical(line);
+            if wanted.contains_key(&key) {
+                found.entry(key).or_insert(i);
+            }
+        }
+    }
+    let diverted = diversions(admindir, &merged)?;
+    let mut md5sums: HashMap<usize, HashMap<Vec<u8>, [u8; 16]>> = HashMap::new();
+    let mut out = HashMap::new();
+    for (key, i) in found {
+        let pkg = &installed[i];
+        let sums = match md5sums.get(&i) {
+            Some(s) => s,
+            None => {
+                let s = read_md5sums(admindir, pkg, &merged)?;
+                md5sums.entry(i).or_insert(s)
+            }
+        };
+        let conffile = pkg
+            .conffiles
+            .iter()
+            .find(|(p, _)| merged.canonical(p) == key);
+        let (recorded, note) = match (diverted.contains(&key), conffile) {
+            (true, _) => (
+                None,
+                Some("dpkg-divert moved a package's file to or from this path"),
+            ),
+            (false, Some((_, md5))) => (
+                md5.map(Recorded::Md5),
+                Some("a conffile (what the package shipped; an administrator's edit differs)"),
+            ),
+            (false, None) => (sums.get(&key).copied().map(Recorded::Md5), None),
+        };
+        let package = Package {
+            manager: Manager::Dpkg,
+            name: pkg.name.clone(),
+            version: pkg.version.clone(),
+        };
+        for p in &wanted[&key] {
+            out.insert(
+                p.to_path_buf(),
+                Owned {
+                    package: package.clone(),
+                    recorded,
+                    note,
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// `info/NAME.SUFFIX`, or `info/NAME:ARCH.SUFFIX` for a Multi-Arch: same
+/// package, whichever exists.
+fn info_file(admindir: &Path, pkg: &Installed, suffix: &str) -> Option<PathBuf> {
+    let info = admindir.join("info");
+    [
+        format!("{}.{suffix}", pkg.name),
+        format!("{}:{}.{suffix}", pkg.name, pkg.arch),
+    ]
+    .into_iter()
+    .map(|n| info.join(n))
+    .find(|p| std::fs::symlink_metadata(p).is_ok())
+}
+
+fn read_md5sums(
+    admindir: &Path,
+    pkg: &Installed,
+    merged: &UsrMerge,
+) -> Result<HashMap<Vec<u8>, [u8; 16]>, String> {
+    let mut out = HashMap::new();
+    let Some(file) = info_file(admindir, pkg, "md5sums") else {
+        return Ok(out);
+    };
+    let text = read_record(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    for line in text.split(|&b| b == b'\n') {
+        // "<32 hex>  <path without its leading slash>"
+        if line.len() < 35 || &line[32..34] != b"  " {
+            continue;
+        }
+        if let Some(md5) = hex_digest::<16>(&line[..32]) {
+            let mut path = b"/".to_vec();
+            path.extend_from_slice(&line[34..]);
+            out.insert(merged.canonical(&path), md5);
+        }
+    }
+    Ok(out)
+}
+
+/// Paths dpkg-divert moved a file from or to.
+fn diversions(admindir: &Path, merged: &UsrMerge) -> Result<HashSet<Vec<u8>>, String> {
+    let file = admindir.join("diversions");
+    let text = match read_record(&file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
+        Err(e) => return Err(format!("diversions: {e}")),
+    };
+    // Triples of lines: the original path, where it went, who diverted it.
+    let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
+    Ok(lines
+        .chunks(3)
+        .filter(|c| c.len() == 3)
+        .flat_map(|c| [merged.canonical(c[0]), merged.canonical(c[1])])
+        .collect())
+}
+
+/// The installed packages of a status file (Status' last word neither
+/// `not-installed` nor `config-files`: their files are on the disk).
+fn parse_status(text: &[u8]) -> Vec<Installed> {
+    let text = String::from_utf8_lossy(text);
+    let mut out = Vec::new();
+    for stanza in text.split("\n\n") {
+        let mut fields: HashMap<&str, String> = HashMap::new();
+        let mut last: Option<&str> = None;
+        for line in stanza.lines() {
+            if let Some(rest) = line.strip_prefix([' ', '\t']) {
+                if let Some(f) = last.and_then(|k| fields.get_mut(k)) {
+                    f.push('\n');
+                    f.push_str(rest);
+                }
+            } else if let Some((k, v)) = line.split_once(':') {
+                fields.insert(k, v.trim().to_string());
+                last = Some(k);
+            }
+        }
+        let state = fields
+            .get("Status")
+            .and_then(|s| s.split_whitespace().last())
+            .unwrap_or("not-installed");
+        if matches!(state, "not-installed" | "config-files") {
+            continue;
+        }
+        let (Some(name), Some(version)) = (fields.get("Package"), fields.get("Version")) else {
+            continue;
+        };
+        let conffiles = fields.get("Conffiles").map_or(Vec::new(), |c| {
+            c.lines()
+                .filter_map(|l| {
+                    let mut w = l.split_whitespace();
+                    let path = w.next()?;
+                    Some((
+                        path.as_bytes().to_vec(),
+                        hex_digest::<16>(w.next()?.as_bytes()),
+                    ))
+                })
+                .collect()
+        });
+        out.push(Installed {
+            name: name.clone(),
+            arch: fields.get("Architecture").cloned().unwrap_or_default(),
+            version: version.clone(),
+            conffiles,
+        });
+    }
+    out
+}
+
+/// Which top-level directories are links into /usr (a merged /usr), so that
+/// `/bin/x` and `/usr/bin/x` are one path.
+struct UsrMerge {
+    aliased: Vec<&'static str>,
+}
+
+impl UsrMerge {
+    fn of_root() -> UsrMerge {
+        let aliased = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"]
+            .into_iter()
+            .filter(|d| {
+                std::fs::read_link(Path::new("/").join(d))
+                    .is_ok_and(|t| t == Path::new("usr").join(d) || t == Path::new("/usr").join(d))
+            })
+            .collect();
+        UsrMerge { aliased }
+    }
+
+    /// The /usr form of `path`.
+    fn canonical(&self, path: &[u8]) -> Vec<u8> {
+        for d in &self.aliased {
+            let top = [b"/", d.as_bytes()].concat();
+            if let Some(rest) = path.strip_prefix(top.as_slice())
+                && (rest.is_empty() || rest[0] == b'/')
+            {
+                return [b"/usr".as_slice(), path].concat();
+            }
+        }
+        path.to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATUS: &str = "Package: gone\nStatus: deinstall ok config-files\nVersion: 1\n\n\
+Package: tool\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.1-3\n\
+Conffiles:\n /etc/tool.conf 0123456789abcdef0123456789abcdef\n /etc/old.conf newconffile obsolete\n\
+Description: a tool\n with a long description\n";
+
+    #[test]
+    fn status_keeps_installed_packages_and_their_conffiles() {
+        let p = parse_status(STATUS.as_bytes());
+        assert_eq!(p.len(), 1);
+        assert_eq!(
+            (p[0].name.as_str(), p[0].version.as_str()),
+            ("tool", "2.1-3")
+        );
+        assert_eq!(p[0].conffiles.len(), 2);
+        assert_eq!(p[0].conffiles[0].0, b"/etc/tool.conf");
+        assert!(p[0].conffiles[0].1.is_some());
+        assert_eq!(p[0].conffiles[1].1, None);
+    }
+
+    #[test]
+    fn merged_usr_paths_are_one_path() {
+        let m = UsrMerge {
+            aliased: vec!["bin", "lib"],
+        };
+        assert_eq!(m.canonical(b"/bin/ls"), b"/usr/bin/ls");
+        assert_eq!(m.canonical(b"/usr/bin/ls"), b"/usr/bin/ls");
+        assert_eq!(m.canonical(b"/binary/x"), b"/binary/x");
+        assert_eq!(m.canonical(b"/sbin/x"), b"/sbin/x");
+    }
+
+    #[test]
+    fn a_tree_of_records_explains_its_paths() {
+        let d = tempfile::tempdir().unwrap();
+        let admin = d.path().join("admin");
+        std::fs::create_dir_all(admin.join("info")).unwrap();
+        let file = d.path().join("f");
+        std::fs::write(&file, b"shipped\n").unwrap();
+        let md5 = crate::files::hex(&md5::Md5::digest(b"shipped\n"));
+        std::fs::write(admin.join("status"), STATUS).unwrap();
+        std::fs::write(
+            admin.join("info/tool.list"),
+            format!("/.\n{}\n", file.display()),
+        )
+        .unwrap();
+        std::fs::write(
+            admin.join("info/tool.md5sums"),
+            format!("{md5}  {}\n", &file.display().to_string()[1..]),
+        )
+        .unwrap();
+        let unowned = d.path().join("other");
+        let found = owners(&admin, &[file.as_path(), unowned.as_path()]).unwrap();
+        assert_eq!(found.len(), 1);
+        let o = &found[&file];
+        assert_eq!(o.package.name, "tool");
+        assert!(matches!(o.recorded, Some(Recorded::Md5(_))));
+    }
+
+    use md5::Digest;
+}

@@ -1,0 +1,483 @@
+//! Where drift comes from: whether a drifted path belongs to an installed
+//! package (dpkg, or a Python distribution's `RECORD`), and whether its
+//! present content is what that package shipped, with the strength of that
+//! evidence.
+//!
+//! Guarantees:
+//! - package records are read only when something drifted, in one pass over
+//!   them for all the drifted paths (see [`explain`]), never per path;
+//! - a verdict is about the content the drift record carries: the file is
+//!   read again (never through a symlink, never a FIFO or a device), and
+//!   when its BLAKE3 is no longer the scanned one the verdict is
+//!   `unverified`, never a match;
+//! - `matches-package` needs a positive match with a checksum the package
+//!   records; a package that records none (a directory, a symlink, a file
+//!   without a checksum) gives `unverified`;
+//! - the records live on the host, where root can edit them: every verdict
+//!   says so (`host-records-only`) unless the content was checked through
+//!   the chain the archive signs (`verified-by-archive`).
+
+mod dpkg;
+mod pip;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use md5::Digest;
+
+use crate::compare::DriftKind;
+use crate::scan::FileKind;
+
+/// Package records tripseal reads at most of one file (a dpkg status file
+/// of a large host is a few MiB).
+const MAX_RECORD_BYTES: u64 = 256 << 20;
+
+/// Which package manager's records vouch for a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Manager {
+    Dpkg,
+    Pip,
+}
+
+impl Manager {
+    pub fn name(self) -> &'static str {
+        match self {
+            Manager::Dpkg => "dpkg",
+            Manager::Pip => "pip",
+        }
+    }
+}
+
+/// What the present content is, measured against the package's records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The content is what the package records.
+    MatchesPackage,
+    /// Owned by a package, and not what it records: the alarming case.
+    DiffersFromPackage,
+    /// Owned by a package that records nothing to compare with (a
+    /// directory, a symlink, a file listed without a checksum), or the
+    /// content could not be compared (see the note).
+    Unverified,
+    /// No installed package owns the path.
+    NotPackaged,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 4] = [
+        Verdict::MatchesPackage,
+        Verdict::DiffersFromPackage,
+        Verdict::Unverified,
+        Verdict::NotPackaged,
+    ];
+
+    pub fn parse(s: &str) -> Option<Verdict> {
+        Verdict::ALL.into_iter().find(|v| v.name() == s)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::MatchesPackage => "matches-package",
+            Verdict::DiffersFromPackage => "differs-from-package",
+            Verdict::Unverified => "unverified",
+            Verdict::NotPackaged => "not-packaged",
+        }
+    }
+}
+
+/// How far a verdict can be trusted. Ordered: a later one is stronger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Evidence {
+    /// The host's own records (dpkg's `md5sums`, a wheel's `RECORD`), which
+    /// root on the host can edit.
+    HostRecordsOnly,
+    /// The package file in apt's cache, checked through the archive's
+    /// signed `InRelease` and its `Packages` entry.
+    VerifiedByArchive,
+}
+
+impl Evidence {
+    pub fn name(self) -> &'static str {
+        match self {
+            Evidence::HostRecordsOnly => "host-records-only",
+            Evidence::VerifiedByArchive => "verified-by-archive",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Evidence> {
+        [Evidence::HostRecordsOnly, Evidence::VerifiedByArchive]
+            .into_iter()
+            .find(|e| e.name() == s)
+    }
+}
+
+/// An installed package.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Package {
+    pub manager: Manager,
+    pub name: String,
+    pub version: String,
+}
+
+/// Where a drifted path comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// `None`: not packaged.
+    pub package: Option<Package>,
+    pub verdict: Verdict,
+    /// `None` for `not-packaged`.
+    pub evidence: Option<Evidence>,
+    /// Why, where the verdict alone does not say it.
+    pub note: Option<String>,
+}
+
+impl Origin {
+    fn not_packaged() -> Origin {
+        Origin {
+            package: None,
+            verdict: Verdict::NotPackaged,
+            evidence: None,
+            note: None,
+        }
+    }
+
+    fn owned(package: Package, verdict: Verdict, note: Option<String>) -> Origin {
+        Origin {
+            package: Some(package),
+            verdict,
+            evidence: Some(Evidence::HostRecordsOnly),
+            note,
+        }
+    }
+
+    /// Whether this origin vouches for the content at `at_least` that
+    /// strength.
+    pub fn matches(&self, at_least: Evidence) -> bool {
+        self.verdict == Verdict::MatchesPackage && self.evidence.is_some_and(|e| e >= at_least)
+    }
+
+    /// A short tag for the human report: `dpkg:openssl 3.0.11 matches-package`.
+    pub fn tag(&self) -> String {
+        let mut s = match &self.package {
+            Some(p) => format!(
+                "{}:{} {} {}",
+                p.manager.name(),
+                crate::escape::escape_bytes(p.name.as_bytes()),
+                crate::escape::escape_bytes(p.version.as_bytes()),
+                self.verdict.name()
+            ),
+            None => self.verdict.name().to_string(),
+        };
+        if let Some(e) = self.evidence {
+            s.push_str(", ");
+            s.push_str(e.name());
+        }
+        s
+    }
+}
+
+/// Whether `update --only-packaged` may accept drift record `d`: its
+/// content is what its package records, at `at` that evidence or
+/// stronger, and nothing changed that package records do not vouch for
+/// (a mode, an owner: a setuid bit set by hand on a packaged binary keeps
+/// its content). Otherwise, why not.
+pub fn vouches_for(d: &crate::compare::Drift, at: Evidence) -> Result<(), String> {
+    use crate::attrs::Attr;
+    let origin = d.origin.as_ref().ok_or("not explained")?;
+    if !origin.matches(at) {
+        return Err(match (origin.verdict, origin.evidence) {
+            (Verdict::MatchesPackage, Some(e)) => {
+                format!("the package vouches for it by {} only", e.name())
+            }
+            (v, _) => v.name().to_string(),
+        });
+    }
+    match d.kind {
+        DriftKind::Changed => {
+            let content = [
+                Attr::Hash,
+                Attr::Size,
+                Attr::Mtime,
+                Attr::Ctime,
+                Attr::Inode,
+                Attr::Nlink,
+                Attr::Dev,
+                Attr::Growing,
+            ];
+            match d.changes.iter().find(|c| !content.contains(&c.attr)) {
+                Some(c) => Err(format!(
+                    "its {} changed too, which package records do not vouch for",
+                    c.attr.name()
+                )),
+                None => Ok(()),
+            }
+        }
+        DriftKind::Added => match d.entry.meta.map(|m| m.mode & 0o7022) {
+            Some(0) => Ok(()),
+            _ => Err(
+                "its mode is setuid, setgid, sticky or writable by others, which \
+                      package records do not vouch for"
+                    .into(),
+            ),
+        },
+        DriftKind::Removed | DriftKind::Error => Err(d.kind.name().into()),
+    }
+}
+
+/// One drifted path to explain.
+#[derive(Clone, Debug)]
+pub struct Query {
+    pub path: PathBuf,
+    pub kind: DriftKind,
+    /// What is at the path now (`Removed`: what was).
+    pub file_kind: Option<FileKind>,
+    /// The BLAKE3 of the content the drift record carries, when its rule
+    /// checks the content: the verdict is about that content only.
+    pub content: Option<[u8; 32]>,
+}
+
+/// Where the package records are: the real host's in production, a test
+/// tree's in unit tests.
+#[derive(Clone, Debug)]
+pub struct Sources {
+    pub dpkg_admindir: PathBuf,
+}
+
+impl Default for Sources {
+    fn default() -> Sources {
+        Sources {
+            dpkg_admindir: PathBuf::from("/var/lib/dpkg"),
+        }
+    }
+}
+
+/// The digests of a file's present content that package records use.
+struct Present {
+    blake3: [u8; 32],
+    md5: [u8; 16],
+    sha256: [u8; 32],
+}
+
+/// Reads the regular file at `path` (never through a symlink, never a FIFO
+/// or a device) once, for every digest a record may hold.
+fn present(path: &Path) -> Result<Present, String> {
+    let (mut file, _) =
+        crate::files::open_untrusted(path, u64::MAX, false).map_err(|e| e.to_string())?;
+    let mut b3 = blake3::Hasher::new();
+    let mut md5 = md5::Md5::new();
+    let mut sha = sha2::Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        b3.update(&buf[..n]);
+        md5.update(&buf[..n]);
+        sha.update(&buf[..n]);
+    }
+    Ok(Present {
+        blake3: *b3.finalize().as_bytes(),
+        md5: md5.finalize().into(),
+        sha256: sha.finalize().into(),
+    })
+}
+
+/// A checksum a package records for a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Recorded {
+    Md5([u8; 16]),
+    Sha256([u8; 32]),
+}
+
+/// What a package manager says of one path.
+#[derive(Clone, Debug)]
+struct Owned {
+    package: Package,
+    /// `None`: listed without a checksum.
+    recorded: Option<Recorded>,
+    /// Said with the verdict (a conffile, say).
+    note: Option<&'static str>,
+}
+
+/// Explains each query: which package owns its path, and whether the
+/// present content matches what the package records. Queries of `error`
+/// records get no origin. Failing to read the package records is not an
+/// error of the check: the paths they would have explained are said to be
+/// `unverified`, with why.
+pub fn explain(queries: &[Query], sources: &Sources) -> HashMap<PathBuf, Origin> {
+    let wanted: Vec<&Query> = queries
+        .iter()
+        .filter(|q| q.kind != DriftKind::Error)
+        .collect();
+    let mut out = HashMap::new();
+    if wanted.is_empty() {
+        return out;
+    }
+    let paths: Vec<&Path> = wanted.iter().map(|q| q.path.as_path()).collect();
+    let (dpkg, dpkg_failed) = match dpkg::owners(&sources.dpkg_admindir, &paths) {
+        Ok(found) => (found, None),
+        Err(why) => {
+            log::warn!(
+                "the dpkg database {} could not be read, so drift is not explained by it: {why}",
+                crate::escape::escape_path(&sources.dpkg_admindir)
+            );
+            (HashMap::new(), Some(why))
+        }
+    };
+    let mut sites = pip::Sites::default();
+    for q in wanted {
+        let owned = match dpkg.get(q.path.as_path()) {
+            Some(o) => Some(o.clone()),
+            None => sites.owner(&q.path),
+        };
+        let origin = match (owned, &dpkg_failed) {
+            (Some(o), _) => judge(q, o),
+            (None, Some(why)) => Origin {
+                package: None,
+                verdict: Verdict::Unverified,
+                evidence: None,
+                note: Some(format!("the dpkg database could not be read: {why}")),
+            },
+            (None, None) => Origin::not_packaged(),
+        };
+        out.insert(q.path.clone(), origin);
+    }
+    out
+}
+
+/// The verdict on one owned path.
+fn judge(q: &Query, o: Owned) -> Origin {
+    let note = |s: &str| {
+        Some(match o.note {
+            Some(n) => format!("{n}; {s}"),
+            None => s.to_string(),
+        })
+    };
+    if q.kind == DriftKind::Removed {
+        return Origin::owned(
+            o.package,
+            Verdict::DiffersFromPackage,
+            note("the package still lists it, and it is gone"),
+        );
+    }
+    if q.file_kind != Some(FileKind::File) {
+        let what = q.file_kind.map_or("nothing", FileKind::name);
+        return Origin::owned(
+            o.package,
+            Verdict::Unverified,
+            note(&format!(
+                "it is a {what} now; packages record content of files only"
+            )),
+        );
+    }
+    let Some(recorded) = o.recorded else {
+        return Origin::owned(
+            o.package,
+            Verdict::Unverified,
+            note("the package lists it without a checksum"),
+        );
+    };
+    let now = match present(&q.path) {
+        Ok(p) => p,
+        Err(why) => {
+            return Origin::owned(
+                o.package,
+                Verdict::Unverified,
+                note(&format!("it could not be read to compare: {why}")),
+            );
+        }
+    };
+    if q.content.is_some_and(|c| c != now.blake3) {
+        return Origin::owned(
+            o.package,
+            Verdict::Unverified,
+            note("it changed again after the scan read it"),
+        );
+    }
+    let same = match recorded {
+        Recorded::Md5(m) => m == now.md5,
+        Recorded::Sha256(s) => s == now.sha256,
+    };
+    let verdict = if same {
+        Verdict::MatchesPackage
+    } else {
+        Verdict::DiffersFromPackage
+    };
+    Origin::owned(o.package, verdict, o.note.map(str::to_string))
+}
+
+/// `path` with `.` and `..` components resolved without asking the file
+/// system (a record names paths relative to its own directory).
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn read_record(path: &Path) -> std::io::Result<Vec<u8>> {
+    crate::files::read_untrusted(path, MAX_RECORD_BYTES)
+}
+
+fn hex_digest<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
+    if s.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, pair) in s.chunks(2).enumerate() {
+        let text = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lexical_resolves_parents_without_the_file_system() {
+        assert_eq!(
+            lexical(Path::new(
+                "/v/lib/python3.11/site-packages/../../../bin/celery"
+            )),
+            Path::new("/v/bin/celery")
+        );
+        assert_eq!(lexical(Path::new("/a/./b/../c")), Path::new("/a/c"));
+    }
+
+    #[test]
+    fn hex_digests_are_exact() {
+        assert_eq!(hex_digest::<2>(b"0aff"), Some([0x0a, 0xff]));
+        assert_eq!(hex_digest::<2>(b"0af"), None);
+        assert_eq!(hex_digest::<2>(b"0agf"), None);
+    }
+
+    #[test]
+    fn matches_needs_the_evidence_asked_for() {
+        let o = Origin::owned(
+            Package {
+                manager: Manager::Dpkg,
+                name: "p".into(),
+                version: "1".into(),
+            },
+            Verdict::MatchesPackage,
+            None,
+        );
+        assert!(o.matches(Evidence::HostRecordsOnly));
+        assert!(!o.matches(Evidence::VerifiedByArchive));
+        assert!(!Origin::not_packaged().matches(Evidence::HostRecordsOnly));
+    }
+}

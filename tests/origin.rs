@@ -1,0 +1,537 @@
+//! Explaining drift by package origin, with the real package managers: a
+//! Debian package built here with `dpkg-deb` and installed with `dpkg -i`,
+//! and a wheel installed with `pip` into a virtual environment. Each test
+//! baselines what it installed, changes it the way an upgrade and an
+//! intruder would, and reads the verdicts from `check`, the events,
+//! `update --only-packaged` and `diff`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+/// A package installed on this machine for the length of a test, purged
+/// (with what is left of its directory) when dropped.
+struct Installed {
+    name: String,
+    dir: PathBuf,
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg").args(["--purge", &self.name]).output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Builds `NAME_VERSION.deb` in `work` holding `files` (relative to /) with
+/// their md5sums, as debhelper makes them.
+fn build_deb(work: &Path, name: &str, version: &str, files: &[(&str, &str)]) -> PathBuf {
+    let root = work.join(format!("{name}-{version}"));
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    let mut sums = String::new();
+    for (path, content) in files {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+        let md5 = md5_hex(content.as_bytes());
+        sums.push_str(&format!("{md5}  {path}\n"));
+    }
+    std::fs::write(root.join("DEBIAN/md5sums"), sums).unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: all\n\
+             Maintainer: tripseal tests <tests@tripseal.invalid>\nDescription: a test package\n"
+        ),
+    )
+    .unwrap();
+    let deb = work.join(format!("{name}_{version}.deb"));
+    run(Command::new("dpkg-deb")
+        .args(["--build", "--root-owner-group"])
+        .arg(&root)
+        .arg(&deb)
+        .stdout(std::process::Stdio::null()));
+    deb
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    let out = Command::new("md5sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(bytes)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)[..32].to_string()
+}
+
+fn dpkg_install(deb: &Path) {
+    run(Command::new("dpkg")
+        .arg("-i")
+        .arg(deb)
+        .env("DEBIAN_FRONTEND", "noninteractive"));
+}
+
+/// `check --format json` against an unsigned baseline: the drift records
+/// by path.
+fn check_json(db: &Path) -> std::collections::BTreeMap<String, Value> {
+    let out = tripseal()
+        .args(["check", "--allow-unsigned", "--format", "json", "--db"])
+        .arg(db)
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_some_and(|c| c < 8), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["path"].as_str().unwrap().to_string(), d.clone()))
+        .collect()
+}
+
+fn origin(d: &Value) -> (&str, &str, &str, &str) {
+    let o = &d["origin"];
+    (
+        o["manager"].as_str().unwrap_or("-"),
+        o["version"].as_str().unwrap_or("-"),
+        o["verdict"].as_str().unwrap(),
+        o["evidence"].as_str().unwrap_or("-"),
+    )
+}
+
+#[test]
+fn dpkg_upgrade_matches_its_package_and_a_hand_edit_does_not() {
+    let work = tempfile::tempdir().unwrap();
+    let name = format!("tripseal-origin-test-{}", std::process::id());
+    let dir = PathBuf::from(format!("/opt/{name}"));
+    let rel = |f: &str| format!("opt/{name}/{f}");
+    let (tool, conf) = (rel("bin/tool"), rel("lib/helper.py"));
+    let v1 = build_deb(
+        work.path(),
+        &name,
+        "1.0-1",
+        &[(&tool, "#!/bin/sh\necho 1\n"), (&conf, "X = 1\n")],
+    );
+    let v2 = build_deb(
+        work.path(),
+        &name,
+        "2.0-1",
+        &[(&tool, "#!/bin/sh\necho 2\n"), (&conf, "X = 2\n")],
+    );
+    let _installed = Installed {
+        name: name.clone(),
+        dir: dir.clone(),
+    };
+    dpkg_install(&v1);
+    let rules = write_rules(
+        work.path(),
+        &format!(
+            "[[rule]]\nname = \"pkg\"\npaths = [\"{d}\", \"{d}/**\"]\n\
+             check = [\"type\", \"mode\", \"owner\", \"size\", \"hash\"]\nseverity = \"high\"\n",
+            d = dir.display()
+        ),
+    );
+    let db = work.path().join("b.db");
+    assert_ok(&init(&rules, &db));
+
+    // The upgrade, an intruder's edit of a packaged file, and a planted one.
+    dpkg_install(&v2);
+    let (tool, helper) = (dir.join("bin/tool"), dir.join("lib/helper.py"));
+    std::fs::write(&helper, "X = 2\nimport os; os.system('id')\n").unwrap();
+    let planted = dir.join("lib/planted.py");
+    std::fs::write(&planted, "evil\n").unwrap();
+
+    let drift = check_json(&db);
+    let key = |p: &Path| p.to_str().unwrap().to_string();
+    assert_eq!(
+        origin(&drift[&key(&tool)]),
+        ("dpkg", "2.0-1", "matches-package", "host-records-only")
+    );
+    assert_eq!(drift[&key(&tool)]["origin"]["package"], name.as_str());
+    assert_eq!(
+        origin(&drift[&key(&helper)]),
+        ("dpkg", "2.0-1", "differs-from-package", "host-records-only")
+    );
+    assert_eq!(
+        origin(&drift[&key(&planted)]),
+        ("-", "-", "not-packaged", "-")
+    );
+
+    // The human report tags each record; the events carry the origin whole.
+    let human = tripseal()
+        .args(["check", "--allow-unsigned", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let text = stdout(&human);
+    assert!(
+        text.contains(&format!(
+            "(dpkg:{name} 2.0-1 differs-from-package, host-records-only)"
+        )),
+        "{text}"
+    );
+    let events = tripseal()
+        .args(["check", "--allow-unsigned", "--format", "events", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let modified: Vec<Value> = stdout(&events)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["type"] == "fim-file-modified")
+        .collect();
+    assert_eq!(modified.len(), 2, "{}", stdout(&events));
+    assert!(
+        modified.iter().any(
+            |e| e["path"] == key(&tool).as_str() && e["origin"]["verdict"] == "matches-package"
+        )
+    );
+
+    // --only-packaged takes the upgrade only; the rest stays drift.
+    let out = tripseal()
+        .args(["update", "--only-packaged", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let accepted: Vec<&str> = doc["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(accepted, [key(&tool).as_str()]);
+    let left: Vec<(&str, &str)> = doc["not_accepted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["path"].as_str().unwrap(),
+                d["not_accepted_because"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        left,
+        [
+            (key(&helper).as_str(), "differs-from-package"),
+            (key(&planted).as_str(), "not-packaged")
+        ]
+    );
+    let drift = check_json(&db);
+    assert_eq!(
+        drift.keys().cloned().collect::<Vec<_>>(),
+        [key(&helper), key(&planted)]
+    );
+
+    // The reviewer's diff shows where the accepted change came from.
+    let out = tripseal()
+        .args(["diff", "--allow-unsigned", "--format", "json"])
+        .arg(db.with_extension("db.prev"))
+        .arg(&db)
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["drift"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        origin(&doc["drift"][0]),
+        ("dpkg", "2.0-1", "matches-package", "host-records-only")
+    );
+
+    // Reinstalled, the edited file is the package's again.
+    dpkg_install(&v2);
+    let drift = check_json(&db);
+    assert_eq!(
+        origin(&drift[&key(&helper)]).2,
+        "matches-package",
+        "{:?}",
+        drift
+    );
+
+    // A setuid bit on a file whose content matches stays drift.
+    run(Command::new("chmod").arg("4755").arg(&tool));
+    std::fs::remove_file(&planted).unwrap();
+    let out = tripseal()
+        .args(["update", "--only-packaged", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let left = &doc["not_accepted"];
+    assert!(
+        left.as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["path"] == key(&tool).as_str()
+                && d["not_accepted_because"]
+                    .as_str()
+                    .unwrap()
+                    .contains("mode changed too")),
+        "{left}"
+    );
+    // A packaged file removed is not what its package says.
+    std::fs::remove_file(&helper).unwrap();
+    let drift = check_json(&db);
+    assert_eq!(
+        origin(&drift[&key(&helper)]),
+        ("dpkg", "2.0-1", "differs-from-package", "host-records-only")
+    );
+}
+
+/// Writes a wheel of distribution `name` at `version` holding `files` (in
+/// site-packages), with the RECORD pip checks, using Python's zipfile.
+fn build_wheel(
+    python: &Path,
+    work: &Path,
+    name: &str,
+    version: &str,
+    files: &[(&str, &str)],
+) -> PathBuf {
+    let wheel = work.join(format!("{name}-{version}-py3-none-any.whl"));
+    let script = r#"
+import base64, hashlib, sys, zipfile, json
+wheel, name, version, files = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+info = f"{name}-{version}.dist-info"
+files[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+files[f"{info}/WHEEL"] = "Wheel-Version: 1.0\nGenerator: tripseal-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+rows = []
+with zipfile.ZipFile(wheel, "w") as z:
+    for path, text in files.items():
+        data = text.encode()
+        z.writestr(path, data)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        rows.append(f"{path},sha256={digest},{len(data)}")
+    rows.append(f"{info}/RECORD,,")
+    z.writestr(f"{info}/RECORD", "\n".join(rows) + "\n")
+"#;
+    let files: serde_json::Map<String, Value> = files
+        .iter()
+        .map(|(p, t)| (p.to_string(), Value::String(t.to_string())))
+        .collect();
+    run(Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(&wheel)
+        .arg(name)
+        .arg(version)
+        .arg(Value::Object(files).to_string()));
+    wheel
+}
+
+fn pip_install(venv: &Path, wheel: &Path) {
+    run(Command::new(venv.join("bin/pip"))
+        .args([
+            "install",
+            "--quiet",
+            "--no-index",
+            "--disable-pip-version-check",
+            "--force-reinstall",
+        ])
+        .arg(wheel));
+}
+
+#[test]
+fn a_wheel_upgrade_matches_its_record_and_a_hand_edit_does_not() {
+    let work = tempfile::tempdir().unwrap();
+    let venv = work.path().join("venv");
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+    let python = venv.join("bin/python");
+    let v1 = build_wheel(
+        &python,
+        work.path(),
+        "tsorigin",
+        "1.0",
+        &[
+            ("tsorigin/__init__.py", "VERSION = 1\n"),
+            ("tsorigin/tasks.py", "def add(a, b):\n    return a + b\n"),
+        ],
+    );
+    let v2 = build_wheel(
+        &python,
+        work.path(),
+        "tsorigin",
+        "2.0",
+        &[
+            ("tsorigin/__init__.py", "VERSION = 2\n"),
+            ("tsorigin/tasks.py", "def add(a, b):\n    return b + a\n"),
+        ],
+    );
+    pip_install(&venv, &v1);
+    let site = std::fs::read_dir(venv.join("lib"))
+        .unwrap()
+        .flatten()
+        .map(|d| d.path().join("site-packages"))
+        .find(|p| p.is_dir())
+        .unwrap();
+    let pkg = site.join("tsorigin");
+    let rules = write_rules(
+        work.path(),
+        &format!(
+            "[[rule]]\nname = \"tasks\"\npaths = [\"{d}/*.py\"]\n\
+             check = [\"type\", \"mode\", \"size\", \"hash\"]\nseverity = \"high\"\n",
+            d = pkg.display()
+        ),
+    );
+    let db = work.path().join("b.db");
+    assert_ok(&init(&rules, &db));
+
+    pip_install(&venv, &v2);
+    let (init_py, tasks) = (pkg.join("__init__.py"), pkg.join("tasks.py"));
+    std::fs::write(&tasks, "def add(a, b):\n    return a - b\n").unwrap();
+    let drift = check_json(&db);
+    let key = |p: &Path| p.to_str().unwrap().to_string();
+    assert_eq!(
+        origin(&drift[&key(&init_py)]),
+        ("pip", "2.0", "matches-package", "host-records-only")
+    );
+    assert_eq!(drift[&key(&init_py)]["origin"]["package"], "tsorigin");
+    assert_eq!(
+        origin(&drift[&key(&tasks)]),
+        ("pip", "2.0", "differs-from-package", "host-records-only")
+    );
+
+    let out = tripseal()
+        .args(["update", "--only-packaged", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("not accepted by --only-packaged=host-records-only (1)"),
+        "{}",
+        stdout(&out)
+    );
+    let drift = check_json(&db);
+    assert_eq!(drift.keys().cloned().collect::<Vec<_>>(), [key(&tasks)]);
+
+    // Asking for the archive's word accepts nothing pip installed: pip has
+    // no archive to check against.
+    pip_install(&venv, &v2);
+    let out = tripseal()
+        .args([
+            "update",
+            "--only-packaged=verified-by-archive",
+            "--format",
+            "json",
+            "--db",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["drift"].as_array().unwrap().len(), 0);
+    assert!(
+        doc["not_accepted"][0]["not_accepted_because"]
+            .as_str()
+            .unwrap()
+            .contains("host-records-only"),
+        "{doc}"
+    );
+}
+
+#[test]
+fn only_packaged_refuses_new_rules_or_a_release_tree() {
+    let (tmp, _root, db) = tree_holding_its_baseline(FULL);
+    let rules = tmp.path().join("rules.toml");
+    let out = tripseal()
+        .args(["update", "--only-packaged", "--rules"])
+        .arg(&rules)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cannot be combined with --rules"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_forged_origin_row_is_refused_by_diff() {
+    let (tmp, root, db) = tree_holding_its_baseline(FULL);
+    std::fs::write(root.join("a"), "changed").unwrap();
+    assert_ok(
+        &tripseal()
+            .args(["update", "--db"])
+            .arg(&db)
+            .output()
+            .unwrap(),
+    );
+    let _ = tmp;
+    sql(
+        &db,
+        "CREATE TABLE IF NOT EXISTS origins (
+    path BLOB PRIMARY KEY NOT NULL,
+    manager TEXT,
+    package TEXT,
+    version TEXT,
+    verdict TEXT NOT NULL,
+    evidence TEXT,
+    note TEXT
+) WITHOUT ROWID; INSERT OR REPLACE INTO origins VALUES (CAST('/x' AS BLOB), 'dpkg', 'p', '1', 'trust-me', NULL, NULL)",
+    );
+    let out = tripseal()
+        .args(["diff", "--allow-unsigned"])
+        .arg(db.with_extension("db.prev"))
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("its origins table holds an unknown verdict"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_record_that_is_a_fifo_is_never_waited_on() {
+    let work = tempfile::tempdir().unwrap();
+    let site = work.path().join("env/lib/python3.11/site-packages");
+    let info = site.join("trap-1.0.dist-info");
+    std::fs::create_dir_all(&info).unwrap();
+    std::fs::create_dir_all(site.join("trap")).unwrap();
+    std::fs::write(site.join("trap/m.py"), "x = 1\n").unwrap();
+    mkfifo(&info.join("RECORD"));
+    let rules = rules_for(work.path(), &site.join("trap"), FULL);
+    let db = work.path().join("b.db");
+    assert_ok(&init(&rules, &db));
+    std::fs::write(site.join("trap/m.py"), "x = 2\n").unwrap();
+    let out = tripseal()
+        .args(["check", "--allow-unsigned", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("RECORD is not read"),
+        "{}",
+        stderr(&out)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["drift"][0]["origin"]["verdict"], "not-packaged");
+}
