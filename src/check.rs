@@ -86,7 +86,8 @@ impl Comparison {
                     queries.push(Query {
                         kind: d.kind,
                         file_kind: d.entry.meta.map(|m| m.kind),
-                        content: d.entry.hash,
+                        content: d.entry.hash.filter(|_| d.problem.is_none()),
+                        size: d.entry.meta.map(|m| m.size),
                         path: d.path,
                     });
                 }
@@ -99,7 +100,17 @@ impl Comparison {
         }
         let origins = match explain {
             Explain::Nothing => HashMap::new(),
-            Explain::Present => origin::explain(&queries, &Sources::default()),
+            Explain::Present => {
+                let started = std::time::Instant::now();
+                let found = origin::explain(&queries, &Sources::default());
+                // benches/origin.sh reads this line.
+                log::debug!(
+                    "origin: {} drifted paths explained in {:.1} ms",
+                    queries.len(),
+                    started.elapsed().as_secs_f64() * 1000.0
+                );
+                found
+            }
             Explain::Recorded => new.recorded_origins()?,
         };
         Ok(Comparison {
@@ -311,7 +322,7 @@ pub fn update(
         None => Explain::Present,
     };
     let old = Rc::new(old);
-    let (snapshot, left) = match only_packaged {
+    let (snapshot, left, scan) = match only_packaged {
         None => {
             let mut writer = BaselineWriter::create(db, &header, &rules, lock)?;
             let own = OwnOutputs::for_baseline(db);
@@ -323,15 +334,19 @@ pub fn update(
             let written = Baseline::open(snapshot.path())?;
             let c = Comparison::of((old, None), written, None, false, None, None, explain)?;
             baseline::record_origins(snapshot.path(), &c.origins)?;
-            (snapshot, Vec::new())
+            (snapshot, Vec::new(), scan)
         }
         Some(at) => {
             let mut scanner = BaselineWriter::create_snapshot(db, &header, &rules)?;
             let mut own = OwnOutputs::for_baseline(db);
             own.add(scanner.path());
-            let scan = pipeline::fill(&mut scanner, &rules, &own, &hints, progress)?;
+            let mut scan = pipeline::fill(&mut scanner, &rules, &own, &hints, progress)?;
+            scan.db = db.to_path_buf();
+            // Entries that cannot be read are never accepted (they keep
+            // generation N's), so they need no --accept-errors here.
+            pipeline::warn_unnamed(&rules, &scan);
             let (scanned_file, scanned) = scanner.finish_for_reading()?;
-            let present = Comparison::of(
+            let mut present = Comparison::of(
                 (Rc::clone(&old), None),
                 scanned,
                 Some(scan),
@@ -350,7 +365,8 @@ pub fn update(
                 .map(|(p, o)| (p.clone(), o.clone()))
                 .collect();
             baseline::record_origins(snapshot.path(), &origins)?;
-            (snapshot, left)
+            let scan = present.scan.take().unwrap_or_default();
+            (snapshot, left, scan)
         }
     };
     snapshot.persist(true)?;
@@ -359,7 +375,7 @@ pub fn update(
     let comparison = Comparison::of(
         (Rc::new(prev), None),
         new,
-        None,
+        Some(scan),
         false,
         None,
         None,

@@ -957,9 +957,11 @@ impl Baseline {
             let verdict = text(4)?
                 .and_then(|v| Verdict::parse(&v))
                 .ok_or_else(|| bad("an unknown verdict"))?;
-            let evidence = match text(5)? {
+            let evidence = match text(5)?.map(|e| Evidence::parse(&e)) {
                 None => None,
-                Some(e) => Some(Evidence::parse(&e).ok_or_else(|| bad("an unknown evidence"))?),
+                // This tripseal never records the archive's word.
+                Some(Some(Evidence::HostRecordsOnly)) => Some(Evidence::HostRecordsOnly),
+                Some(_) => return Err(bad("an evidence this tripseal never records")),
             };
             let package = match (manager, text(2)?, text(3)?) {
                 (Some(manager), Some(name), Some(version)) => Some(Package {
@@ -977,6 +979,7 @@ impl Baseline {
                     verdict,
                     evidence,
                     note: text(6)?,
+                    conffile: false,
                 },
             );
         }

@@ -41,7 +41,17 @@ pub(super) fn owners(admindir: &Path, paths: &[&Path]) -> Result<HashMap<PathBuf
         let Some(list) = info_file(admindir, pkg, "list") else {
             continue;
         };
-        let text = read_record(&list).map_err(|e| format!("{}: {e}", list.display()))?;
+        let text = match read_record(&list) {
+            Ok(t) => t,
+            Err(e) => {
+                log::warn!(
+                    "{} is not read, so drift is not explained by package {}: {e}",
+                    crate::escape::escape_path(&list),
+                    crate::escape::escape_bytes(pkg.name.as_bytes())
+                );
+                continue;
+            }
+        };
         for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let key = merged.canonical(line);
             if wanted.contains_key(&key) {
@@ -76,6 +86,7 @@ pub(super) fn owners(admindir: &Path, paths: &[&Path]) -> Result<HashMap<PathBuf
             ),
             (false, None) => (sums.get(&key).copied().map(Recorded::Md5), None),
         };
+        let conffile = conffile.is_some();
         let package = Package {
             manager: Manager::Dpkg,
             name: pkg.name.clone(),
@@ -88,6 +99,7 @@ pub(super) fn owners(admindir: &Path, paths: &[&Path]) -> Result<HashMap<PathBuf
                     package: package.clone(),
                     recorded,
                     note,
+                    conffile,
                 },
             );
         }
@@ -98,6 +110,16 @@ pub(super) fn owners(admindir: &Path, paths: &[&Path]) -> Result<HashMap<PathBuf
 /// `info/NAME.SUFFIX`, or `info/NAME:ARCH.SUFFIX` for a Multi-Arch: same
 /// package, whichever exists.
 fn info_file(admindir: &Path, pkg: &Installed, suffix: &str) -> Option<PathBuf> {
+    // dpkg's own rule for names; anything else (a `/`, `..`) is no package.
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b))
+            && !s.starts_with('.')
+    };
+    if !valid(&pkg.name) || !(pkg.arch.is_empty() || valid(&pkg.arch)) {
+        return None;
+    }
     let info = admindir.join("info");
     [
         format!("{}.{suffix}", pkg.name),
@@ -183,10 +205,10 @@ fn parse_status(text: &[u8]) -> Vec<Installed> {
                 .filter_map(|l| {
                     let mut w = l.split_whitespace();
                     let path = w.next()?;
-                    Some((
-                        path.as_bytes().to_vec(),
-                        hex_digest::<16>(w.next()?.as_bytes()),
-                    ))
+                    let md5 = hex_digest::<16>(w.next()?.as_bytes());
+                    // An obsolete conffile's checksum is of a version gone.
+                    let md5 = md5.filter(|_| w.next() != Some("obsolete"));
+                    Some((path.as_bytes().to_vec(), md5))
                 })
                 .collect()
         });

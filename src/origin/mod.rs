@@ -130,6 +130,9 @@ pub struct Origin {
     pub evidence: Option<Evidence>,
     /// Why, where the verdict alone does not say it.
     pub note: Option<String>,
+    /// A dpkg conffile: its shipped content may undo an administrator's
+    /// edit, so `--only-packaged` never takes it back on its own.
+    pub conffile: bool,
 }
 
 impl Origin {
@@ -139,6 +142,7 @@ impl Origin {
             verdict: Verdict::NotPackaged,
             evidence: None,
             note: None,
+            conffile: false,
         }
     }
 
@@ -148,6 +152,7 @@ impl Origin {
             verdict,
             evidence: Some(Evidence::HostRecordsOnly),
             note,
+            conffile: false,
         }
     }
 
@@ -185,6 +190,16 @@ impl Origin {
 pub fn vouches_for(d: &crate::compare::Drift, at: Evidence) -> Result<(), String> {
     use crate::attrs::Attr;
     let origin = d.origin.as_ref().ok_or("not explained")?;
+    if let Some(p) = &d.problem {
+        return Err(format!("{}: {}", p.kind(), p.reason()));
+    }
+    if origin.conffile {
+        return Err(
+            "a conffile: the package's version would undo an administrator's edit; \
+                    review it and run update without --only-packaged"
+                .into(),
+        );
+    }
     if !origin.matches(at) {
         return Err(match (origin.verdict, origin.evidence) {
             (Verdict::MatchesPackage, Some(e)) => {
@@ -213,11 +228,11 @@ pub fn vouches_for(d: &crate::compare::Drift, at: Evidence) -> Result<(), String
                 None => Ok(()),
             }
         }
-        DriftKind::Added => match d.entry.meta.map(|m| m.mode & 0o7022) {
-            Some(0) => Ok(()),
+        DriftKind::Added => match d.entry.meta.map(|m| (m.mode & 0o7022, m.uid)) {
+            Some((0, 0)) => Ok(()),
             _ => Err(
-                "its mode is setuid, setgid, sticky or writable by others, which \
-                      package records do not vouch for"
+                "it is not owned by root, or its mode is setuid, setgid, sticky or \
+                      writable by others, which package records do not vouch for"
                     .into(),
             ),
         },
@@ -235,6 +250,8 @@ pub struct Query {
     /// The BLAKE3 of the content the drift record carries, when its rule
     /// checks the content: the verdict is about that content only.
     pub content: Option<[u8; 32]>,
+    /// The size the scan saw: no more than that is read again.
+    pub size: Option<u64>,
 }
 
 /// Where the package records are: the real host's in production, a test
@@ -261,9 +278,16 @@ struct Present {
 
 /// Reads the regular file at `path` (never through a symlink, never a FIFO
 /// or a device) once, for every digest a record may hold.
-fn present(path: &Path) -> Result<Present, String> {
-    let (mut file, _) =
-        crate::files::open_untrusted(path, u64::MAX, false).map_err(|e| e.to_string())?;
+fn present(path: &Path, size: u64) -> Result<Present, String> {
+    let (file, _) = crate::files::open_untrusted(path, size, false).map_err(|e| e.to_string())?;
+    if xattr::get(path, "security.capability").is_ok_and(|c| c.is_some()) {
+        return Err(
+            "it carries file capabilities (security.capability), which package \
+                    records do not vouch for"
+                .into(),
+        );
+    }
+    let mut file = file.take(size);
     let mut b3 = blake3::Hasher::new();
     let mut md5 = md5::Md5::new();
     let mut sha = sha2::Sha256::new();
@@ -301,6 +325,7 @@ struct Owned {
     recorded: Option<Recorded>,
     /// Said with the verdict (a conffile, say).
     note: Option<&'static str>,
+    conffile: bool,
 }
 
 /// Explains each query: which package owns its path, and whether the
@@ -341,6 +366,7 @@ pub fn explain(queries: &[Query], sources: &Sources) -> HashMap<PathBuf, Origin>
                 verdict: Verdict::Unverified,
                 evidence: None,
                 note: Some(format!("the dpkg database could not be read: {why}")),
+                conffile: false,
             },
             (None, None) => Origin::not_packaged(),
         };
@@ -374,6 +400,13 @@ fn judge(q: &Query, o: Owned) -> Origin {
             )),
         );
     }
+    let (Some(content), Some(size)) = (q.content, q.size) else {
+        return Origin::owned(
+            o.package,
+            Verdict::Unverified,
+            note("its rule does not record its content, or the scan could not read it whole"),
+        );
+    };
     let Some(recorded) = o.recorded else {
         return Origin::owned(
             o.package,
@@ -381,7 +414,7 @@ fn judge(q: &Query, o: Owned) -> Origin {
             note("the package lists it without a checksum"),
         );
     };
-    let now = match present(&q.path) {
+    let now = match present(&q.path, size) {
         Ok(p) => p,
         Err(why) => {
             return Origin::owned(
@@ -391,7 +424,7 @@ fn judge(q: &Query, o: Owned) -> Origin {
             );
         }
     };
-    if q.content.is_some_and(|c| c != now.blake3) {
+    if content != now.blake3 {
         return Origin::owned(
             o.package,
             Verdict::Unverified,
@@ -407,7 +440,9 @@ fn judge(q: &Query, o: Owned) -> Origin {
     } else {
         Verdict::DiffersFromPackage
     };
-    Origin::owned(o.package, verdict, o.note.map(str::to_string))
+    let mut origin = Origin::owned(o.package, verdict, o.note.map(str::to_string));
+    origin.conffile = o.conffile;
+    origin
 }
 
 /// `path` with `.` and `..` components resolved without asking the file
@@ -432,7 +467,7 @@ fn read_record(path: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 fn hex_digest<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
-    if s.len() != 2 * N {
+    if s.len() != 2 * N || !s.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
     let mut out = [0u8; N];

@@ -58,7 +58,12 @@ fn candidates(path: &Path) -> Vec<PathBuf> {
         let mut found: Vec<PathBuf> = dirs
             .flatten()
             .filter(|d| d.file_name().as_bytes().starts_with(b"python"))
-            .map(|d| d.path().join("site-packages"))
+            .flat_map(|d| {
+                [
+                    d.path().join("site-packages"),
+                    d.path().join("dist-packages"),
+                ]
+            })
             .filter(|s| std::fs::symlink_metadata(s).is_ok_and(|m| m.is_dir()))
             .collect();
         found.sort();
@@ -85,6 +90,12 @@ fn read_site(site: &Path) -> HashMap<PathBuf, Owned> {
         .collect();
     infos.sort();
     for info in infos {
+        // A RECORD another user than root may rewrite vouches for nothing
+        // that user could not have planted.
+        if let Err(why) = root_only(&info) {
+            log::debug!("{why}");
+            continue;
+        }
         let record = match read_record(&info.join("RECORD")) {
             Ok(r) => r,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -107,10 +118,34 @@ fn read_site(site: &Path) -> HashMap<PathBuf, Owned> {
                 package: package.clone(),
                 recorded: sha.map(Recorded::Sha256),
                 note: None,
+                conffile: false,
             });
         }
     }
     out
+}
+
+/// Whether only root can change `info` and its RECORD (and the site
+/// directory holding it): owned by root, neither group- nor other-writable.
+fn root_only(info: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    for p in [info.join("RECORD"), info.to_path_buf()]
+        .into_iter()
+        .chain(info.parent().map(Path::to_path_buf))
+    {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.uid() == 0 && m.mode() & 0o022 == 0 => {}
+            Ok(_) => {
+                return Err(format!(
+                    "{} can be changed by another user than root: its RECORD explains nothing",
+                    crate::escape::escape_path(&p)
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
 }
 
 /// The name and version a `*.dist-info` directory's `METADATA` gives (its

@@ -30,7 +30,13 @@ impl DriftMemory {
     pub fn judge(&mut self, path: &Path, drift: Option<&Drift>) -> Verdict {
         match drift {
             Some(d) => {
-                let state = drift_json(d).to_string();
+                // The origin is the explanation, not the state: a rescan
+                // explains what a single path's check did not.
+                let mut state = drift_json(d);
+                if let Some(o) = state.as_object_mut() {
+                    o.remove("origin");
+                }
+                let state = state.to_string();
                 if self.reported.get(path) == Some(&state) {
                     return Verdict::Same;
                 }
