@@ -340,6 +340,19 @@ struct WatchArgs {
     /// period (at start and at every rescan)
     #[arg(long, value_name = "EVERY", default_value = "7d", value_parser = parse_period)]
     expiry_warning: std::time::Duration,
+    /// What tells the daemon of changes
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    backend: BackendArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendArg {
+    /// fanotify where it works (root, Linux 5.9 or later), else inotify
+    Auto,
+    /// A watch per directory; works unprivileged
+    Inotify,
+    /// One mark per file system, and the process behind each change
+    Fanotify,
 }
 
 #[derive(clap::Args)]
@@ -678,6 +691,11 @@ impl WatchArgs {
             sinks,
             host: ctx.host,
             expiry_warning: self.expiry_warning,
+            backend: match self.backend {
+                BackendArg::Auto => tripseal::watch::Backend::Auto,
+                BackendArg::Inotify => tripseal::watch::Backend::Inotify,
+                BackendArg::Fanotify => tripseal::watch::Backend::Fanotify,
+            },
         }))
     }
 }

@@ -549,7 +549,11 @@ fn start_with_limit(
 fn a_queue_overflow_is_reported_and_nothing_is_missed() {
     let _alone = KERNEL_LIMITS.write().unwrap_or_else(|e| e.into_inner());
     // The queue length is fixed when the daemon makes its inotify instance.
-    let (mut d, _) = start_with_limit(1, ("/proc/sys/fs/inotify/max_queued_events", 32), &[]);
+    let (mut d, _) = start_with_limit(
+        1,
+        ("/proc/sys/fs/inotify/max_queued_events", 32),
+        &["--backend", "inotify"],
+    );
     let flood = d.path("d000");
     let names: Vec<PathBuf> = (0..2000)
         .map(|i| flood.join(format!("n{i:04}.py")))
@@ -599,7 +603,7 @@ fn the_watch_limit_is_reported_and_rescans_cover_the_unwatched_part() {
     let (mut d, files) = start_with_limit(
         40,
         ("/proc/sys/fs/inotify/max_user_watches", 8),
-        &["--rescan", "1s"],
+        &["--rescan", "1s", "--backend", "inotify"],
     );
     let o = d.wait_for(|e| e["type"] == "fim-watch-overflow");
     let reason = o["reason"].as_str().unwrap();

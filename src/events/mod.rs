@@ -198,9 +198,15 @@ impl EventFactory {
 
     /// The event for one drift record.
     pub fn drift(&self, d: &Drift) -> Event {
+        self.drift_with(d, Map::new())
+    }
+
+    /// A drift event with more fields (the daemon's `actor`).
+    pub fn drift_with(&self, d: &Drift, extra: Map<String, Value>) -> Event {
         let Value::Object(mut fields) = drift_json(d) else {
             unreachable!("drift_json returns an object")
         };
+        fields.extend(extra);
         fields.remove("kind");
         // `type` is the event's; the entry's type travels as `file_type`.
         if let Some(t) = fields.remove("type") {
@@ -302,10 +308,17 @@ impl EventFactory {
     }
 
     /// `fim-online`, `fim-heartbeat`, `fim-offline`.
-    pub fn liveness(&self, kind: &str, freq: f64, watched: usize, pending: u64) -> Event {
+    pub fn liveness(
+        &self,
+        kind: &str,
+        backend: &str,
+        freq: f64,
+        watched: usize,
+        pending: u64,
+    ) -> Event {
         let mut fields = Map::new();
         fields.insert("freq".into(), json!(freq));
-        fields.insert("backend".into(), "inotify".into());
+        fields.insert("backend".into(), backend.into());
         fields.insert("version".into(), env!("CARGO_PKG_VERSION").into());
         fields.insert("watched_directories".into(), watched.into());
         fields.insert("pending".into(), pending.into());

@@ -13,13 +13,15 @@
 //! re-read), [`memory`] (what was reported), [`guard`] (the baseline file
 //! itself); events go through the [`Courier`], as for every command.
 
+mod actor;
 mod debounce;
+mod fanotify;
 mod guard;
 mod memory;
 mod set;
 mod systemd;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::mpsc;
@@ -40,10 +42,11 @@ use crate::progress::NoProgress;
 use crate::rules::Rules;
 use crate::scan::{self, Entry, OwnOutputs, ScanHints};
 use crate::seal::{self, SealFailure, SealPolicy};
+use actor::Actor;
 use debounce::Debounce;
 use guard::BaselineGuard;
 use memory::{DriftMemory, Verdict};
-use set::WatchSet;
+use set::{Kernel, WatchSet};
 use systemd::Notifier;
 
 /// Not a loss of notifications: the rescan after a reload.
@@ -53,6 +56,8 @@ const RELOADED: &str = "reloaded";
 const CHANGED_UNDER_DAEMON: &str = "changed-under-daemon";
 const QUEUE_OVERFLOWED: &str = "the kernel's inotify queue overflowed \
      (fs.inotify.max_queued_events); notifications were dropped";
+const FANOTIFY_OVERFLOWED: &str = "the kernel's fanotify queue overflowed (16384 \
+     events); notifications were dropped";
 
 pub struct WatchOptions {
     pub db: PathBuf,
@@ -63,10 +68,21 @@ pub struct WatchOptions {
     pub host: String,
     /// `fim-baseline-expiring` when the seal expires within this.
     pub expiry_warning: Duration,
+    pub backend: Backend,
+}
+
+/// Which kernel interface tells the daemon of changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// fanotify where it works (root, Linux 5.9 or later), inotify elsewhere.
+    Auto,
+    Inotify,
+    Fanotify,
 }
 
 enum Msg {
-    Fs(notify::Result<notify::Event>),
+    /// A change, and with fanotify the process that made it.
+    Fs(notify::Result<notify::Event>, Option<Actor>),
     Signal(i32),
 }
 
@@ -97,6 +113,8 @@ struct Daemon {
     rescan_due: Option<String>,
     /// systemd's notification socket, when it started the daemon.
     systemd: Notifier,
+    /// The processes that changed each path since it was last reported.
+    actors: HashMap<PathBuf, Vec<Actor>>,
 }
 
 /// The baseline at `opts.db`, read once into memory and its seal verified;
@@ -141,13 +159,14 @@ pub fn watch(opts: WatchOptions) -> Result<(), Error> {
     };
     courier.set_factory(factory);
     let (tx, rx) = mpsc::channel::<Msg>();
-    let watcher = start_watcher(tx.clone())?;
+    let kernel = start_kernel(opts.backend, tx.clone())?;
     forward_signals(tx)?;
     let mut d = Daemon {
         held,
         guard: BaselineGuard::new(&opts.db),
         own,
-        set: WatchSet::new(watcher),
+        set: WatchSet::new(kernel),
+        actors: HashMap::new(),
         memory: DriftMemory::default(),
         debounce: Debounce::default(),
         courier,
@@ -158,11 +177,37 @@ pub fn watch(opts: WatchOptions) -> Result<(), Error> {
     d.run(&rx)
 }
 
+/// The backend asked for; with `Auto`, fanotify where it starts, inotify
+/// (said why) where it does not.
+fn start_kernel(backend: Backend, tx: mpsc::Sender<Msg>) -> Result<Kernel, Error> {
+    if backend == Backend::Inotify {
+        return start_watcher(tx).map(Kernel::Inotify);
+    }
+    let fan_tx = std::sync::Mutex::new(tx.clone());
+    let send: fanotify::Sender = Box::new(move |ev, actor| {
+        let tx = fan_tx.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = tx.send(Msg::Fs(ev, actor));
+    });
+    match fanotify::Fanotify::start(send) {
+        Ok(f) => Ok(Kernel::Fanotify(f)),
+        Err(why) if backend == Backend::Auto => {
+            log::info!("fanotify is not available ({why}); watching with inotify");
+            start_watcher(tx).map(Kernel::Inotify)
+        }
+        Err(why) => Err(Error::Watcher {
+            detail: format!(
+                "cannot start fanotify: {why}; run as root on Linux 5.9 or later, or use \
+                 --backend inotify"
+            ),
+        }),
+    }
+}
+
 fn start_watcher(tx: mpsc::Sender<Msg>) -> Result<INotifyWatcher, Error> {
     use notify::Watcher;
     INotifyWatcher::new(
         move |ev| {
-            let _ = tx.send(Msg::Fs(ev));
+            let _ = tx.send(Msg::Fs(ev, None));
         },
         notify::Config::default(),
     )
@@ -201,9 +246,10 @@ impl Daemon {
     fn run(&mut self, rx: &mpsc::Receiver<Msg>) -> Result<(), Error> {
         let problems = self.set.add(self.watch_targets());
         log::info!(
-            "watching {} directories for {}",
+            "watching {} directories for {} with {}",
             self.set.len(),
-            escape_path(&self.opts.db)
+            escape_path(&self.opts.db),
+            self.set.backend()
         );
         let online = self.liveness("fim-online");
         self.emit(vec![online])?;
@@ -224,16 +270,17 @@ impl Daemon {
             crate::progress::tick();
             let wake = self.next_wake(&timers);
             match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
-                Ok(Msg::Fs(ev)) => self.note(ev),
+                Ok(Msg::Fs(ev, actor)) => self.note(ev, actor),
                 Ok(Msg::Signal(signal_hook::consts::SIGHUP)) => self.reload()?,
                 Ok(Msg::Signal(_)) => return self.stop(),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     return Err(Error::Watcher {
-                        detail: "the inotify watcher thread stopped; nothing is watched any \
-                                 more, so tripseal watch stops: restart it (systemd does, \
-                                 Restart=on-failure)"
-                            .into(),
+                        detail: format!(
+                            "the {} reader stopped; nothing is watched any more, so tripseal \
+                             watch stops: restart it (systemd does, Restart=on-failure)",
+                            self.set.backend()
+                        ),
                     });
                 }
             }
@@ -431,6 +478,7 @@ impl Daemon {
         let waiting = self.courier.store().len();
         self.courier.factory().liveness(
             kind,
+            self.set.backend(),
             self.opts.heartbeat.as_secs_f64(),
             self.set.len(),
             self.debounce.len() as u64 + waiting,
@@ -439,10 +487,13 @@ impl Daemon {
 
     /// Takes one notification in: which paths to re-read, which directories
     /// to forget, or a rescan when notifications were lost.
-    fn note(&mut self, ev: notify::Result<notify::Event>) {
+    fn note(&mut self, ev: notify::Result<notify::Event>, actor: Option<Actor>) {
         let ev = match ev {
             Ok(ev) if ev.need_rescan() => {
-                self.rescan_due = Some(QUEUE_OVERFLOWED.into());
+                self.rescan_due = Some(match self.set.backend() {
+                    "fanotify" => FANOTIFY_OVERFLOWED.into(),
+                    _ => QUEUE_OVERFLOWED.into(),
+                });
                 return;
             }
             Ok(ev) => ev,
@@ -471,6 +522,12 @@ impl Daemon {
             if self.guard.concerns(&p) {
                 self.guard.suspect(now);
             } else if !self.own.contains(&p) {
+                if let Some(a) = &actor {
+                    let seen = self.actors.entry(p.clone()).or_default();
+                    if !seen.iter().any(|s| s.pid == a.pid) {
+                        seen.push(a.clone());
+                    }
+                }
                 self.debounce.note(p, now);
             }
         }
@@ -597,8 +654,16 @@ impl Daemon {
     }
 
     fn report(&mut self, path: &Path, drift: Option<Drift>, events: &mut Vec<Event>) {
+        let actors = self.actors.remove(path).unwrap_or_default();
         match (self.memory.judge(path, drift.as_ref()), drift) {
-            (Verdict::Drifted, Some(d)) => events.push(self.courier.factory().drift(&d)),
+            (Verdict::Drifted, Some(d)) => {
+                let mut extra = serde_json::Map::new();
+                if !actors.is_empty() {
+                    let list: Vec<serde_json::Value> = actors.iter().map(Actor::json).collect();
+                    extra.insert("actor".into(), list.into());
+                }
+                events.push(self.courier.factory().drift_with(&d, extra));
+            }
             (Verdict::Restored, _) => {
                 let rules = &self.held.rules;
                 let (rule, severity) = rules

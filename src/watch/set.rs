@@ -11,18 +11,40 @@ use crate::escape::escape_path;
 use crate::rules::Rules;
 use crate::scan::{self, OwnOutputs};
 
+/// What tells the daemon of changes.
+pub enum Kernel {
+    /// A watch per directory.
+    Inotify(INotifyWatcher),
+    /// A mark per file system, filtered by the directories in the set.
+    Fanotify(super::fanotify::Fanotify),
+}
+
+impl Kernel {
+    /// The name events and `systemctl status` give it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kernel::Inotify(_) => "inotify",
+            Kernel::Fanotify(_) => "fanotify",
+        }
+    }
+}
+
 pub struct WatchSet {
-    watcher: INotifyWatcher,
+    kernel: Kernel,
     /// Ordered, so that a directory's watched descendants are one range.
     watched: BTreeSet<PathBuf>,
 }
 
 impl WatchSet {
-    pub fn new(watcher: INotifyWatcher) -> WatchSet {
+    pub fn new(kernel: Kernel) -> WatchSet {
         WatchSet {
-            watcher,
+            kernel,
             watched: BTreeSet::new(),
         }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        self.kernel.name()
     }
 
     pub fn len(&self) -> usize {
@@ -42,7 +64,20 @@ impl WatchSet {
             if self.watched.contains(&dir) {
                 continue;
             }
-            match self.watcher.watch(&dir, RecursiveMode::NonRecursive) {
+            let watcher = match &mut self.kernel {
+                Kernel::Inotify(w) => w,
+                Kernel::Fanotify(f) => {
+                    match f.watch(&dir) {
+                        Ok(()) => {
+                            self.watched.insert(dir);
+                        }
+                        Err(Some(e)) => problems.push(e),
+                        Err(None) => {}
+                    }
+                    continue;
+                }
+            };
+            match watcher.watch(&dir, RecursiveMode::NonRecursive) {
                 Ok(()) => {
                     self.watched.insert(dir);
                 }
@@ -84,7 +119,12 @@ impl WatchSet {
 
     fn unwatch(&mut self, dirs: Vec<PathBuf>) {
         for w in dirs {
-            let _ = self.watcher.unwatch(&w);
+            match &mut self.kernel {
+                Kernel::Inotify(i) => {
+                    let _ = i.unwatch(&w);
+                }
+                Kernel::Fanotify(f) => f.unwatch(&w),
+            }
             self.watched.remove(&w);
         }
     }
