@@ -1341,3 +1341,183 @@ fn a_role_baseline_is_watched_like_any_other() {
     let (code, err) = d.stop();
     assert_eq!(code, Some(0), "{err}");
 }
+
+/// The actors of a drift event, by pid.
+fn actors(e: &Value) -> Vec<Value> {
+    e["actor"].as_array().cloned().unwrap_or_default()
+}
+
+/// `sh -c SCRIPT` as `user` (`None`: root), kept alive a while after it
+/// wrote, so that /proc still shows it when the daemon reads the event.
+fn writer(user: Option<u32>, script: &str) -> Child {
+    let mut cmd = match user {
+        Some(id) => {
+            let mut c = Command::new("setpriv");
+            c.args([
+                "--reuid",
+                &id.to_string(),
+                "--regid",
+                &id.to_string(),
+                "--clear-groups",
+                "sh",
+            ]);
+            c
+        }
+        None => Command::new("sh"),
+    };
+    cmd.arg("-c")
+        .arg(format!("{script}; sleep 3"))
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn fanotify_names_the_process_and_the_user_behind_a_change() {
+    let _shared = shared();
+    let mut d = Daemon::start(&["--backend", "fanotify"]);
+    let online = d.wait_for(|e| e["type"] == "fim-online");
+    assert_eq!(online["backend"], "fanotify");
+    let a = d.path("a.py");
+    let mut root_writer = writer(None, &format!("echo more >> {}", a.display()));
+    let pid = root_writer.id();
+    let e = d.expect("fim-file-modified", "a.py", 1);
+    let who = actors(&e);
+    assert_eq!(who.len(), 1, "{e}");
+    assert_eq!(who[0]["pid"], pid, "{e}");
+    let sh = std::fs::canonicalize("/bin/sh").unwrap();
+    assert_eq!(who[0]["exe"], sh.to_str().unwrap(), "{e}");
+    assert_eq!(
+        (who[0]["uid"].clone(), who[0]["euid"].clone()),
+        (0.into(), 0.into())
+    );
+    assert_eq!(who[0]["exited"], false);
+
+    // Another user: nobody may write in sub/ (and reach it).
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [d.tmp.path(), d.root.as_path()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(d.path("sub"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let made = d.path("sub/nobody.py");
+    let mut nobody = writer(Some(65534), &format!("echo x > {}", made.display()));
+    let e = d.expect("fim-file-added", "sub/nobody.py", 1);
+    let who = actors(&e);
+    assert_eq!(who[0]["pid"], nobody.id(), "{e}");
+    assert_eq!(who[0]["uid"], 65534, "{e}");
+    assert_eq!(who[0]["euid"], 65534, "{e}");
+
+    // Two processes on one path before the daemon reads: both are named.
+    let b = d.path("sub/b.py");
+    let pid = d.child.as_ref().unwrap().id() as i32;
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let mut w1 = writer(None, &format!("echo 1 >> {}", b.display()));
+    let mut w3 = writer(None, &format!("echo 3 >> {}", b.display()));
+    std::thread::sleep(Duration::from_millis(300));
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let e = d.expect("fim-file-modified", "sub/b.py", 1);
+    let pids: Vec<Value> = actors(&e).iter().map(|a| a["pid"].clone()).collect();
+    assert_eq!(pids, [Value::from(w1.id()), Value::from(w3.id())], "{e}");
+    for c in [&mut root_writer, &mut nobody, &mut w1, &mut w3] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let (code, err) = d.stop();
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn a_fanotify_queue_overflow_is_reported_and_nothing_is_missed() {
+    let _alone = KERNEL_LIMITS.write().unwrap_or_else(|e| e.into_inner());
+    let mut d = Daemon::start(&["--backend", "fanotify"]);
+    // The mark covers the whole file system: a flood anywhere on it fills
+    // the queue (16384 events) while the daemon is stopped.
+    let elsewhere = d.tmp.path().join("unwatched");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let pid = d.child.as_ref().unwrap().id() as i32;
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    for i in 0..20_000 {
+        std::fs::write(elsewhere.join(format!("n{i:05}")), "n").unwrap();
+    }
+    std::fs::write(d.path("a.py"), "changed during the flood").unwrap();
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let o = d.wait_for(|e| e["type"] == "fim-watch-overflow");
+    assert!(
+        o["reason"].as_str().unwrap().contains("fanotify queue"),
+        "{o}"
+    );
+    d.wait_for(|e| e["type"] == "fim-scan-finished" && e["scan"] == "watch-rescan");
+    d.expect("fim-file-modified", "a.py", 1);
+    let strays = d
+        .events()
+        .iter()
+        .filter(|e| e["path"].as_str().is_some_and(|p| p.contains("unwatched")))
+        .count();
+    assert_eq!(strays, 0, "nothing outside the rules is reported");
+    let (code, err) = d.stop();
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn without_privilege_the_daemon_falls_back_to_inotify() {
+    let _shared = shared();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.py"), "a").unwrap();
+    let rules = rules_for(tmp.path(), &root, r#"["type", "size", "hash"]"#);
+    let db = tmp.path().join("b.db");
+    assert_ok(&init(&rules, &db));
+    let status = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(tmp.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let events = tmp.path().join("events.jsonl");
+    let spawn = |backend: &str| {
+        Command::new("setpriv")
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .arg(bin_path())
+            .args(["watch", "--allow-unsigned", "--backend", backend, "--db"])
+            .arg(&db)
+            .arg("--emit")
+            .arg(format!("file:{}", events.display()))
+            .env_remove("NOTIFY_SOCKET")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = spawn("fanotify");
+    let deadline = Instant::now() + PATIENCE;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("--backend fanotify without privilege should have been refused");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let refused = child.wait_with_output().unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("cannot start fanotify") && err.contains("--backend inotify"),
+        "{err}"
+    );
+
+    let mut d = Daemon {
+        child: Some(spawn("auto")),
+        events: events.clone(),
+        tmp,
+        root,
+    };
+    let online = d.wait_for(|e| e["type"] == "fim-online");
+    assert_eq!(online["backend"], "inotify", "{online}");
+    d.wait_for(|e| e["type"] == "fim-scan-finished");
+    std::fs::write(d.path("a.py"), "changed").unwrap();
+    let e = d.expect("fim-file-modified", "a.py", 1);
+    assert!(e.get("actor").is_none(), "inotify cannot say who: {e}");
+    let (code, err) = d.stop();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("fanotify is not available"), "{err}");
+}

@@ -1171,7 +1171,7 @@ _tripseal() {
             return 0
             ;;
         tripseal__subcmd__watch)
-            opts="-v -q -h --db --trust --allow-unsigned --rescan --heartbeat --emit --expiry-warning --config --verbose --quiet --help"
+            opts="-v -q -h --db --trust --allow-unsigned --rescan --heartbeat --emit --expiry-warning --backend --config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1199,6 +1199,10 @@ _tripseal() {
                     ;;
                 --expiry-warning)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backend)
+                    COMPREPLY=($(compgen -W "auto inotify fanotify" -- "${cur}"))
                     return 0
                     ;;
                 --config)

@@ -97,11 +97,14 @@ complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -l rescan -d 'F
 complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -l heartbeat -d 'Heartbeat period' -r
 complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -l emit -d 'Send events to SINK (repeatable), as for check [default: the configuration\'s [events] emit, else stdout]' -r
 complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -l expiry-warning -d 'Send fim-baseline-expiring when the seal expires within this period (at start and at every rescan)' -r
+complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -l backend -d 'What tells the daemon of changes' -r -f -a "auto\t'fanotify where it works (root, Linux 5.9 or later), else inotify'
+inotify\t'A watch per directory; works unprivileged'
+fanotify\t'One mark per file system, and the process behind each change'"
 complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -l config -d 'Settings file (event sinks) [default: /etc/tripseal/config.toml, if it exists]' -r -F
 complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -l allow-unsigned -d 'Do not verify the baseline\'s seal (first set-up, tests). Says so loudly'
 complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -s v -l verbose -d 'Say more: the summary of check and diff even when nothing drifted; twice, debugging detail (also TRIPSEAL_LOG=debug)'
 complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -s q -l quiet -d 'Say less: warnings and errors only'
-complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -s h -l help -d 'Print help'
+complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c tripseal -n "__fish_tripseal_using_subcommand flush" -l db -d 'The baseline whose outbox to flush [default: as for init]' -r -F
 complete -c tripseal -n "__fish_tripseal_using_subcommand flush" -l emit -d 'Only these sinks [default: every sink that has events waiting]' -r
 complete -c tripseal -n "__fish_tripseal_using_subcommand flush" -l config -d 'Settings file (event sinks) [default: /etc/tripseal/config.toml, if it exists]' -r -F

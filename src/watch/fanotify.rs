@@ -59,10 +59,13 @@ struct Shared {
 }
 
 impl Fanotify {
-    /// Starts the backend, its reader thread sending through `send`. Fails
-    /// (with why) where fanotify cannot report names: not root, a kernel
-    /// older than 5.9, a container without CAP_SYS_ADMIN.
-    pub fn start(send: Sender) -> Result<Fanotify, String> {
+    /// Starts the backend, its reader thread sending through `send`, and
+    /// marks the file system of `first` (a directory the daemon watches in
+    /// any case). Fails (with why) where fanotify cannot report names or
+    /// mark a file system: not root (an unprivileged fanotify exists, but
+    /// without file system marks), a kernel older than 5.9, a container
+    /// without CAP_SYS_ADMIN.
+    pub fn start(send: Sender, first: &Path) -> Result<Fanotify, String> {
         // SAFETY: plain syscall; the result is checked.
         let raw = unsafe {
             libc::fanotify_init(
@@ -87,17 +90,26 @@ impl Fanotify {
             dirs: RwLock::new(HashSet::new()),
             mounts: RwLock::new(Vec::new()),
         });
-        let (reader_fd, reader_shared) = (Arc::clone(&fd), Arc::clone(&shared));
-        std::thread::Builder::new()
-            .name("fanotify".into())
-            .spawn(move || read_events(&reader_fd, &reader_shared, &send))
-            .map_err(|e| format!("cannot start the fanotify reader: {e}"))?;
-        Ok(Fanotify {
+        let mut f = Fanotify {
             fd,
             marked: HashSet::new(),
             refused: HashSet::new(),
             shared,
-        })
+        };
+        match f.watch(first) {
+            Ok(()) => {}
+            Err(Some(why)) if why.contains("Operation not permitted") => {
+                return Err("marking a file system needs CAP_SYS_ADMIN (run as root)".into());
+            }
+            Err(Some(why)) => return Err(why),
+            Err(None) => return Err(format!("{} is gone", first.display())),
+        }
+        let (reader_fd, reader_shared) = (Arc::clone(&f.fd), Arc::clone(&f.shared));
+        std::thread::Builder::new()
+            .name("fanotify".into())
+            .spawn(move || read_events(&reader_fd, &reader_shared, &send))
+            .map_err(|e| format!("cannot start the fanotify reader: {e}"))?;
+        Ok(f)
     }
 
     /// Reports the entries of `dir` from now on, marking its file system

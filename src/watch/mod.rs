@@ -159,7 +159,7 @@ pub fn watch(opts: WatchOptions) -> Result<(), Error> {
     };
     courier.set_factory(factory);
     let (tx, rx) = mpsc::channel::<Msg>();
-    let kernel = start_kernel(opts.backend, tx.clone())?;
+    let kernel = start_kernel(opts.backend, crate::files::parent_dir(&opts.db), tx.clone())?;
     forward_signals(tx)?;
     let mut d = Daemon {
         held,
@@ -179,7 +179,7 @@ pub fn watch(opts: WatchOptions) -> Result<(), Error> {
 
 /// The backend asked for; with `Auto`, fanotify where it starts, inotify
 /// (said why) where it does not.
-fn start_kernel(backend: Backend, tx: mpsc::Sender<Msg>) -> Result<Kernel, Error> {
+fn start_kernel(backend: Backend, first: &Path, tx: mpsc::Sender<Msg>) -> Result<Kernel, Error> {
     if backend == Backend::Inotify {
         return start_watcher(tx).map(Kernel::Inotify);
     }
@@ -188,7 +188,7 @@ fn start_kernel(backend: Backend, tx: mpsc::Sender<Msg>) -> Result<Kernel, Error
         let tx = fan_tx.lock().unwrap_or_else(|e| e.into_inner());
         let _ = tx.send(Msg::Fs(ev, actor));
     });
-    match fanotify::Fanotify::start(send) {
+    match fanotify::Fanotify::start(send, first) {
         Ok(f) => Ok(Kernel::Fanotify(f)),
         Err(why) if backend == Backend::Auto => {
             log::info!("fanotify is not available ({why}); watching with inotify");
