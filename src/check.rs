@@ -83,13 +83,7 @@ impl Comparison {
             &new,
             |d| {
                 if explain == Explain::Present {
-                    queries.push(Query {
-                        kind: d.kind,
-                        file_kind: d.entry.meta.map(|m| m.kind),
-                        content: d.entry.hash.filter(|_| d.problem.is_none()),
-                        size: d.entry.meta.map(|m| m.size),
-                        path: d.path,
-                    });
+                    queries.push(Query::of(&d));
                 }
                 Ok(())
             },

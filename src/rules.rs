@@ -42,6 +42,16 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// One step down (`info` stays `info`).
+    pub fn lower(self) -> Severity {
+        match self {
+            Severity::Info | Severity::Low => Severity::Info,
+            Severity::Medium => Severity::Low,
+            Severity::High => Severity::Medium,
+            Severity::Critical => Severity::High,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Severity::Info => "info",

@@ -13,6 +13,14 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
+/// dpkg takes one caller at a time: the tests that install packages run
+/// one after the other.
+static DPKG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn dpkg_turn() -> std::sync::MutexGuard<'static, ()> {
+    DPKG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A package installed on this machine for the length of a test, purged
 /// (with what is left of its directory) when dropped.
 struct Installed {
@@ -119,6 +127,7 @@ fn origin(d: &Value) -> (&str, &str, &str, &str) {
 
 #[test]
 fn dpkg_upgrade_matches_its_package_and_a_hand_edit_does_not() {
+    let _turn = dpkg_turn();
     let work = tempfile::tempdir().unwrap();
     let name = format!("tripseal-origin-test-{}", std::process::id());
     let dir = PathBuf::from(format!("/opt/{name}"));
@@ -534,4 +543,103 @@ fn a_record_that_is_a_fifo_is_never_waited_on() {
     );
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["drift"][0]["origin"]["verdict"], "not-packaged");
+}
+
+/// The events the daemon wrote to `file` so far.
+fn events_in(file: &Path) -> Vec<Value> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Polls `file` until an event satisfies `want`.
+fn wait_event(file: &Path, what: &str, want: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(e) = events_in(file).into_iter().find(|e| want(e)) {
+            return e;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {what} in {:#?}",
+            events_in(file)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_daemon_lowers_what_dpkg_made_and_its_package_vouches_for() {
+    let _turn = dpkg_turn();
+    let work = tempfile::tempdir().unwrap();
+    let name = format!("tripseal-watch-origin-{}", std::process::id());
+    let dir = PathBuf::from(format!("/opt/{name}"));
+    let tool = format!("opt/{name}/bin/tool");
+    let v1 = build_deb(work.path(), &name, "1.0-1", &[(&tool, "one\n")]);
+    let v2 = build_deb(work.path(), &name, "2.0-1", &[(&tool, "two\n")]);
+    let _installed = Installed {
+        name: name.clone(),
+        dir: dir.clone(),
+    };
+    dpkg_install(&v1);
+    let rules = write_rules(
+        work.path(),
+        &format!(
+            "[[rule]]\nname = \"pkg\"\npaths = [\"{d}\", \"{d}/**\"]\n\
+             check = [\"type\", \"mode\", \"size\", \"hash\"]\nseverity = \"critical\"\n",
+            d = dir.display()
+        ),
+    );
+    let db = work.path().join("b.db");
+    assert_ok(&init(&rules, &db));
+    let events = work.path().join("events.jsonl");
+    let mut daemon = Command::new(bin_path())
+        .args(["watch", "--allow-unsigned", "--backend", "fanotify", "--db"])
+        .arg(&db)
+        .arg("--emit")
+        .arg(format!("file:{}", events.display()))
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_event(&events, "fim-scan-finished", |e| {
+        e["type"] == "fim-scan-finished"
+    });
+
+    dpkg_install(&v2);
+    let path = dir.join("bin/tool");
+    let e = wait_event(&events, "the upgrade's event", |e| {
+        e["type"] == "fim-file-modified" && e["path"] == path.to_str().unwrap()
+    });
+    let by_dpkg = actors_named(&e, "dpkg");
+    assert!(by_dpkg, "{e}");
+    assert_eq!(e["origin"]["verdict"], "matches-package", "{e}");
+    assert_eq!(e["severity"], "high", "{e}");
+    assert_eq!(e["severity_lowered"]["from"], "critical", "{e}");
+    assert!(
+        e["severity_lowered"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("made by dpkg"),
+        "{e}"
+    );
+
+    // The same file edited by hand afterwards: full severity, and why.
+    std::fs::write(&path, "three\n").unwrap();
+    let e = wait_event(&events, "the hand edit's event", |e| {
+        e["type"] == "fim-file-modified" && e["origin"]["verdict"] == "differs-from-package"
+    });
+    assert_eq!(e["severity"], "critical", "{e}");
+    assert!(e.get("severity_lowered").is_none(), "{e}");
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+}
+
+fn actors_named(e: &Value, comm: &str) -> bool {
+    e["actor"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty() && a.iter().all(|a| a["comm"] == comm))
 }

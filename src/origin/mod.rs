@@ -254,6 +254,20 @@ pub struct Query {
     pub size: Option<u64>,
 }
 
+impl Query {
+    /// The query for drift record `d`: its content is only what the scan
+    /// read whole.
+    pub fn of(d: &crate::compare::Drift) -> Query {
+        Query {
+            path: d.path.clone(),
+            kind: d.kind,
+            file_kind: d.entry.meta.map(|m| m.kind),
+            content: d.entry.hash.filter(|_| d.problem.is_none()),
+            size: d.entry.meta.map(|m| m.size),
+        }
+    }
+}
+
 /// Where the package records are: the real host's in production, a test
 /// tree's in unit tests.
 #[derive(Clone, Debug)]

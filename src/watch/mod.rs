@@ -38,6 +38,7 @@ use crate::escape::{escape_path, sanitize_line};
 use crate::events::courier::{Courier, log_warnings};
 use crate::events::outbox::GuardedOutbox;
 use crate::events::{BaselineRef, Event, EventFactory, SinkSpec};
+use crate::origin::{self, Query, Sources};
 use crate::progress::NoProgress;
 use crate::rules::Rules;
 use crate::scan::{self, Entry, OwnOutputs, ScanHints};
@@ -541,7 +542,7 @@ impl Daemon {
     /// Re-reads the paths that changed and reports what differs.
     fn settle(&mut self, paths: BTreeSet<PathBuf>) -> Result<(), Error> {
         log::debug!("re-reading {} changed paths", paths.len());
-        let mut events = Vec::new();
+        let mut events = Outgoing::default();
         let mut seen = HashSet::new();
         let problems = self.adopt_new_dirs(&paths, &mut seen, &mut events)?;
         for path in paths {
@@ -564,7 +565,7 @@ impl Daemon {
         for p in problems {
             events.push(self.courier.factory().overflow(&p));
         }
-        self.emit(events)
+        self.emit_batch(events)
     }
 
     /// Directories among `paths` not watched yet (made, or moved in): watched
@@ -574,7 +575,7 @@ impl Daemon {
         &mut self,
         paths: &BTreeSet<PathBuf>,
         seen: &mut HashSet<PathBuf>,
-        events: &mut Vec<Event>,
+        events: &mut Outgoing,
     ) -> Result<Vec<String>, Error> {
         let mut problems = Vec::new();
         let new_dirs = paths.iter().filter(|p| {
@@ -616,7 +617,7 @@ impl Daemon {
         &mut self,
         path: &Path,
         seen: &mut HashSet<PathBuf>,
-        events: &mut Vec<Event>,
+        events: &mut Outgoing,
     ) -> Result<(), Error> {
         let mut below = Vec::new();
         self.held.baseline.for_each_entry(Some(path), |e| {
@@ -640,7 +641,7 @@ impl Daemon {
         &mut self,
         path: &Path,
         now: Option<Entry>,
-        events: &mut Vec<Event>,
+        events: &mut Outgoing,
     ) -> Result<(), Error> {
         let b = &self.held.baseline;
         let old = b.entry(path)?;
@@ -653,17 +654,10 @@ impl Daemon {
         Ok(())
     }
 
-    fn report(&mut self, path: &Path, drift: Option<Drift>, events: &mut Vec<Event>) {
+    fn report(&mut self, path: &Path, drift: Option<Drift>, events: &mut Outgoing) {
         let actors = self.actors.remove(path).unwrap_or_default();
         match (self.memory.judge(path, drift.as_ref()), drift) {
-            (Verdict::Drifted, Some(d)) => {
-                let mut extra = serde_json::Map::new();
-                if !actors.is_empty() {
-                    let list: Vec<serde_json::Value> = actors.iter().map(Actor::json).collect();
-                    extra.insert("actor".into(), list.into());
-                }
-                events.push(self.courier.factory().drift_with(&d, extra));
-            }
+            (Verdict::Drifted, Some(d)) => events.drift(d, actors),
             (Verdict::Restored, _) => {
                 let rules = &self.held.rules;
                 let (rule, severity) = rules
@@ -701,7 +695,7 @@ impl Daemon {
             &self.opts.host,
             &NoProgress,
         )?;
-        let mut events = Vec::new();
+        let mut events = Outgoing::default();
         let mut drifted = HashSet::new();
         c.each_drift(|d| {
             drifted.insert(d.path.clone());
@@ -718,6 +712,38 @@ impl Daemon {
             drifted.len()
         );
         events.push(self.courier.factory().scan_finished(kind, &c));
+        self.emit_batch(events)
+    }
+
+    /// Emits a batch: the drift in it explained by package origin (the
+    /// package records read once for the batch), with who made it.
+    fn emit_batch(&mut self, out: Outgoing) -> Result<(), Error> {
+        let queries: Vec<Query> = out
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Drift(d, _) if d.origin.is_none() => Some(Query::of(d)),
+                _ => None,
+            })
+            .collect();
+        let origins = match queries.is_empty() {
+            true => HashMap::new(),
+            false => origin::explain(&queries, &Sources::default()),
+        };
+        let factory = self.courier.factory();
+        let events = out
+            .items
+            .into_iter()
+            .map(|i| match i {
+                Item::Ready(ev) => ev,
+                Item::Drift(mut d, actors) => {
+                    if d.origin.is_none() {
+                        d.origin = origins.get(&d.path).cloned();
+                    }
+                    drift_event(factory, *d, &actors)
+                }
+            })
+            .collect();
         self.emit(events)
     }
 
@@ -727,4 +753,77 @@ impl Daemon {
         log_warnings(&mut self.courier);
         Ok(())
     }
+}
+
+/// What one batch of the daemon reports, in order: events ready to send,
+/// and drift that gets its origin and actors when the batch is complete.
+#[derive(Default)]
+struct Outgoing {
+    items: Vec<Item>,
+}
+
+enum Item {
+    Ready(Event),
+    Drift(Box<Drift>, Vec<Actor>),
+}
+
+impl Outgoing {
+    fn push(&mut self, ev: Event) {
+        self.items.push(Item::Ready(ev));
+    }
+
+    fn drift(&mut self, d: Drift, actors: Vec<Actor>) {
+        self.items.push(Item::Drift(Box::new(d), actors));
+    }
+}
+
+/// The drift event, with its `actor`s; a change only the package manager
+/// made, whose content is what its package records, is one severity step
+/// lower, and says why (`severity_lowered`).
+fn drift_event(factory: &EventFactory, mut d: Drift, actors: &[Actor]) -> Event {
+    let mut extra = serde_json::Map::new();
+    if !actors.is_empty() {
+        let list: Vec<serde_json::Value> = actors.iter().map(Actor::json).collect();
+        extra.insert("actor".into(), list.into());
+    }
+    if let Some(why) = made_by_its_package_manager(&d, actors) {
+        let from = d.severity;
+        d.severity = from.lower();
+        extra.insert(
+            "severity_lowered".into(),
+            serde_json::json!({"from": from.name(), "why": why}),
+        );
+    }
+    factory.drift_with(&d, extra)
+}
+
+/// Why `d` is the package manager's own work, when it is: every process
+/// that changed it is that manager (dpkg's `dpkg`; pip's `pip`, by its
+/// command name), and the content is what the package records.
+fn made_by_its_package_manager(d: &Drift, actors: &[Actor]) -> Option<String> {
+    let origin = d.origin.as_ref()?;
+    let package = origin.package.as_ref()?;
+    if origin.verdict != crate::origin::Verdict::MatchesPackage || actors.is_empty() {
+        return None;
+    }
+    let is_manager = |a: &Actor| {
+        a.seen.as_ref().is_some_and(|s| match package.manager {
+            crate::origin::Manager::Dpkg => {
+                s.comm == "dpkg" || s.exe.as_deref() == Some(Path::new("/usr/bin/dpkg"))
+            }
+            crate::origin::Manager::Pip => s.comm.starts_with("pip"),
+        })
+    };
+    if !actors.iter().all(is_manager) {
+        return None;
+    }
+    let pids: Vec<String> = actors.iter().map(|a| a.pid.to_string()).collect();
+    Some(format!(
+        "made by {} (pid {}), and its content is what {} {} records ({})",
+        package.manager.name(),
+        pids.join(", "),
+        package.name,
+        package.version,
+        origin.evidence.map_or("", crate::origin::Evidence::name)
+    ))
 }
