@@ -2,9 +2,10 @@
 //! versions and conffiles), each package's file list (`info/P.list`) and
 //! checksums (`info/P.md5sums`), and the diversions.
 //!
-//! The file lists are read in one pass for all the drifted paths at once,
-//! keeping only those paths: memory stays small however many packages the
-//! host has.
+//! The file lists are read in one pass, keeping only the paths a filter
+//! selects (a check's drifted paths; the daemon's watched trees, kept until
+//! dpkg writes its database again): memory stays small however many
+//! packages the host has.
 
 use std::collections::{HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
@@ -21,90 +22,144 @@ struct Installed {
     conffiles: Vec<(Vec<u8>, Option<[u8; 16]>)>,
 }
 
-/// The owner of each of `paths` that an installed package lists, with what
-/// it records of it.
-pub(super) fn owners(admindir: &Path, paths: &[&Path]) -> Result<HashMap<PathBuf, Owned>, String> {
-    let status_path = admindir.join("status");
-    let status = read_record(&status_path).map_err(|e| format!("status: {e}"))?;
-    let installed = parse_status(&status);
-    let merged = UsrMerge::of_root();
-    // dpkg may list /bin/x where the walk found /usr/bin/x (merged /usr).
-    let mut wanted: HashMap<Vec<u8>, Vec<&Path>> = HashMap::new();
-    for p in paths {
-        wanted
-            .entry(merged.canonical(p.as_os_str().as_bytes()))
-            .or_default()
-            .push(p);
+/// dpkg's database as read once: the installed packages, and the owner of
+/// each listed path a filter kept. Read again only when dpkg changed it.
+pub(super) struct Db {
+    admindir: PathBuf,
+    installed: Vec<Installed>,
+    merged: UsrMerge,
+    /// Canonical path (see [`UsrMerge`]) → index in `installed`.
+    owners: HashMap<Vec<u8>, usize>,
+    diverted: HashSet<Vec<u8>>,
+    stamp: Stamp,
+}
+
+/// What changes when dpkg writes its database: the status file (replaced
+/// at every operation), the info directory and the diversions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp([(u64, i64, u64); 3]);
+
+impl Stamp {
+    fn of(admindir: &Path) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        let one = |p: PathBuf| {
+            std::fs::symlink_metadata(p).map_or((0, 0, 0), |m| {
+                (
+                    m.ino(),
+                    m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+                    m.size(),
+                )
+            })
+        };
+        Stamp([
+            one(admindir.join("status")),
+            one(admindir.join("info")),
+            one(admindir.join("diversions")),
+        ])
     }
-    let mut found: HashMap<Vec<u8>, usize> = HashMap::new();
-    for (i, pkg) in installed.iter().enumerate() {
-        let Some(list) = info_file(admindir, pkg, "list") else {
-            continue;
-        };
-        let text = match read_record(&list) {
-            Ok(t) => t,
-            Err(e) => {
-                log::warn!(
-                    "{} is not read, so drift is not explained by package {}: {e}",
-                    crate::escape::escape_path(&list),
-                    crate::escape::escape_bytes(pkg.name.as_bytes())
-                );
+}
+
+impl Db {
+    /// Reads the status file, and every installed package's file list,
+    /// keeping the paths `keep` selects (given in their /usr form).
+    pub(super) fn load(admindir: &Path, keep: &dyn Fn(&[u8]) -> bool) -> Result<Db, String> {
+        let stamp = Stamp::of(admindir);
+        let status = read_record(&admindir.join("status")).map_err(|e| format!("status: {e}"))?;
+        let installed = parse_status(&status);
+        let merged = UsrMerge::of_root();
+        let mut owners: HashMap<Vec<u8>, usize> = HashMap::new();
+        for (i, pkg) in installed.iter().enumerate() {
+            let Some(list) = info_file(admindir, pkg, "list") else {
                 continue;
-            }
-        };
-        for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let key = merged.canonical(line);
-            if wanted.contains_key(&key) {
-                found.entry(key).or_insert(i);
+            };
+            let text = match read_record(&list) {
+                Ok(t) => t,
+                Err(e) => {
+                    log::warn!(
+                        "{} is not read, so drift is not explained by package {}: {e}",
+                        crate::escape::escape_path(&list),
+                        crate::escape::escape_bytes(pkg.name.as_bytes())
+                    );
+                    continue;
+                }
+            };
+            for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                let key = merged.canonical(line);
+                if keep(&key) {
+                    owners.entry(key).or_insert(i);
+                }
             }
         }
+        let diverted = diversions(admindir, &merged)?;
+        Ok(Db {
+            admindir: admindir.to_path_buf(),
+            installed,
+            merged,
+            owners,
+            diverted,
+            stamp,
+        })
     }
-    let diverted = diversions(admindir, &merged)?;
-    let mut md5sums: HashMap<usize, HashMap<Vec<u8>, [u8; 16]>> = HashMap::new();
-    let mut out = HashMap::new();
-    for (key, i) in found {
-        let pkg = &installed[i];
-        let sums = match md5sums.get(&i) {
-            Some(s) => s,
-            None => {
-                let s = read_md5sums(admindir, pkg, &merged)?;
-                md5sums.entry(i).or_insert(s)
-            }
-        };
-        let conffile = pkg
-            .conffiles
-            .iter()
-            .find(|(p, _)| merged.canonical(p) == key);
-        let (recorded, note) = match (diverted.contains(&key), conffile) {
-            (true, _) => (
-                None,
-                Some("dpkg-divert moved a package's file to or from this path"),
-            ),
-            (false, Some((_, md5))) => (
-                md5.map(Recorded::Md5),
-                Some("a conffile (what the package shipped; an administrator's edit differs)"),
-            ),
-            (false, None) => (sums.get(&key).copied().map(Recorded::Md5), None),
-        };
-        let conffile = conffile.is_some();
-        let package = Package {
-            manager: Manager::Dpkg,
-            name: pkg.name.clone(),
-            version: pkg.version.clone(),
-        };
-        for p in &wanted[&key] {
+
+    /// Whether dpkg has not written its database since it was read.
+    pub(super) fn current(&self) -> bool {
+        Stamp::of(&self.admindir) == self.stamp
+    }
+
+    /// The /usr form of `path`, as the filter of [`Db::load`] sees it.
+    pub(super) fn canonical(path: &Path) -> Vec<u8> {
+        UsrMerge::of_root().canonical(path.as_os_str().as_bytes())
+    }
+
+    /// The owner of each of `paths` that an installed package lists, with
+    /// what it records of it (each owner's `md5sums` read once).
+    pub(super) fn owners(&self, paths: &[&Path]) -> Result<HashMap<PathBuf, Owned>, String> {
+        let mut md5sums: HashMap<usize, HashMap<Vec<u8>, [u8; 16]>> = HashMap::new();
+        let mut out = HashMap::new();
+        for p in paths {
+            let key = self.merged.canonical(p.as_os_str().as_bytes());
+            let Some(&i) = self.owners.get(&key) else {
+                continue;
+            };
+            let pkg = &self.installed[i];
+            let sums = match md5sums.get(&i) {
+                Some(s) => s,
+                None => {
+                    let s = read_md5sums(&self.admindir, pkg, &self.merged)?;
+                    md5sums.entry(i).or_insert(s)
+                }
+            };
+            let conffile = pkg
+                .conffiles
+                .iter()
+                .find(|(c, _)| self.merged.canonical(c) == key);
+            let (recorded, note) = match (self.diverted.contains(&key), conffile) {
+                (true, _) => (
+                    None,
+                    Some("dpkg-divert moved a package's file to or from this path"),
+                ),
+                (false, Some((_, md5))) => (
+                    md5.map(Recorded::Md5),
+                    Some("a conffile (what the package shipped; an administrator's edit differs)"),
+                ),
+                (false, None) => (sums.get(&key).copied().map(Recorded::Md5), None),
+            };
             out.insert(
                 p.to_path_buf(),
                 Owned {
-                    package: package.clone(),
+                    package: Package {
+                        manager: Manager::Dpkg,
+                        name: pkg.name.clone(),
+                        version: pkg.version.clone(),
+                    },
                     recorded,
                     note,
-                    conffile,
+                    conffile: conffile.is_some(),
                 },
             );
         }
+        Ok(out)
     }
-    Ok(out)
 }
 
 /// `info/NAME.SUFFIX`, or `info/NAME:ARCH.SUFFIX` for a Multi-Arch: same
@@ -308,7 +363,9 @@ Description: a tool\n with a long description\n";
         )
         .unwrap();
         let unowned = d.path().join("other");
-        let found = owners(&admin, &[file.as_path(), unowned.as_path()]).unwrap();
+        let db = Db::load(&admin, &|_| true).unwrap();
+        assert!(db.current());
+        let found = db.owners(&[file.as_path(), unowned.as_path()]).unwrap();
         assert_eq!(found.len(), 1);
         let o = &found[&file];
         assert_eq!(o.package.name, "tool");

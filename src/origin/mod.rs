@@ -346,47 +346,103 @@ struct Owned {
 /// present content matches what the package records. Queries of `error`
 /// records get no origin. Failing to read the package records is not an
 /// error of the check: the paths they would have explained are said to be
-/// `unverified`, with why.
+/// `unverified`, with why. One-shot: the records are read for these paths
+/// only (see [`Explainer`] for the daemon's).
 pub fn explain(queries: &[Query], sources: &Sources) -> HashMap<PathBuf, Origin> {
-    let wanted: Vec<&Query> = queries
-        .iter()
-        .filter(|q| q.kind != DriftKind::Error)
-        .collect();
-    let mut out = HashMap::new();
-    if wanted.is_empty() {
-        return out;
-    }
-    let paths: Vec<&Path> = wanted.iter().map(|q| q.path.as_path()).collect();
-    let (dpkg, dpkg_failed) = match dpkg::owners(&sources.dpkg_admindir, &paths) {
-        Ok(found) => (found, None),
-        Err(why) => {
-            log::warn!(
-                "the dpkg database {} could not be read, so drift is not explained by it: {why}",
-                crate::escape::escape_path(&sources.dpkg_admindir)
-            );
-            (HashMap::new(), Some(why))
+    Explainer::new(sources.clone(), None).explain(queries)
+}
+
+/// Explains drift again and again (the daemon): dpkg's file lists are read
+/// once for every path under `roots`, and again only when dpkg has written
+/// its database since; a site directory's records, when it changed.
+pub struct Explainer {
+    sources: Sources,
+    roots: Option<Vec<PathBuf>>,
+    dpkg: Option<dpkg::Db>,
+    sites: pip::Sites,
+}
+
+impl Explainer {
+    /// With `roots`, the records are kept for the paths under them between
+    /// calls; without, each call reads them for its own paths only.
+    pub fn new(sources: Sources, roots: Option<Vec<PathBuf>>) -> Explainer {
+        Explainer {
+            sources,
+            roots,
+            dpkg: None,
+            sites: pip::Sites::default(),
         }
-    };
-    let mut sites = pip::Sites::default();
-    for q in wanted {
-        let owned = match dpkg.get(q.path.as_path()) {
-            Some(o) => Some(o.clone()),
-            None => sites.owner(&q.path),
-        };
-        let origin = match (owned, &dpkg_failed) {
-            (Some(o), _) => judge(q, o),
-            (None, Some(why)) => Origin {
-                package: None,
-                verdict: Verdict::Unverified,
-                evidence: None,
-                note: Some(format!("the dpkg database could not be read: {why}")),
-                conffile: false,
-            },
-            (None, None) => Origin::not_packaged(),
-        };
-        out.insert(q.path.clone(), origin);
     }
-    out
+
+    pub fn explain(&mut self, queries: &[Query]) -> HashMap<PathBuf, Origin> {
+        let wanted: Vec<&Query> = queries
+            .iter()
+            .filter(|q| q.kind != DriftKind::Error)
+            .collect();
+        let mut out = HashMap::new();
+        if wanted.is_empty() {
+            return out;
+        }
+        let paths: Vec<&Path> = wanted.iter().map(|q| q.path.as_path()).collect();
+        let (dpkg, dpkg_failed) = match self.dpkg_db(&paths).and_then(|db| db.owners(&paths)) {
+            Ok(found) => (found, None),
+            Err(why) => {
+                log::warn!(
+                    "the dpkg database {} could not be read, so drift is not explained by it: \
+                     {why}",
+                    crate::escape::escape_path(&self.sources.dpkg_admindir)
+                );
+                self.dpkg = None;
+                (HashMap::new(), Some(why))
+            }
+        };
+        for q in wanted {
+            let owned = match dpkg.get(q.path.as_path()) {
+                Some(o) => Some(o.clone()),
+                None => self.sites.owner(&q.path),
+            };
+            let origin = match (owned, &dpkg_failed) {
+                (Some(o), _) => judge(q, o),
+                (None, Some(why)) => Origin {
+                    package: None,
+                    verdict: Verdict::Unverified,
+                    evidence: None,
+                    note: Some(format!("the dpkg database could not be read: {why}")),
+                    conffile: false,
+                },
+                (None, None) => Origin::not_packaged(),
+            };
+            out.insert(q.path.clone(), origin);
+        }
+        out
+    }
+
+    /// dpkg's database, as read for `paths` (one-shot) or for the roots
+    /// (kept while current).
+    fn dpkg_db(&mut self, paths: &[&Path]) -> Result<&dpkg::Db, String> {
+        let admindir = self.sources.dpkg_admindir.clone();
+        let fresh = match &self.roots {
+            None => {
+                let wanted: std::collections::HashSet<Vec<u8>> =
+                    paths.iter().map(|p| dpkg::Db::canonical(p)).collect();
+                Some(dpkg::Db::load(&admindir, &|k| wanted.contains(k))?)
+            }
+            Some(roots) if !self.dpkg.as_ref().is_some_and(dpkg::Db::current) => {
+                let roots: Vec<Vec<u8>> = roots.iter().map(|r| dpkg::Db::canonical(r)).collect();
+                let under = |k: &[u8]| {
+                    roots.iter().any(|r| {
+                        k.starts_with(r) && (k.len() == r.len() || k[r.len()] == b'/' || r == b"/")
+                    })
+                };
+                Some(dpkg::Db::load(&admindir, &under)?)
+            }
+            Some(_) => None,
+        };
+        if let Some(db) = fresh {
+            self.dpkg = Some(db);
+        }
+        Ok(self.dpkg.as_ref().expect("read above"))
+    }
 }
 
 /// The verdict on one owned path.

@@ -33,6 +33,8 @@ pub struct Seen {
     /// The cgroup (v2) path, and the systemd unit it names.
     pub cgroup: Option<String>,
     pub unit: Option<String>,
+    /// It was gone by the end of the reading: what was seen stays.
+    pub exited: bool,
 }
 
 impl Actor {
@@ -50,8 +52,7 @@ impl Actor {
         };
         let mut o = Map::new();
         o.insert("pid".into(), self.pid.into());
-        // Gone while it was read: what was seen stays.
-        o.insert("exited".into(), s.exe.is_none().into());
+        o.insert("exited".into(), s.exited.into());
         if let Some(exe) = &s.exe {
             json_path(&mut o, "exe", exe.as_os_str().as_encoded_bytes());
         }
@@ -95,9 +96,11 @@ impl Seen {
                 .map(str::to_string)
         });
         let unit = cgroup.as_deref().and_then(unit_of);
-        // Read last: a pid whose status was read but whose exe is gone
-        // exited meanwhile, and keeps what was seen.
+        // Another user's process's executable needs CAP_SYS_PTRACE: absent
+        // then, and said as null.
         let exe = std::fs::read_link(dir.join("exe")).ok();
+        // Still there after all of it was read, or gone meanwhile.
+        let exited = std::fs::symlink_metadata(dir.join("status")).is_err();
         Some(Seen {
             exe,
             comm,
@@ -108,6 +111,7 @@ impl Seen {
             ppid,
             cgroup,
             unit,
+            exited,
         })
     }
 }

@@ -39,7 +39,7 @@ const MASK: u64 = libc::FAN_MODIFY
 const READ_BYTES: usize = 64 * 1024;
 
 /// One change as the daemon takes it in.
-pub type Sender = Box<dyn Fn(notify::Result<notify::Event>, Option<Actor>) + Send>;
+pub type Sender = Box<dyn Fn(notify::Result<notify::Event>, Option<Box<Actor>>) + Send>;
 
 pub struct Fanotify {
     fd: Arc<OwnedFd>,
@@ -236,10 +236,12 @@ fn read_events(fd: &OwnedFd, shared: &Shared, send: &Sender) {
                 );
                 continue;
             };
-            let actor = actors
-                .entry(ev.pid)
-                .or_insert_with(|| Actor::of(ev.pid as u32))
-                .clone();
+            let actor = Box::new(
+                actors
+                    .entry(ev.pid)
+                    .or_insert_with(|| Actor::of(ev.pid as u32))
+                    .clone(),
+            );
             let mut out = notify::Event::new(kind_of(ev.mask)).add_path(path);
             out.attrs.set_process_id(ev.pid as u32);
             send(Ok(out), Some(actor));

@@ -38,7 +38,7 @@ use crate::escape::{escape_path, sanitize_line};
 use crate::events::courier::{Courier, log_warnings};
 use crate::events::outbox::GuardedOutbox;
 use crate::events::{BaselineRef, Event, EventFactory, SinkSpec};
-use crate::origin::{self, Query, Sources};
+use crate::origin::{Explainer, Query, Sources};
 use crate::progress::NoProgress;
 use crate::rules::Rules;
 use crate::scan::{self, Entry, OwnOutputs, ScanHints};
@@ -82,8 +82,10 @@ pub enum Backend {
 }
 
 enum Msg {
-    /// A change, and with fanotify the process that made it.
-    Fs(notify::Result<notify::Event>, Option<Actor>),
+    /// A change, and with fanotify the process that made it (boxed: inotify
+    /// queues every read of the start-up scan here, so each byte of a
+    /// message counts hundreds of thousands of times).
+    Fs(notify::Result<notify::Event>, Option<Box<Actor>>),
     Signal(i32),
 }
 
@@ -116,6 +118,8 @@ struct Daemon {
     systemd: Notifier,
     /// The processes that changed each path since it was last reported.
     actors: HashMap<PathBuf, Vec<Actor>>,
+    /// The package records for the watched trees, kept between batches.
+    explainer: Explainer,
 }
 
 /// The baseline at `opts.db`, read once into memory and its seal verified;
@@ -162,7 +166,9 @@ pub fn watch(opts: WatchOptions) -> Result<(), Error> {
     let (tx, rx) = mpsc::channel::<Msg>();
     let kernel = start_kernel(opts.backend, crate::files::parent_dir(&opts.db), tx.clone())?;
     forward_signals(tx)?;
+    let explainer = explainer_for(&held.rules);
     let mut d = Daemon {
+        explainer,
         held,
         guard: BaselineGuard::new(&opts.db),
         own,
@@ -219,6 +225,12 @@ fn start_watcher(tx: mpsc::Sender<Msg>) -> Result<INotifyWatcher, Error> {
              sysctl fs.inotify.max_user_instances=512"
         ),
     })
+}
+
+/// Package records kept for what `rules` walk.
+fn explainer_for(rules: &Rules) -> Explainer {
+    let roots = rules.walk_roots().into_iter().map(|r| r.path).collect();
+    Explainer::new(Sources::default(), Some(roots))
 }
 
 /// SIGTERM, SIGINT and SIGHUP arrive as messages, in order with the rest.
@@ -395,6 +407,7 @@ impl Daemon {
                     held.baseline.header().generation
                 );
                 self.held = held;
+                self.explainer = explainer_for(&self.held.rules);
                 self.courier.set_factory(factory);
                 // The file now holds what was verified.
                 self.guard.reset();
@@ -488,7 +501,7 @@ impl Daemon {
 
     /// Takes one notification in: which paths to re-read, which directories
     /// to forget, or a rescan when notifications were lost.
-    fn note(&mut self, ev: notify::Result<notify::Event>, actor: Option<Actor>) {
+    fn note(&mut self, ev: notify::Result<notify::Event>, actor: Option<Box<Actor>>) {
         let ev = match ev {
             Ok(ev) if ev.need_rescan() => {
                 self.rescan_due = Some(match self.set.backend() {
@@ -526,7 +539,7 @@ impl Daemon {
                 if let Some(a) = &actor {
                     let seen = self.actors.entry(p.clone()).or_default();
                     if !seen.iter().any(|s| s.pid == a.pid) {
-                        seen.push(a.clone());
+                        seen.push(Actor::clone(a));
                     }
                 }
                 self.debounce.note(p, now);
@@ -728,7 +741,7 @@ impl Daemon {
             .collect();
         let origins = match queries.is_empty() {
             true => HashMap::new(),
-            false => origin::explain(&queries, &Sources::default()),
+            false => self.explainer.explain(&queries),
         };
         let factory = self.courier.factory();
         let events = out
@@ -798,8 +811,9 @@ fn drift_event(factory: &EventFactory, mut d: Drift, actors: &[Actor]) -> Event 
 }
 
 /// Why `d` is the package manager's own work, when it is: every process
-/// that changed it is that manager (dpkg's `dpkg`; pip's `pip`, by its
-/// command name), and the content is what the package records.
+/// that changed it is that manager (`/usr/bin/dpkg`; pip's `pip`, by its
+/// command name: pip runs as the Python interpreter), and the content is
+/// what the package records.
 fn made_by_its_package_manager(d: &Drift, actors: &[Actor]) -> Option<String> {
     let origin = d.origin.as_ref()?;
     let package = origin.package.as_ref()?;
@@ -808,9 +822,8 @@ fn made_by_its_package_manager(d: &Drift, actors: &[Actor]) -> Option<String> {
     }
     let is_manager = |a: &Actor| {
         a.seen.as_ref().is_some_and(|s| match package.manager {
-            crate::origin::Manager::Dpkg => {
-                s.comm == "dpkg" || s.exe.as_deref() == Some(Path::new("/usr/bin/dpkg"))
-            }
+            // By its executable: any process may call itself dpkg.
+            crate::origin::Manager::Dpkg => s.exe.as_deref() == Some(Path::new("/usr/bin/dpkg")),
             crate::origin::Manager::Pip => s.comm.starts_with("pip"),
         })
     };
