@@ -1415,8 +1415,14 @@ fn fanotify_names_the_process_and_the_user_behind_a_change() {
     std::thread::sleep(Duration::from_millis(300));
     unsafe { libc::kill(pid, libc::SIGCONT) };
     let e = d.expect("fim-file-modified", "sub/b.py", 1);
-    let pids: Vec<Value> = actors(&e).iter().map(|a| a["pid"].clone()).collect();
-    assert_eq!(pids, [Value::from(w1.id()), Value::from(w3.id())], "{e}");
+    let mut pids: Vec<u64> = actors(&e)
+        .iter()
+        .map(|a| a["pid"].as_u64().unwrap())
+        .collect();
+    pids.sort();
+    let mut want = vec![u64::from(w1.id()), u64::from(w3.id())];
+    want.sort();
+    assert_eq!(pids, want, "{e}");
     for c in [&mut root_writer, &mut nobody, &mut w1, &mut w3] {
         let _ = c.kill();
         let _ = c.wait();
@@ -1520,4 +1526,49 @@ fn without_privilege_the_daemon_falls_back_to_inotify() {
     let (code, err) = d.stop();
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("fanotify is not available"), "{err}");
+}
+
+#[test]
+fn fanotify_reports_true_paths_when_its_state_directory_is_a_bind_mount() {
+    // systemd's ProtectSystem=strict with ReadWritePaths= makes the state
+    // directory a bind mount in the daemon's mount namespace: a path looked
+    // up through it would read "/" for every directory outside it.
+    let _shared = shared();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    let state = tmp.path().join("state");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(root.join("a.py"), "a").unwrap();
+    let rules = rules_for(tmp.path(), &root, r#"["type", "size", "hash"]"#);
+    let db = state.join("b.db");
+    assert_ok(&init(&rules, &db));
+    let events = tmp.path().join("events.jsonl");
+    let script = format!(
+        "mount --bind {s} {s} && exec {bin} watch --backend fanotify --allow-unsigned --db {db} \
+         --emit file:{ev}",
+        s = state.display(),
+        bin = bin_path().display(),
+        db = db.display(),
+        ev = events.display()
+    );
+    let child = Command::new("unshare")
+        .args(["--mount", "sh", "-c", &script])
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut d = Daemon {
+        child: Some(child),
+        events,
+        tmp,
+        root,
+    };
+    d.wait_for(|e| e["type"] == "fim-scan-finished");
+    std::fs::write(d.path("a.py"), "changed").unwrap();
+    let e = d.expect("fim-file-modified", "a.py", 1);
+    assert_eq!(actors(&e).len(), 1, "{e}");
+    let (code, err) = d.stop();
+    assert_eq!(code, Some(0), "{err}");
 }

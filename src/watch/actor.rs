@@ -24,6 +24,9 @@ pub struct Actor {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Seen {
     pub exe: Option<PathBuf>,
+    /// The executable's device and inode, as the kernel resolves the link:
+    /// what a process runs, whatever its name or its mount namespace says.
+    pub exe_id: Option<(u64, u64)>,
     pub comm: String,
     pub uid: u32,
     pub euid: u32,
@@ -65,8 +68,14 @@ impl Actor {
         o.insert("loginuid".into(), s.loginuid.into());
         o.insert("session".into(), s.session.into());
         o.insert("ppid".into(), s.ppid.into());
-        o.insert("cgroup".into(), s.cgroup.clone().into());
-        o.insert("unit".into(), s.unit.clone().into());
+        // Names a process or a user's manager may choose: escaped.
+        let text = |t: &Option<String>| {
+            t.as_deref()
+                .map(|t| crate::escape::escape_bytes(t.as_bytes()))
+                .into()
+        };
+        o.insert("cgroup".into(), text(&s.cgroup));
+        o.insert("unit".into(), text(&s.unit));
         Value::Object(o)
     }
 }
@@ -99,10 +108,15 @@ impl Seen {
         // Another user's process's executable needs CAP_SYS_PTRACE: absent
         // then, and said as null.
         let exe = std::fs::read_link(dir.join("exe")).ok();
+        let exe_id = std::fs::metadata(dir.join("exe")).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        });
         // Still there after all of it was read, or gone meanwhile.
         let exited = std::fs::symlink_metadata(dir.join("status")).is_err();
         Some(Seen {
             exe,
+            exe_id,
             comm,
             uid,
             euid,

@@ -5,9 +5,11 @@
 //! kernel memory per directory, and each event names the process that made
 //! the change.
 //!
-//! Guarantees: a directory handle is opened only with `O_PATH` (never
-//! read), through a descriptor on its own file system; the kernel's queue
-//! overflowing is said as a rescan, as inotify's is; events of this process
+//! Guarantees: an event is matched to a watched directory by its file
+//! handle, never by a path looked up again (so a bind mount, or a directory
+//! renamed since, cannot redirect it), and nothing is opened; the kernel's
+//! queue overflowing is said as a rescan, as inotify's is; the reader
+//! stopping stops the daemon (systemd restarts it); events of this process
 //! (its outbox, its snapshots) are dropped.
 
 use std::collections::{HashMap, HashSet};
@@ -50,12 +52,22 @@ pub struct Fanotify {
     shared: Arc<Shared>,
 }
 
+/// A directory's identity as fanotify reports it: the file system's id and
+/// the directory's file handle (type, then bytes). Stable across renames,
+/// and independent of the mount it is seen through (a bind mount that
+/// systemd's ProtectSystem= makes would give another path).
+type HandleKey = ([i32; 2], i32, Vec<u8>);
+
+/// The directories whose entries are reported, both ways.
+#[derive(Default)]
 struct Shared {
-    /// The directories whose entries are reported.
-    dirs: RwLock<HashSet<PathBuf>>,
-    /// A descriptor on each marked file system, by its fsid, to open the
-    /// directory handles its events carry.
-    mounts: RwLock<Vec<([i32; 2], OwnedFd)>>,
+    dirs: RwLock<Dirs>,
+}
+
+#[derive(Default)]
+struct Dirs {
+    by_handle: HashMap<HandleKey, PathBuf>,
+    by_path: HashMap<PathBuf, HandleKey>,
 }
 
 impl Fanotify {
@@ -86,28 +98,31 @@ impl Fanotify {
         }
         // SAFETY: `raw` is a descriptor this process just opened and owns.
         let fd = Arc::new(unsafe { OwnedFd::from_raw_fd(raw) });
-        let shared = Arc::new(Shared {
-            dirs: RwLock::new(HashSet::new()),
-            mounts: RwLock::new(Vec::new()),
-        });
         let mut f = Fanotify {
             fd,
             marked: HashSet::new(),
             refused: HashSet::new(),
-            shared,
+            shared: Arc::new(Shared::default()),
         };
-        match f.watch(first) {
-            Ok(()) => {}
-            Err(Some(why)) if why.contains("Operation not permitted") => {
-                return Err("marking a file system needs CAP_SYS_ADMIN (run as root)".into());
-            }
-            Err(Some(why)) => return Err(why),
-            Err(None) => return Err(format!("{} is gone", first.display())),
+        if let Err(e) = f.mark(first) {
+            return Err(match e.raw_os_error() {
+                Some(libc::EPERM) => {
+                    "marking a file system needs CAP_SYS_ADMIN (run as root)".into()
+                }
+                _ => format!("cannot mark the file system of {}: {e}", first.display()),
+            });
         }
         let (reader_fd, reader_shared) = (Arc::clone(&f.fd), Arc::clone(&f.shared));
         std::thread::Builder::new()
             .name("fanotify".into())
-            .spawn(move || read_events(&reader_fd, &reader_shared, &send))
+            .spawn(move || {
+                let why = read_events(&reader_fd, &reader_shared, &send);
+                // The daemon must not go on believing it watches.
+                send(
+                    Err(notify::Error::generic(&format!("{STOPPED}: {why}"))),
+                    None,
+                );
+            })
             .map_err(|e| format!("cannot start the fanotify reader: {e}"))?;
         Ok(f)
     }
@@ -121,64 +136,61 @@ impl Fanotify {
         if self.refused.contains(&dev) {
             return Err(None);
         }
-        if !self.marked.contains(&dev) {
-            if let Err(e) = self.mark(dir) {
-                self.refused.insert(dev);
-                return Err(Some(format!(
-                    "{e}; changes there are found by rescans only"
-                )));
+        if !self.marked.contains(&dev)
+            && let Err(e) = self.mark(dir)
+        {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                return Err(None);
             }
-            self.marked.insert(dev);
+            self.refused.insert(dev);
+            return Err(Some(format!(
+                "cannot mark the file system of {} for fanotify: {e}; changes there are \
+                     found by rescans only",
+                crate::escape::escape_path(dir)
+            )));
         }
-        write(&self.shared.dirs).insert(dir.to_path_buf());
+        let key = handle_of(dir).map_err(|_| None)?;
+        let mut dirs = write(&self.shared.dirs);
+        if let Some(old) = dirs.by_path.insert(dir.to_path_buf(), key.clone()) {
+            dirs.by_handle.remove(&old);
+        }
+        dirs.by_handle.insert(key, dir.to_path_buf());
         Ok(())
     }
 
     pub fn unwatch(&mut self, dir: &Path) {
-        write(&self.shared.dirs).remove(dir);
+        let mut dirs = write(&self.shared.dirs);
+        if let Some(key) = dirs.by_path.remove(dir) {
+            dirs.by_handle.remove(&key);
+        }
     }
 
-    fn mark(&self, dir: &Path) -> Result<(), String> {
-        let c = CString::new(dir.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+    /// Marks the file system `dir` is on (never through a symlink).
+    fn mark(&mut self, dir: &Path) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let c = CString::new(dir.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+        let dev = std::fs::symlink_metadata(dir)?.dev();
         // SAFETY: `c` is a valid C string; the result is checked.
         let rc = unsafe {
             libc::fanotify_mark(
                 self.fd.as_raw_fd(),
-                libc::FAN_MARK_ADD | libc::FAN_MARK_FILESYSTEM,
+                libc::FAN_MARK_ADD | libc::FAN_MARK_FILESYSTEM | libc::FAN_MARK_DONT_FOLLOW,
                 MASK,
                 libc::AT_FDCWD,
                 c.as_ptr(),
             )
         };
         if rc < 0 {
-            return Err(format!(
-                "cannot mark the file system of {} for fanotify: {}",
-                crate::escape::escape_path(dir),
-                std::io::Error::last_os_error()
-            ));
+            return Err(std::io::Error::last_os_error());
         }
-        // SAFETY: `c` is a valid C string; the result is checked.
-        let raw = unsafe {
-            libc::open(
-                c.as_ptr(),
-                // Not O_PATH: open_by_handle_at refuses such a mount_fd.
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-            )
-        };
-        if raw < 0 {
-            return Err(format!(
-                "cannot open {}: {}",
-                dir.display(),
-                std::io::Error::last_os_error()
-            ));
-        }
-        // SAFETY: just opened, owned here.
-        let mount = unsafe { OwnedFd::from_raw_fd(raw) };
-        let fsid = fsid_of(&mount)?;
-        write(&self.shared.mounts).push((fsid, mount));
+        self.marked.insert(dev);
         Ok(())
     }
 }
+
+/// What the reader thread says when it stops: the daemon stops too, and
+/// systemd restarts it.
+pub const STOPPED: &str = "the fanotify reader stopped";
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|e| e.into_inner())
@@ -188,18 +200,47 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|e| e.into_inner())
 }
 
-fn fsid_of(fd: &OwnedFd) -> Result<[i32; 2], String> {
-    // SAFETY: statfs is plain old data; fstatfs fills it or fails.
+/// The identity fanotify will report for directory `dir` (not followed if
+/// it is a symlink).
+fn handle_of(dir: &Path) -> std::io::Result<HandleKey> {
+    let c = CString::new(dir.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    let max = libc::MAX_HANDLE_SZ as usize;
+    // struct file_handle: handle_bytes, handle_type, then the bytes.
+    let mut buf = vec![0u32; 2 + max / 4];
+    buf[0] = max as u32;
+    let mut mount_id: libc::c_int = 0;
+    // SAFETY: `buf` holds a struct file_handle with room for MAX_HANDLE_SZ
+    // bytes, as handle_bytes says; the result is checked.
+    let rc = unsafe {
+        libc::name_to_handle_at(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            &mut mount_id,
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let len = (buf[0] as usize).min(max);
+    let handle_type = buf[1] as i32;
+    // SAFETY: `buf` holds at least 8 + MAX_HANDLE_SZ bytes.
+    let bytes: &[u8] = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast(), buf.len() * 4) };
+    let handle = bytes[8..8 + len].to_vec();
+    // SAFETY: statfs is plain old data; statfs fills it or fails.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) } < 0 {
-        return Err(format!("fstatfs: {}", std::io::Error::last_os_error()));
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } < 0 {
+        return Err(std::io::Error::last_os_error());
     }
     // SAFETY: fsid_t is two ints, as the kernel's __kernel_fsid_t.
-    Ok(unsafe { std::mem::transmute::<libc::fsid_t, [i32; 2]>(st.f_fsid) })
+    let fsid = unsafe { std::mem::transmute::<libc::fsid_t, [i32; 2]>(st.f_fsid) };
+    Ok((fsid, handle_type, handle))
 }
 
-/// The reader thread: events in, changes out, until the descriptor fails.
-fn read_events(fd: &OwnedFd, shared: &Shared, send: &Sender) {
+/// The reader thread: events in, changes out, until the descriptor fails
+/// (returns why).
+fn read_events(fd: &OwnedFd, shared: &Shared, send: &Sender) -> String {
     let me = std::process::id() as i32;
     let mut buf = vec![0u8; READ_BYTES];
     loop {
@@ -210,11 +251,7 @@ fn read_events(fd: &OwnedFd, shared: &Shared, send: &Sender) {
             if e.kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
-            send(
-                Err(notify::Error::generic(&format!("reading fanotify: {e}"))),
-                None,
-            );
-            return;
+            return format!("reading fanotify: {e}");
         }
         // Who wrote, read once per buffer: a flood from one process costs
         // one look at /proc.
@@ -229,11 +266,6 @@ fn read_events(fd: &OwnedFd, shared: &Shared, send: &Sender) {
                 continue;
             }
             let Some(path) = resolve(shared, &ev) else {
-                log::trace!(
-                    "fanotify: mask {:#x} pid {} not watched or gone",
-                    ev.mask,
-                    ev.pid
-                );
                 continue;
             };
             let actor = Box::new(
@@ -256,8 +288,9 @@ struct Raw {
     pid: i32,
     overflow: bool,
     fsid: [i32; 2],
-    /// `struct file_handle`, as `open_by_handle_at` takes it.
-    handle: Vec<u32>,
+    handle_type: i32,
+    /// The directory's file handle, bytes.
+    handle: Vec<u8>,
     name: Vec<u8>,
 }
 
@@ -271,7 +304,13 @@ fn parse(bytes: &[u8]) -> Vec<Raw> {
         let m: libc::fanotify_event_metadata =
             unsafe { std::ptr::read_unaligned(bytes[off..].as_ptr().cast()) };
         let len = m.event_len as usize;
-        if len < meta_len || off + len > bytes.len() || m.vers != libc::FANOTIFY_METADATA_VERSION {
+        let info_at = m.metadata_len as usize;
+        if len < meta_len
+            || off + len > bytes.len()
+            || info_at < meta_len
+            || info_at > len
+            || m.vers != libc::FANOTIFY_METADATA_VERSION
+        {
             break;
         }
         if m.fd >= 0 {
@@ -283,10 +322,11 @@ fn parse(bytes: &[u8]) -> Vec<Raw> {
             pid: m.pid,
             overflow: m.mask & libc::FAN_Q_OVERFLOW != 0,
             fsid: [0; 2],
+            handle_type: 0,
             handle: Vec::new(),
             name: Vec::new(),
         };
-        let info = &bytes[off + m.metadata_len as usize..off + len];
+        let info = &bytes[off + info_at..off + len];
         parse_info(info, &mut raw);
         out.push(raw);
         off += len;
@@ -310,19 +350,17 @@ fn parse_info(mut info: &[u8], raw: &mut Raw) {
         if record.len() < 20 {
             return;
         }
-        let int = |at: usize| i32::from_ne_bytes(record[at..at + 4].try_into().expect("4 bytes"));
-        raw.fsid = [int(4), int(8)];
-        let handle_bytes = int(12) as usize;
-        let Some(rest) = record.get(20..20 + handle_bytes) else {
+        let word = |at: usize| <[u8; 4]>::try_from(&record[at..at + 4]).expect("4 bytes");
+        let handle_bytes = u32::from_ne_bytes(word(12)) as usize;
+        if handle_bytes > libc::MAX_HANDLE_SZ as usize {
+            return;
+        }
+        let Some(handle) = record.get(20..20 + handle_bytes) else {
             return;
         };
-        let mut handle = vec![0u32; 2 + handle_bytes.div_ceil(4)];
-        // SAFETY: `handle` holds 8 + handle_bytes bytes or more.
-        let dst: &mut [u8] =
-            unsafe { std::slice::from_raw_parts_mut(handle.as_mut_ptr().cast(), handle.len() * 4) };
-        dst[..8].copy_from_slice(&record[12..20]);
-        dst[8..8 + handle_bytes].copy_from_slice(rest);
-        raw.handle = handle;
+        raw.fsid = [i32::from_ne_bytes(word(4)), i32::from_ne_bytes(word(8))];
+        raw.handle_type = i32::from_ne_bytes(word(16));
+        raw.handle = handle.to_vec();
         if kind == libc::FAN_EVENT_INFO_TYPE_DFID_NAME {
             let name = &record[20 + handle_bytes..];
             let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
@@ -331,44 +369,19 @@ fn parse_info(mut info: &[u8], raw: &mut Raw) {
     }
 }
 
-/// The path an event names, if the daemon watches its directory (or it is
-/// a watched directory itself).
+/// The path an event names, if its directory is one the daemon watches
+/// (found by its handle: no path is looked up, and no file opened).
 fn resolve(shared: &Shared, ev: &Raw) -> Option<PathBuf> {
     if ev.handle.is_empty() {
         return None;
     }
-    let dir = {
-        let mounts = read(&shared.mounts);
-        let Some((_, mount)) = mounts.iter().find(|(f, _)| *f == ev.fsid) else {
-            log::trace!("fanotify: fsid {:?} not marked", ev.fsid);
-            return None;
-        };
-        let mut handle = ev.handle.clone();
-        // SAFETY: `handle` is a complete struct file_handle; the result is
-        // checked and owned.
-        let raw = unsafe {
-            libc::open_by_handle_at(
-                mount.as_raw_fd(),
-                handle.as_mut_ptr().cast(),
-                libc::O_PATH | libc::O_CLOEXEC,
-            )
-        };
-        if raw < 0 {
-            log::trace!("fanotify: handle: {}", std::io::Error::last_os_error());
-            return None; // gone since: its removal is an event of its own
-        }
-        // SAFETY: just opened, owned here.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?
-    };
-    let path = match ev.name.as_slice() {
-        b"" | b"." => dir,
-        name => dir.join(OsStr::from_bytes(name)),
-    };
-    log::trace!("fanotify: {}", path.display());
     let dirs = read(&shared.dirs);
-    let watched = dirs.contains(&path) || path.parent().is_some_and(|p| dirs.contains(p));
-    watched.then_some(path)
+    let key = (ev.fsid, ev.handle_type, ev.handle.clone());
+    let dir = dirs.by_handle.get(&key)?;
+    Some(match ev.name.as_slice() {
+        b"" | b"." => dir.clone(),
+        name => dir.join(OsStr::from_bytes(name)),
+    })
 }
 
 /// The change a mask stands for, as inotify's backend names it.

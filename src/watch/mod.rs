@@ -57,6 +57,8 @@ const RELOADED: &str = "reloaded";
 const CHANGED_UNDER_DAEMON: &str = "changed-under-daemon";
 const QUEUE_OVERFLOWED: &str = "the kernel's inotify queue overflowed \
      (fs.inotify.max_queued_events); notifications were dropped";
+/// Processes named for one change, at most.
+const MAX_ACTORS_PER_PATH: usize = 16;
 const FANOTIFY_OVERFLOWED: &str = "the kernel's fanotify queue overflowed (16384 \
      events); notifications were dropped";
 
@@ -227,6 +229,11 @@ fn start_watcher(tx: mpsc::Sender<Msg>) -> Result<INotifyWatcher, Error> {
     })
 }
 
+/// Whether the fanotify reader said it stopped.
+fn is_stopped(e: &notify::Error) -> bool {
+    matches!(&e.kind, notify::ErrorKind::Generic(s) if s.starts_with(fanotify::STOPPED))
+}
+
 /// Package records kept for what `rules` walk.
 fn explainer_for(rules: &Rules) -> Explainer {
     let roots = rules.walk_roots().into_iter().map(|r| r.path).collect();
@@ -283,6 +290,14 @@ impl Daemon {
             crate::progress::tick();
             let wake = self.next_wake(&timers);
             match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
+                Ok(Msg::Fs(Err(e), _)) if is_stopped(&e) => {
+                    return Err(Error::Watcher {
+                        detail: format!(
+                            "{e}; nothing is watched any more, so tripseal watch stops: restart \
+                             it (systemd does, Restart=on-failure)"
+                        ),
+                    });
+                }
                 Ok(Msg::Fs(ev, actor)) => self.note(ev, actor),
                 Ok(Msg::Signal(signal_hook::consts::SIGHUP)) => self.reload()?,
                 Ok(Msg::Signal(_)) => return self.stop(),
@@ -538,7 +553,7 @@ impl Daemon {
             } else if !self.own.contains(&p) {
                 if let Some(a) = &actor {
                     let seen = self.actors.entry(p.clone()).or_default();
-                    if !seen.iter().any(|s| s.pid == a.pid) {
+                    if seen.len() < MAX_ACTORS_PER_PATH && !seen.iter().any(|s| s.pid == a.pid) {
                         seen.push(Actor::clone(a));
                     }
                 }
@@ -696,6 +711,9 @@ impl Daemon {
     /// what was reported; paths that are back to their baseline state are
     /// reported restored.
     fn full_rescan(&mut self, kind: &str) -> Result<(), Error> {
+        // What a rescan finds has no known author: after an overflow the
+        // processes heard of are not all that wrote.
+        self.actors.clear();
         let started = self.courier.factory().scan_started(kind);
         self.emit(vec![started])?;
         // Said again at every rescan for as long as it lasts.
@@ -811,20 +829,28 @@ fn drift_event(factory: &EventFactory, mut d: Drift, actors: &[Actor]) -> Event 
 }
 
 /// Why `d` is the package manager's own work, when it is: every process
-/// that changed it is that manager (`/usr/bin/dpkg`; pip's `pip`, by its
-/// command name: pip runs as the Python interpreter), and the content is
-/// what the package records.
+/// that changed it is dpkg, and the change is one its package vouches for.
 fn made_by_its_package_manager(d: &Drift, actors: &[Actor]) -> Option<String> {
     let origin = d.origin.as_ref()?;
     let package = origin.package.as_ref()?;
-    if origin.verdict != crate::origin::Verdict::MatchesPackage || actors.is_empty() {
+    // What --only-packaged would accept, and nothing else: no mode or owner
+    // change, no conffile, no new file that is not root's.
+    if crate::origin::vouches_for(d, crate::origin::Evidence::HostRecordsOnly).is_err()
+        || actors.is_empty()
+    {
         return None;
     }
+    // dpkg by its executable file (device and inode, as /proc/PID/exe
+    // resolves it), never by a name a process may give itself; pip runs
+    // as the Python interpreter and cannot be told apart: never lowered.
+    let dpkg = std::fs::metadata("/usr/bin/dpkg").ok().map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        (m.dev(), m.ino())
+    });
     let is_manager = |a: &Actor| {
         a.seen.as_ref().is_some_and(|s| match package.manager {
-            // By its executable: any process may call itself dpkg.
-            crate::origin::Manager::Dpkg => s.exe.as_deref() == Some(Path::new("/usr/bin/dpkg")),
-            crate::origin::Manager::Pip => s.comm.starts_with("pip"),
+            crate::origin::Manager::Dpkg => dpkg.is_some() && s.exe_id == dpkg,
+            crate::origin::Manager::Pip => false,
         })
     };
     if !actors.iter().all(is_manager) {

@@ -537,7 +537,7 @@ pub fn fleet_flow(
     collector.wait(WAIT, "five hosts heard", &all, |c| {
         c.status()["hosts"]
             .as_array()
-            .is_some_and(|h| h.len() == 5 && h.iter().all(|h| h["backend"] == "inotify"))
+            .is_some_and(|h| h.len() == 5 && h.iter().all(|h| h["backend"] == "fanotify"))
     });
     // Each host is one monitor of its own name (the baseline's file is
     // app.db: the instance "app"), with the role its baseline serves.
