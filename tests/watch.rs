@@ -1391,6 +1391,12 @@ fn fanotify_names_the_process_and_the_user_behind_a_change() {
         (0.into(), 0.into())
     );
     assert_eq!(who[0]["exited"], false);
+    // Put back by another process: the restore names it.
+    let mut restorer = writer(None, &format!("printf a > {}", a.display()));
+    let e = d.expect("fim-file-restored", "a.py", 1);
+    assert_eq!(actors(&e)[0]["pid"], restorer.id(), "{e}");
+    let _ = restorer.kill();
+    let _ = restorer.wait();
 
     // Another user: nobody may write in sub/ (and reach it).
     use std::os::unix::fs::PermissionsExt;

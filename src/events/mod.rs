@@ -292,8 +292,14 @@ impl EventFactory {
     }
 
     /// `fim-file-restored`: a path that drifted is back to its baseline state.
-    pub fn restored(&self, path: &std::path::Path, rule: &str, severity: &str) -> Event {
-        let mut fields = Map::new();
+    pub fn restored(
+        &self,
+        path: &std::path::Path,
+        rule: &str,
+        severity: &str,
+        extra: Map<String, Value>,
+    ) -> Event {
+        let mut fields = extra;
         json_path(&mut fields, "path", path.as_os_str().as_encoded_bytes());
         fields.insert("rule".into(), rule.into());
         fields.insert("severity".into(), severity.into());

@@ -35,9 +35,10 @@ pub(super) struct Db {
 }
 
 /// What changes when dpkg writes its database: the status file (replaced
-/// at every operation), the info directory and the diversions.
+/// at every operation), the info directory, the diversions, and the
+/// journal of an operation not folded into the status file yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Stamp([(u64, i64, u64); 3]);
+struct Stamp([(u64, i64, u64); 4]);
 
 impl Stamp {
     fn of(admindir: &Path) -> Stamp {
@@ -55,6 +56,7 @@ impl Stamp {
             one(admindir.join("status")),
             one(admindir.join("info")),
             one(admindir.join("diversions")),
+            one(admindir.join("updates")),
         ])
     }
 }
@@ -125,7 +127,12 @@ impl Db {
             let sums = match md5sums.get(&i) {
                 Some(s) => s,
                 None => {
-                    let s = read_md5sums(&self.admindir, pkg, &self.merged)?;
+                    // One unreadable md5sums costs its own package's
+                    // verdicts (listed without a checksum), no others.
+                    let s = read_md5sums(&self.admindir, pkg, &self.merged).unwrap_or_else(|e| {
+                        log::warn!("{e}: package {} is not checked against it", pkg.name);
+                        HashMap::new()
+                    });
                     md5sums.entry(i).or_insert(s)
                 }
             };
@@ -370,6 +377,35 @@ Description: a tool\n with a long description\n";
         let o = &found[&file];
         assert_eq!(o.package.name, "tool");
         assert!(matches!(o.recorded, Some(Recorded::Md5(_))));
+    }
+
+    #[test]
+    fn an_unreadable_md5sums_costs_its_own_package_only() {
+        let d = tempfile::tempdir().unwrap();
+        let admin = d.path().join("admin");
+        std::fs::create_dir_all(admin.join("info")).unwrap();
+        let file = d.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        std::fs::write(admin.join("status"), STATUS).unwrap();
+        std::fs::write(
+            admin.join("info/tool.list"),
+            format!("{}\n", file.display()),
+        )
+        .unwrap();
+        let fifo = std::ffi::CString::new(
+            admin
+                .join("info/tool.md5sums")
+                .as_os_str()
+                .as_encoded_bytes(),
+        )
+        .unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        let db = Db::load(&admin, &|_| true).unwrap();
+        let found = db
+            .owners(&[file.as_path()])
+            .expect("no error for the batch");
+        assert_eq!(found[&file].package.name, "tool");
+        assert_eq!(found[&file].recorded, None, "listed, without a checksum");
     }
 
     use md5::Digest;

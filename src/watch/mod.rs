@@ -695,7 +695,11 @@ impl Daemon {
                         (r.name.clone(), r.severity.name())
                     })
                     .unwrap_or_default();
-                events.push(self.courier.factory().restored(path, &rule, severity));
+                let ev =
+                    self.courier
+                        .factory()
+                        .restored(path, &rule, severity, actor_fields(&actors));
+                events.push(ev);
             }
             _ => {}
         }
@@ -812,11 +816,7 @@ impl Outgoing {
 /// made, whose content is what its package records, is one severity step
 /// lower, and says why (`severity_lowered`).
 fn drift_event(factory: &EventFactory, mut d: Drift, actors: &[Actor]) -> Event {
-    let mut extra = serde_json::Map::new();
-    if !actors.is_empty() {
-        let list: Vec<serde_json::Value> = actors.iter().map(Actor::json).collect();
-        extra.insert("actor".into(), list.into());
-    }
+    let mut extra = actor_fields(actors);
     if let Some(why) = made_by_its_package_manager(&d, actors) {
         let from = d.severity;
         d.severity = from.lower();
@@ -826,6 +826,16 @@ fn drift_event(factory: &EventFactory, mut d: Drift, actors: &[Actor]) -> Event 
         );
     }
     factory.drift_with(&d, extra)
+}
+
+/// `actor`, when there are any.
+fn actor_fields(actors: &[Actor]) -> serde_json::Map<String, serde_json::Value> {
+    let mut extra = serde_json::Map::new();
+    if !actors.is_empty() {
+        let list: Vec<serde_json::Value> = actors.iter().map(Actor::json).collect();
+        extra.insert("actor".into(), list.into());
+    }
+    extra
 }
 
 /// Why `d` is the package manager's own work, when it is: every process
