@@ -316,7 +316,10 @@ pub fn update(
         None => Explain::Present,
     };
     let old = Rc::new(old);
-    let (snapshot, left, scan) = match only_packaged {
+    // Generation N+1 is compared with N before it is put in place, from the
+    // two images in memory: the report says what was written, whatever is
+    // at the path afterwards.
+    let (snapshot, left, mut comparison) = match only_packaged {
         None => {
             let mut writer = BaselineWriter::create(db, &header, &rules, lock)?;
             let own = OwnOutputs::for_baseline(db);
@@ -326,9 +329,17 @@ pub fn update(
             pipeline::warn_unnamed(&rules, &scan);
             let snapshot = writer.finish_snapshot()?;
             let written = Baseline::open(snapshot.path())?;
-            let c = Comparison::of((old, None), written, None, false, None, None, explain)?;
+            let c = Comparison::of(
+                (Rc::clone(&old), None),
+                written,
+                Some(scan),
+                false,
+                None,
+                None,
+                explain,
+            )?;
             baseline::record_origins(snapshot.path(), &c.origins)?;
-            (snapshot, Vec::new(), scan)
+            (snapshot, Vec::new(), c)
         }
         Some(at) => {
             let mut scanner = BaselineWriter::create_snapshot(db, &header, &rules)?;
@@ -359,22 +370,27 @@ pub fn update(
                 .map(|(p, o)| (p.clone(), o.clone()))
                 .collect();
             baseline::record_origins(snapshot.path(), &origins)?;
-            let scan = present.scan.take().unwrap_or_default();
-            (snapshot, left, scan)
+            let written = Baseline::open(snapshot.path())?;
+            let mut c = Comparison::of(
+                (Rc::clone(&old), None),
+                written,
+                present.scan.take(),
+                false,
+                None,
+                None,
+                Explain::Nothing,
+            )?;
+            c.origins = origins;
+            (snapshot, left, c)
         }
     };
     snapshot.persist(true)?;
-    let prev = Baseline::open(&sibling(db, ".prev"))?;
-    let new = Baseline::open(db)?;
-    let comparison = Comparison::of(
-        (Rc::new(prev), None),
-        new,
-        Some(scan),
-        false,
-        None,
-        None,
-        Explain::Recorded,
-    )?;
+    // Generation N now lives at <db>.prev, and N+1 at <db>.
+    drop(old);
+    Rc::get_mut(&mut comparison.old)
+        .expect("the comparison holds the only reference to generation N")
+        .renamed(sibling(db, ".prev"));
+    comparison.new.renamed(db.to_path_buf());
     Ok(Updated {
         comparison,
         only_packaged,

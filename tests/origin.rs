@@ -90,6 +90,35 @@ fn md5_hex(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&out.stdout)[..32].to_string()
 }
 
+/// `name` at `v1` installed (purged when the guard drops), and a baseline
+/// `WORK/b.db` of its directory `/opt/NAME` under one rule that checks
+/// `check` at `severity`.
+fn baseline_of_installed(
+    work: &Path,
+    name: &str,
+    v1: &Path,
+    check: &str,
+    severity: &str,
+) -> (Installed, PathBuf) {
+    let dir = PathBuf::from(format!("/opt/{name}"));
+    let installed = Installed {
+        name: name.to_string(),
+        dir: dir.clone(),
+    };
+    dpkg_install(v1);
+    let rules = write_rules(
+        work,
+        &format!(
+            "[[rule]]\nname = \"pkg\"\npaths = [\"{d}\", \"{d}/**\"]\n\
+             check = {check}\nseverity = \"{severity}\"\n",
+            d = dir.display()
+        ),
+    );
+    let db = work.join("b.db");
+    assert_ok(&init(&rules, &db));
+    (installed, db)
+}
+
 fn dpkg_install(deb: &Path) {
     run(Command::new("dpkg")
         .arg("-i")
@@ -145,21 +174,13 @@ fn dpkg_upgrade_matches_its_package_and_a_hand_edit_does_not() {
         "2.0-1",
         &[(&tool, "#!/bin/sh\necho 2\n"), (&conf, "X = 2\n")],
     );
-    let _installed = Installed {
-        name: name.clone(),
-        dir: dir.clone(),
-    };
-    dpkg_install(&v1);
-    let rules = write_rules(
+    let (_installed, db) = baseline_of_installed(
         work.path(),
-        &format!(
-            "[[rule]]\nname = \"pkg\"\npaths = [\"{d}\", \"{d}/**\"]\n\
-             check = [\"type\", \"mode\", \"owner\", \"size\", \"hash\"]\nseverity = \"high\"\n",
-            d = dir.display()
-        ),
+        &name,
+        &v1,
+        r#"["type", "mode", "owner", "size", "hash"]"#,
+        "high",
     );
-    let db = work.path().join("b.db");
-    assert_ok(&init(&rules, &db));
 
     // The upgrade, an intruder's edit of a packaged file, and a planted one.
     dpkg_install(&v2);
@@ -491,17 +512,11 @@ fn a_forged_origin_row_is_refused_by_diff() {
             .unwrap(),
     );
     let _ = tmp;
+    // update made the table (it recorded the change as not-packaged).
     sql(
         &db,
-        "CREATE TABLE IF NOT EXISTS origins (
-    path BLOB PRIMARY KEY NOT NULL,
-    manager TEXT,
-    package TEXT,
-    version TEXT,
-    verdict TEXT NOT NULL,
-    evidence TEXT,
-    note TEXT
-) WITHOUT ROWID; INSERT OR REPLACE INTO origins VALUES (CAST('/x' AS BLOB), 'dpkg', 'p', '1', 'trust-me', NULL, NULL)",
+        "INSERT OR REPLACE INTO origins VALUES (CAST('/x' AS BLOB), 'dpkg', 'p', '1', \
+         'trust-me', NULL, NULL)",
     );
     let out = tripseal()
         .args(["diff", "--allow-unsigned"])
@@ -579,21 +594,13 @@ fn the_daemon_lowers_what_dpkg_made_and_its_package_vouches_for() {
     let tool = format!("opt/{name}/bin/tool");
     let v1 = build_deb(work.path(), &name, "1.0-1", &[(&tool, "one\n")]);
     let v2 = build_deb(work.path(), &name, "2.0-1", &[(&tool, "two\n")]);
-    let _installed = Installed {
-        name: name.clone(),
-        dir: dir.clone(),
-    };
-    dpkg_install(&v1);
-    let rules = write_rules(
+    let (_installed, db) = baseline_of_installed(
         work.path(),
-        &format!(
-            "[[rule]]\nname = \"pkg\"\npaths = [\"{d}\", \"{d}/**\"]\n\
-             check = [\"type\", \"mode\", \"size\", \"hash\"]\nseverity = \"critical\"\n",
-            d = dir.display()
-        ),
+        &name,
+        &v1,
+        r#"["type", "mode", "size", "hash"]"#,
+        "critical",
     );
-    let db = work.path().join("b.db");
-    assert_ok(&init(&rules, &db));
     let events = work.path().join("events.jsonl");
     let mut daemon = Command::new(bin_path())
         .args(["watch", "--allow-unsigned", "--backend", "fanotify", "--db"])
@@ -631,6 +638,22 @@ fn the_daemon_lowers_what_dpkg_made_and_its_package_vouches_for() {
     std::fs::write(&path, "three\n").unwrap();
     let e = wait_event(&events, "the hand edit's event", |e| {
         e["type"] == "fim-file-modified" && e["origin"]["verdict"] == "differs-from-package"
+    });
+    assert_eq!(e["severity"], "critical", "{e}");
+    assert!(e.get("severity_lowered").is_none(), "{e}");
+
+    // An intruder's program named dpkg puts the package's content back: the
+    // content matches, the name says dpkg, the executable is not dpkg's.
+    let fake = work.path().join("dpkg");
+    std::os::unix::fs::symlink("/bin/sh", &fake).unwrap();
+    run(Command::new(&fake)
+        .arg("-c")
+        .arg(format!("printf 'two\\n' > {}; sleep 2", path.display())));
+    let e = wait_event(&events, "the fake dpkg's event", |e| {
+        e["type"] == "fim-file-modified"
+            && e["origin"]["verdict"] == "matches-package"
+            && actors_named(e, "dpkg")
+            && e["actor"][0]["exe"] != "/usr/bin/dpkg"
     });
     assert_eq!(e["severity"], "critical", "{e}");
     assert!(e.get("severity_lowered").is_none(), "{e}");

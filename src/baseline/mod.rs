@@ -912,6 +912,12 @@ impl Baseline {
         &self.header
     }
 
+    /// The file this baseline was read from now lives at `path` (`update`
+    /// renamed it into place); what was read, in memory, is unchanged.
+    pub fn renamed(&mut self, path: PathBuf) {
+        self.path = path;
+    }
+
     /// The origins `update` recorded (see [`ORIGINS_SCHEMA`]); rows it
     /// could not have written are refused, never guessed at.
     pub fn recorded_origins(
@@ -931,7 +937,13 @@ impl Baseline {
         if !has {
             return Ok(out);
         }
-        let bad = |what: &str| self.db_err(format!("its origins table holds {what}"));
+        let bad = |what: &str| {
+            self.db_err(format!(
+                "its origins table holds {what}, which tripseal never writes: this generation \
+                 was edited after update made it: do not sign it; put the generation before \
+                 it (<db>.prev) back in its place and run `tripseal update` again"
+            ))
+        };
         let mut stmt = self
             .conn
             .prepare("SELECT path, manager, package, version, verdict, evidence, note FROM origins")

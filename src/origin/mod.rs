@@ -564,6 +564,28 @@ mod tests {
     }
 
     #[test]
+    fn present_content_is_read_from_a_regular_file_only() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("f");
+        std::fs::write(&file, b"abc").unwrap();
+        assert!(present(&file, 3).is_ok());
+        assert!(
+            present(&file, 2).is_err(),
+            "never more than the scanned size"
+        );
+        let link = d.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert!(
+            present(&link, 3).is_err(),
+            "a symlink planted after the scan"
+        );
+        let fifo = d.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        assert!(present(&fifo, 3).is_err(), "a FIFO is never waited on");
+    }
+
+    #[test]
     fn hex_digests_are_exact() {
         assert_eq!(hex_digest::<2>(b"0aff"), Some([0x0a, 0xff]));
         assert_eq!(hex_digest::<2>(b"0af"), None);

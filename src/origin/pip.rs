@@ -268,4 +268,25 @@ pkg-1.0.dist-info/RECORD,,\n../../../bin/tool,md5=abc,3\n";
         assert!(sites.owner(&script).is_some(), "found from PREFIX/bin");
         assert!(sites.owner(Path::new("/etc/shadow")).is_none());
     }
+
+    #[test]
+    fn a_record_another_user_may_rewrite_explains_nothing() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let site = d.path().join("venv/lib/python3.11/site-packages");
+        let info = site.join("app-1.0.dist-info");
+        std::fs::create_dir_all(&info).unwrap();
+        std::fs::write(
+            info.join("RECORD"),
+            "app.py,sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU,0\n",
+        )
+        .unwrap();
+        assert_eq!(read_site(&site).len(), 1);
+        let writable = std::fs::Permissions::from_mode(0o666);
+        std::fs::set_permissions(info.join("RECORD"), writable).unwrap();
+        assert!(
+            read_site(&site).is_empty(),
+            "a group- or other-writable RECORD"
+        );
+    }
 }

@@ -22,6 +22,7 @@ use std::sync::{Arc, RwLock};
 use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RemoveKind};
 use notify::event::{Flag, RenameMode};
 
+use super::Msg;
 use super::actor::Actor;
 
 /// What the daemon hears of: modifications, closes after writing, metadata,
@@ -41,7 +42,7 @@ const MASK: u64 = libc::FAN_MODIFY
 const READ_BYTES: usize = 64 * 1024;
 
 /// One change as the daemon takes it in.
-pub type Sender = Box<dyn Fn(notify::Result<notify::Event>, Option<Box<Actor>>) + Send>;
+pub type Sender = std::sync::mpsc::Sender<super::Msg>;
 
 pub struct Fanotify {
     fd: Arc<OwnedFd>,
@@ -118,10 +119,7 @@ impl Fanotify {
             .spawn(move || {
                 let why = read_events(&reader_fd, &reader_shared, &send);
                 // The daemon must not go on believing it watches.
-                send(
-                    Err(notify::Error::generic(&format!("{STOPPED}: {why}"))),
-                    None,
-                );
+                let _ = send.send(Msg::Stopped(format!("the fanotify reader stopped: {why}")));
             })
             .map_err(|e| format!("cannot start the fanotify reader: {e}"))?;
         Ok(f)
@@ -187,10 +185,6 @@ impl Fanotify {
         Ok(())
     }
 }
-
-/// What the reader thread says when it stops: the daemon stops too, and
-/// systemd restarts it.
-pub const STOPPED: &str = "the fanotify reader stopped";
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|e| e.into_inner())
@@ -259,7 +253,7 @@ fn read_events(fd: &OwnedFd, shared: &Shared, send: &Sender) -> String {
         for ev in parse(&buf[..n as usize]) {
             if ev.overflow {
                 let rescan = notify::Event::new(EventKind::Other).set_flag(Flag::Rescan);
-                send(Ok(rescan), None);
+                let _ = send.send(Msg::Fs(Ok(rescan), None));
                 continue;
             }
             if ev.pid == me {
@@ -276,7 +270,7 @@ fn read_events(fd: &OwnedFd, shared: &Shared, send: &Sender) -> String {
             );
             let mut out = notify::Event::new(kind_of(ev.mask)).add_path(path);
             out.attrs.set_process_id(ev.pid as u32);
-            send(Ok(out), Some(actor));
+            let _ = send.send(Msg::Fs(Ok(out), Some(actor)));
         }
     }
 }

@@ -83,11 +83,13 @@ pub enum Backend {
     Fanotify,
 }
 
-enum Msg {
+pub(crate) enum Msg {
     /// A change, and with fanotify the process that made it (boxed: inotify
     /// queues every read of the start-up scan here, so each byte of a
     /// message counts hundreds of thousands of times).
     Fs(notify::Result<notify::Event>, Option<Box<Actor>>),
+    /// The backend's reader ended (why): nothing is watched any more.
+    Stopped(String),
     Signal(i32),
 }
 
@@ -192,12 +194,7 @@ fn start_kernel(backend: Backend, first: &Path, tx: mpsc::Sender<Msg>) -> Result
     if backend == Backend::Inotify {
         return start_watcher(tx).map(Kernel::Inotify);
     }
-    let fan_tx = std::sync::Mutex::new(tx.clone());
-    let send: fanotify::Sender = Box::new(move |ev, actor| {
-        let tx = fan_tx.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = tx.send(Msg::Fs(ev, actor));
-    });
-    match fanotify::Fanotify::start(send, first) {
+    match fanotify::Fanotify::start(tx.clone(), first) {
         Ok(f) => Ok(Kernel::Fanotify(f)),
         Err(why) if backend == Backend::Auto => {
             log::info!("fanotify is not available ({why}); watching with inotify");
@@ -227,11 +224,6 @@ fn start_watcher(tx: mpsc::Sender<Msg>) -> Result<INotifyWatcher, Error> {
              sysctl fs.inotify.max_user_instances=512"
         ),
     })
-}
-
-/// Whether the fanotify reader said it stopped.
-fn is_stopped(e: &notify::Error) -> bool {
-    matches!(&e.kind, notify::ErrorKind::Generic(s) if s.starts_with(fanotify::STOPPED))
 }
 
 /// Package records kept for what `rules` walk.
@@ -290,11 +282,11 @@ impl Daemon {
             crate::progress::tick();
             let wake = self.next_wake(&timers);
             match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
-                Ok(Msg::Fs(Err(e), _)) if is_stopped(&e) => {
+                Ok(Msg::Stopped(why)) => {
                     return Err(Error::Watcher {
                         detail: format!(
-                            "{e}; nothing is watched any more, so tripseal watch stops: restart \
-                             it (systemd does, Restart=on-failure)"
+                            "{why}; nothing is watched any more, so tripseal watch stops: \
+                             restart it (systemd does, Restart=on-failure)"
                         ),
                     });
                 }
