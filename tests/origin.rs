@@ -493,6 +493,7 @@ fn only_packaged_refuses_new_rules_or_a_release_tree() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(15), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("cannot be combined with --rules"),
         "{}",
@@ -525,6 +526,7 @@ fn a_forged_origin_row_is_refused_by_diff() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(24), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("its origins table holds an unknown verdict"),
         "{}",
