@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 # dpkg-shlibdeps (dpkg-dev) works out the package's dependencies for
 # cargo-deb, and man (man-db) finds the man pages the package installs; ip
 # (iproute2) makes the network namespaces the fleet's hosts run in, and
-# chromium loads the collector's status page as a browser does.
+# chromium loads the collector's status page as a browser does; gpg (gnupg)
+# signs a test archive that apt-ftparchive (apt-utils) indexes.
 need=()
 command -v setfattr >/dev/null || need+=(attr)
 command -v setpriv  >/dev/null || need+=(util-linux)
@@ -30,6 +31,8 @@ command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
 command -v man >/dev/null || need+=(man-db)
 command -v ip >/dev/null || need+=(iproute2)
 command -v chromium >/dev/null || need+=(chromium)
+command -v gpg >/dev/null || need+=(gnupg)
+command -v apt-ftparchive >/dev/null || need+=(apt-utils)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2

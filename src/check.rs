@@ -45,12 +45,12 @@ pub struct Comparison {
 }
 
 /// Where the origins of drift come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Explain {
+#[derive(Clone, Copy, Debug)]
+enum Explain<'a> {
     Nothing,
     /// The package records of this host, for the content at each path now
     /// (`check`, `update`, the daemon's rescans).
-    Present,
+    Present(&'a Sources),
     /// What `update` recorded in the new baseline (`diff`).
     Recorded,
 }
@@ -82,7 +82,7 @@ impl Comparison {
             &old,
             &new,
             |d| {
-                if explain == Explain::Present {
+                if matches!(explain, Explain::Present(_)) {
                     queries.push(Query::of(&d));
                 }
                 Ok(())
@@ -94,9 +94,15 @@ impl Comparison {
         }
         let origins = match explain {
             Explain::Nothing => HashMap::new(),
-            Explain::Present => {
+            Explain::Present(sources) => {
                 let started = std::time::Instant::now();
-                let found = origin::explain(&queries, &Sources::default());
+                // The archive's keys are trusted as the verified generation N
+                // records them, never as an unverified one does.
+                let anchor = match old_digest {
+                    Some(_) => Ok(&*old),
+                    None => Err("the seal of generation N was not verified"),
+                };
+                let found = origin::explain(&queries, sources, anchor);
                 // benches/origin.sh reads this line.
                 log::debug!(
                     "origin: {} drifted paths explained in {:.1} ms",
@@ -157,6 +163,7 @@ pub fn check(
     db: &Path,
     seal: &SealPolicy,
     fast: Option<Fast>,
+    sources: &Sources,
     host: &str,
     progress: &dyn Progress,
 ) -> Result<Comparison, Error> {
@@ -165,8 +172,8 @@ pub fn check(
     let mut c = scan_and_compare(
         (Rc::new(opened.baseline), opened.digest),
         db,
-        fast,
-        true,
+        (fast, true),
+        sources,
         host,
         progress,
     )?;
@@ -205,10 +212,11 @@ pub fn rescan(
     old: (Rc<Baseline>, Option<[u8; 32]>),
     db: &Path,
     fast: Option<Fast>,
+    sources: &Sources,
     host: &str,
     progress: &dyn Progress,
 ) -> Result<Comparison, Error> {
-    scan_and_compare(old, db, fast, false, host, progress)
+    scan_and_compare(old, db, (fast, false), sources, host, progress)
 }
 
 /// [`rescan`]; with `cache`, a role baseline's stat cache is written from
@@ -216,8 +224,8 @@ pub fn rescan(
 fn scan_and_compare(
     (old, old_digest): (Rc<Baseline>, Option<[u8; 32]>),
     db: &Path,
-    fast: Option<Fast>,
-    cache: bool,
+    (fast, cache): (Option<Fast>, bool),
+    sources: &Sources,
     host: &str,
     progress: &dyn Progress,
 ) -> Result<Comparison, Error> {
@@ -256,7 +264,7 @@ fn scan_and_compare(
         fast.is_some(),
         Some(snapshot),
         cache,
-        Explain::Present,
+        Explain::Present(sources),
     )
 }
 
@@ -279,13 +287,15 @@ pub struct Updated {
 /// `only_packaged`, only drift whose content the owning package vouches
 /// for at that evidence is accepted; everything else keeps its generation
 /// N entry. The origins of the accepted drift are recorded in N+1 for
-/// `diff`.
+/// `diff`. apt's keyrings are trusted (to check packages through their
+/// archive) only as generation N records them, and only when its seal
+/// verifies with the keys of `trust`.
 pub fn update(
     db: &Path,
     rules: Option<Rules>,
-    accept_errors: bool,
+    (accept_errors, only_packaged): (bool, Option<Evidence>),
     relocate: Option<Relocation>,
-    only_packaged: Option<Evidence>,
+    (sources, trust): (&Sources, &str),
     host: &str,
     progress: &dyn Progress,
 ) -> Result<Updated, Error> {
@@ -313,7 +323,19 @@ pub fn update(
     // The package records describe this host's paths, not a release tree.
     let explain = match hints.relocate {
         Some(_) => Explain::Nothing,
-        None => Explain::Present,
+        None => Explain::Present(sources),
+    };
+    // Generation N is trusted to anchor apt's keyrings only when its seal
+    // verifies.
+    let old_digest = match explain {
+        Explain::Present(_) => match seal::verified_digest(&old, db, trust) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                log::info!("no package is checked through the archive: {e}");
+                None
+            }
+        },
+        _ => None,
     };
     let old = Rc::new(old);
     // Generation N+1 is compared with N before it is put in place, from the
@@ -330,7 +352,7 @@ pub fn update(
             let snapshot = writer.finish_snapshot()?;
             let written = Baseline::open(snapshot.path())?;
             let c = Comparison::of(
-                (Rc::clone(&old), None),
+                (Rc::clone(&old), old_digest),
                 written,
                 Some(scan),
                 false,
@@ -352,7 +374,7 @@ pub fn update(
             pipeline::warn_unnamed(&rules, &scan);
             let (scanned_file, scanned) = scanner.finish_for_reading()?;
             let mut present = Comparison::of(
-                (Rc::clone(&old), None),
+                (Rc::clone(&old), old_digest),
                 scanned,
                 Some(scan),
                 false,

@@ -298,6 +298,11 @@ struct UpdateArgs {
         default_missing_value = "host-records-only"
     )]
     only_packaged: Option<EvidenceArg>,
+    /// Keys that must verify generation N's seal before the apt keyrings
+    /// it records are trusted to check packages through their archive
+    /// [default: /etc/tripseal/trusted.d/]
+    #[arg(long, value_name = "PATH")]
+    trust: Option<String>,
 }
 
 /// How strong the evidence for `update --only-packaged` must be.
@@ -655,6 +660,7 @@ impl CheckArgs {
             }),
             verbose: ctx.verbose,
             expiry_warning: self.expiry_warning,
+            sources: settings::origin_sources(ctx.config.as_deref())?,
             host: ctx.host,
         }))
     }
@@ -673,6 +679,8 @@ impl UpdateArgs {
             host: ctx.host,
             relocate: self.relocate.relocation()?,
             only_packaged: self.only_packaged.map(Into::into),
+            sources: settings::origin_sources(ctx.config.as_deref())?,
+            trust: settings::trust_or_default(self.trust),
         })
     }
 }
@@ -691,6 +699,7 @@ impl WatchArgs {
             sinks,
             host: ctx.host,
             expiry_warning: self.expiry_warning,
+            sources: settings::origin_sources(ctx.config.as_deref())?,
             backend: match self.backend {
                 BackendArg::Auto => tripseal::watch::Backend::Auto,
                 BackendArg::Inotify => tripseal::watch::Backend::Inotify,

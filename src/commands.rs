@@ -14,7 +14,7 @@ use tripseal::events::outbox::Outbox;
 use tripseal::events::{BaselineRef, EventFactory, SinkSpec};
 use tripseal::files::hex;
 use tripseal::init::{self, InitOptions};
-use tripseal::origin::Evidence;
+use tripseal::origin::{Evidence, Sources};
 use tripseal::progress::{NoProgress, Progress, TerminalProgress};
 use tripseal::report::{self, DriftReport, Format, out_err};
 use tripseal::rules::Rules;
@@ -53,10 +53,12 @@ pub fn run(settings: Settings) -> Result<Outcome, Error> {
             host,
             relocate,
             only_packaged,
+            sources,
+            trust,
         } => update(
             &db,
             rules,
-            (accept_errors, only_packaged),
+            (accept_errors, only_packaged, (&sources, &trust)),
             relocate,
             format,
             &host,
@@ -224,7 +226,14 @@ fn check(s: CheckSettings) -> Result<Outcome, Error> {
         c.started("check")?;
     }
     warn_unsigned(&s.seal, &s.db);
-    let comparison = match check::check(&s.db, &s.seal, s.fast, &s.host, progress().as_ref()) {
+    let comparison = match check::check(
+        &s.db,
+        &s.seal,
+        s.fast,
+        &s.sources,
+        &s.host,
+        progress().as_ref(),
+    ) {
         Ok(c) => c,
         Err(e) => {
             if let Some(c) = &mut courier {
@@ -265,7 +274,7 @@ fn check(s: CheckSettings) -> Result<Outcome, Error> {
 fn update(
     db: &Path,
     rules: Option<Rules>,
-    (accept_errors, only_packaged): (bool, Option<Evidence>),
+    (accept_errors, only_packaged, anchored): (bool, Option<Evidence>, (&Sources, &str)),
     relocate: Option<Relocation>,
     format: Format,
     host: &str,
@@ -273,9 +282,9 @@ fn update(
     let updated = check::update(
         db,
         rules,
-        accept_errors,
+        (accept_errors, only_packaged),
         relocate,
-        only_packaged,
+        anchored,
         host,
         progress().as_ref(),
     )?;

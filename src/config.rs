@@ -8,6 +8,11 @@
 //! [collector]
 //! from = ["amqp://collector:secret@broker:5672//?queue=fim.fleet"]
 //! listen = "127.0.0.1:9817"
+//!
+//! [origin]
+//! apt_lists = "/var/lib/apt/lists"
+//! apt_archives = "/var/cache/apt/archives"
+//! apt_keyrings = ["/etc/apt/trusted.gpg.d", "/usr/share/keyrings"]
 //! ```
 //!
 //! The file may hold broker passwords, so tripseal refuses one that other
@@ -30,6 +35,24 @@ pub struct Config {
     pub events: EventsConfig,
     #[serde(default)]
     pub collector: CollectorConfig,
+    #[serde(default)]
+    pub origin: OriginConfig,
+}
+
+/// Where drift's origin is looked up, when not where Debian keeps it (a
+/// chroot's apt, a test's archive).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginConfig {
+    /// apt's `Dir::State::Lists` (default `/var/lib/apt/lists`).
+    pub apt_lists: Option<PathBuf>,
+    /// apt's `Dir::Cache::Archives` (default `/var/cache/apt/archives`).
+    pub apt_archives: Option<PathBuf>,
+    /// The keyrings, files or directories of them, whose keys may sign an
+    /// archive (default: apt's `trusted.gpg`, `trusted.gpg.d`, `keyrings`
+    /// and `/usr/share/keyrings`). A keyring counts only when the verified
+    /// baseline records it as it is.
+    pub apt_keyrings: Option<Vec<PathBuf>>,
 }
 
 /// `tripseal collect` when its flags do not say (the packaged unit runs it

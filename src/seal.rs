@@ -766,6 +766,16 @@ pub fn open_sealed(
     })
 }
 
+/// The digest of `baseline` (read from `db`) when its seal verifies with
+/// the keys of `trust`: what `update` asks before it trusts anything
+/// generation N records (apt's keyrings).
+pub fn verified_digest(baseline: &Baseline, db: &Path, trust: &str) -> Result<[u8; 32], Error> {
+    let trust = TrustStore::load(trust)?;
+    let v = verify(baseline, &trust, crate::units::now_ns())?;
+    v.accept(db, &trust)?;
+    Ok(v.digest)
+}
+
 /// Refuses `v` when its generation is below the highest accepted before
 /// for `db` (unless `allow_rollback`), and records a higher one.
 fn guard_rollback(db: &Path, v: &Verification, allow_rollback: bool) -> Result<(), Error> {

@@ -41,6 +41,10 @@ pub enum Settings {
         /// `--only-packaged`: accept only drift whose package vouches for
         /// it at this evidence or stronger.
         only_packaged: Option<crate::origin::Evidence>,
+        sources: crate::origin::Sources,
+        /// What generation N's seal is verified with before the keyrings
+        /// it records are trusted.
+        trust: String,
     },
     Diff {
         old: PathBuf,
@@ -124,6 +128,15 @@ pub struct CheckSettings {
     pub verbose: bool,
     pub expiry_warning: Duration,
     pub host: String,
+    /// Where drift's origin is looked up.
+    pub sources: crate::origin::Sources,
+}
+
+/// Where drift's origin is looked up: the configuration's `[origin]`, the
+/// system's places where it says nothing.
+pub fn origin_sources(config: Option<&Path>) -> Result<crate::origin::Sources, Error> {
+    let (_, loaded) = config::load(config)?;
+    Ok(crate::origin::Sources::configured(&loaded.origin))
 }
 
 /// The baseline path: `given`, or the default for this host.

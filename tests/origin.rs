@@ -668,3 +668,425 @@ fn actors_named(e: &Value, comm: &str) -> bool {
         .as_array()
         .is_some_and(|a| !a.is_empty() && a.iter().all(|a| a["comm"] == comm))
 }
+
+/// An apt archive of the test's own: a gpg key of `algo`, a flat
+/// repository made by `apt-ftparchive` and signed with `gpg --clearsign`,
+/// and apt's lists and cache of it, fetched by apt itself (`update`,
+/// `install --download-only`) into the test's directory, so the host's apt
+/// state is untouched.
+struct Archive {
+    work: PathBuf,
+    gnupg: PathBuf,
+    repo: PathBuf,
+    lists: PathBuf,
+    cache: PathBuf,
+    /// The keyrings' directory, as `[origin] apt_keyrings` names it.
+    keys: PathBuf,
+}
+
+impl Drop for Archive {
+    fn drop(&mut self) {
+        // gpg leaves an agent running per home directory.
+        let _ = Command::new("gpgconf")
+            .arg("--homedir")
+            .arg(&self.gnupg)
+            .args(["--kill", "gpg-agent"])
+            .output();
+    }
+}
+
+impl Archive {
+    fn new(work: &Path, algo: &str) -> Archive {
+        let a = Archive {
+            work: work.to_path_buf(),
+            gnupg: work.join("gnupg"),
+            repo: work.join("repo"),
+            lists: work.join("lists"),
+            cache: work.join("archives"),
+            keys: work.join("keys"),
+        };
+        for d in [&a.repo, &a.lists, &a.cache, &a.keys] {
+            std::fs::create_dir_all(d.join("partial")).unwrap();
+        }
+        std::fs::remove_dir(a.keys.join("partial")).unwrap();
+        std::fs::create_dir_all(&a.gnupg).unwrap();
+        run(Command::new("chmod").arg("700").arg(&a.gnupg));
+        a.gpg(&[
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "tripseal test archive <archive@tripseal.invalid>",
+            algo,
+            "sign",
+            "never",
+        ]);
+        let key = a.gpg(&["--export"]);
+        std::fs::write(a.keys.join("archive.gpg"), key).unwrap();
+        std::fs::write(
+            work.join("sources.list"),
+            format!(
+                "deb [signed-by={}] copy:{} ./\n",
+                a.keys.join("archive.gpg").display(),
+                a.repo.display()
+            ),
+        )
+        .unwrap();
+        a
+    }
+
+    fn gpg(&self, args: &[&str]) -> Vec<u8> {
+        let out = Command::new("gpg")
+            .arg("--homedir")
+            .arg(&self.gnupg)
+            .args(["--batch", "--pinentry-mode", "loopback"])
+            .args(args)
+            .current_dir(&self.repo)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "gpg {args:?}: {}", stderr(&out));
+        out.stdout
+    }
+
+    /// The key's fingerprint, as gpg prints it.
+    fn fingerprint(&self) -> String {
+        let out = String::from_utf8(self.gpg(&["--with-colons", "--list-keys"])).unwrap();
+        out.lines()
+            .find_map(|l| l.strip_prefix("fpr:::::::::"))
+            .unwrap()
+            .trim_end_matches(':')
+            .to_string()
+    }
+
+    /// Puts `deb` in the repository and signs its index again.
+    fn publish(&self, deb: &Path) {
+        std::fs::copy(deb, self.repo.join(deb.file_name().unwrap())).unwrap();
+        let index = |what: &str| {
+            let out = Command::new("apt-ftparchive")
+                .args([what, "."])
+                .current_dir(&self.repo)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "apt-ftparchive: {}", stderr(&out));
+            out.stdout
+        };
+        std::fs::write(self.repo.join("Packages"), index("packages")).unwrap();
+        let _ = std::fs::remove_file(self.repo.join("Release"));
+        let release = index("release");
+        std::fs::write(self.repo.join("Release"), release).unwrap();
+        let _ = std::fs::remove_file(self.repo.join("InRelease"));
+        self.gpg(&[
+            "--digest-algo",
+            "SHA512",
+            "--clearsign",
+            "-o",
+            "InRelease",
+            "Release",
+        ]);
+    }
+
+    /// apt's `update` and `install --download-only` of `name`, as an
+    /// administrator runs them: the `.deb` apt cached.
+    fn fetch(&self, name: &str, file: &str) -> PathBuf {
+        let apt = |args: &[&str]| {
+            let out = Command::new("apt-get")
+                .arg("-o")
+                .arg(format!(
+                    "Dir::Etc::SourceList={}",
+                    self.work.join("sources.list").display()
+                ))
+                .args(["-o", "Dir::Etc::SourceParts=/nonexistent"])
+                .arg("-o")
+                .arg(format!("Dir::State::Lists={}", self.lists.display()))
+                .arg("-o")
+                .arg(format!("Dir::Cache::Archives={}", self.cache.display()))
+                // apt's sandbox user cannot read the test's directory.
+                .args(["-o", "APT::Sandbox::User=root", "-q"])
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "apt-get {args:?}: {}", stderr(&out));
+        };
+        apt(&["update"]);
+        apt(&["install", "--download-only", "-y", name]);
+        let deb = self.cache.join(file);
+        assert!(deb.exists(), "apt cached no {}", deb.display());
+        deb
+    }
+
+    /// A configuration that looks up origins in this archive.
+    fn config(&self) -> PathBuf {
+        let path = self.work.join("config.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[origin]\napt_lists = \"{}\"\napt_archives = \"{}\"\napt_keyrings = [\"{}\"]\n",
+                self.lists.display(),
+                self.cache.display(),
+                self.keys.display()
+            ),
+        )
+        .unwrap();
+        run(Command::new("chmod").arg("600").arg(&path));
+        path
+    }
+}
+
+/// `check --format json` against a sealed baseline, with `config`: the
+/// drift records by path.
+fn sealed_check(
+    db: &Path,
+    config: &Path,
+    trust: &Path,
+) -> std::collections::BTreeMap<String, Value> {
+    let out = tripseal()
+        .arg("--config")
+        .arg(config)
+        .args(["check", "--format", "json", "--trust"])
+        .arg(trust)
+        .arg("--db")
+        .arg(db)
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_some_and(|c| c < 8), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["path"].as_str().unwrap().to_string(), d.clone()))
+        .collect()
+}
+
+/// A package installed from the test's signed archive, and a sealed
+/// baseline of its directory and of the archive's keyring.
+struct FromArchive {
+    archive: Archive,
+    _installed: Installed,
+    name: String,
+    tool: String,
+    db: PathBuf,
+    config: PathBuf,
+    public: PathBuf,
+    key: PathBuf,
+}
+
+fn installed_from_archive(work: &Path, algo: &str) -> FromArchive {
+    let name = format!("tripseal-archive-test-{algo}");
+    let tool = format!("/opt/{name}/tool");
+    let archive = Archive::new(work, algo);
+    let debs = work.join("debs");
+    std::fs::create_dir_all(&debs).unwrap();
+    let v1 = build_deb(&debs, &name, "1:1.0", &[(&tool[1..], "shipped\n")]);
+    archive.publish(&v1);
+    let cached = archive.fetch(&name, &format!("{name}_1%3a1.0_all.deb"));
+    let installed = Installed {
+        name: name.clone(),
+        dir: PathBuf::from(format!("/opt/{name}")),
+    };
+    dpkg_install(&cached);
+    let rules = write_rules(
+        work,
+        &format!(
+            "[[rule]]\nname = \"pkg\"\npaths = [\"/opt/{name}\", \"/opt/{name}/**\", \"{k}\", \
+             \"{k}/**\"]\ncheck = {FULL}\nseverity = \"high\"\n",
+            k = archive.keys.display()
+        ),
+    );
+    let db = work.join("b.db");
+    assert_ok(&init(&rules, &db));
+    let key = work.join("op.key");
+    keygen(&key);
+    assert_ok(&sign_with(&key, &db, &[]));
+    FromArchive {
+        config: archive.config(),
+        archive,
+        _installed: installed,
+        name,
+        tool,
+        db,
+        public: work.join("op.key.pub"),
+        key,
+    }
+}
+
+impl FromArchive {
+    /// Version `v` with `content` in the archive, fetched and installed.
+    fn upgrade(&self, version: &str, content: &str) -> PathBuf {
+        let debs = self.archive.work.join("debs");
+        let deb = build_deb(&debs, &self.name, version, &[(&self.tool[1..], content)]);
+        self.archive.publish(&deb);
+        let cached = self.archive.fetch(
+            &self.name,
+            &format!("{}_{}_all.deb", self.name, version.replace(':', "%3a")),
+        );
+        dpkg_install(&cached);
+        cached
+    }
+
+    fn tool_origin(&self) -> Value {
+        sealed_check(&self.db, &self.config, &self.public)[&self.tool]["origin"].clone()
+    }
+}
+
+#[test]
+fn the_archive_vouches_through_its_signed_index_where_host_records_lie() {
+    let _turn = dpkg_turn();
+    let work = tempfile::tempdir().unwrap();
+    let f = installed_from_archive(work.path(), "rsa3072");
+    let fpr = f.archive.fingerprint();
+
+    // An intruder edits the file and dpkg's md5sums to match: the host's
+    // records agree with it, the archive's .deb does not.
+    std::fs::write(&f.tool, "intruder\n").unwrap();
+    let md5sums = format!("/var/lib/dpkg/info/{}.md5sums", f.name);
+    std::fs::write(
+        &md5sums,
+        format!("{}  {}\n", md5_hex(b"intruder\n"), &f.tool[1..]),
+    )
+    .unwrap();
+    let o = f.tool_origin();
+    assert_eq!(o["verdict"], "differs-from-package", "{o}");
+    assert_eq!(o["evidence"], "verified-by-archive", "{o}");
+    assert!(
+        o["note"].as_str().unwrap().contains(&fpr),
+        "the note names the key that signed the index: {o}"
+    );
+    // Without a verified seal nothing anchors the keyring: the host's
+    // (forged) records are all there is, and the evidence says so.
+    let out = tripseal()
+        .arg("--config")
+        .arg(&f.config)
+        .args(["check", "--allow-unsigned", "--format", "json", "--db"])
+        .arg(&f.db)
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let o = &doc["drift"][0]["origin"];
+    assert_eq!(o["verdict"], "matches-package", "{o}");
+    assert_eq!(o["evidence"], "host-records-only", "{o}");
+    assert!(o["note"].as_str().unwrap().contains("not verified"), "{o}");
+
+    // The next version, from the archive: its content is what the signed
+    // chain says.
+    let cached = f.upgrade("1:2.0", "upgraded\n");
+    let o = f.tool_origin();
+    assert_eq!(o["verdict"], "matches-package", "{o}");
+    assert_eq!(o["evidence"], "verified-by-archive", "{o}");
+
+    // A .deb swapped in apt's cache is not the one the index signs.
+    let good = std::fs::read(&cached).unwrap();
+    let mut bad = good.clone();
+    bad.push(b'\n');
+    std::fs::write(&cached, &bad).unwrap();
+    let o = f.tool_origin();
+    assert_eq!(o["evidence"], "host-records-only", "{o}");
+    assert!(
+        o["note"]
+            .as_str()
+            .unwrap()
+            .contains("is not the .deb the archive signed"),
+        "{o}"
+    );
+    std::fs::write(&cached, &good).unwrap();
+
+    // A key planted in the keyring: the keyring is no longer what the
+    // verified baseline records, so none of its keys count.
+    let keyring = f.archive.keys.join("archive.gpg");
+    let genuine = std::fs::read(&keyring).unwrap();
+    let planter = Archive::new(&work.path().join("planter"), "rsa3072");
+    let mut planted = genuine.clone();
+    planted.extend(std::fs::read(planter.keys.join("archive.gpg")).unwrap());
+    std::fs::write(&keyring, &planted).unwrap();
+    let o = f.tool_origin();
+    assert_eq!(o["evidence"], "host-records-only", "{o}");
+    std::fs::write(&keyring, &genuine).unwrap();
+
+    // An index edited after apt fetched it is not what InRelease signs.
+    let packages = std::fs::read_dir(&f.archive.lists)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains("_Packages"))
+        .unwrap();
+    let index = std::fs::read(&packages).unwrap();
+    std::fs::write(&packages, b"").unwrap();
+    let o = f.tool_origin();
+    assert_eq!(o["evidence"], "host-records-only", "{o}");
+    std::fs::write(&packages, &index).unwrap();
+
+    // So is an InRelease edited after apt fetched it.
+    let release = packages
+        .to_string_lossy()
+        .replace("_Packages.lz4", "_InRelease")
+        .replace("_Packages", "_InRelease");
+    let signed = std::fs::read_to_string(&release).unwrap();
+    std::fs::write(&release, signed.replacen("Date:", "Dote:", 1)).unwrap();
+    let o = f.tool_origin();
+    assert_eq!(o["evidence"], "host-records-only", "{o}");
+    assert!(
+        o["note"].as_str().unwrap().contains("does not verify"),
+        "{o}"
+    );
+    std::fs::write(&release, &signed).unwrap();
+
+    // update accepts the archive's word, and diff shows it.
+    let out = tripseal()
+        .arg("--config")
+        .arg(&f.config)
+        .args(["update", "--only-packaged=verified-by-archive", "--trust"])
+        .arg(&f.public)
+        .args(["--format", "json", "--db"])
+        .arg(&f.db)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let accepted: Vec<&str> = doc["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(accepted, [f.tool.as_str()], "{doc}");
+    assert_ok(&sign_with(&f.key, &f.db, &[]));
+    let out = tripseal()
+        .args(["diff", "--trust"])
+        .arg(&f.public)
+        .args(["--format", "json"])
+        .arg(f.db.with_extension("db.prev"))
+        .arg(&f.db)
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["drift"][0]["origin"]["evidence"], "verified-by-archive",
+        "{doc}"
+    );
+    // What is left has no content a package vouches for: the keyring's
+    // rewrite above and the package directory's times.
+    let left = sealed_check(&f.db, &f.config, &f.public);
+    assert!(!left.contains_key(&f.tool), "{left:?}");
+    assert!(
+        left.values()
+            .all(|d| d["type"] != "file" || d["origin"]["verdict"] == "not-packaged"),
+        "{left:?}"
+    );
+}
+
+#[test]
+fn an_ed25519_archive_key_verifies_too() {
+    let _turn = dpkg_turn();
+    let work = tempfile::tempdir().unwrap();
+    let f = installed_from_archive(work.path(), "ed25519");
+    f.upgrade("1:2.0", "upgraded\n");
+    let o = f.tool_origin();
+    assert_eq!(o["verdict"], "matches-package", "{o}");
+    assert_eq!(o["evidence"], "verified-by-archive", "{o}");
+    assert!(
+        o["note"]
+            .as_str()
+            .unwrap()
+            .contains(&f.archive.fingerprint())
+    );
+}

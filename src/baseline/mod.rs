@@ -971,9 +971,12 @@ impl Baseline {
                 .ok_or_else(|| bad("an unknown verdict"))?;
             let evidence = match text(5)?.map(|e| Evidence::parse(&e)) {
                 None => None,
-                // This tripseal never records the archive's word.
-                Some(Some(Evidence::HostRecordsOnly)) => Some(Evidence::HostRecordsOnly),
-                Some(_) => return Err(bad("an evidence this tripseal never records")),
+                // Only dpkg's packages have an archive to check against.
+                Some(Some(Evidence::VerifiedByArchive)) if manager != Some(Manager::Dpkg) => {
+                    return Err(bad("the archive's word on a package not of dpkg"));
+                }
+                Some(Some(e)) => Some(e),
+                Some(None) => return Err(bad("an evidence this tripseal never records")),
             };
             let package = match (manager, text(2)?, text(3)?) {
                 (Some(manager), Some(name), Some(version)) => Some(Package {

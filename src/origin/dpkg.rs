@@ -11,7 +11,8 @@ use std::collections::{HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::{Manager, Owned, Package, Recorded, hex_digest, read_record};
+use super::apt::{Archive, Deb};
+use super::{Evidence, Manager, Owned, Package, Recorded, hex_digest, read_record};
 
 /// An installed package, as the status file says.
 struct Installed {
@@ -115,8 +116,16 @@ impl Db {
 
     /// The owner of each of `paths` that an installed package lists, with
     /// what it records of it (each owner's `md5sums` read once).
-    pub(super) fn owners(&self, paths: &[&Path]) -> Result<HashMap<PathBuf, Owned>, String> {
+    pub(super) fn owners(
+        &self,
+        paths: &[&Path],
+        archive: &mut Archive,
+    ) -> Result<HashMap<PathBuf, Owned>, String> {
         let mut md5sums: HashMap<usize, HashMap<Vec<u8>, [u8; 16]>> = HashMap::new();
+        // What the archive says each package shipped (canonical paths), or
+        // why it cannot say.
+        type Sums = HashMap<Vec<u8>, [u8; 16]>;
+        let mut shipped: HashMap<usize, Result<(Sums, String), String>> = HashMap::new();
         let mut out = HashMap::new();
         for p in paths {
             let key = self.merged.canonical(p.as_os_str().as_bytes());
@@ -140,16 +149,62 @@ impl Db {
                 .conffiles
                 .iter()
                 .find(|(c, _)| self.merged.canonical(c) == key);
-            let (recorded, note) = match (self.diverted.contains(&key), conffile) {
+            let host = Evidence::HostRecordsOnly;
+            let (recorded, note, evidence) = match (self.diverted.contains(&key), conffile) {
                 (true, _) => (
                     None,
-                    Some("dpkg-divert moved a package's file to or from this path"),
+                    Some("dpkg-divert moved a package's file to or from this path".to_string()),
+                    host,
                 ),
                 (false, Some((_, md5))) => (
                     md5.map(Recorded::Md5),
-                    Some("a conffile (what the package shipped; an administrator's edit differs)"),
+                    Some(
+                        "a conffile (what the package shipped; an administrator's edit differs)"
+                            .to_string(),
+                    ),
+                    host,
                 ),
-                (false, None) => (sums.get(&key).copied().map(Recorded::Md5), None),
+                (false, None) => {
+                    let host_sum = sums.get(&key).copied().map(Recorded::Md5);
+                    let from_archive = shipped.entry(i).or_insert_with(|| {
+                        let deb = Deb {
+                            name: pkg.name.clone(),
+                            version: pkg.version.clone(),
+                            arch: pkg.arch.clone(),
+                        };
+                        archive.shipped(&deb).map(|s| {
+                            let sums = s
+                                .md5sums
+                                .iter()
+                                .map(|(p, m)| (self.merged.canonical(p), *m))
+                                .collect();
+                            (sums, s.via.clone())
+                        })
+                    });
+                    match from_archive {
+                        Ok((sums, via)) => match sums.get(&key) {
+                            Some(m) => (
+                                Some(Recorded::Md5(*m)),
+                                Some(format!("checked through the archive: {via}")),
+                                Evidence::VerifiedByArchive,
+                            ),
+                            None => (
+                                None,
+                                Some(
+                                    "the package's .deb, as the archive signs it, records no \
+                                     checksum for it"
+                                        .to_string(),
+                                ),
+                                Evidence::VerifiedByArchive,
+                            ),
+                        },
+                        Err(why) => (
+                            host_sum,
+                            Some(format!("not checked through the archive: {why}")),
+                            host,
+                        ),
+                    }
+                }
             };
             out.insert(
                 p.to_path_buf(),
@@ -162,6 +217,7 @@ impl Db {
                     recorded,
                     note,
                     conffile: conffile.is_some(),
+                    evidence,
                 },
             );
         }
@@ -233,25 +289,32 @@ fn diversions(admindir: &Path, merged: &UsrMerge) -> Result<HashSet<Vec<u8>>, St
         .collect())
 }
 
+/// The fields of a deb822 stanza (a status file's, a `Packages` index's);
+/// a continuation line is joined to its field by a newline.
+pub(super) fn fields(stanza: &str) -> HashMap<&str, String> {
+    let mut fields: HashMap<&str, String> = HashMap::new();
+    let mut last: Option<&str> = None;
+    for line in stanza.lines() {
+        if let Some(rest) = line.strip_prefix([' ', '\t']) {
+            if let Some(f) = last.and_then(|k| fields.get_mut(k)) {
+                f.push('\n');
+                f.push_str(rest);
+            }
+        } else if let Some((k, v)) = line.split_once(':') {
+            fields.insert(k, v.trim().to_string());
+            last = Some(k);
+        }
+    }
+    fields
+}
+
 /// The installed packages of a status file (Status' last word neither
 /// `not-installed` nor `config-files`: their files are on the disk).
 fn parse_status(text: &[u8]) -> Vec<Installed> {
     let text = String::from_utf8_lossy(text);
     let mut out = Vec::new();
     for stanza in text.split("\n\n") {
-        let mut fields: HashMap<&str, String> = HashMap::new();
-        let mut last: Option<&str> = None;
-        for line in stanza.lines() {
-            if let Some(rest) = line.strip_prefix([' ', '\t']) {
-                if let Some(f) = last.and_then(|k| fields.get_mut(k)) {
-                    f.push('\n');
-                    f.push_str(rest);
-                }
-            } else if let Some((k, v)) = line.split_once(':') {
-                fields.insert(k, v.trim().to_string());
-                last = Some(k);
-            }
-        }
+        let fields = fields(stanza);
         let state = fields
             .get("Status")
             .and_then(|s| s.split_whitespace().last())
@@ -320,6 +383,13 @@ impl UsrMerge {
 mod tests {
     use super::*;
 
+    fn no_archive() -> Archive {
+        Archive::new(
+            super::super::apt::AptPaths::default(),
+            Err("none here".into()),
+        )
+    }
+
     const STATUS: &str = "Package: gone\nStatus: deinstall ok config-files\nVersion: 1\n\n\
 Package: tool\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.1-3\n\
 Conffiles:\n /etc/tool.conf 0123456789abcdef0123456789abcdef\n /etc/old.conf newconffile obsolete\n\
@@ -372,7 +442,9 @@ Description: a tool\n with a long description\n";
         let unowned = d.path().join("other");
         let db = Db::load(&admin, &|_| true).unwrap();
         assert!(db.current());
-        let found = db.owners(&[file.as_path(), unowned.as_path()]).unwrap();
+        let found = db
+            .owners(&[file.as_path(), unowned.as_path()], &mut no_archive())
+            .unwrap();
         assert_eq!(found.len(), 1);
         let o = &found[&file];
         assert_eq!(o.package.name, "tool");
@@ -402,7 +474,7 @@ Description: a tool\n with a long description\n";
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
         let db = Db::load(&admin, &|_| true).unwrap();
         let found = db
-            .owners(&[file.as_path()])
+            .owners(&[file.as_path()], &mut no_archive())
             .expect("no error for the batch");
         assert_eq!(found[&file].package.name, "tool");
         assert_eq!(found[&file].recorded, None, "listed, without a checksum");

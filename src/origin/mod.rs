@@ -17,7 +17,9 @@
 //!   says so (`host-records-only`) unless the content was checked through
 //!   the chain the archive signs (`verified-by-archive`).
 
+pub mod apt;
 mod dpkg;
+mod openpgp;
 mod pip;
 
 use std::collections::HashMap;
@@ -273,15 +275,38 @@ impl Query {
 #[derive(Clone, Debug)]
 pub struct Sources {
     pub dpkg_admindir: PathBuf,
+    /// What checks dpkg's records through the archive.
+    pub apt: apt::AptPaths,
 }
 
 impl Default for Sources {
     fn default() -> Sources {
         Sources {
             dpkg_admindir: PathBuf::from("/var/lib/dpkg"),
+            apt: apt::AptPaths::default(),
         }
     }
 }
+
+impl Sources {
+    /// The configured places (`[origin]` of the configuration), the
+    /// system's where it says nothing.
+    pub fn configured(c: &crate::config::OriginConfig) -> Sources {
+        let d = Sources::default();
+        Sources {
+            dpkg_admindir: d.dpkg_admindir,
+            apt: apt::AptPaths {
+                lists: c.apt_lists.clone().unwrap_or(d.apt.lists),
+                archives: c.apt_archives.clone().unwrap_or(d.apt.archives),
+                keyrings: c.apt_keyrings.clone().unwrap_or(d.apt.keyrings),
+            },
+        }
+    }
+}
+
+/// What anchors the archive's keys: the verified baseline, or why there is
+/// none (its seal was skipped).
+pub type Anchor<'a> = Result<&'a crate::baseline::Baseline, &'a str>;
 
 /// The digests of a file's present content that package records use.
 struct Present {
@@ -338,8 +363,10 @@ struct Owned {
     /// `None`: listed without a checksum.
     recorded: Option<Recorded>,
     /// Said with the verdict (a conffile, say).
-    note: Option<&'static str>,
+    note: Option<String>,
     conffile: bool,
+    /// Whose word `recorded` is.
+    evidence: Evidence,
 }
 
 /// Explains each query: which package owns its path, and whether the
@@ -348,8 +375,11 @@ struct Owned {
 /// error of the check: the paths they would have explained are said to be
 /// `unverified`, with why. One-shot: the records are read for these paths
 /// only (see [`Explainer`] for the daemon's).
-pub fn explain(queries: &[Query], sources: &Sources) -> HashMap<PathBuf, Origin> {
-    Explainer::new(sources.clone(), None).explain(queries)
+pub fn explain(queries: &[Query], sources: &Sources, anchor: Anchor) -> HashMap<PathBuf, Origin> {
+    if queries.iter().all(|q| q.kind == DriftKind::Error) {
+        return HashMap::new();
+    }
+    Explainer::new(sources.clone(), None, anchor).explain(queries)
 }
 
 /// Explains drift again and again (the daemon): dpkg's file lists are read
@@ -360,13 +390,18 @@ pub struct Explainer {
     roots: Option<Vec<PathBuf>>,
     dpkg: Option<dpkg::Db>,
     sites: pip::Sites,
+    archive: apt::Archive,
 }
 
 impl Explainer {
     /// With `roots`, the records are kept for the paths under them between
     /// calls; without, each call reads them for its own paths only.
-    pub fn new(sources: Sources, roots: Option<Vec<PathBuf>>) -> Explainer {
+    /// The archive's keys are those of the keyrings `anchor` records as
+    /// they are now, read here once.
+    pub fn new(sources: Sources, roots: Option<Vec<PathBuf>>, anchor: Anchor) -> Explainer {
+        let keys = apt::trusted_keys(&sources.apt, anchor);
         Explainer {
+            archive: apt::Archive::new(sources.apt.clone(), keys),
             sources,
             roots,
             dpkg: None,
@@ -384,7 +419,14 @@ impl Explainer {
             return out;
         }
         let paths: Vec<&Path> = wanted.iter().map(|q| q.path.as_path()).collect();
-        let (dpkg, dpkg_failed) = match self.dpkg_db(&paths).and_then(|db| db.owners(&paths)) {
+        let found = match self.dpkg_db(&paths) {
+            Ok(()) => {
+                let db = self.dpkg.as_ref().expect("read above");
+                db.owners(&paths, &mut self.archive)
+            }
+            Err(why) => Err(why),
+        };
+        let (dpkg, dpkg_failed) = match found {
             Ok(found) => (found, None),
             Err(why) => {
                 log::warn!(
@@ -419,7 +461,7 @@ impl Explainer {
 
     /// dpkg's database, as read for `paths` (one-shot) or for the roots
     /// (kept while current).
-    fn dpkg_db(&mut self, paths: &[&Path]) -> Result<&dpkg::Db, String> {
+    fn dpkg_db(&mut self, paths: &[&Path]) -> Result<(), String> {
         let admindir = self.sources.dpkg_admindir.clone();
         let fresh = match &self.roots {
             None => {
@@ -441,20 +483,26 @@ impl Explainer {
         if let Some(db) = fresh {
             self.dpkg = Some(db);
         }
-        Ok(self.dpkg.as_ref().expect("read above"))
+        Ok(())
     }
 }
 
 /// The verdict on one owned path.
 fn judge(q: &Query, o: Owned) -> Origin {
     let note = |s: &str| {
-        Some(match o.note {
+        Some(match &o.note {
             Some(n) => format!("{n}; {s}"),
             None => s.to_string(),
         })
     };
+    let evidence = o.evidence;
+    let owned = |package, verdict, note| {
+        let mut origin = Origin::owned(package, verdict, note);
+        origin.evidence = Some(evidence);
+        origin
+    };
     if q.kind == DriftKind::Removed {
-        return Origin::owned(
+        return owned(
             o.package,
             Verdict::DiffersFromPackage,
             note("the package still lists it, and it is gone"),
@@ -462,7 +510,7 @@ fn judge(q: &Query, o: Owned) -> Origin {
     }
     if q.file_kind != Some(FileKind::File) {
         let what = q.file_kind.map_or("nothing", FileKind::name);
-        return Origin::owned(
+        return owned(
             o.package,
             Verdict::Unverified,
             note(&format!(
@@ -471,14 +519,14 @@ fn judge(q: &Query, o: Owned) -> Origin {
         );
     }
     let (Some(content), Some(size)) = (q.content, q.size) else {
-        return Origin::owned(
+        return owned(
             o.package,
             Verdict::Unverified,
             note("its rule does not record its content, or the scan could not read it whole"),
         );
     };
     let Some(recorded) = o.recorded else {
-        return Origin::owned(
+        return owned(
             o.package,
             Verdict::Unverified,
             note("the package lists it without a checksum"),
@@ -487,7 +535,7 @@ fn judge(q: &Query, o: Owned) -> Origin {
     let now = match present(&q.path, size) {
         Ok(p) => p,
         Err(why) => {
-            return Origin::owned(
+            return owned(
                 o.package,
                 Verdict::Unverified,
                 note(&format!("it could not be read to compare: {why}")),
@@ -495,7 +543,7 @@ fn judge(q: &Query, o: Owned) -> Origin {
         }
     };
     if content != now.blake3 {
-        return Origin::owned(
+        return owned(
             o.package,
             Verdict::Unverified,
             note("it changed again after the scan read it"),
@@ -510,7 +558,7 @@ fn judge(q: &Query, o: Owned) -> Origin {
     } else {
         Verdict::DiffersFromPackage
     };
-    let mut origin = Origin::owned(o.package, verdict, o.note.map(str::to_string));
+    let mut origin = owned(o.package, verdict, o.note);
     origin.conffile = o.conffile;
     origin
 }

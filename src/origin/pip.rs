@@ -119,6 +119,7 @@ fn read_site(site: &Path) -> HashMap<PathBuf, Owned> {
                 recorded: sha.map(Recorded::Sha256),
                 note: None,
                 conffile: false,
+                evidence: super::Evidence::HostRecordsOnly,
             });
         }
     }

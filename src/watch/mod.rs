@@ -72,6 +72,8 @@ pub struct WatchOptions {
     /// `fim-baseline-expiring` when the seal expires within this.
     pub expiry_warning: Duration,
     pub backend: Backend,
+    /// Where drift's origin is looked up.
+    pub sources: crate::origin::Sources,
 }
 
 /// Which kernel interface tells the daemon of changes.
@@ -170,7 +172,7 @@ pub fn watch(opts: WatchOptions) -> Result<(), Error> {
     let (tx, rx) = mpsc::channel::<Msg>();
     let kernel = start_kernel(opts.backend, crate::files::parent_dir(&opts.db), tx.clone())?;
     forward_signals(tx)?;
-    let explainer = explainer_for(&held.rules);
+    let explainer = explainer_for(&held, &opts.sources);
     let mut d = Daemon {
         explainer,
         held,
@@ -226,10 +228,20 @@ fn start_watcher(tx: mpsc::Sender<Msg>) -> Result<INotifyWatcher, Error> {
     })
 }
 
-/// Package records kept for what `rules` walk.
-fn explainer_for(rules: &Rules) -> Explainer {
-    let roots = rules.walk_roots().into_iter().map(|r| r.path).collect();
-    Explainer::new(Sources::default(), Some(roots))
+/// Package records kept for what the held baseline's rules walk; the
+/// archive's keys anchored to it when its seal verified.
+fn explainer_for(held: &Held, sources: &Sources) -> Explainer {
+    let roots = held
+        .rules
+        .walk_roots()
+        .into_iter()
+        .map(|r| r.path)
+        .collect();
+    let anchor = match held.digest {
+        Some(_) => Ok(&*held.baseline),
+        None => Err("the seal of the baseline was not verified"),
+    };
+    Explainer::new(sources.clone(), Some(roots), anchor)
 }
 
 /// SIGTERM, SIGINT and SIGHUP arrive as messages, in order with the rest.
@@ -414,7 +426,7 @@ impl Daemon {
                     held.baseline.header().generation
                 );
                 self.held = held;
-                self.explainer = explainer_for(&self.held.rules);
+                self.explainer = explainer_for(&self.held, &self.opts.sources);
                 self.courier.set_factory(factory);
                 // The file now holds what was verified.
                 self.guard.reset();
@@ -719,6 +731,7 @@ impl Daemon {
             (Rc::clone(&self.held.baseline), self.held.digest),
             &self.opts.db,
             None,
+            &self.opts.sources,
             &self.opts.host,
             &NoProgress,
         )?;

@@ -1,0 +1,583 @@
+//! A second opinion on dpkg's records, from the archive itself: when the
+//! `.deb` of an installed package is still in apt's cache, its checksums
+//! are read from the `.deb`, once the chain the archive signs holds:
+//!
+//! 1. a keyring a verified baseline records as it is now (the trust anchor:
+//!    root on the host cannot add a key without the baseline's signer);
+//! 2. an `InRelease` in apt's lists signed by one of its keys;
+//! 3. a `Packages` index whose SHA-256 that `InRelease` gives;
+//! 4. the `.deb` whose SHA-256 that index gives for the installed package,
+//!    name, version and architecture;
+//! 5. the `md5sums` inside that `.deb`.
+//!
+//! Any broken link leaves the verdict on the host's own records, and says
+//! which link broke. A conffile is never checked this way (the `.deb`'s
+//! `md5sums` leaves conffiles out).
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::Digest;
+
+use super::hex_digest;
+use super::openpgp::{self, Key};
+
+/// An `InRelease` or a `Packages` index is read up to this size.
+const MAX_INDEX_BYTES: u64 = 1 << 30;
+/// A `.deb`'s control archive, decompressed, up to this size.
+const MAX_CONTROL_BYTES: u64 = 64 << 20;
+/// A `.deb` of at most this size is checked.
+const MAX_DEB_BYTES: u64 = 8 << 30;
+/// A keyring of at most this size is read.
+const MAX_KEYRING_BYTES: u64 = 16 << 20;
+
+/// Where apt keeps what the chain needs.
+#[derive(Clone, Debug)]
+pub struct AptPaths {
+    /// `Dir::State::Lists`: the `InRelease` and `Packages` files.
+    pub lists: PathBuf,
+    /// `Dir::Cache::Archives`: the downloaded `.deb`s.
+    pub archives: PathBuf,
+    /// Keyrings (files), and directories of them (`*.gpg`, `*.asc`).
+    pub keyrings: Vec<PathBuf>,
+}
+
+impl Default for AptPaths {
+    fn default() -> AptPaths {
+        AptPaths {
+            lists: PathBuf::from("/var/lib/apt/lists"),
+            archives: PathBuf::from("/var/cache/apt/archives"),
+            keyrings: [
+                "/etc/apt/trusted.gpg",
+                "/etc/apt/trusted.gpg.d",
+                "/etc/apt/keyrings",
+                "/usr/share/keyrings",
+            ]
+            .map(PathBuf::from)
+            .to_vec(),
+        }
+    }
+}
+
+/// The keys of the keyrings that `baseline` (whose seal verified) records
+/// with the content they have now; an error says why there are none.
+/// A keyring the baseline does not record, or records otherwise, is not
+/// trusted (said once, here).
+pub fn trusted_keys(
+    paths: &AptPaths,
+    baseline: Result<&crate::baseline::Baseline, &str>,
+) -> Result<Vec<Key>, String> {
+    let baseline = baseline.map_err(|why| format!("no keyring is trusted: {why}"))?;
+    let mut files = Vec::new();
+    for k in &paths.keyrings {
+        match std::fs::symlink_metadata(k) {
+            Ok(m) if m.is_dir() => {
+                let mut names: Vec<PathBuf> = std::fs::read_dir(k)
+                    .map(|d| d.flatten().map(|e| e.path()).collect())
+                    .unwrap_or_default();
+                names.sort();
+                files.extend(names.into_iter().filter(|p| {
+                    let name = p.file_name().unwrap_or_default().to_string_lossy();
+                    // Debian's retired archive keys sign nothing current.
+                    (name.ends_with(".gpg") || name.ends_with(".asc"))
+                        && !name.ends_with("-removed-keys.gpg")
+                }));
+            }
+            Ok(_) => files.push(k.clone()),
+            Err(_) => {}
+        }
+    }
+    let mut keys = Vec::new();
+    let mut unrecorded = 0;
+    for file in files {
+        let recorded = match baseline.entry(&file) {
+            Ok(Some(e)) => e.hash,
+            _ => None,
+        };
+        let Some(recorded) = recorded else {
+            unrecorded += 1;
+            continue;
+        };
+        let read =
+            crate::files::open_untrusted(&file, MAX_KEYRING_BYTES, false).and_then(|(mut f, _)| {
+                let mut v = Vec::new();
+                f.read_to_end(&mut v).map(|_| v)
+            });
+        let shown = crate::escape::escape_path(&file);
+        match read {
+            Ok(data) if *blake3::hash(&data).as_bytes() == recorded => match openpgp::keys(&data) {
+                Ok(k) => keys.extend(k),
+                Err(e) => log::warn!("keyring {shown} is not read: {e}"),
+            },
+            Ok(_) => log::warn!(
+                "keyring {shown} differs from what the verified baseline records, so no \
+                 package is verified by its keys"
+            ),
+            Err(e) => log::warn!("keyring {shown} is not read: {e}"),
+        }
+    }
+    if keys.is_empty() {
+        return Err(format!(
+            "no keyring the verified baseline records is here as it records it \
+             ({unrecorded} keyrings it does not record; add apt's keyrings to the rules)"
+        ));
+    }
+    Ok(keys)
+}
+
+/// An installed package, as its `.deb` is named.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) struct Deb {
+    pub name: String,
+    pub version: String,
+    pub arch: String,
+}
+
+impl Deb {
+    /// apt's file name for it (an epoch's `:` is written `%3a`).
+    fn file_name(&self) -> String {
+        format!(
+            "{}_{}_{}.deb",
+            self.name,
+            self.version.replace(':', "%3a"),
+            self.arch
+        )
+    }
+}
+
+/// What the archive says a package shipped: the paths of its `md5sums`
+/// (with a leading `/`) and their checksums.
+pub(super) struct Shipped {
+    pub md5sums: HashMap<Vec<u8>, [u8; 16]>,
+    /// Which `InRelease` vouched for it, and the key that signed it.
+    pub via: String,
+}
+
+/// A `.deb` as a verified index lists it: SHA-256, size, and whose word.
+type Listed = ([u8; 32], u64, std::rc::Rc<str>);
+
+/// The `.deb`s checked so far, and the signed indexes, read once.
+pub(super) struct Archive {
+    paths: AptPaths,
+    keys: Result<Vec<Key>, String>,
+    /// The `.deb` files in the cache.
+    cached: Option<HashSet<String>>,
+    /// SHA-256 and size of each cached `.deb` a verified index lists; or why
+    /// there is none.
+    index: Option<Result<HashMap<String, Listed>, String>>,
+    checked: HashMap<Deb, Result<std::rc::Rc<Shipped>, String>>,
+}
+
+impl Archive {
+    pub(super) fn new(paths: AptPaths, keys: Result<Vec<Key>, String>) -> Archive {
+        Archive {
+            paths,
+            keys,
+            cached: None,
+            index: None,
+            checked: HashMap::new(),
+        }
+    }
+
+    /// What the archive says `deb` shipped, or why that cannot be known.
+    pub(super) fn shipped(&mut self, deb: &Deb) -> Result<std::rc::Rc<Shipped>, String> {
+        if let Some(r) = self.checked.get(deb) {
+            return r.clone();
+        }
+        let r = self.check(deb);
+        self.checked.insert(deb.clone(), r.clone());
+        r
+    }
+
+    fn check(&mut self, deb: &Deb) -> Result<std::rc::Rc<Shipped>, String> {
+        if let Err(why) = &self.keys {
+            return Err(why.clone());
+        }
+        let name = deb.file_name();
+        let archives = self.paths.archives.clone();
+        let cached = self.cached.get_or_insert_with(|| {
+            std::fs::read_dir(&archives)
+                .map(|d| {
+                    d.flatten()
+                        .filter_map(|e| e.file_name().into_string().ok())
+                        .filter(|n| n.ends_with(".deb"))
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        if !cached.contains(&name) {
+            return Err(format!(
+                "its .deb is not in apt's cache ({})",
+                archives.display()
+            ));
+        }
+        if self.index.is_none() {
+            let index = self.read_index();
+            self.index = Some(index);
+        }
+        let index = match self.index.as_ref().expect("read above") {
+            Ok(i) => i,
+            Err(why) => return Err(why.clone()),
+        };
+        let Some((sha, size, via)) = index.get(&name) else {
+            return Err(format!(
+                "no Packages index signed by a trusted key lists {name}"
+            ));
+        };
+        let md5sums = read_deb(&archives.join(&name), *sha, *size)?;
+        Ok(std::rc::Rc::new(Shipped {
+            md5sums,
+            via: via.to_string(),
+        }))
+    }
+
+    /// Every verified `InRelease` of the lists, and every `Packages` index
+    /// it vouches for, kept for the cached `.deb`s only.
+    fn read_index(&self) -> Result<HashMap<String, Listed>, String> {
+        let keys = self.keys.as_ref().map_err(Clone::clone)?;
+        let cached = self.cached.as_ref().expect("listed first");
+        let lists = &self.paths.lists;
+        let mut names: Vec<String> = std::fs::read_dir(lists)
+            .map_err(|e| format!("apt's lists {}: {e}", lists.display()))?
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        let mut out = HashMap::new();
+        let mut refused = Vec::new();
+        for release in names.iter().filter(|n| n.ends_with("_InRelease")) {
+            let prefix = &release[..release.len() - "InRelease".len()];
+            let verified = read_record_nofollow(&lists.join(release), MAX_INDEX_BYTES)
+                .and_then(|m| openpgp::verify_cleartext(&m, keys));
+            let verified = match verified {
+                Ok(v) => v,
+                Err(e) => {
+                    log::debug!("{release}: not used: {e}");
+                    refused.push(format!("{release}: {e}"));
+                    continue;
+                }
+            };
+            let via: std::rc::Rc<str> =
+                format!("{release}, signed by key {}", verified.signer).into();
+            for (index, (sha, size)) in sha256_entries(&verified.text) {
+                if !(index == "Packages" || index.ends_with("/Packages")) {
+                    continue;
+                }
+                let base = format!("{prefix}{}", index.replace('/', "_"));
+                let Some(text) = read_packages(lists, &base, &names) else {
+                    continue;
+                };
+                let text = match text {
+                    Ok(t) => t,
+                    Err(e) => {
+                        log::warn!("{base}: not used: {e}");
+                        continue;
+                    }
+                };
+                if text.len() as u64 != size || sha2::Sha256::digest(&text)[..] != sha {
+                    log::warn!(
+                        "{} is not what {release} signs, so it vouches for no package",
+                        crate::escape::escape_path(&lists.join(&base))
+                    );
+                    continue;
+                }
+                for (file, (sha, size)) in packages_entries(&text) {
+                    if cached.contains(&file) {
+                        out.insert(file, (sha, size, via.clone()));
+                    }
+                }
+            }
+        }
+        if out.is_empty() && !refused.is_empty() {
+            return Err(format!(
+                "no InRelease of apt's lists verified: {}",
+                refused.join("; ")
+            ));
+        }
+        Ok(out)
+    }
+}
+
+fn read_record_nofollow(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+    let (f, _) = crate::files::open_untrusted(path, max, false).map_err(|e| e.to_string())?;
+    let mut v = Vec::new();
+    f.take(max).read_to_end(&mut v).map_err(|e| e.to_string())?;
+    Ok(v)
+}
+
+/// The `SHA256:` entries of a Release text: path → (digest, size).
+fn sha256_entries(release: &[u8]) -> Vec<(String, ([u8; 32], u64))> {
+    let text = String::from_utf8_lossy(release);
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if let Some(entry) = line.strip_prefix(' ') {
+            if !inside {
+                continue;
+            }
+            let mut w = entry.split_whitespace();
+            let (Some(h), Some(s), Some(p), None) = (w.next(), w.next(), w.next(), w.next()) else {
+                continue;
+            };
+            if let (Some(h), Ok(s)) = (hex_digest::<32>(h.as_bytes()), s.parse()) {
+                out.push((p.to_string(), (h, s)));
+            }
+        } else {
+            inside = line.trim_end() == "SHA256:";
+        }
+    }
+    out
+}
+
+/// The `Packages` index apt stored under `base`, decompressed; `None` when
+/// apt has none of that name.
+fn read_packages(lists: &Path, base: &str, names: &[String]) -> Option<Result<Vec<u8>, String>> {
+    let name = ["", ".lz4", ".gz", ".xz"]
+        .into_iter()
+        .map(|ext| format!("{base}{ext}"))
+        .find(|n| names.contains(n))?;
+    Some(
+        read_record_nofollow(&lists.join(&name), MAX_INDEX_BYTES).and_then(|raw| {
+            let mut out = Vec::new();
+            let r = if name.ends_with(".lz4") {
+                lz4_flex::frame::FrameDecoder::new(&raw[..])
+                    .take(MAX_INDEX_BYTES)
+                    .read_to_end(&mut out)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            } else if name.ends_with(".gz") {
+                flate2::read::GzDecoder::new(&raw[..])
+                    .take(MAX_INDEX_BYTES)
+                    .read_to_end(&mut out)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            } else if name.ends_with(".xz") {
+                xz(&raw, MAX_INDEX_BYTES).map(|v| out = v)
+            } else {
+                out = raw;
+                Ok(())
+            };
+            r.map(|()| out)
+        }),
+    )
+}
+
+fn xz(raw: &[u8], max: u64) -> Result<Vec<u8>, String> {
+    let mut out = Bounded(Vec::new(), max as usize);
+    lzma_rs::xz_decompress(&mut std::io::BufReader::new(raw), &mut out)
+        .map_err(|e| e.to_string())?;
+    Ok(out.0)
+}
+
+/// A buffer that refuses to grow past its bound (a decompression bomb).
+struct Bounded(Vec<u8>, usize);
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > self.1 {
+            return Err(std::io::Error::other(format!(
+                "it decompresses to more than {} bytes",
+                self.1
+            )));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The `.deb` file name, SHA-256 and size of each stanza of a `Packages`
+/// index.
+fn packages_entries(text: &[u8]) -> Vec<(String, ([u8; 32], u64))> {
+    let text = String::from_utf8_lossy(text);
+    let mut out = Vec::new();
+    for stanza in text.split("\n\n") {
+        let fields = super::dpkg::fields(stanza);
+        let get = |k: &str| fields.get(k).map(String::as_str);
+        let (Some(name), Some(version), Some(arch), Some(sha), Some(size)) = (
+            get("Package"),
+            get("Version"),
+            get("Architecture"),
+            get("SHA256").and_then(|h| hex_digest::<32>(h.as_bytes())),
+            get("Size").and_then(|s| s.parse().ok()),
+        ) else {
+            continue;
+        };
+        let deb = Deb {
+            name: name.into(),
+            version: version.into(),
+            arch: arch.into(),
+        };
+        out.push((deb.file_name(), (sha, size)));
+    }
+    out
+}
+
+/// Reads the `.deb` at `path` in one pass: its SHA-256 and size must be
+/// `sha` and `size`, and its control archive's `md5sums` is what it
+/// shipped. One pass, so what is parsed is what was hashed.
+fn read_deb(path: &Path, sha: [u8; 32], size: u64) -> Result<HashMap<Vec<u8>, [u8; 16]>, String> {
+    let shown = crate::escape::escape_path(path);
+    let (file, meta) = crate::files::open_untrusted(path, MAX_DEB_BYTES, false)
+        .map_err(|e| format!("{shown}: {e}"))?;
+    if meta.len() != size {
+        return Err(format!(
+            "{shown} is not the .deb the archive signed (its size differs)"
+        ));
+    }
+    let mut r = Hashing {
+        inner: std::io::BufReader::new(file.take(size)),
+        sha: sha2::Sha256::new(),
+    };
+    let control = ar_control(&mut r).map_err(|e| format!("{shown}: {e}"))?;
+    std::io::copy(&mut r, &mut std::io::sink()).map_err(|e| format!("{shown}: {e}"))?;
+    if r.sha.finalize()[..] != sha {
+        return Err(format!("{shown} is not the .deb the archive signed"));
+    }
+    let (member, data) = control.ok_or(format!("{shown} holds no control archive"))?;
+    let tar = decompress(&member, &data).map_err(|e| format!("{shown}: {member}: {e}"))?;
+    let mut md5sums = HashMap::new();
+    let mut archive = tar::Archive::new(&tar[..]);
+    let entries = archive.entries().map_err(|e| format!("{shown}: {e}"))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| format!("{shown}: {e}"))?;
+        let is_md5sums = entry
+            .path()
+            .is_ok_and(|p| p == Path::new("./md5sums") || p == Path::new("md5sums"));
+        if !is_md5sums {
+            continue;
+        }
+        let mut text = Vec::new();
+        entry
+            .read_to_end(&mut text)
+            .map_err(|e| format!("{shown}: {e}"))?;
+        for line in text.split(|&b| b == b'\n') {
+            if line.len() < 35 || &line[32..34] != b"  " {
+                continue;
+            }
+            if let Some(md5) = hex_digest::<16>(&line[..32]) {
+                let mut p = b"/".to_vec();
+                p.extend_from_slice(&line[34..]);
+                md5sums.insert(p, md5);
+            }
+        }
+    }
+    Ok(md5sums)
+}
+
+fn decompress(member: &str, data: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    match member {
+        "control.tar" => out.extend_from_slice(data),
+        "control.tar.gz" => {
+            flate2::read::GzDecoder::new(data)
+                .take(MAX_CONTROL_BYTES)
+                .read_to_end(&mut out)
+                .map_err(|e| e.to_string())?;
+        }
+        "control.tar.xz" => out = xz(data, MAX_CONTROL_BYTES)?,
+        other => return Err(format!("{other} is a compression tripseal does not read")),
+    }
+    Ok(out)
+}
+
+/// Reads through, hashing everything read.
+struct Hashing<R> {
+    inner: R,
+    sha: sha2::Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sha.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Walks the `ar` members of a `.deb` up to and including its control
+/// archive, returning that member's name and bytes.
+fn ar_control(r: &mut impl Read) -> Result<Option<(String, Vec<u8>)>, String> {
+    let mut magic = [0u8; 8];
+    r.read_exact(&mut magic).map_err(|e| e.to_string())?;
+    if &magic != b"!<arch>\n" {
+        return Err("it is not a .deb (no ar archive)".into());
+    }
+    loop {
+        let mut head = [0u8; 60];
+        // The archive may end between members, never inside a header.
+        let mut got = 0;
+        while got < head.len() {
+            match r.read(&mut head[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        match got {
+            0 => return Ok(None),
+            60 => {}
+            _ => return Err("an ar member header cut short".into()),
+        }
+        if &head[58..60] != b"`\n" {
+            return Err("a malformed ar member header".into());
+        }
+        let name = String::from_utf8_lossy(&head[..16])
+            .trim_end()
+            .trim_end_matches('/')
+            .to_string();
+        let size: u64 = std::str::from_utf8(&head[48..58])
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or("a malformed ar member size")?;
+        let padded = size + size % 2;
+        if name.starts_with("control.tar") {
+            if size > MAX_CONTROL_BYTES {
+                return Err(format!(
+                    "its {name} is larger than {MAX_CONTROL_BYTES} bytes"
+                ));
+            }
+            let mut data = vec![0u8; size as usize];
+            r.read_exact(&mut data).map_err(|e| e.to_string())?;
+            return Ok(Some((name, data)));
+        }
+        std::io::copy(&mut r.take(padded), &mut std::io::sink()).map_err(|e| e.to_string())?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_sha256_entries_are_read_from_their_own_field_only() {
+        let release = b"Origin: x\nMD5Sum:\n 00000000000000000000000000000000 5 main/binary-all/Packages\n\
+SHA256:\n 0000000000000000000000000000000000000000000000000000000000000001 12 main/binary-all/Packages\n \
+bad line\nDate: now\n";
+        let e = sha256_entries(release);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].0, "main/binary-all/Packages");
+        assert_eq!(e[0].1.1, 12);
+    }
+
+    #[test]
+    fn an_epoch_is_escaped_in_a_deb_name() {
+        let d = Deb {
+            name: "p".into(),
+            version: "1:2.0-1".into(),
+            arch: "amd64".into(),
+        };
+        assert_eq!(d.file_name(), "p_1%3a2.0-1_amd64.deb");
+    }
+
+    #[test]
+    fn a_file_that_is_no_ar_archive_is_refused() {
+        assert!(ar_control(&mut &b"PK\x03\x04 not a deb"[..]).is_err());
+        assert!(ar_control(&mut &b"!<arch>\nshort"[..]).is_err());
+    }
+}
