@@ -1099,7 +1099,7 @@ _tripseal() {
             return 0
             ;;
         tripseal__subcmd__update)
-            opts="-v -q -h --rules --var --db --accept-errors --format --root --as --only-packaged --config --verbose --quiet --help"
+            opts="-v -q -h --rules --var --db --accept-errors --format --root --as --only-packaged --trust --config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1131,6 +1131,10 @@ _tripseal() {
                     ;;
                 --only-packaged)
                     COMPREPLY=($(compgen -W "host-records-only verified-by-archive" -- "${cur}"))
+                    return 0
+                    ;;
+                --trust)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)

@@ -78,6 +78,7 @@ complete -c tripseal -n "__fish_tripseal_using_subcommand update" -l root -d 'Re
 complete -c tripseal -n "__fish_tripseal_using_subcommand update" -l as -d 'With --root: the path DIR will have on the hosts; what is at DIR/x is recorded as PREFIX/x' -r -F
 complete -c tripseal -n "__fish_tripseal_using_subcommand update" -l only-packaged -d 'Accept only drift whose content is what its package (dpkg, a Python wheel) records, at this evidence or stronger; the rest stays drift [bare: host-records-only]' -r -f -a "host-records-only\t'dpkg\'s md5sums and a wheel\'s RECORD, which root on the host can edit'
 verified-by-archive\t'The package file in apt\'s cache, checked through the archive\'s signed InRelease'"
+complete -c tripseal -n "__fish_tripseal_using_subcommand update" -l trust -d 'Keys that must verify generation N\'s seal before the apt keyrings it records are trusted to check packages through their archive [default: /etc/tripseal/trusted.d/]' -r
 complete -c tripseal -n "__fish_tripseal_using_subcommand update" -l config -d 'Settings file (event sinks) [default: /etc/tripseal/config.toml, if it exists]' -r -F
 complete -c tripseal -n "__fish_tripseal_using_subcommand update" -l accept-errors -d 'Record entries that cannot be read instead of refusing'
 complete -c tripseal -n "__fish_tripseal_using_subcommand update" -s v -l verbose -d 'Say more: the summary of check and diff even when nothing drifted; twice, debugging detail (also TRIPSEAL_LOG=debug)'
