@@ -228,6 +228,18 @@ fn start_watcher(tx: mpsc::Sender<Msg>) -> Result<INotifyWatcher, Error> {
     })
 }
 
+/// Gives back to the kernel the heap a scan freed: the scan's threads
+/// leave most of it free but mapped, and a daemon that sits idle for hours
+/// between rescans should not hold it (about 17 MiB on the 100k-file
+/// corpus; see benches/watch.sh).
+fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free pages; it takes no pointer.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Package records kept for what the held baseline's rules walk; the
 /// archive's keys anchored to it when its seal verified.
 fn explainer_for(held: &Held, sources: &Sources) -> Explainer {
@@ -752,7 +764,10 @@ impl Daemon {
             drifted.len()
         );
         events.push(self.courier.factory().scan_finished(kind, &c));
-        self.emit_batch(events)
+        let sent = self.emit_batch(events);
+        drop(c);
+        release_freed_memory();
+        sent
     }
 
     /// Emits a batch: the drift in it explained by package origin (the
