@@ -41,6 +41,8 @@ pub struct Comparison {
     pub expires_ns: Option<i64>,
     /// The origin of each drifted path that was explained.
     origins: HashMap<PathBuf, Origin>,
+    /// Python start-up hooks and bytecode among the drifted paths.
+    findings: HashMap<PathBuf, crate::python::Finding>,
     _snapshot: Option<Snapshot>,
 }
 
@@ -78,12 +80,16 @@ impl Comparison {
             }
         };
         let mut queries = Vec::new();
+        let mut findings = HashMap::new();
         let counts = compare::compare_with(
             &old,
             &new,
             |d| {
                 if matches!(explain, Explain::Present(_)) {
                     queries.push(Query::of(&d));
+                    if let Some(f) = crate::python::inspect(&d) {
+                        findings.insert(d.path.clone(), f);
+                    }
                 }
                 Ok(())
             },
@@ -122,6 +128,7 @@ impl Comparison {
             old_digest,
             expires_ns: None,
             origins,
+            findings,
             _snapshot: snapshot,
         })
     }
@@ -131,6 +138,7 @@ impl Comparison {
     pub fn each_drift(&self, mut f: impl FnMut(Drift) -> Result<(), Error>) -> Result<(), Error> {
         compare::compare(&self.old, &self.new, |mut d| {
             d.origin = self.origins.get(&d.path).cloned();
+            d.finding = self.findings.get(&d.path).cloned();
             f(d)
         })
         .map(|_| ())

@@ -123,6 +123,10 @@ pub struct Drift {
     /// Which package the path belongs to, and whether the content is what
     /// it shipped (see [`crate::origin`]); `None` when not explained.
     pub origin: Option<crate::origin::Origin>,
+    /// A Python start-up hook or bytecode that is not its source's (see
+    /// [`crate::python`]); `None` when there is none or it was not looked
+    /// for.
+    pub finding: Option<crate::python::Finding>,
 }
 
 /// How many records of each kind.
@@ -233,6 +237,7 @@ pub fn drift_of(old: Option<(Entry, &RuleInfo)>, new: Option<(Entry, &RuleInfo)>
         problem,
         entry,
         origin: None,
+        finding: None,
     };
     match (old, new) {
         (None, None) => None,

@@ -19,6 +19,7 @@ pub mod init;
 pub mod origin;
 pub mod pipeline;
 pub mod progress;
+pub mod python;
 pub mod report;
 pub mod rules;
 pub mod scan;

@@ -528,6 +528,16 @@ fn drift_human(out: &mut dyn Write, d: &Drift) -> Result<(), Error> {
         )
         .map_err(out_err)?;
     }
+    if let Some(f) = &d.finding {
+        writeln!(
+            out,
+            "      {:<8} {}: {}",
+            "python",
+            f.kind.event(),
+            escape_bytes(f.detail.as_bytes())
+        )
+        .map_err(out_err)?;
+    }
     if let Some(note) = d.origin.as_ref().and_then(|o| o.note.as_deref()) {
         writeln!(
             out,

@@ -211,7 +211,16 @@ pub fn drift_json(d: &Drift) -> Value {
     if let Some(o) = &d.origin {
         obj.insert("origin".into(), origin_json(o));
     }
+    if let Some(f) = &d.finding {
+        obj.insert("finding".into(), finding_json(f));
+    }
     Value::Object(obj)
+}
+
+/// A Python finding on a drift record: the event it raises, why, and the
+/// sentence that says it.
+pub fn finding_json(f: &crate::python::Finding) -> Value {
+    json!({"type": f.kind.event(), "reason": f.reason, "detail": f.detail})
 }
 
 /// Where a drifted path comes from: `manager`, `package`, `version` (all

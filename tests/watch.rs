@@ -246,6 +246,19 @@ fn every_kind_of_change_is_reported() {
 }
 
 #[test]
+fn the_daemon_reports_a_python_hook_as_a_finding_of_its_own() {
+    let _shared = shared();
+    let mut d = Daemon::start(&[]);
+    std::fs::write(d.path("sub/zz.pth"), "import os; os.system('id')\n").unwrap();
+    d.expect("fim-file-added", "sub/zz.pth", 1);
+    let e = d.expect("fim-python-hook", "sub/zz.pth", 1);
+    assert_eq!(e["reason"], "pth-import", "{e}");
+    assert_eq!(e["drift"], "added", "{e}");
+    let (code, err) = d.stop();
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
 fn a_change_and_its_revert_is_restored() {
     let _shared = shared();
     let mut d = Daemon::start(&[]);

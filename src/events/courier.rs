@@ -337,6 +337,7 @@ impl<S: EventStore> Courier<S> {
         let mut batch = Vec::with_capacity(EVENTS_PER_TRANSACTION);
         c.each_drift(|d| {
             batch.push(self.factory.drift(&d));
+            batch.extend(self.factory.finding(&d));
             if batch.len() >= EVENTS_PER_TRANSACTION {
                 self.keep(std::mem::take(&mut batch))?;
             }

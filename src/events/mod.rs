@@ -227,6 +227,24 @@ impl EventFactory {
         self.event(kind, fields)
     }
 
+    /// The finding event of drift record `d` (`fim-python-hook`,
+    /// `fim-pyc-mismatch`), when it has one: at least `high`, whatever the
+    /// rule says, since code runs from it.
+    pub fn finding(&self, d: &Drift) -> Option<Event> {
+        let f = d.finding.as_ref()?;
+        let mut fields = Map::new();
+        crate::shapes::json_path(&mut fields, "path", d.path.as_os_str().as_encoded_bytes());
+        fields.insert("rule".into(), d.rule.as_str().into());
+        fields.insert(
+            "severity".into(),
+            d.severity.max(crate::rules::Severity::High).name().into(),
+        );
+        fields.insert("drift".into(), d.kind.name().into());
+        fields.insert("reason".into(), f.reason.into());
+        fields.insert("detail".into(), f.detail.as_str().into());
+        Some(self.event(f.kind.event(), fields))
+    }
+
     /// `fim-baseline-tampered`: the seal was refused.
     pub fn tampered(&self, baseline_path: &[u8], reason: &str, detail: &str) -> Event {
         self.problem(

@@ -100,6 +100,7 @@ mod tests {
                 trusted: false,
             },
             origin: None,
+            finding: None,
             changes: Vec::new(),
             problem: None,
         }

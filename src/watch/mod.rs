@@ -789,13 +789,19 @@ impl Daemon {
         let events = out
             .items
             .into_iter()
-            .map(|i| match i {
-                Item::Ready(ev) => ev,
+            .flat_map(|i| match i {
+                Item::Ready(ev) => vec![ev],
                 Item::Drift(mut d, actors) => {
                     if d.origin.is_none() {
                         d.origin = origins.get(&d.path).cloned();
                     }
-                    drift_event(factory, *d, &actors)
+                    if d.finding.is_none() {
+                        d.finding = crate::python::inspect(&d);
+                    }
+                    let finding = factory.finding(&d);
+                    let mut evs = vec![drift_event(factory, *d, &actors)];
+                    evs.extend(finding);
+                    evs
                 }
             })
             .collect();
