@@ -75,6 +75,11 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Check a configuration against its project's security guide.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Consume the fleet's events (a RabbitMQ quorum queue or a Redis
     /// Stream), keep the fleet's state, and flag hosts that went silent,
     /// rolled back, run an unpublished baseline or lost events (runs until
@@ -424,6 +429,58 @@ struct ShowArgs {
 }
 
 #[derive(Subcommand)]
+enum AuditCommand {
+    /// The Celery configuration, read as text (never imported), against
+    /// Celery's security guide: serializers, auth signing, broker TLS,
+    /// readable passwords, workers that run as root (exit 1 with findings).
+    Celery {
+        /// An application directory: celeryconfig.py, celery.py, Django
+        /// settings, .env [default: /srv/app]; repeatable
+        #[arg(long, value_name = "DIR")]
+        app_dir: Vec<PathBuf>,
+        /// A Celery configuration file (Python or NAME=value), or a
+        /// directory of them [default: /etc/celery, and celery* in
+        /// /etc/default, /etc/conf.d, /etc/sysconfig]; repeatable (the
+        /// global --config names tripseal's own settings)
+        #[arg(long, value_name = "FILE")]
+        celery_config: Vec<PathBuf>,
+        /// A systemd unit, or a directory of them [default: the system's
+        /// unit directories]; repeatable
+        #[arg(long, value_name = "FILE")]
+        unit: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = FormatArg::Human)]
+        format: FormatArg,
+    },
+}
+
+impl AuditCommand {
+    fn settings(self) -> Settings {
+        match self {
+            AuditCommand::Celery {
+                app_dir,
+                celery_config,
+                unit,
+                format,
+            } => {
+                let d = tripseal::audit::Places::default();
+                let or = |given: Vec<PathBuf>, default: Vec<PathBuf>| match given.is_empty() {
+                    true => default,
+                    false => given,
+                };
+                Settings::AuditCelery {
+                    places: tripseal::audit::Places {
+                        app_dirs: or(app_dir, d.app_dirs),
+                        configs: or(celery_config, d.configs),
+                        units: or(unit, d.units),
+                    },
+                    format: format.into(),
+                }
+            }
+        }
+    }
+}
+
+#[derive(Subcommand)]
 enum RulesCommand {
     /// Validate a rules file; errors name the file, line and column.
     Check {
@@ -527,6 +584,7 @@ impl Cli {
             Command::Digest(a) => a.settings(),
             Command::Show(a) => Ok(a.settings()),
             Command::Rules { command } => command.settings(),
+            Command::Audit { command } => Ok(command.settings()),
             Command::Collect(a) => a.settings(ctx),
             Command::Fleet { command } => Ok(command.settings()),
         }

@@ -101,6 +101,19 @@ pub fn run(settings: Settings) -> Result<Outcome, Error> {
             report::show(&mut stdout(), &baseline, prefix.as_deref(), format)?;
             Ok(Outcome::Done)
         }
+        Settings::AuditCelery { places, format } => {
+            let a = tripseal::audit::audit(&places);
+            let mut out = stdout();
+            match format {
+                Format::Json => writeln!(out, "{}", a.json()),
+                Format::Human => a.human(&mut out),
+            }
+            .map_err(report::out_err)?;
+            Ok(match a.findings.is_empty() && a.unreadable.is_empty() {
+                true => Outcome::Done,
+                false => Outcome::Findings,
+            })
+        }
         Settings::RulesCheck { rules } => {
             report::rules_ok(&mut stdout(), &rules)?;
             Ok(Outcome::Done)

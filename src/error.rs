@@ -95,6 +95,8 @@ pub enum Outcome {
     Drift(u8),
     /// `rules explain`: no rule selects the path: 1.
     NotSelected,
+    /// `audit`: something to fix was found: 1.
+    Findings,
 }
 
 impl Outcome {
@@ -102,7 +104,7 @@ impl Outcome {
         match self {
             Outcome::Done => ExitCode::Ok as u8,
             Outcome::Drift(bits) => bits & 7,
-            Outcome::NotSelected => 1,
+            Outcome::NotSelected | Outcome::Findings => 1,
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod attrs;
+pub mod audit;
 pub mod baseline;
 pub mod check;
 pub mod compare;

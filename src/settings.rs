@@ -85,6 +85,10 @@ pub enum Settings {
         prefix: Option<PathBuf>,
         format: Format,
     },
+    AuditCelery {
+        places: crate::audit::Places,
+        format: Format,
+    },
     RulesCheck {
         rules: Rules,
     },

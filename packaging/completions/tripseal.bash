@@ -16,6 +16,9 @@ _tripseal() {
             ",$1")
                 cmd="tripseal"
                 ;;
+            tripseal,audit)
+                cmd="tripseal__subcmd__audit"
+                ;;
             tripseal,check)
                 cmd="tripseal__subcmd__check"
                 ;;
@@ -61,6 +64,18 @@ _tripseal() {
             tripseal,watch)
                 cmd="tripseal__subcmd__watch"
                 ;;
+            tripseal__subcmd__audit,celery)
+                cmd="tripseal__subcmd__audit__subcmd__celery"
+                ;;
+            tripseal__subcmd__audit,help)
+                cmd="tripseal__subcmd__audit__subcmd__help"
+                ;;
+            tripseal__subcmd__audit__subcmd__help,celery)
+                cmd="tripseal__subcmd__audit__subcmd__help__subcmd__celery"
+                ;;
+            tripseal__subcmd__audit__subcmd__help,help)
+                cmd="tripseal__subcmd__audit__subcmd__help__subcmd__help"
+                ;;
             tripseal__subcmd__fleet,ack)
                 cmd="tripseal__subcmd__fleet__subcmd__ack"
                 ;;
@@ -90,6 +105,9 @@ _tripseal() {
                 ;;
             tripseal__subcmd__fleet__subcmd__help,status)
                 cmd="tripseal__subcmd__fleet__subcmd__help__subcmd__status"
+                ;;
+            tripseal__subcmd__help,audit)
+                cmd="tripseal__subcmd__help__subcmd__audit"
                 ;;
             tripseal__subcmd__help,check)
                 cmd="tripseal__subcmd__help__subcmd__check"
@@ -136,6 +154,9 @@ _tripseal() {
             tripseal__subcmd__help,watch)
                 cmd="tripseal__subcmd__help__subcmd__watch"
                 ;;
+            tripseal__subcmd__help__subcmd__audit,celery)
+                cmd="tripseal__subcmd__help__subcmd__audit__subcmd__celery"
+                ;;
             tripseal__subcmd__help__subcmd__fleet,ack)
                 cmd="tripseal__subcmd__help__subcmd__fleet__subcmd__ack"
                 ;;
@@ -179,7 +200,7 @@ _tripseal() {
 
     case "${cmd}" in
         tripseal)
-            opts="-v -q -h -V --config --verbose --quiet --help --version init check update diff watch flush keygen sign verify digest show rules collect fleet help"
+            opts="-v -q -h -V --config --verbose --quiet --help --version init check update diff watch flush keygen sign verify digest show rules audit collect fleet help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -189,6 +210,100 @@ _tripseal() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__audit)
+            opts="-v -q -h --config --verbose --quiet --help celery help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__audit__subcmd__celery)
+            opts="-v -q -h --app-dir --celery-config --unit --format --config --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --app-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --celery-config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --unit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__audit__subcmd__help)
+            opts="celery help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__audit__subcmd__help__subcmd__celery)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__audit__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -561,8 +676,36 @@ _tripseal() {
             return 0
             ;;
         tripseal__subcmd__help)
-            opts="init check update diff watch flush keygen sign verify digest show rules collect fleet help"
+            opts="init check update diff watch flush keygen sign verify digest show rules audit collect fleet help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__help__subcmd__audit)
+            opts="celery"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tripseal__subcmd__help__subcmd__audit__subcmd__celery)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

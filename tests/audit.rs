@@ -1,0 +1,165 @@
+//! `tripseal audit celery` on configurations written the way Celery apps
+//! write them: each finding of Celery's security guide, and a clean one.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+fn audit(app: &Path, extra: &[&str]) -> std::process::Output {
+    tripseal()
+        .args(["audit", "celery", "--app-dir"])
+        .arg(app)
+        // Never the host's own files: an empty directory of each kind.
+        .arg("--celery-config")
+        .arg(app.join("none"))
+        .arg("--unit")
+        .arg(app.join("none"))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn write(path: &Path, text: &str, mode: u32) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn a_clean_configuration_exits_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path();
+    write(
+        &app.join("celeryconfig.py"),
+        "import os\n\
+         broker_url = 'amqps://worker:s3cret@broker.internal:5671//'\n\
+         broker_use_ssl = {'ca_certs': '/etc/celery/ca.pem', 'cert_reqs': ssl.CERT_REQUIRED}\n\
+         accept_content = ['json']\n\
+         task_serializer = 'json'\n\
+         result_backend = os.environ['RESULT_BACKEND']\n",
+        0o600,
+    );
+    let out = audit(app, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("0 findings in 1 file read; 1 setting computed at run time"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn each_finding_of_the_security_guide_is_reported_with_its_remedy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path();
+    write(
+        &app.join("celeryconfig.py"),
+        "import ssl\n\
+         broker_url = 'amqp://worker:s3cret@broker.internal:5672//'\n\
+         result_backend = 'rediss://cache.internal:6380/0?ssl_cert_reqs=none'\n\
+         accept_content = ['json', 'pickle']\n\
+         security_key = '/etc/celery/worker.key'\n\
+         security_certificate = '/etc/celery/worker.pem'\n\
+         task_serializer = 'json'\n",
+        0o644,
+    );
+    // A Django project: settings under the CELERY_ namespace.
+    write(
+        &app.join("proj/settings.py"),
+        "CELERY_REDIS_BACKEND_USE_SSL = {\n    'cert_reqs': ssl.CERT_NONE,\n}\nCELERY_RESULT_SERIALIZER = 'yaml'\n",
+        0o600,
+    );
+    let unit = app.join("units/celery-worker.service");
+    write(
+        &unit,
+        "[Service]\nExecStart=/srv/app/venv/bin/celery -A proj worker -l INFO\n",
+        0o644,
+    );
+    let out = tripseal()
+        .args(["audit", "celery", "--format", "json", "--app-dir"])
+        .arg(app)
+        .arg("--celery-config")
+        .arg(app.join("none"))
+        .arg("--unit")
+        .arg(app.join("units"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found: Vec<(String, String, Option<u64>)> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                Path::new(f["file"].as_str().unwrap())
+                    .strip_prefix(app)
+                    .unwrap()
+                    .display()
+                    .to_string(),
+                f["check"].as_str().unwrap().to_string(),
+                f["line"].as_u64(),
+            )
+        })
+        .collect();
+    let want =
+        |file: &str, check: &str, line: Option<u64>| (file.to_string(), check.to_string(), line);
+    assert_eq!(
+        found,
+        [
+            want("celeryconfig.py", "password-readable", None),
+            want("celeryconfig.py", "plaintext-broker", Some(2)),
+            want("celeryconfig.py", "tls-unverified", Some(3)),
+            want("celeryconfig.py", "insecure-serializer", Some(4)),
+            want("celeryconfig.py", "auth-incomplete", Some(5)),
+            want("proj/settings.py", "tls-unverified", Some(1)),
+            want("proj/settings.py", "insecure-serializer", Some(4)),
+            want("units/celery-worker.service", "worker-as-root", Some(2)),
+        ],
+        "{doc}"
+    );
+    assert!(
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| !f["remedy"].as_str().unwrap().is_empty())
+    );
+
+    // The human report: file:line, the check, and the remedy under it.
+    let out = audit(app, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "{}:4: insecure-serializer: accept_content allows pickle\n    remedy: accept JSON only",
+            app.join("celeryconfig.py").display()
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_configuration_is_read_never_run_and_a_fifo_is_never_opened() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path();
+    let witness = app.join("ran");
+    write(
+        &app.join("celeryconfig.py"),
+        &format!(
+            "open({:?}, 'w').write('x')\naccept_content = ['pickle']\n",
+            witness.display().to_string()
+        ),
+        0o600,
+    );
+    mkfifo(&app.join(".env"));
+    let out = audit(app, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(!witness.exists(), "the configuration was executed");
+    assert!(stdout(&out).contains(".env: not read"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("insecure-serializer"));
+}
