@@ -43,6 +43,8 @@ pub struct Comparison {
     origins: HashMap<PathBuf, Origin>,
     /// Python start-up hooks and bytecode among the drifted paths.
     findings: HashMap<PathBuf, crate::python::Finding>,
+    /// The certificates among what was scanned (present content only).
+    pub certificates: Vec<crate::certs::CertFile>,
     _snapshot: Option<Snapshot>,
 }
 
@@ -119,6 +121,10 @@ impl Comparison {
             }
             Explain::Recorded => new.recorded_origins()?,
         };
+        let certificates = match (explain, &scan) {
+            (Explain::Present(_), Some(scan)) => crate::certs::inspect(&scan.certificates),
+            _ => Vec::new(),
+        };
         Ok(Comparison {
             old,
             new,
@@ -129,6 +135,7 @@ impl Comparison {
             expires_ns: None,
             origins,
             findings,
+            certificates,
             _snapshot: snapshot,
         })
     }

@@ -272,6 +272,10 @@ struct CheckArgs {
     /// within this period
     #[arg(long, value_name = "EVERY", default_value = "7d", value_parser = parse_period)]
     expiry_warning: std::time::Duration,
+    /// Report (and send fim-cert-expiring) a certificate the rules select
+    /// that expires within this period
+    #[arg(long, value_name = "EVERY", default_value = "30d", value_parser = parse_period)]
+    cert_warning: std::time::Duration,
 }
 
 #[derive(clap::Args)]
@@ -350,6 +354,10 @@ struct WatchArgs {
     /// period (at start and at every rescan)
     #[arg(long, value_name = "EVERY", default_value = "7d", value_parser = parse_period)]
     expiry_warning: std::time::Duration,
+    /// Send fim-cert-expiring for a certificate the rules select that
+    /// expires within this period (after the first comparison, then daily)
+    #[arg(long, value_name = "EVERY", default_value = "30d", value_parser = parse_period)]
+    cert_warning: std::time::Duration,
     /// What tells the daemon of changes
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     backend: BackendArg,
@@ -718,6 +726,7 @@ impl CheckArgs {
             }),
             verbose: ctx.verbose,
             expiry_warning: self.expiry_warning,
+            cert_warning: self.cert_warning,
             sources: settings::origin_sources(ctx.config.as_deref())?,
             host: ctx.host,
         }))
@@ -757,6 +766,7 @@ impl WatchArgs {
             sinks,
             host: ctx.host,
             expiry_warning: self.expiry_warning,
+            cert_warning: self.cert_warning,
             sources: settings::origin_sources(ctx.config.as_deref())?,
             backend: match self.backend {
                 BackendArg::Auto => tripseal::watch::Backend::Auto,

@@ -268,6 +268,8 @@ fn check(s: CheckSettings) -> Result<Outcome, Error> {
                 .expiring(s.db.as_os_str().as_encoded_bytes(), t, now);
             c.keep(vec![ev])?;
         }
+        let due = c.certificates(&comparison.certificates, s.cert_warning);
+        c.keep(due)?;
         c.comparison("check", &comparison)?;
         c.deliver_before_exit()?;
         log_warnings(c);
@@ -278,6 +280,7 @@ fn check(s: CheckSettings) -> Result<Outcome, Error> {
             comparison: &comparison,
             verbose: s.verbose,
             left_out: None,
+            cert_window: s.cert_warning.as_secs() as i64,
         };
         report::drift(&mut stdout(), format, &r)?;
     }
@@ -307,6 +310,7 @@ fn update(
         comparison,
         verbose: true,
         left_out: updated.only_packaged.map(|e| (e, updated.left.as_slice())),
+        cert_window: DEFAULT_CERT_WINDOW,
     };
     let mut out = stdout();
     report::drift(&mut out, format, &r)?;
@@ -340,6 +344,7 @@ fn diff(
         comparison: &comparison,
         verbose,
         left_out: None,
+        cert_window: DEFAULT_CERT_WINDOW,
     };
     report::drift(&mut stdout(), format, &r)?;
     Ok(Outcome::Drift(comparison.counts.exit_bits()))
@@ -468,6 +473,10 @@ fn rules_explain(rules: &Rules, path: &Path) -> Result<Outcome, Error> {
         None => Outcome::NotSelected,
     })
 }
+
+/// `update` and `diff` say certificates that expire within 30 days, as
+/// `check` does by default.
+const DEFAULT_CERT_WINDOW: i64 = 30 * 86_400;
 
 /// Says loudly that the seal of `db` is not verified, when it is not.
 fn warn_unsigned(policy: &SealPolicy, db: &Path) {

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod attrs;
 pub mod audit;
 pub mod baseline;
+pub mod certs;
 pub mod check;
 pub mod compare;
 pub mod config;

@@ -44,6 +44,9 @@ pub struct ScanSummary {
     /// Entries whose rule compares the owner's or group's name, owned by an
     /// id that has none here.
     pub unnamed: u64,
+    /// Regular files hashed whole whose name says certificate, with the
+    /// BLAKE3 the scan recorded (see [`crate::certs`]).
+    pub certificates: Vec<(PathBuf, [u8; 32])>,
     pub elapsed: Duration,
 }
 
@@ -83,6 +86,13 @@ pub fn fill(
                 summary.trusted += 1;
             } else if entry.hash.is_some() {
                 summary.bytes_hashed += entry.meta.map_or(0, |m| m.size);
+            }
+            if let (Some(m), Some(h), None) = (entry.meta, entry.hash, &entry.problem)
+                && m.kind == FileKind::File
+                && m.size <= crate::certs::MAX_CERT_FILE_BYTES
+                && crate::certs::is_candidate(&entry.path)
+            {
+                summary.certificates.push((entry.path.clone(), h));
             }
             if let Some(p) = entry.problem {
                 summary.problems += 1;

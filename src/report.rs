@@ -376,6 +376,8 @@ pub struct DriftReport<'a> {
     /// `update --only-packaged`: the evidence asked for, and each drift
     /// record it did not accept, with why.
     pub left_out: Option<(Evidence, &'a [(Drift, String)])>,
+    /// Certificates that expire within this many seconds are said.
+    pub cert_window: i64,
 }
 
 fn summary_json(r: &DriftReport<'_>) -> Value {
@@ -571,6 +573,22 @@ pub fn drift(out: &mut dyn Write, format: Format, r: &DriftReport<'_>) -> Result
                 serde_json::to_writer(&mut *out, &drift_json(&d)).map_err(|e| out_err(e.into()))
             })?;
             out.write_all(b"]").map_err(out_err)?;
+            let now = crate::units::now_ns() / 1_000_000_000;
+            let certs: Vec<Value> = c
+                .certificates
+                .iter()
+                .flat_map(|f| {
+                    f.certs.iter().map(|cert| {
+                        let mut v = cert.json(now, r.cert_window);
+                        if let Value::Object(m) = &mut v {
+                            json_path(m, "path", f.path.as_os_str().as_bytes());
+                        }
+                        v
+                    })
+                })
+                .collect();
+            let certs = serde_json::to_string(&json!({ "certificates": certs })).expect("json");
+            write!(out, ",{}", &certs[1..certs.len() - 1]).map_err(out_err)?;
             if let Some((at, left)) = r.left_out {
                 let left: Vec<Value> = left
                     .iter()
@@ -588,7 +606,9 @@ pub fn drift(out: &mut dyn Write, format: Format, r: &DriftReport<'_>) -> Result
             out.flush().map_err(out_err)?;
         }
         Format::Human => {
-            if c.counts.total() == 0 && !r.verbose && r.command != "update" {
+            let now = crate::units::now_ns() / 1_000_000_000;
+            let due = crate::certs::due(&c.certificates, now, r.cert_window);
+            if c.counts.total() == 0 && due.is_empty() && !r.verbose && r.command != "update" {
                 return Ok(());
             }
             out.write_all(summary_human(r).as_bytes())
@@ -626,6 +646,29 @@ pub fn drift(out: &mut dyn Write, format: Format, r: &DriftReport<'_>) -> Result
                     drift_human(out, d)?;
                     writeln!(out, "      {:<8} {}", "why", escape_bytes(why.as_bytes()))
                         .map_err(out_err)?;
+                }
+            }
+            if !due.is_empty() {
+                writeln!(
+                    out,
+                    "\ncertificates expired or expiring within {} ({}):",
+                    match r.cert_window {
+                        w if w % 86_400 == 0 => format!("{} days", w / 86_400),
+                        w => crate::units::human_duration(w.saturating_mul(1_000_000_000)),
+                    },
+                    due.len()
+                )
+                .map_err(out_err)?;
+                for (f, cert, status) in due {
+                    writeln!(
+                        out,
+                        "  {}  {}  not after {}  [{}]",
+                        escape_path(&f.path),
+                        escape_bytes(cert.subject.as_bytes()),
+                        crate::units::iso8601(cert.not_after.saturating_mul(1_000_000_000)),
+                        status.name()
+                    )
+                    .map_err(out_err)?;
                 }
             }
         }

@@ -131,6 +131,8 @@ pub struct CheckSettings {
     pub fast: Option<crate::check::Fast>,
     pub verbose: bool,
     pub expiry_warning: Duration,
+    /// Certificates that expire within this are reported.
+    pub cert_warning: Duration,
     pub host: String,
     /// Where drift's origin is looked up.
     pub sources: crate::origin::Sources,

@@ -259,6 +259,37 @@ fn the_daemon_reports_a_python_hook_as_a_finding_of_its_own() {
 }
 
 #[test]
+fn the_daemon_says_which_certificates_expire_soon() {
+    let _shared = shared();
+    let (tmp, root, db) = tree_with_baseline(&[("a", "a")], FULL);
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "10",
+        ])
+        .args(["-subj", "/CN=worker", "-keyout"])
+        .arg(tmp.path().join("k.pem"))
+        .arg("-out")
+        .arg(root.join("worker.pem"))
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert_ok(
+        &tripseal()
+            .args(["update", "--db"])
+            .arg(&db)
+            .output()
+            .unwrap(),
+    );
+    let events = tmp.path().join("events.jsonl");
+    let mut d = Daemon::spawn(&db, &events, &[]);
+    let e = d.wait_for(|e| e["type"] == "fim-cert-expiring");
+    assert_eq!(e["subject"], "CN=worker", "{e}");
+    assert_eq!(e["path"], root.join("worker.pem").to_str().unwrap(), "{e}");
+    let (code, err) = d.stop();
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
 fn a_change_and_its_revert_is_restored() {
     let _shared = shared();
     let mut d = Daemon::start(&[]);

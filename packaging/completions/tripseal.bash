@@ -312,7 +312,7 @@ _tripseal() {
             return 0
             ;;
         tripseal__subcmd__check)
-            opts="-v -q -h --db --trust --allow-unsigned --allow-rollback --format --emit --fast --reread --expiry-warning --config --verbose --quiet --help"
+            opts="-v -q -h --db --trust --allow-unsigned --allow-rollback --format --emit --fast --reread --expiry-warning --cert-warning --config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -339,6 +339,10 @@ _tripseal() {
                     return 0
                     ;;
                 --expiry-warning)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cert-warning)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1318,7 +1322,7 @@ _tripseal() {
             return 0
             ;;
         tripseal__subcmd__watch)
-            opts="-v -q -h --db --trust --allow-unsigned --rescan --heartbeat --emit --expiry-warning --backend --config --verbose --quiet --help"
+            opts="-v -q -h --db --trust --allow-unsigned --rescan --heartbeat --emit --expiry-warning --cert-warning --backend --config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1345,6 +1349,10 @@ _tripseal() {
                     return 0
                     ;;
                 --expiry-warning)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cert-warning)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

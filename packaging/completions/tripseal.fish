@@ -63,6 +63,7 @@ events\t''"
 complete -c tripseal -n "__fish_tripseal_using_subcommand check" -l emit -d 'Send events to SINK (repeatable): stdout, file:PATH, syslog, syslog+udp://HOST:PORT, syslog+tcp://HOST:PORT, a Celery broker URL (amqp://, pyamqp://, amqps://, redis://, rediss://) [default: the configuration\'s [events] emit]' -r
 complete -c tripseal -n "__fish_tripseal_using_subcommand check" -l reread -d 'With --fast: re-read this share of the entries whatever their stat fields say, drawn at random on every run (0 to 100, "%" optional)' -r
 complete -c tripseal -n "__fish_tripseal_using_subcommand check" -l expiry-warning -d 'Warn (and send fim-baseline-expiring) when the seal expires within this period' -r
+complete -c tripseal -n "__fish_tripseal_using_subcommand check" -l cert-warning -d 'Report (and send fim-cert-expiring) a certificate the rules select that expires within this period' -r
 complete -c tripseal -n "__fish_tripseal_using_subcommand check" -l config -d 'Settings file (event sinks) [default: /etc/tripseal/config.toml, if it exists]' -r -F
 complete -c tripseal -n "__fish_tripseal_using_subcommand check" -l allow-unsigned -d 'Do not verify the baseline\'s seal (first set-up, tests). Says so loudly'
 complete -c tripseal -n "__fish_tripseal_using_subcommand check" -l allow-rollback -d 'Accept a validly signed generation older than one accepted before'
@@ -99,6 +100,7 @@ complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -l rescan -d 'F
 complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -l heartbeat -d 'Heartbeat period' -r
 complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -l emit -d 'Send events to SINK (repeatable), as for check [default: the configuration\'s [events] emit, else stdout]' -r
 complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -l expiry-warning -d 'Send fim-baseline-expiring when the seal expires within this period (at start and at every rescan)' -r
+complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -l cert-warning -d 'Send fim-cert-expiring for a certificate the rules select that expires within this period (after the first comparison, then daily)' -r
 complete -c tripseal -n "__fish_tripseal_using_subcommand watch" -l backend -d 'What tells the daemon of changes' -r -f -a "auto\t'fanotify where it works (root, Linux 5.9 or later), else inotify'
 inotify\t'A watch per directory; works unprivileged'
 fanotify\t'One mark per file system, and the process behind each change'"

@@ -346,6 +346,20 @@ impl<S: EventStore> Courier<S> {
         batch.push(self.factory.scan_finished(kind, c));
         self.keep(batch)
     }
+
+    /// `fim-cert-expired` and `fim-cert-expiring` for the certificates of
+    /// `files` that expire within `window`.
+    pub fn certificates(
+        &self,
+        files: &[crate::certs::CertFile],
+        window: std::time::Duration,
+    ) -> Vec<Event> {
+        let now = crate::units::now_ns() / 1_000_000_000;
+        crate::certs::due(files, now, window.as_secs() as i64)
+            .into_iter()
+            .map(|(f, c, s)| self.factory.certificate(&f.path, c, s, now))
+            .collect()
+    }
 }
 
 #[cfg(test)]

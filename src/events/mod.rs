@@ -245,6 +245,29 @@ impl EventFactory {
         Some(self.event(f.kind.event(), fields))
     }
 
+    /// `fim-cert-expired` or `fim-cert-expiring` for certificate `c` of the
+    /// file `path`, as it stands at `now` (seconds).
+    pub fn certificate(
+        &self,
+        path: &std::path::Path,
+        c: &crate::certs::Cert,
+        status: crate::certs::Status,
+        now: i64,
+    ) -> Event {
+        let Value::Object(mut fields) = c.json(now, 0) else {
+            unreachable!("a certificate is an object")
+        };
+        fields.remove("status");
+        crate::shapes::json_path(&mut fields, "path", path.as_os_str().as_encoded_bytes());
+        fields.insert("expires_in".into(), json!(c.not_after - now));
+        let (kind, severity) = match status {
+            crate::certs::Status::Expired => ("fim-cert-expired", "high"),
+            _ => ("fim-cert-expiring", "medium"),
+        };
+        fields.insert("severity".into(), severity.into());
+        self.event(kind, fields)
+    }
+
     /// `fim-baseline-tampered`: the seal was refused.
     pub fn tampered(&self, baseline_path: &[u8], reason: &str, detail: &str) -> Event {
         self.problem(

@@ -71,6 +71,8 @@ pub struct WatchOptions {
     pub host: String,
     /// `fim-baseline-expiring` when the seal expires within this.
     pub expiry_warning: Duration,
+    /// `fim-cert-expiring` for a certificate that expires within this.
+    pub cert_warning: Duration,
     pub backend: Backend,
     /// Where drift's origin is looked up.
     pub sources: crate::origin::Sources,
@@ -126,6 +128,8 @@ struct Daemon {
     actors: HashMap<PathBuf, Vec<Actor>>,
     /// The package records for the watched trees, kept between batches.
     explainer: Explainer,
+    /// The certificates the last full scan found, said again daily.
+    certificates: Vec<crate::certs::CertFile>,
 }
 
 /// The baseline at `opts.db`, read once into memory and its seal verified;
@@ -175,6 +179,7 @@ pub fn watch(opts: WatchOptions) -> Result<(), Error> {
     let explainer = explainer_for(&held, &opts.sources);
     let mut d = Daemon {
         explainer,
+        certificates: Vec::new(),
         held,
         guard: BaselineGuard::new(&opts.db),
         own,
@@ -228,6 +233,9 @@ fn start_watcher(tx: mpsc::Sender<Msg>) -> Result<INotifyWatcher, Error> {
     })
 }
 
+/// How often the daemon says which certificates expired or expire soon.
+const CERTIFICATES_EVERY: Duration = Duration::from_secs(86_400);
+
 /// Gives back to the kernel the heap a scan freed: the scan's threads
 /// leave most of it free but mapped, and a daemon that sits idle for hours
 /// between rescans should not hold it (about 17 MiB on the 100k-file
@@ -275,6 +283,8 @@ fn forward_signals(tx: mpsc::Sender<Msg>) -> Result<(), Error> {
 struct Timers {
     heartbeat: Instant,
     rescan: Instant,
+    /// When the certificates' expiry is said again.
+    certificates: Instant,
     watchdog: Option<Instant>,
 }
 
@@ -292,10 +302,12 @@ impl Daemon {
         self.overflowed(problems)?;
         // Whatever changed before the watches were in place.
         self.full_rescan("rescan")?;
+        self.say_certificates()?;
         self.systemd.ready(&self.status());
         let mut timers = Timers {
             heartbeat: Instant::now() + self.opts.heartbeat,
             rescan: Instant::now() + self.opts.rescan,
+            certificates: Instant::now() + CERTIFICATES_EVERY,
             watchdog: self
                 .systemd
                 .watchdog_every()
@@ -341,7 +353,10 @@ impl Daemon {
         ]
         .into_iter()
         .flatten()
-        .fold(timers.heartbeat.min(timers.rescan), Instant::min)
+        .fold(
+            timers.heartbeat.min(timers.rescan).min(timers.certificates),
+            Instant::min,
+        )
     }
 
     /// Whatever is due after a message or a timeout, in order.
@@ -373,11 +388,25 @@ impl Daemon {
             self.full_rescan("rescan")?;
             timers.rescan = Instant::now() + self.opts.rescan;
         }
+        if now >= timers.certificates {
+            self.say_certificates()?;
+            timers.certificates = Instant::now() + CERTIFICATES_EVERY;
+        }
         if self.courier.retry_at().is_some_and(|t| now >= t) {
             self.courier.retry()?;
             log_warnings(&mut self.courier);
         }
         Ok(())
+    }
+
+    /// `fim-cert-expired` and `fim-cert-expiring` for what the last full
+    /// scan found: after the first comparison, then daily, since a
+    /// certificate expires with nothing changing.
+    fn say_certificates(&mut self) -> Result<(), Error> {
+        let due = self
+            .courier
+            .certificates(&self.certificates, self.opts.cert_warning);
+        self.emit(due)
     }
 
     /// SIGTERM or SIGINT: what changed is read, `fim-offline` sent.
@@ -739,7 +768,7 @@ impl Daemon {
         // Said again at every rescan for as long as it lasts.
         self.check_baseline_file(true)?;
         self.check_expiry()?;
-        let c = check::rescan(
+        let mut c = check::rescan(
             (Rc::clone(&self.held.baseline), self.held.digest),
             &self.opts.db,
             None,
@@ -765,6 +794,7 @@ impl Daemon {
         );
         events.push(self.courier.factory().scan_finished(kind, &c));
         let sent = self.emit_batch(events);
+        self.certificates = std::mem::take(&mut c.certificates);
         drop(c);
         release_freed_memory();
         sent
