@@ -759,6 +759,19 @@ fn holds_password(text: &str) -> bool {
     })
 }
 
+/// The `User=` of a unit that runs a Celery worker.
+fn worker_user(text: &str) -> Option<String> {
+    let worker = text.lines().any(|l| {
+        l.trim().strip_prefix("ExecStart=").is_some_and(|v| {
+            v.contains("celery") && v.split_whitespace().any(|w| w == "worker" || w == "multi")
+        })
+    });
+    worker.then(|| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("User=").map(|u| u.trim().to_string()))
+    })?
+}
+
 /// The worker's unit: a `celery ... worker` that runs as root.
 fn unit_findings(text: &str, file: &Path) -> Vec<Finding> {
     let mut exec = None;
@@ -928,6 +941,7 @@ pub fn audit(places: &Places) -> Audit {
         unreadable: Vec::new(),
     };
     let mut settings = Vec::new();
+    let mut workers = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (path, kind) in files {
         if !seen.insert(path.clone()) {
@@ -963,6 +977,7 @@ pub fn audit(places: &Places) -> Audit {
             Kind::Env => settings.extend(env_settings(&text, &path)),
             Kind::Unit => {
                 a.findings.extend(unit_findings(&text, &path));
+                workers.extend(worker_user(&text).and_then(|u| uid_of(&u)));
                 continue;
             }
         }
@@ -986,6 +1001,7 @@ pub fn audit(places: &Places) -> Audit {
         }
     }
     a.findings.extend(judge(&settings));
+    a.findings.extend(key_findings(&settings, &workers));
     a.findings
         .sort_by(|x, y| (&x.file, x.line, x.check).cmp(&(&y.file, y.line, y.check)));
     a
@@ -1130,4 +1146,292 @@ mod tests {
         let beat = "[Service]\nExecStart=/srv/venv/bin/celery -A app beat\n";
         assert!(unit_findings(beat, Path::new("b.service")).is_empty());
     }
+}
+
+// --- Keys and their certificates --------------------------------------------
+
+/// A public key, as bytes to compare: RSA's modulus and exponent, or an
+/// EC point or Ed25519 key.
+#[derive(Debug, PartialEq, Eq)]
+enum Public {
+    Rsa(Vec<u8>, Vec<u8>),
+    Point(Vec<u8>),
+}
+
+/// One DER element: its tag, its value, and what follows it.
+fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = b.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n].iter().fold(0usize, |a, &x| (a << 8) | x as usize);
+        (len, &rest[n..])
+    };
+    if rest.len() < len {
+        return None;
+    }
+    Some((tag, &rest[..len], &rest[len..]))
+}
+
+/// The elements of a SEQUENCE's value.
+fn items(mut v: &[u8]) -> Option<Vec<(u8, &[u8])>> {
+    let mut out = Vec::new();
+    while !v.is_empty() {
+        let (t, val, rest) = tlv(v)?;
+        out.push((t, val));
+        v = rest;
+    }
+    Some(out)
+}
+
+fn unsigned(b: &[u8]) -> Vec<u8> {
+    let start = b.iter().position(|&x| x != 0).unwrap_or(b.len());
+    b[start..].to_vec()
+}
+
+const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
+
+fn rsa_private(der: &[u8]) -> Option<Public> {
+    let (0x30, v, _) = tlv(der)? else { return None };
+    let it = items(v)?;
+    Some(Public::Rsa(unsigned(it.get(1)?.1), unsigned(it.get(2)?.1)))
+}
+
+fn ec_private(der: &[u8]) -> Result<Public, String> {
+    let bad = || "an EC key that does not parse".to_string();
+    let (0x30, v, _) = tlv(der).ok_or_else(bad)? else {
+        return Err(bad());
+    };
+    let point = items(v)
+        .ok_or_else(bad)?
+        .into_iter()
+        .find(|(t, _)| *t == 0xa1)
+        .and_then(|(_, v)| tlv(v))
+        .filter(|(t, _, _)| *t == 0x03)
+        .and_then(|(_, bits, _)| bits.get(1..).map(<[u8]>::to_vec))
+        .ok_or("an EC key that does not carry its public half: not compared")?;
+    Ok(Public::Point(point))
+}
+
+/// The public half of the private key in `pem` (PKCS#8, PKCS#1 or SEC1).
+fn key_public(pem: &[u8]) -> Result<Public, String> {
+    let block = x509_parser::pem::Pem::iter_from_buffer(pem)
+        .flatten()
+        .find(|p| p.label.ends_with("PRIVATE KEY"))
+        .ok_or("no PEM private key in it")?;
+    let der = &block.contents;
+    match block.label.as_str() {
+        "RSA PRIVATE KEY" => {
+            rsa_private(der).ok_or_else(|| "an RSA key that does not parse".into())
+        }
+        "EC PRIVATE KEY" => ec_private(der),
+        "PRIVATE KEY" => {
+            let bad = || "a PKCS#8 key that does not parse".to_string();
+            let (0x30, v, _) = tlv(der).ok_or_else(bad)? else {
+                return Err(bad());
+            };
+            let it = items(v).ok_or_else(bad)?;
+            let (_, alg) = it.get(1).ok_or_else(bad)?;
+            let (_, oid, _) = tlv(alg).ok_or_else(bad)?;
+            let (_, key) = it.get(2).ok_or_else(bad)?;
+            match oid {
+                OID_RSA => rsa_private(key).ok_or_else(bad),
+                OID_EC => ec_private(key),
+                OID_ED25519 => {
+                    let (0x04, seed, _) = tlv(key).ok_or_else(bad)? else {
+                        return Err(bad());
+                    };
+                    let seed: [u8; 32] = seed.try_into().map_err(|_| bad())?;
+                    let k = ed25519_dalek::SigningKey::from_bytes(&seed);
+                    Ok(Public::Point(k.verifying_key().to_bytes().to_vec()))
+                }
+                _ => Err("a key of a kind tripseal does not compare".into()),
+            }
+        }
+        "ENCRYPTED PRIVATE KEY" => Err("an encrypted key: not compared".into()),
+        other => Err(format!("a {other}: not compared")),
+    }
+}
+
+/// The public key of the (first) certificate in `data`, PEM or DER.
+fn cert_public(data: &[u8]) -> Result<Public, String> {
+    use x509_parser::public_key::PublicKey;
+    let der = if data.windows(11).any(|w| w == b"-----BEGIN ") {
+        x509_parser::pem::Pem::iter_from_buffer(data)
+            .flatten()
+            .find(|p| p.label == "CERTIFICATE")
+            .map(|p| p.contents)
+            .ok_or("no PEM certificate in it")?
+    } else {
+        data.to_vec()
+    };
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(&der).map_err(|e| format!("not a certificate: {e}"))?;
+    let spki = cert.public_key();
+    Ok(match spki.parsed() {
+        Ok(PublicKey::RSA(k)) => Public::Rsa(unsigned(k.modulus), unsigned(k.exponent)),
+        Ok(PublicKey::EC(k)) => Public::Point(k.data().to_vec()),
+        _ => Public::Point(spki.subject_public_key.data.to_vec()),
+    })
+}
+
+fn read_followed(path: &Path) -> Result<(Vec<u8>, std::fs::Metadata), String> {
+    // The configuration names these files, and the worker follows a link
+    // to them as well; what is read must still be a regular file.
+    let (f, meta) =
+        crate::files::open_untrusted(path, MAX_CONFIG_BYTES, true).map_err(|e| e.to_string())?;
+    let mut v = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_CONFIG_BYTES), &mut v)
+        .map_err(|e| e.to_string())?;
+    Ok((v, meta))
+}
+
+/// The key files the settings name, each with the certificate meant to go
+/// with it: (key setting, key, certificate).
+fn key_pairs(settings: &[Setting]) -> Vec<(&Setting, String, Option<String>)> {
+    let last: BTreeMap<&str, &Setting> = settings.iter().map(|s| (s.name.as_str(), s)).collect();
+    let first_str = |s: &Setting| s.value.strings().first().map(|v| v.to_string());
+    let mut out = Vec::new();
+    if let Some(k) = last.get("security_key")
+        && let Some(key) = first_str(k)
+    {
+        let cert = last.get("security_certificate").and_then(|c| first_str(c));
+        out.push((*k, key, cert));
+    }
+    for name in ["broker_use_ssl", "redis_backend_use_ssl"] {
+        if let Some(s) = last.get(name) {
+            let e = s.value.entries();
+            let get = |keys: [&str; 2]| {
+                e.iter()
+                    .find(|(k, _)| keys.contains(&k.as_str()))
+                    .and_then(|(_, v)| v.strings().first().map(|x| x.to_string()))
+            };
+            if let Some(key) = get(["keyfile", "ssl_keyfile"]) {
+                out.push((*s, key, get(["certfile", "ssl_certfile"])));
+            }
+        }
+    }
+    for name in ["broker_url", "result_backend"] {
+        if let Some(s) = last.get(name) {
+            for url in s.value.strings() {
+                let query = url.split_once('?').map_or("", |(_, q)| q);
+                let get = |k: &str| {
+                    query
+                        .split('&')
+                        .find_map(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+                        .map(str::to_string)
+                };
+                if let Some(key) = get("ssl_keyfile") {
+                    out.push((*s, key, get("ssl_certfile")));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The uid of the user `name`, if there is one.
+fn uid_of(name: &str) -> Option<u32> {
+    if let Ok(n) = name.parse() {
+        return Some(n);
+    }
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: getpwnam with a NUL-terminated name; the result is read at
+    // once, before any other call could reuse its storage.
+    unsafe {
+        let pw = libc::getpwnam(c.as_ptr());
+        (!pw.is_null()).then(|| (*pw).pw_uid)
+    }
+}
+
+/// Findings on the private keys the settings name: a key its certificate
+/// does not match, a key others can read, a key owned by neither root nor
+/// the worker's user (`workers`, from its units).
+fn key_findings(settings: &[Setting], workers: &[u32]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (s, key, cert) in key_pairs(settings) {
+        let key_path = PathBuf::from(&key);
+        let shown = escape_path(&key_path);
+        let (data, meta) = match read_followed(&key_path) {
+            Ok(x) => x,
+            Err(e) => {
+                out.push(Finding {
+                    file: s.file.clone(),
+                    line: Some(s.line),
+                    check: "key-unreadable",
+                    detail: format!("{} names the key {shown}, which is not read: {e}", s.name),
+                    remedy: "name the key file the worker uses, a regular file",
+                });
+                continue;
+            }
+        };
+        let mode = meta.mode();
+        if mode & 0o044 != 0 {
+            out.push(Finding {
+                file: key_path.clone(),
+                line: None,
+                check: "key-readable",
+                detail: format!(
+                    "the private key {} names is readable by {} (mode {:04o})",
+                    s.name,
+                    if mode & 0o004 != 0 {
+                        "every user"
+                    } else {
+                        "its group"
+                    },
+                    mode & 0o7777
+                ),
+                remedy: "chmod 600 the key, owned by the worker's user (or root)",
+            });
+        }
+        if meta.uid() != 0 && !workers.is_empty() && !workers.contains(&meta.uid()) {
+            out.push(Finding {
+                file: key_path.clone(),
+                line: None,
+                check: "key-owner",
+                detail: format!(
+                    "the private key {} names is owned by uid {}, neither root nor the \
+                     worker's user",
+                    s.name,
+                    meta.uid()
+                ),
+                remedy: "chown the key to the worker's user (or root): its owner can replace it",
+            });
+        }
+        let Some(cert) = cert else { continue };
+        let cert_path = PathBuf::from(&cert);
+        let compared = key_public(&data).and_then(|k| {
+            let (c, _) = read_followed(&cert_path).map_err(|e| {
+                format!(
+                    "the certificate {} is not read: {e}",
+                    escape_path(&cert_path)
+                )
+            })?;
+            cert_public(&c).map(|c| c == k)
+        });
+        match compared {
+            Ok(true) => {}
+            Ok(false) => out.push(Finding {
+                file: s.file.clone(),
+                line: Some(s.line),
+                check: "key-cert-mismatch",
+                detail: format!(
+                    "the key {shown} and the certificate {} that {} pairs it with do not match",
+                    escape_path(&cert_path),
+                    s.name
+                ),
+                remedy: "name the key and the certificate issued for it: with another pair \
+                         the worker cannot sign, or its TLS connection fails",
+            }),
+            Err(why) => log::info!("{shown} is not compared with its certificate: {why}"),
+        }
+    }
+    out
 }

@@ -116,6 +116,8 @@ fn each_finding_of_the_security_guide_is_reported_with_its_remedy() {
             want("celeryconfig.py", "tls-unverified", Some(3)),
             want("celeryconfig.py", "insecure-serializer", Some(4)),
             want("celeryconfig.py", "auth-incomplete", Some(5)),
+            // The key it names is not there.
+            want("celeryconfig.py", "key-unreadable", Some(5)),
             want("proj/settings.py", "tls-unverified", Some(1)),
             want("proj/settings.py", "insecure-serializer", Some(4)),
             want("units/celery-worker.service", "worker-as-root", Some(2)),
@@ -162,4 +164,115 @@ fn a_configuration_is_read_never_run_and_a_fifo_is_never_opened() {
     assert!(!witness.exists(), "the configuration was executed");
     assert!(stdout(&out).contains(".env: not read"), "{}", stdout(&out));
     assert!(stdout(&out).contains("insecure-serializer"));
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+}
+
+/// NAME.key (`algorithm`, PKCS#8 PEM) and NAME.pem, a certificate for it.
+fn pair(dir: &Path, name: &str, algorithm: &[&str]) {
+    let key = format!("{name}.key");
+    let mut args = vec!["genpkey"];
+    args.extend_from_slice(algorithm);
+    args.extend_from_slice(&["-out", &key]);
+    openssl(dir, &args);
+    let subj = format!("/CN={name}");
+    let pem = format!("{name}.pem");
+    openssl(
+        dir,
+        &[
+            "req", "-x509", "-key", &key, "-out", &pem, "-days", "30", "-subj", &subj,
+        ],
+    );
+    std::fs::set_permissions(dir.join(&key), std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn keys_are_checked_against_their_certificates_their_mode_and_owner() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path();
+    let keys = app.join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    pair(
+        &keys,
+        "signer",
+        &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+    );
+    pair(
+        &keys,
+        "client",
+        &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    );
+    pair(&keys, "edge", &["-algorithm", "ed25519"]);
+    // The signing key is readable by every user and owned by another user
+    // than the worker's; it is paired with another key's certificate.
+    let signer = keys.join("signer.key");
+    std::fs::set_permissions(&signer, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::os::unix::fs::chown(&signer, Some(1234), None).unwrap();
+    let k = |n: &str| keys.join(n).display().to_string();
+    write(
+        &app.join("celeryconfig.py"),
+        &format!(
+            "security_key = {:?}\nsecurity_certificate = {:?}\n\
+             task_serializer = 'auth'\naccept_content = ['auth']\n\
+             broker_url = 'amqps://broker.internal//'\n\
+             broker_use_ssl = {{'keyfile': {:?}, 'certfile': {:?}, 'ca_certs': '/x'}}\n\
+             result_backend = 'rediss://h:6380/0?ssl_keyfile={}&ssl_certfile={}'\n",
+            k("signer.key"),
+            k("client.pem"),
+            k("client.key"),
+            k("client.pem"),
+            k("edge.key"),
+            k("edge.pem"),
+        ),
+        0o600,
+    );
+    write(
+        &app.join("units/w.service"),
+        "[Service]\nUser=nobody\nExecStart=/srv/venv/bin/celery -A app worker\n",
+        0o644,
+    );
+    let out = tripseal()
+        .args(["audit", "celery", "--format", "json", "--app-dir"])
+        .arg(app)
+        .arg("--celery-config")
+        .arg(app.join("none"))
+        .arg("--unit")
+        .arg(app.join("units"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut found: Vec<(String, String)> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                Path::new(f["file"].as_str().unwrap())
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+                f["check"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    found.sort();
+    let want = |f: &str, c: &str| (f.to_string(), c.to_string());
+    assert_eq!(
+        found,
+        [
+            want("celeryconfig.py", "key-cert-mismatch"),
+            want("signer.key", "key-owner"),
+            want("signer.key", "key-readable"),
+        ],
+        "the EC and Ed25519 pairs match: {doc}"
+    );
 }
