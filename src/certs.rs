@@ -97,6 +97,27 @@ impl Cert {
 pub struct CertFile {
     pub path: PathBuf,
     pub certs: Vec<Cert>,
+    /// A store of roots others publish (the system's, certifi's): its
+    /// expired roots are listed, never reported, since nothing validates
+    /// with them and nobody on this host renews them.
+    pub trust_store: bool,
+}
+
+/// Where the system keeps the roots its packages publish.
+const SYSTEM_TRUST_STORES: [&str; 3] = [
+    "/usr/share/ca-certificates/",
+    "/etc/ssl/certs/",
+    "/etc/pki/ca-trust/",
+];
+
+/// Whether `certs` of the file at `path` are a store of published roots:
+/// in the system's store, or several certificates each its own issuer.
+fn is_trust_store(path: &Path, certs: &[Cert]) -> bool {
+    let p = path.as_os_str().as_encoded_bytes();
+    SYSTEM_TRUST_STORES
+        .iter()
+        .any(|d| p.starts_with(d.as_bytes()))
+        || (certs.len() > 1 && certs.iter().all(|c| c.subject == c.issuer))
 }
 
 /// Parses the certificates in `data`: every `CERTIFICATE` block of PEM
@@ -176,6 +197,7 @@ pub fn inspect(candidates: &[(PathBuf, [u8; 32])]) -> Vec<CertFile> {
         let certs = parse(&data);
         if !certs.is_empty() {
             out.push(CertFile {
+                trust_store: is_trust_store(path, &certs),
                 path: path.clone(),
                 certs,
             });
@@ -187,10 +209,10 @@ pub fn inspect(candidates: &[(PathBuf, [u8; 32])]) -> Vec<CertFile> {
 }
 
 /// The certificates of `files` that expired or expire within `window` at
-/// `now`: (file, certificate, status).
+/// `now`: (file, certificate, status). Trust stores are left out.
 pub fn due(files: &[CertFile], now: i64, window: i64) -> Vec<(&CertFile, &Cert, Status)> {
     let mut out = Vec::new();
-    for f in files {
+    for f in files.iter().filter(|f| !f.trust_store) {
         for c in &f.certs {
             let s = c.status(now, window);
             if matches!(s, Status::Expired | Status::Expiring) {

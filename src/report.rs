@@ -582,6 +582,7 @@ pub fn drift(out: &mut dyn Write, format: Format, r: &DriftReport<'_>) -> Result
                         let mut v = cert.json(now, r.cert_window);
                         if let Value::Object(m) = &mut v {
                             json_path(m, "path", f.path.as_os_str().as_bytes());
+                            m.insert("trust_store".into(), f.trust_store.into());
                         }
                         v
                     })
