@@ -45,9 +45,11 @@ fi
 # The consumer side of the event tests is the real Celery, from PyPI, in a
 # virtual environment of its own (the version events.md was checked against).
 venv=target/test-venv
-if ! "$venv/bin/python" -c 'import celery, redis' 2>/dev/null; then
+# celery[auth] brings cryptography, for the receiver that requires signed
+# events.
+if ! "$venv/bin/python" -c 'import celery, redis, cryptography' 2>/dev/null; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'celery[redis]==5.7.0'
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'celery[redis,auth]==5.7.0'
 fi
 export TRIPSEAL_TEST_PYTHON="$PWD/$venv/bin/python"
 

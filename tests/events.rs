@@ -427,3 +427,68 @@ fn sinks_come_from_the_configuration_file() {
         "{err}"
     );
 }
+
+#[test]
+fn a_signing_key_that_cannot_sign_is_refused_before_any_work() {
+    let (tmp, _root, db) = tree_holding_its_baseline(FULL);
+    let dir = tmp.path();
+    for name in ["a", "b"] {
+        let out = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3",
+            ])
+            .args(["-subj", &format!("/CN={name}"), "-keyout"])
+            .arg(dir.join(format!("{name}.key")))
+            .arg("-out")
+            .arg(dir.join(format!("{name}.pem")))
+            .output()
+            .unwrap();
+        assert_ok(&out);
+        std::fs::set_permissions(
+            dir.join(format!("{name}.key")),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+    }
+    let p = |n: &str| dir.join(n).display().to_string();
+    let emit = |query: String| {
+        tripseal()
+            .args(["check", "--allow-unsigned", "--db"])
+            .arg(&db)
+            .arg("--emit")
+            .arg(format!("amqp://g:g@127.0.0.1:1//?{query}"))
+            .output()
+            .unwrap()
+    };
+    let refused = |out: &std::process::Output, says: &str| {
+        assert_eq!(out.status.code(), Some(15), "{}", stderr(out));
+        assert!(stderr(out).contains(says), "{}", stderr(out));
+    };
+    refused(
+        &emit(format!("auth_key={}&auth_cert={}", p("a.key"), p("b.pem"))),
+        "is not the certificate of the key",
+    );
+    refused(
+        &emit(format!("auth_key={}", p("a.key"))),
+        "auth_key and auth_cert go together",
+    );
+    std::fs::set_permissions(
+        dir.join("a.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    refused(
+        &emit(format!("auth_key={}&auth_cert={}", p("a.key"), p("a.pem"))),
+        "readable by every user",
+    );
+    let fifo = dir.join("fifo.key");
+    mkfifo(&fifo);
+    refused(
+        &emit(format!(
+            "auth_key={}&auth_cert={}",
+            fifo.display(),
+            p("a.pem")
+        )),
+        "not a regular file",
+    );
+}

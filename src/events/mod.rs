@@ -9,6 +9,7 @@
 //!   events, it never loses them, and they go out in order;
 //! - a `path` that is not UTF-8 is carried exactly in `path_bytes`.
 
+pub mod auth;
 pub mod courier;
 pub mod outbox;
 pub mod sink;

@@ -143,6 +143,22 @@ impl BrokerUrl {
         Ok(tls)
     }
 
+    /// Takes `auth_key` and `auth_cert`: sign each event as Celery's `auth`
+    /// serializer does (see [`crate::events::auth`]).
+    pub fn take_auth(&mut self) -> Result<Option<crate::events::auth::AuthSigner>, Error> {
+        match (self.take("auth_key"), self.take("auth_cert")) {
+            (None, None) => Ok(None),
+            (Some(k), Some(c)) => Ok(Some(crate::events::auth::AuthSigner::load(
+                std::path::Path::new(&k),
+                std::path::Path::new(&c),
+            )?)),
+            _ => Err(Error::invalid(
+                "event sink options: auth_key and auth_cert go together (the RSA key that \
+                 signs and its certificate, which the consumer's security_cert_store holds)",
+            )),
+        }
+    }
+
     /// Fails if options remain that nothing took.
     pub fn no_more_options(&self, known: &str) -> Result<(), Error> {
         match self.options.keys().next() {
@@ -221,7 +237,7 @@ pub fn sink_key(spec: &str) -> String {
     };
     let kept: Vec<&str> = query
         .split('&')
-        .filter(|p| !p.is_empty() && !p.starts_with("ssl_"))
+        .filter(|p| !p.is_empty() && !p.starts_with("ssl_") && !p.starts_with("auth_"))
         .collect();
     if kept.is_empty() {
         base.to_string()

@@ -674,6 +674,17 @@ impl Receiver {
         self.events()
     }
 
+    /// Gives the receiver `wait` to take what it will, stops it, and
+    /// returns what it received (for events it should refuse).
+    pub fn stop_after(mut self, wait: Duration) -> Vec<Value> {
+        std::thread::sleep(wait);
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.events()
+    }
+
     fn events(&self) -> Vec<Value> {
         // A receiver killed mid-write may leave a last line unfinished.
         std::fs::read_to_string(&self.out)

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -44,6 +44,10 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     (
         "redis_receiver_gets_every_finding",
         redis_receiver_gets_every_finding,
+    ),
+    (
+        "signed_events_reach_a_receiver_that_requires_auth",
+        signed_events_reach_a_receiver_that_requires_auth,
     ),
     (
         "celery_events_dump_prints_amqp_events",
@@ -337,6 +341,61 @@ fn kept_then_flushed(b: &Brokers, refused: &str, says: &[&str], right: &str, con
     let recv = Receiver::start(b, consume_from, DRIFT_EVENTS, &[]);
     assert_ok(&flush(&d.db, &[right]));
     assert_drift_events(&d, &recv.wait());
+}
+
+/// A receiver that called `app.setup_security()` and accepts only `auth`
+/// takes events signed with a certificate of its store, over RabbitMQ and
+/// over Redis, and none signed by a certificate it does not hold, nor
+/// unsigned ones.
+fn signed_events_reach_a_receiver_that_requires_auth(b: &Brokers) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    for name in ["signer", "stranger"] {
+        let out = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+            ])
+            .args(["-subj", &format!("/O=tripseal tests/CN={name}"), "-keyout"])
+            .arg(dir.path().join(format!("{name}.key")))
+            .arg("-out")
+            .arg(dir.path().join(format!("{name}.pem")))
+            .output()
+            .unwrap();
+        assert_ok(&out);
+    }
+    std::fs::copy(dir.path().join("signer.pem"), store.join("signer.pem")).unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    let auth = format!(
+        "{},{},{}",
+        p("signer.key"),
+        p("signer.pem"),
+        store.display()
+    );
+    let env = [("RECEIVER_AUTH", auth.as_str())];
+    for url in [b.amqp_url(), b.redis_url()] {
+        let signed = |who: &str| {
+            format!(
+                "{url}?auth_key={}&auth_cert={}",
+                p(&format!("{who}.key")),
+                p(&format!("{who}.pem"))
+            )
+        };
+        let d = drifted();
+        let recv = Receiver::start(b, &url, DRIFT_EVENTS, &env);
+        let out = check(&d.db, &[&signed("signer")]);
+        assert_drift_exit(&out);
+        assert_drift_events(&d, &recv.wait());
+
+        for refused in [signed("stranger"), url.clone()] {
+            let d = drifted();
+            let recv = Receiver::start(b, &url, DRIFT_EVENTS, &env);
+            let out = check(&d.db, &[&refused]);
+            assert_drift_exit(&out);
+            let got = recv.stop_after(Duration::from_secs(3));
+            assert!(got.is_empty(), "{refused}: {got:?}");
+        }
+    }
 }
 
 fn amqp_receiver_gets_every_finding(b: &Brokers) {

@@ -12,6 +12,9 @@ message's routing key added as "_routing_key", until COUNT distinct events
 Exits 3 if they do not come within TIMEOUT_SECONDS (default 60).
 RECEIVER_TRANSPORT_OPTIONS, if set, is the app's broker_transport_options
 as JSON; RECEIVER_DELAY_MS makes it a slow consumer (a pause per event).
+RECEIVER_AUTH=KEY,CERT,STORE sets up Celery's message signing
+(app.setup_security()) and accepts only events signed by a certificate of
+STORE (accept=['auth']); its own probe is signed with KEY and CERT.
 """
 import json
 import os
@@ -88,8 +91,23 @@ def on_event(event):
 app = Celery(broker=url)
 if os.environ.get("RECEIVER_TRANSPORT_OPTIONS"):
     app.conf.broker_transport_options = json.loads(os.environ["RECEIVER_TRANSPORT_OPTIONS"])
+accept = None
+if os.environ.get("RECEIVER_AUTH"):
+    # Celery's message signing, as its security guide sets it up: only
+    # messages signed by a certificate of the store are accepted.
+    key, cert, store = os.environ["RECEIVER_AUTH"].split(",")
+    app.conf.update(
+        security_key=key,
+        security_certificate=cert,
+        security_cert_store=store,
+        task_serializer="auth",
+        event_serializer="auth",
+        accept_content=["auth"],
+    )
+    app.setup_security()
+    accept = ["auth"]
 with app.connection_for_read() as conn:
-    recv = Receiver(conn, handlers={"*": on_event}, app=app)
+    recv = Receiver(conn, handlers={"*": on_event}, app=app, accept=accept)
     for _ in recv.consume(limit=None, timeout=None, wakeup=False):
         if received >= want:
             break

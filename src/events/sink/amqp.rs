@@ -44,6 +44,8 @@ pub struct Amqp {
     unconfirmed: Vec<PublisherConfirm>,
     /// Confirmed, but routed to no queue: nobody was listening.
     unrouted: u64,
+    /// Signs each event as Celery's `auth` serializer does (opt-in).
+    auth: Option<crate::events::auth::AuthSigner>,
 }
 
 /// Where a URL says events go: the broker, its TLS settings, and the
@@ -59,7 +61,9 @@ impl Target {
     pub fn parse(mut url: BrokerUrl, shown: &str) -> Result<Target, Error> {
         let tls = url.take_tls()?;
         let queue = url.take("queue").filter(|q| !q.is_empty());
-        url.no_more_options("queue, ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs")?;
+        url.no_more_options(
+            "queue, ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs, auth_key, auth_cert",
+        )?;
         let (scheme, default_port) = match url.scheme.as_str() {
             "amqps" => (AMQPScheme::AMQPS, 5671),
             _ => (AMQPScheme::AMQP, 5672),
@@ -133,9 +137,11 @@ impl Target {
 impl Amqp {
     /// `name` is how messages about deliveries name the sink; `shown`, how
     /// errors about its URL do (see `url::redact_in_error`).
-    pub fn new(url: BrokerUrl, name: String, shown: &str) -> Result<Amqp, Error> {
+    pub fn new(mut url: BrokerUrl, name: String, shown: &str) -> Result<Amqp, Error> {
+        let auth = url.take_auth()?;
         Ok(Amqp {
             name,
+            auth,
             target: Target::parse(url, shown)?,
             runtime: None,
             session: None,
@@ -165,6 +171,13 @@ impl Sink for Amqp {
         if let Err(e) = self.connect() {
             return Err(self.fail(e));
         }
+        let (body, content_type) = match &self.auth {
+            Some(a) => (
+                a.seal(event.body.as_bytes())?,
+                crate::events::auth::CONTENT_TYPE,
+            ),
+            None => (event.body.clone(), "application/json"),
+        };
         let (_, ch) = self.session.as_ref().expect("connected above");
         let mut headers = FieldTable::default();
         // A long string: RabbitMQ reads a short string in a table as a number.
@@ -176,7 +189,7 @@ impl Sink for Amqp {
             // RabbitMQ refuses a user_id that is not the login's: the
             // collector can tell which account published each event.
             .with_user_id(self.target.user().into())
-            .with_content_type("application/json".into())
+            .with_content_type(content_type.into())
             .with_content_encoding("utf-8".into())
             .with_headers(headers)
             .with_delivery_mode(if self.target.queue.is_some() { 2 } else { 1 })
@@ -190,7 +203,7 @@ impl Sink for Amqp {
                 mandatory: true,
                 ..BasicPublishOptions::default()
             },
-            event.body.as_bytes(),
+            body.as_bytes(),
             props,
         ));
         match published {

@@ -49,6 +49,8 @@ pub struct Redis {
     /// Why the subscribers' buffers cannot be watched, once known.
     blind: Option<String>,
     warnings: Vec<String>,
+    /// Signs each event as Celery's `auth` serializer does (opt-in).
+    auth: Option<crate::events::auth::AuthSigner>,
 }
 
 /// How long a flush waits for subscribers to read what Redis holds for
@@ -210,12 +212,13 @@ impl Redis {
     /// errors about its URL do (see `url::redact_in_error`).
     pub fn new(mut url: BrokerUrl, name: String, shown: &str) -> Result<Redis, Error> {
         let tls = url.take_tls()?;
+        let auth = url.take_auth()?;
         let keyprefix = url.take("global_keyprefix").unwrap_or_default();
         let fanout_prefix = url.take("fanout_prefix");
         let patterns = url.take_bool("fanout_patterns")?.unwrap_or(true);
         url.no_more_options(
             "global_keyprefix, fanout_prefix, fanout_patterns, ssl_ca_certs, ssl_certfile, \
-             ssl_keyfile, ssl_cert_reqs",
+             ssl_keyfile, ssl_cert_reqs, auth_key, auth_cert",
         )?;
         let db = database_number(&url, shown)?;
         let fanout = fanout(fanout_prefix, db);
@@ -233,6 +236,7 @@ impl Redis {
             unheard: 0,
             heard: false,
             blind: None,
+            auth,
             warnings: Vec::new(),
         })
     }
@@ -251,12 +255,22 @@ impl Redis {
     }
 }
 
-/// kombu's message envelope around one event.
-fn envelope(event: &Event) -> String {
-    json!({
-        "body": base64::engine::general_purpose::STANDARD.encode(event.body.as_bytes()),
+/// kombu's message envelope around one event, signed by `auth` if given.
+fn envelope(
+    event: &Event,
+    auth: Option<&crate::events::auth::AuthSigner>,
+) -> Result<String, String> {
+    let (body, content_type) = match auth {
+        Some(a) => (
+            a.seal(event.body.as_bytes())?,
+            crate::events::auth::CONTENT_TYPE,
+        ),
+        None => (event.body.clone(), "application/json"),
+    };
+    Ok(json!({
+        "body": base64::engine::general_purpose::STANDARD.encode(body.as_bytes()),
         "content-encoding": "utf-8",
-        "content-type": "application/json",
+        "content-type": content_type,
         "headers": {"hostname": event.hostname()},
         "properties": {
             "delivery_mode": 1,
@@ -267,7 +281,7 @@ fn envelope(event: &Event) -> String {
             "delivery_tag": crate::events::uuid_v4(),
         },
     })
-    .to_string()
+    .to_string())
 }
 
 impl Sink for Redis {
@@ -279,11 +293,9 @@ impl Sink for Redis {
             }
         }
         let channel = self.channel(event);
+        let message = envelope(event, self.auth.as_ref())?;
         let conn = self.connection.as_mut().expect("connected above");
-        let reached: Result<i64, _> = redis::cmd("PUBLISH")
-            .arg(channel)
-            .arg(envelope(event))
-            .query(conn);
+        let reached: Result<i64, _> = redis::cmd("PUBLISH").arg(channel).arg(message).query(conn);
         match reached {
             Ok(0) => {
                 self.unheard += 1;
@@ -506,7 +518,7 @@ mod tests {
             body: r#"{"hostname":"fim@h"}"#.into(),
             numbered: false,
         };
-        let v: serde_json::Value = serde_json::from_str(&envelope(&e)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&envelope(&e, None).unwrap()).unwrap();
         assert_eq!(v["headers"]["hostname"], "fim@h");
         assert_eq!(
             v["properties"]["delivery_info"]["routing_key"],
