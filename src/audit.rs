@@ -934,6 +934,28 @@ pub fn audit(places: &Places) -> Audit {
             _ => files.push((u.clone(), Kind::Unit)),
         }
     }
+    audit_listed(files)
+}
+
+/// Audits the files a scan found under rules marked `audit = "celery"`:
+/// `*.py` as Python settings, `*.service` as units, the rest as
+/// environment files.
+pub fn audit_files(paths: &[PathBuf]) -> Audit {
+    let files = paths
+        .iter()
+        .map(|p| {
+            let kind = match p.extension().and_then(|e| e.to_str()) {
+                Some("py") => Kind::Python,
+                Some("service") => Kind::Unit,
+                _ => Kind::Env,
+            };
+            (p.clone(), kind)
+        })
+        .collect();
+    audit_listed(files)
+}
+
+fn audit_listed(files: Vec<(PathBuf, Kind)>) -> Audit {
     let mut a = Audit {
         findings: Vec::new(),
         files: Vec::new(),

@@ -45,6 +45,8 @@ pub struct Comparison {
     findings: HashMap<PathBuf, crate::python::Finding>,
     /// The certificates among what was scanned (present content only).
     pub certificates: Vec<crate::certs::CertFile>,
+    /// The audit of the files rules mark as Celery configuration.
+    pub audit: Option<crate::audit::Audit>,
     _snapshot: Option<Snapshot>,
 }
 
@@ -125,6 +127,12 @@ impl Comparison {
             (Explain::Present(_), Some(scan)) => crate::certs::inspect(&scan.certificates),
             _ => Vec::new(),
         };
+        let audit = match (explain, &scan) {
+            (Explain::Present(_), Some(scan)) if !scan.audited.is_empty() => {
+                Some(crate::audit::audit_files(&scan.audited))
+            }
+            _ => None,
+        };
         Ok(Comparison {
             old,
             new,
@@ -136,6 +144,7 @@ impl Comparison {
             origins,
             findings,
             certificates,
+            audit,
             _snapshot: snapshot,
         })
     }

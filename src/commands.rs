@@ -268,8 +268,9 @@ fn check(s: CheckSettings) -> Result<Outcome, Error> {
                 .expiring(s.db.as_os_str().as_encoded_bytes(), t, now);
             c.keep(vec![ev])?;
         }
-        let due = c.certificates(&comparison.certificates, s.cert_warning);
-        c.keep(due)?;
+        let mut found = c.certificates(&comparison.certificates, s.cert_warning);
+        found.extend(c.audit(comparison.audit.as_ref()));
+        c.keep(found)?;
         c.comparison("check", &comparison)?;
         c.deliver_before_exit()?;
         log_warnings(c);

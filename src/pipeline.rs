@@ -47,6 +47,8 @@ pub struct ScanSummary {
     /// Regular files hashed whole whose name says certificate, with the
     /// BLAKE3 the scan recorded (see [`crate::certs`]).
     pub certificates: Vec<(PathBuf, [u8; 32])>,
+    /// Regular files of rules marked `audit = "celery"`.
+    pub audited: Vec<PathBuf>,
     pub elapsed: Duration,
 }
 
@@ -93,6 +95,15 @@ pub fn fill(
                 && crate::certs::is_candidate(&entry.path)
             {
                 summary.certificates.push((entry.path.clone(), h));
+            }
+            if entry.meta.is_some_and(|m| m.kind == FileKind::File)
+                && entry.problem.is_none()
+                && rules
+                    .rules
+                    .get(entry.rule)
+                    .is_some_and(|r| r.audit.is_some())
+            {
+                summary.audited.push(entry.path.clone());
             }
             if let Some(p) = entry.problem {
                 summary.problems += 1;

@@ -590,6 +590,10 @@ pub fn drift(out: &mut dyn Write, format: Format, r: &DriftReport<'_>) -> Result
                 .collect();
             let certs = serde_json::to_string(&json!({ "certificates": certs })).expect("json");
             write!(out, ",{}", &certs[1..certs.len() - 1]).map_err(out_err)?;
+            if let Some(a) = &c.audit {
+                let a = serde_json::to_string(&json!({ "celery_audit": a.json() })).expect("json");
+                write!(out, ",{}", &a[1..a.len() - 1]).map_err(out_err)?;
+            }
             if let Some((at, left)) = r.left_out {
                 let left: Vec<Value> = left
                     .iter()
@@ -609,7 +613,13 @@ pub fn drift(out: &mut dyn Write, format: Format, r: &DriftReport<'_>) -> Result
         Format::Human => {
             let now = crate::units::now_ns() / 1_000_000_000;
             let due = crate::certs::due(&c.certificates, now, r.cert_window);
-            if c.counts.total() == 0 && due.is_empty() && !r.verbose && r.command != "update" {
+            let audited = c.audit.as_ref().filter(|a| !a.findings.is_empty());
+            if c.counts.total() == 0
+                && due.is_empty()
+                && audited.is_none()
+                && !r.verbose
+                && r.command != "update"
+            {
                 return Ok(());
             }
             out.write_all(summary_human(r).as_bytes())
@@ -660,7 +670,7 @@ pub fn drift(out: &mut dyn Write, format: Format, r: &DriftReport<'_>) -> Result
                     due.len()
                 )
                 .map_err(out_err)?;
-                for (f, cert, status) in due {
+                for (f, cert, status) in &due {
                     writeln!(
                         out,
                         "  {}  {}  not after {}  [{}]",
@@ -671,6 +681,15 @@ pub fn drift(out: &mut dyn Write, format: Format, r: &DriftReport<'_>) -> Result
                     )
                     .map_err(out_err)?;
                 }
+            }
+            if let Some(a) = audited {
+                writeln!(
+                    out,
+                    "\nCelery configuration, audited ({} findings):",
+                    a.findings.len()
+                )
+                .map_err(out_err)?;
+                a.human(out).map_err(out_err)?;
             }
         }
     }

@@ -108,6 +108,16 @@ pub struct Rule {
     /// The expanded `exclude` globs.
     pub excludes: Vec<String>,
     exclude_set: GlobSet,
+    /// `audit = "celery"`: the files this rule selects are a Celery
+    /// configuration, and `check` audits them (see [`crate::audit`]).
+    pub audit: Option<AuditKind>,
+}
+
+/// What a rule's files are audited as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditKind {
+    Celery,
 }
 
 /// One `paths` glob of one rule, with what the walk needs to know about it.
@@ -198,6 +208,8 @@ struct RawRule {
     severity: Severity,
     #[serde(default)]
     cross_filesystems: bool,
+    #[serde(default)]
+    audit: Option<AuditKind>,
 }
 
 /// Locates errors in the rules text: a byte span becomes a line and column.
@@ -726,6 +738,7 @@ fn build_rule(
         host_only: AttrSet::EMPTY,
         severity: r.severity,
         cross_filesystems: r.cross_filesystems,
+        audit: r.audit,
         paths,
         excludes,
         exclude_set: exclude_builder

@@ -276,3 +276,85 @@ fn keys_are_checked_against_their_certificates_their_mode_and_owner() {
         "the EC and Ed25519 pairs match: {doc}"
     );
 }
+
+#[test]
+fn check_audits_what_a_rule_marks_as_celery_configuration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("celery");
+    write(
+        &conf.join("celeryconfig.py"),
+        "accept_content = ['json', 'pickle']\n",
+        0o600,
+    );
+    write(
+        &conf.join("worker.env"),
+        "CELERY_BROKER_URL=amqp://u@broker.internal//\n",
+        0o600,
+    );
+    let rules = write_rules(
+        tmp.path(),
+        &format!(
+            "[[rule]]\nname = \"celery-config\"\npaths = [\"{d}\", \"{d}/**\"]\n\
+             check = {FULL}\nseverity = \"critical\"\naudit = \"celery\"\n",
+            d = conf.display()
+        ),
+    );
+    let db = tmp.path().join("b.db");
+    assert_ok(&init(&rules, &db));
+    let out = tripseal()
+        .args(["check", "--allow-unsigned", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "no drift: {}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks: Vec<&str> = doc["celery_audit"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(checks, ["insecure-serializer", "plaintext-broker"], "{doc}");
+
+    let out = tripseal()
+        .args(["check", "--allow-unsigned", "--format", "events", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let events: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &Value| e["type"] == "fim-celery-config")
+        .collect();
+    assert_eq!(events.len(), 2, "{}", stdout(&out));
+    assert_eq!(
+        events[0]["path"],
+        conf.join("celeryconfig.py").to_str().unwrap()
+    );
+    assert_eq!(events[0]["line"], 1);
+
+    // Said in the human report although nothing drifted.
+    let out = tripseal()
+        .args(["check", "--allow-unsigned", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("Celery configuration, audited (2 findings):"),
+        "{}",
+        stdout(&out)
+    );
+
+    // A rule that asks for an audit tripseal does not know is refused.
+    let bad = write_rules(
+        tmp.path(),
+        "[[rule]]\nname = \"r\"\npaths = [\"/x\"]\ncheck = \"hash\"\naudit = \"django\"\n",
+    );
+    let out = tripseal()
+        .args(["rules", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(17), "{}", stderr(&out));
+    assert!(stderr(&out).contains("django"), "{}", stderr(&out));
+}

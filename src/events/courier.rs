@@ -347,6 +347,17 @@ impl<S: EventStore> Courier<S> {
         self.keep(batch)
     }
 
+    /// `fim-celery-config` for each finding of the audit of the files rules
+    /// mark as Celery configuration.
+    pub fn audit(&self, audit: Option<&crate::audit::Audit>) -> Vec<Event> {
+        audit.map_or(Vec::new(), |a| {
+            a.findings
+                .iter()
+                .map(|f| self.factory.audit_finding(f))
+                .collect()
+        })
+    }
+
     /// `fim-cert-expired` and `fim-cert-expiring` for the certificates of
     /// `files` that expire within `window`.
     pub fn certificates(

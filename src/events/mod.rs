@@ -269,6 +269,19 @@ impl EventFactory {
         self.event(kind, fields)
     }
 
+    /// `fim-celery-config`: a finding of the audit of the Celery
+    /// configuration (see [`crate::audit`]).
+    pub fn audit_finding(&self, f: &crate::audit::Finding) -> Event {
+        let mut fields = Map::new();
+        crate::shapes::json_path(&mut fields, "path", f.file.as_os_str().as_encoded_bytes());
+        fields.insert("line".into(), json!(f.line));
+        fields.insert("check".into(), f.check.into());
+        fields.insert("detail".into(), f.detail.as_str().into());
+        fields.insert("remedy".into(), f.remedy.into());
+        fields.insert("severity".into(), "high".into());
+        self.event("fim-celery-config", fields)
+    }
+
     /// `fim-baseline-tampered`: the seal was refused.
     pub fn tampered(&self, baseline_path: &[u8], reason: &str, detail: &str) -> Event {
         self.problem(
