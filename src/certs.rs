@@ -208,6 +208,20 @@ pub fn inspect(candidates: &[(PathBuf, [u8; 32])]) -> Vec<CertFile> {
     out
 }
 
+/// The certificates of a baseline entry, read from the file at its path
+/// when that file is still the content the entry records (`show`).
+pub fn of_entry(e: &crate::scan::Entry) -> Option<Vec<Cert>> {
+    let m = e.meta?;
+    if m.kind != crate::scan::FileKind::File
+        || m.size > MAX_CERT_FILE_BYTES
+        || !is_candidate(&e.path)
+    {
+        return None;
+    }
+    let files = inspect(&[(e.path.clone(), e.hash?)]);
+    files.into_iter().next().map(|f| f.certs)
+}
+
 /// The certificates of `files` that expired or expire within `window` at
 /// `now`: (file, certificate, status). Trust stores are left out.
 pub fn due(files: &[CertFile], now: i64, window: i64) -> Vec<(&CertFile, &Cert, Status)> {

@@ -41,7 +41,12 @@ pub fn out_err(e: std::io::Error) -> Error {
     }
 }
 
-/// `tripseal show`: the header, then the entries at or below `prefix`.
+/// `show` says a certificate is expiring within this many seconds.
+const SHOW_CERT_WINDOW: i64 = 30 * 86_400;
+
+/// `tripseal show`: the header, then the entries at or below `prefix`;
+/// a certificate file's certificates when it is still what the entry
+/// records.
 pub fn show(
     out: &mut dyn Write,
     baseline: &Baseline,
@@ -74,7 +79,16 @@ fn show_json(
         }
         first = false;
         let rule = &baseline.rules()[e.rule].name;
-        serde_json::to_writer(&mut *out, &entry_json(&e, rule)).map_err(|e| out_err(e.into()))
+        let mut v = entry_json(&e, rule);
+        if let Some(certs) = crate::certs::of_entry(&e) {
+            let now = crate::units::now_ns() / 1_000_000_000;
+            v["certificates"] = certs
+                .iter()
+                .map(|c| c.json(now, SHOW_CERT_WINDOW))
+                .collect::<Vec<_>>()
+                .into();
+        }
+        serde_json::to_writer(&mut *out, &v).map_err(|e| out_err(e.into()))
     })?;
     out.write_all(b"]}\n").map_err(out_err)?;
     out.flush().map_err(out_err)
@@ -137,6 +151,22 @@ fn show_human(
                 "        ! {}: {}",
                 p.kind(),
                 escape_bytes(p.reason().as_bytes())
+            )
+            .map_err(out_err)?;
+        }
+        let now = crate::units::now_ns() / 1_000_000_000;
+        for c in crate::certs::of_entry(&e).unwrap_or_default() {
+            writeln!(
+                out,
+                "        cert {}  issuer {}  serial {}  {} {}  not after {} [{}]  sha256 {}",
+                escape_bytes(c.subject.as_bytes()),
+                escape_bytes(c.issuer.as_bytes()),
+                c.serial,
+                c.key_type,
+                c.key_bits.map_or("?".to_string(), |b| b.to_string()),
+                iso8601(c.not_after.saturating_mul(1_000_000_000)),
+                c.status(now, SHOW_CERT_WINDOW).name(),
+                c.sha256
             )
             .map_err(out_err)?;
         }

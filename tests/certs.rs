@@ -203,3 +203,24 @@ fn check_says_what_each_certificate_is_and_which_expire() {
     assert!(text.contains("old.pem  CN=old  not after"), "{text}");
     assert!(!text.contains("soon.pem"), "{text}");
 }
+
+#[test]
+fn show_says_what_each_certificate_is_while_the_file_is_what_it_records() {
+    let (_tmp, root, db) = certificates();
+    let entries = entries(&db);
+    let soon = &entries[root.join("soon.pem").as_os_str().as_encoded_bytes()];
+    assert_eq!(soon["certificates"][0]["subject"], "CN=soon", "{soon}");
+    assert_eq!(soon["certificates"][0]["status"], "expiring");
+    let out = tripseal().arg("show").arg(&db).output().unwrap();
+    assert!(
+        stdout(&out).contains("cert CN=soon  issuer CN=soon"),
+        "{}",
+        stdout(&out)
+    );
+    // Another certificate in its place: the baseline does not record it,
+    // so show says nothing of it.
+    std::fs::copy(root.join("far.pem"), root.join("soon.pem")).unwrap();
+    let entries = common::entries(&db);
+    let soon = &entries[root.join("soon.pem").as_os_str().as_encoded_bytes()];
+    assert!(soon.get("certificates").is_none(), "{soon}");
+}
