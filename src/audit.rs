@@ -122,10 +122,15 @@ fn tokens(src: &str) -> Vec<(Tok, usize, bool)> {
     let mut out = Vec::new();
     let (mut i, mut line, mut depth) = (0, 1, 0i32);
     let mut line_start = 0;
+    // A statement after `;` on a top-level line is top-level too.
+    let mut after_semicolon = false;
     while i < b.len() {
         let c = b[i];
         // A statement at the module's top level begins in column 0.
-        let col0 = i == line_start && depth == 0;
+        let col0 = (i == line_start || after_semicolon) && depth == 0;
+        if !matches!(c, b' ' | b'\t' | b'\r' | b'\x0c') {
+            after_semicolon = false;
+        }
         match c {
             b'\n' => {
                 if depth == 0 && !matches!(out.last(), Some((Tok::Newline, _, _)) | None) {
@@ -179,6 +184,17 @@ fn tokens(src: &str) -> Vec<(Tok, usize, bool)> {
                     i += 1;
                 }
                 out.push((Tok::Num(src[start..i].to_string()), line, col0));
+            }
+            b';' if depth == 0 => {
+                let top = out
+                    .iter()
+                    .rev()
+                    .take_while(|(t, _, _)| *t != Tok::Newline)
+                    .last()
+                    .is_some_and(|(_, _, c)| *c);
+                out.push((Tok::Newline, line, false));
+                after_semicolon = top;
+                i += 1;
             }
             _ => {
                 let ch = src[i..].chars().next().unwrap_or('?');
@@ -467,6 +483,7 @@ impl Parser {
 /// setting names it assigns a value that cannot be known without running
 /// it.
 pub fn python_settings(src: &str, file: &Path) -> (Vec<Setting>, usize) {
+    let src = src.strip_prefix('\u{feff}').unwrap_or(src);
     let mut p = Parser {
         toks: tokens(src),
         at: 0,
@@ -484,8 +501,43 @@ pub fn python_settings(src: &str, file: &Path) -> (Vec<Setting>, usize) {
             continue;
         };
         let last = target.rsplit('.').next().unwrap_or(&target).to_string();
-        if p.eat('=') {
+        if p.eat(':') {
+            // An annotation: skipped to its `=`, if any.
+            while !p.done() && !matches!(p.peek(), Tok::Op('=') | Tok::Newline) {
+                p.at += 1;
+            }
+        }
+        if let Tok::Op(op) = p.peek().clone()
+            && op != '='
+            && matches!(p.toks.get(p.at + 1), Some((Tok::Op('='), _, _)))
+        {
+            // `+=` and the like: computed from a value given elsewhere.
+            if celery_name(&last).is_some() {
+                unknown += 1;
+            }
+        } else if p.eat('=') {
             let value = p.expr();
+            // `Celery('proj', broker=..., backend=...)`: settings too.
+            if let Lit::Call(f, _, kw) = &value
+                && (f == "Celery" || f.ends_with(".Celery"))
+            {
+                for (k, v) in kw {
+                    let name = match k.as_str() {
+                        "broker" => "broker_url",
+                        "backend" => "result_backend",
+                        _ => continue,
+                    };
+                    match v {
+                        Lit::Unknown => unknown += 1,
+                        v => out.push(Setting {
+                            name: name.into(),
+                            value: v.clone(),
+                            file: file.to_path_buf(),
+                            line,
+                        }),
+                    }
+                }
+            }
             // Only module-level names and app.conf.X; an attribute of
             // anything else is not a setting.
             let is_conf = !target.contains('.') || target.ends_with(&format!("conf.{last}"));
@@ -705,9 +757,11 @@ fn url_findings(s: &Setting, url: &str, last: &BTreeMap<&str, &Setting>, out: &m
     let ssl_set = last
         .get(ssl_setting)
         .is_some_and(|v| !matches!(v.value, Lit::Bool(false) | Lit::None));
+    // kombu turns TLS on for amqp:// with ssl=true; ssl_* options alone
+    // do nothing on a plain scheme.
     let ssl_in_url = query
         .split('&')
-        .any(|kv| kv.starts_with("ssl_") || kv == "ssl=true");
+        .any(|kv| matches!(kv, "ssl=true" | "ssl=1" | "ssl=True"));
     if plain && !local && !ssl_set && !ssl_in_url && !tls_scheme {
         out.push(Finding {
             file: s.file.clone(),
@@ -1127,6 +1181,15 @@ mod tests {
         );
         assert_eq!(unknown, 2, "broker_url and security_key are computed");
         assert_eq!(s[0].value.strings(), ["json", "pickle"]);
+        let (s, unknown) = settings(
+            "\u{feff}app = Celery('p', broker='amqp://u:p@h//', backend=f'{x}')\n\
+             x = 1; task_serializer = 'pickle'\n\
+             accept_content: list = ['yaml']\n\
+             accept_content += ['pickle']\n",
+        );
+        let names: Vec<&str> = s.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["broker_url", "task_serializer", "accept_content"]);
+        assert_eq!(unknown, 2, "the backend, and the +=");
     }
 
     #[test]
@@ -1304,11 +1367,11 @@ fn cert_public(data: &[u8]) -> Result<Public, String> {
     })
 }
 
-fn read_followed(path: &Path) -> Result<(Vec<u8>, std::fs::Metadata), String> {
-    // The configuration names these files, and the worker follows a link
-    // to them as well; what is read must still be a regular file.
+fn read_as_is(path: &Path) -> Result<(Vec<u8>, std::fs::Metadata), String> {
+    // A path a configuration names is read as it is: never through a
+    // symlink (its target may be anything on the host), never a FIFO.
     let (f, meta) =
-        crate::files::open_untrusted(path, MAX_CONFIG_BYTES, true).map_err(|e| e.to_string())?;
+        crate::files::open_untrusted(path, MAX_CONFIG_BYTES, false).map_err(|e| e.to_string())?;
     let mut v = Vec::new();
     std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_CONFIG_BYTES), &mut v)
         .map_err(|e| e.to_string())?;
@@ -1381,7 +1444,11 @@ fn key_findings(settings: &[Setting], workers: &[u32]) -> Vec<Finding> {
     for (s, key, cert) in key_pairs(settings) {
         let key_path = PathBuf::from(&key);
         let shown = escape_path(&key_path);
-        let (data, meta) = match read_followed(&key_path) {
+        if std::fs::symlink_metadata(&key_path).is_ok_and(|m| m.file_type().is_symlink()) {
+            log::info!("{shown} is a symlink: not followed, so not inspected");
+            continue;
+        }
+        let (data, meta) = match read_as_is(&key_path) {
             Ok(x) => x,
             Err(e) => {
                 out.push(Finding {
@@ -1430,7 +1497,7 @@ fn key_findings(settings: &[Setting], workers: &[u32]) -> Vec<Finding> {
         let Some(cert) = cert else { continue };
         let cert_path = PathBuf::from(&cert);
         let compared = key_public(&data).and_then(|k| {
-            let (c, _) = read_followed(&cert_path).map_err(|e| {
+            let (c, _) = read_as_is(&cert_path).map_err(|e| {
                 format!(
                     "the certificate {} is not read: {e}",
                     escape_path(&cert_path)

@@ -103,21 +103,25 @@ pub struct CertFile {
     pub trust_store: bool,
 }
 
-/// Where the system keeps the roots its packages publish.
+/// Where the system keeps the roots its packages publish (a site's own
+/// certificates go beside them in `/etc/ssl/certs`, so only the bundle
+/// there counts).
 const SYSTEM_TRUST_STORES: [&str; 3] = [
     "/usr/share/ca-certificates/",
-    "/etc/ssl/certs/",
-    "/etc/pki/ca-trust/",
+    "/etc/pki/ca-trust/extracted/",
+    "/etc/ssl/certs/ca-certificates.crt",
 ];
 
 /// Whether `certs` of the file at `path` are a store of published roots:
-/// in the system's store, or several certificates each its own issuer.
+/// in the system's store, or a bundle of many roots, each its own issuer
+/// (certifi's `cacert.pem`); a few self-signed certificates are a site's
+/// own, and said.
 fn is_trust_store(path: &Path, certs: &[Cert]) -> bool {
     let p = path.as_os_str().as_encoded_bytes();
     SYSTEM_TRUST_STORES
         .iter()
         .any(|d| p.starts_with(d.as_bytes()))
-        || (certs.len() > 1 && certs.iter().all(|c| c.subject == c.issuer))
+        || (certs.len() >= 10 && certs.iter().all(|c| c.subject == c.issuer))
 }
 
 /// Parses the certificates in `data`: every `CERTIFICATE` block of PEM
@@ -143,7 +147,10 @@ pub fn parse(data: &[u8]) -> Vec<Cert> {
 
 fn der(der: &[u8]) -> Option<Cert> {
     use x509_parser::public_key::PublicKey;
-    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let (rest, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    // The certificate alone: OpenSSL's trust data or trailing bytes are not
+    // part of what its fingerprint names.
+    let der = &der[..der.len() - rest.len()];
     let spki = cert.public_key();
     let (key_type, key_bits) = match spki.parsed() {
         Ok(PublicKey::RSA(k)) => ("rsa".to_string(), Some(k.key_size())),

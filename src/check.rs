@@ -124,7 +124,18 @@ impl Comparison {
             Explain::Recorded => new.recorded_origins()?,
         };
         let certificates = match (explain, &scan) {
-            (Explain::Present(_), Some(scan)) => crate::certs::inspect(&scan.certificates),
+            (Explain::Present(_), Some(scan)) => {
+                // What --fast did not read again is generation N's content.
+                let mut known = Vec::with_capacity(scan.certificates.len());
+                for (path, hash) in &scan.certificates {
+                    let hash = match hash {
+                        Some(h) => Some(*h),
+                        None => old.entry(path)?.and_then(|e| e.hash),
+                    };
+                    known.extend(hash.map(|h| (path.clone(), h)));
+                }
+                crate::certs::inspect(&known)
+            }
             _ => Vec::new(),
         };
         let audit = match (explain, &scan) {

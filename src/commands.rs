@@ -105,7 +105,10 @@ pub fn run(settings: Settings) -> Result<Outcome, Error> {
             let a = tripseal::audit::audit(&places);
             let mut out = stdout();
             match format {
-                Format::Json => writeln!(out, "{}", a.json()),
+                Format::Json => {
+                    let mut safe = tripseal::escape::JsonForTerminal::new(&mut out);
+                    writeln!(safe, "{}", a.json()).and_then(|()| safe.flush())
+                }
                 Format::Human => a.human(&mut out),
             }
             .map_err(report::out_err)?;

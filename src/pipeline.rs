@@ -44,9 +44,10 @@ pub struct ScanSummary {
     /// Entries whose rule compares the owner's or group's name, owned by an
     /// id that has none here.
     pub unnamed: u64,
-    /// Regular files hashed whole whose name says certificate, with the
-    /// BLAKE3 the scan recorded (see [`crate::certs`]).
-    pub certificates: Vec<(PathBuf, [u8; 32])>,
+    /// Regular files whose name says certificate, with the BLAKE3 the scan
+    /// recorded (`None`: `--fast` took it from the baseline unread; see
+    /// [`crate::certs`]).
+    pub certificates: Vec<(PathBuf, Option<[u8; 32]>)>,
     /// Regular files of rules marked `audit = "celery"`.
     pub audited: Vec<PathBuf>,
     pub elapsed: Duration,
@@ -89,12 +90,13 @@ pub fn fill(
             } else if entry.hash.is_some() {
                 summary.bytes_hashed += entry.meta.map_or(0, |m| m.size);
             }
-            if let (Some(m), Some(h), None) = (entry.meta, entry.hash, &entry.problem)
+            if let (Some(m), None) = (entry.meta, &entry.problem)
                 && m.kind == FileKind::File
+                && (entry.hash.is_some() || entry.trusted)
                 && m.size <= crate::certs::MAX_CERT_FILE_BYTES
                 && crate::certs::is_candidate(&entry.path)
             {
-                summary.certificates.push((entry.path.clone(), h));
+                summary.certificates.push((entry.path.clone(), entry.hash));
             }
             if entry.meta.is_some_and(|m| m.kind == FileKind::File)
                 && entry.problem.is_none()

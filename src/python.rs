@@ -62,24 +62,20 @@ pub fn inspect(d: &Drift) -> Option<Finding> {
     }
     let name = d.path.file_name()?.to_str()?;
     if name.ends_with(".pth") {
-        return pth(&d.path);
+        return pth(&d.path, d.entry.hash);
     }
-    if name == "sitecustomize.py" || name == "usercustomize.py" {
-        let which = name.trim_end_matches(".py");
+    if let Some(which) = customize(&d.path) {
         let what = match d.kind {
             DriftKind::Added => "a new",
             _ => "a changed",
         };
         return Some(Finding {
             kind: Kind::PythonHook,
-            reason: if which == "sitecustomize" {
-                "sitecustomize"
-            } else {
-                "usercustomize"
-            },
+            reason: which,
             detail: format!(
-                "{what} {name}: the site module imports it at every start of the interpreters \
-                 whose path holds its directory"
+                "{what} {which} module ({}): the site module imports it at every start of the \
+                 interpreters whose path holds it",
+                crate::escape::escape_bytes(name.as_bytes())
             ),
         });
     }
@@ -89,22 +85,76 @@ pub fn inspect(d: &Drift) -> Option<Finding> {
     None
 }
 
+/// `sitecustomize` or `usercustomize` when `path` is a module of that name
+/// that an import can load: `NAME.py`, a sourceless `NAME.pyc`, an
+/// extension `NAME.*.so`, or a package's `NAME/__init__.py` (bytecode in
+/// `__pycache__` is judged as bytecode).
+fn customize(path: &Path) -> Option<&'static str> {
+    let name = path.file_name()?.to_str()?;
+    let parent = path
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str());
+    if parent == Some("__pycache__") {
+        return None;
+    }
+    let module = if name == "__init__.py" {
+        parent?
+    } else {
+        let (stem, ext) = name.split_once('.')?;
+        let loadable = ext == "py" || ext == "pyc" || ext.ends_with("so");
+        if !loadable {
+            return None;
+        }
+        stem
+    };
+    ["sitecustomize", "usercustomize"]
+        .into_iter()
+        .find(|m| *m == module)
+}
+
+/// Python's line breaks (`str.splitlines`, which `site` uses since 3.13;
+/// universal newlines before): `\n`, `\r`, and the rarer ones.
+fn python_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.split([
+        '\n', '\r', '\x0b', '\x0c', '\x1c', '\x1d', '\x1e', '\u{85}', '\u{2028}', '\u{2029}',
+    ])
+}
+
 /// A `.pth` file's lines that `site` executes: those that begin with
-/// `import` and a space or a tab.
-fn pth(path: &Path) -> Option<Finding> {
-    let text = read(path, MAX_PTH_BYTES).ok()?;
-    let line = text
-        .split(|&b| b == b'\n')
-        .find(|l| l.starts_with(b"import ") || l.starts_with(b"import\t"))?;
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    Some(Finding {
-        kind: Kind::PythonHook,
-        reason: "pth-import",
-        detail: format!(
-            "the site module executes its line {} at every start of the interpreter",
-            crate::escape::escape_bytes(&line[..line.len().min(200)])
-        ),
-    })
+/// `import` and a space or a tab. Only content that is still the scanned
+/// (`hash`) is judged; one larger than tripseal reads is a finding of its
+/// own, since `site` reads it whole.
+fn pth(path: &Path, hash: Option<[u8; 32]>) -> Option<Finding> {
+    let (file, meta) = crate::files::open_untrusted(path, u64::MAX, false).ok()?;
+    let finding = |detail: String| {
+        Some(Finding {
+            kind: Kind::PythonHook,
+            reason: "pth-import",
+            detail,
+        })
+    };
+    if meta.len() > MAX_PTH_BYTES {
+        return finding(format!(
+            "a .pth file of {} bytes, more than tripseal reads ({MAX_PTH_BYTES}); the site \
+             module reads it whole and executes its import lines",
+            meta.len()
+        ));
+    }
+    let mut data = Vec::new();
+    file.take(MAX_PTH_BYTES).read_to_end(&mut data).ok()?;
+    if hash.is_some_and(|h| *blake3::hash(&data).as_bytes() != h) {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&data);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let line =
+        python_lines(text).find(|l| l.starts_with("import ") || l.starts_with("import\t"))?;
+    let shown: String = line.chars().take(200).collect();
+    finding(format!(
+        "the site module executes its line {} at every start of the interpreter",
+        crate::escape::escape_bytes(shown.as_bytes())
+    ))
 }
 
 /// Where CPython looks for the source of the bytecode at `pyc`: beside a
@@ -130,6 +180,8 @@ fn pyc(path: &Path) -> Option<Finding> {
     let (source, legacy) = source_of(path)?;
     let shown = crate::escape::escape_path(&source);
     let meta = match std::fs::metadata(&source) {
+        // Python 3 never reads a legacy .pyc that has its source beside it.
+        Ok(_) if legacy => return None,
         Ok(m) if m.is_file() => m,
         _ => {
             return Some(Finding {
@@ -160,18 +212,20 @@ fn pyc(path: &Path) -> Option<Finding> {
         })
     };
     if got < 16 || &head[2..4] != b"\r\n" {
-        return mismatch("it is no CPython 3.7+ bytecode file".into());
+        return mismatch("it is no CPython bytecode file".into());
     }
     let magic = u16::from_le_bytes([head[0], head[1]]);
-    // PEP 552 (3.7, magic 3390 and later): flags, then a source hash or
-    // the source's mtime and size. Earlier 3.x: mtime and size at once.
-    let (flags, fields) = if magic >= 3390 {
-        (
+    // PEP 552 (3.7, magic 3390 up to 3.x's 3999): flags, then a source
+    // hash or the source's mtime and size; 3.3 to 3.6 (3190-3389): mtime
+    // and size at once. Anything else (Python 2, 3.0-3.2) has a header of
+    // another shape: not judged.
+    let (flags, fields) = match magic {
+        3390..=3999 => (
             u32::from_le_bytes(head[4..8].try_into().ok()?),
             &head[8..16],
-        )
-    } else {
-        (0, &head[4..12])
+        ),
+        3190..=3389 => (0, &head[4..12]),
+        _ => return None,
     };
     if flags & 1 == 1 {
         let recorded = u64::from_le_bytes(fields.try_into().ok()?);

@@ -773,6 +773,9 @@ pub fn verified_digest(baseline: &Baseline, db: &Path, trust: &str) -> Result<[u
     let trust = TrustStore::load(trust)?;
     let v = verify(baseline, &trust, crate::units::now_ns())?;
     v.accept(db, &trust)?;
+    // An older generation, however validly signed, may record a keyring
+    // with a key retired since: never an anchor.
+    guard_rollback(db, &v, false)?;
     Ok(v.digest)
 }
 

@@ -79,11 +79,40 @@ fn certificates() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf)
             "x509", "-in", "far.pem", "-outform", "DER", "-out", "far.der",
         ],
     );
-    let bundle = [
+    // A site's own pair of certificates, and a bundle of published roots.
+    let pair = [
         std::fs::read(root.join("far.pem")).unwrap(),
         std::fs::read(root.join("soon.pem")).unwrap(),
     ]
     .concat();
+    std::fs::write(root.join("pair.crt"), &pair).unwrap();
+    let roots = tmp.path().join("roots");
+    std::fs::create_dir(&roots).unwrap();
+    let mut bundle = pair.clone();
+    for i in 0..8 {
+        let pem = roots.join(format!("r{i}.pem"));
+        openssl(
+            &roots,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "/dev/null",
+                "-out",
+                pem.to_str().unwrap(),
+                "-days",
+                "30",
+                "-subj",
+                &format!("/CN=root {i}"),
+            ],
+        );
+        bundle.extend(std::fs::read(&pem).unwrap());
+    }
     std::fs::write(root.join("bundle.crt"), bundle).unwrap();
     std::fs::write(root.join("notes.pem"), "not a certificate\n").unwrap();
     mkfifo(&root.join("fifo.pem"));
@@ -110,10 +139,13 @@ fn check_says_what_each_certificate_is_and_which_expire() {
             .filter(|c| c["path"] == root.join(file).to_str().unwrap())
             .collect()
     };
-    // Two roots, each its own issuer: a trust store, listed but never
-    // reported (nothing on this host renews a published root).
-    assert_eq!(of("bundle.crt").len(), 2, "{doc}");
+    // Ten roots, each its own issuer: a trust store, listed but never
+    // reported (nothing on this host renews a published root); a site's
+    // pair of certificates is no store.
+    assert_eq!(of("bundle.crt").len(), 10, "{doc}");
     assert!(of("bundle.crt").iter().all(|c| c["trust_store"] == true));
+    assert_eq!(of("pair.crt").len(), 2, "{doc}");
+    assert!(of("pair.crt").iter().all(|c| c["trust_store"] == false));
     assert_eq!(of("soon.pem")[0]["trust_store"], false);
     assert!(of("notes.pem").is_empty() && of("fifo.pem").is_empty());
     let soon = of("soon.pem")[0];
@@ -182,10 +214,30 @@ fn check_says_what_each_certificate_is_and_which_expire() {
         due,
         [
             want("fim-cert-expired", "old.pem"),
+            want("fim-cert-expiring", "pair.crt"),
             want("fim-cert-expiring", "soon.pem"),
         ],
         "{events:?}"
     );
+
+    // --fast reads nothing that did not change, and says them all the same.
+    let out = tripseal()
+        .args([
+            "check",
+            "--fast",
+            "--allow-unsigned",
+            "--format",
+            "events",
+            "--db",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let fast = stdout(&out)
+        .lines()
+        .filter(|l| l.contains("\"fim-cert-"))
+        .count();
+    assert_eq!(fast, due.len(), "{}", stdout(&out));
 
     // A shorter window: nothing expiring, the expired one still said; the
     // human report says it although nothing drifted.

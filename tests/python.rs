@@ -76,7 +76,16 @@ fn a_pth_that_executes_and_a_new_sitecustomize_are_hooks() {
     )
     .unwrap();
     std::fs::write(root.join("sitecustomize.py"), "print('hi')\n").unwrap();
+    // A bare carriage return ends a line for Python's site module.
+    std::fs::write(root.join("cr.pth"), "\u{feff}# path\rimport os\r").unwrap();
+    std::fs::create_dir(root.join("usercustomize")).unwrap();
+    std::fs::write(root.join("usercustomize/__init__.py"), "x = 1\n").unwrap();
     let d = drift(&db);
+    assert_eq!(d[&at(&root, "cr.pth")]["finding"]["reason"], "pth-import");
+    assert_eq!(
+        d[&at(&root, "usercustomize/__init__.py")]["finding"]["reason"],
+        "usercustomize"
+    );
     assert!(
         d[&at(&root, "paths.pth")].get("finding").is_none(),
         "path lines and comments execute nothing"
@@ -102,7 +111,7 @@ fn a_pth_that_executes_and_a_new_sitecustomize_are_hooks() {
         .iter()
         .filter(|e| e["type"] == "fim-python-hook")
         .collect();
-    assert_eq!(hooks.len(), 2, "{events:?}");
+    assert_eq!(hooks.len(), 4, "{events:?}");
     assert!(hooks.iter().all(|e| e["severity"] == "high"), "{hooks:?}");
     assert!(
         events

@@ -103,6 +103,12 @@ impl AuthSigner {
         // RFC 8017, 9.1.1: emLen = ceil((modBits - 1) / 8); the longest
         // salt leaves room for the hash and two bytes.
         let bits = private.n().bit_width() as usize;
+        if bits < 2048 {
+            return Err(bad(
+                key,
+                format!("an RSA key of {bits} bits; sign with 2048 bits or more"),
+            ));
+        }
         let salt = (bits - 1).div_ceil(8) - 32 - 2;
         Ok(AuthSigner {
             key: rsa::pss::SigningKey::new_with_salt_len(private, salt),

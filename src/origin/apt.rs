@@ -23,8 +23,10 @@ use sha2::Digest;
 use super::hex_digest;
 use super::openpgp::{self, Key};
 
-/// An `InRelease` or a `Packages` index is read up to this size.
+/// A `Packages` index is read up to this size (Debian's main is ~100 MB).
 const MAX_INDEX_BYTES: u64 = 1 << 30;
+/// An `InRelease` is read up to this size (Debian's is ~150 KiB).
+const MAX_RELEASE_BYTES: u64 = 16 << 20;
 /// A `.deb`'s control archive, decompressed, up to this size.
 const MAX_CONTROL_BYTES: u64 = 64 << 20;
 /// A `.deb` of at most this size is checked.
@@ -180,6 +182,13 @@ impl Archive {
         }
     }
 
+    /// Forgets what the cache and the lists held; the keys stay.
+    pub(super) fn forget(&mut self) {
+        self.cached = None;
+        self.index = None;
+        self.checked.clear();
+    }
+
     /// What the archive says `deb` shipped, or why that cannot be known.
     pub(super) fn shipped(&mut self, deb: &Deb) -> Result<std::rc::Rc<Shipped>, String> {
         if let Some(r) = self.checked.get(deb) {
@@ -248,7 +257,7 @@ impl Archive {
         let mut refused = Vec::new();
         for release in names.iter().filter(|n| n.ends_with("_InRelease")) {
             let prefix = &release[..release.len() - "InRelease".len()];
-            let verified = read_record_nofollow(&lists.join(release), MAX_INDEX_BYTES)
+            let verified = read_record_nofollow(&lists.join(release), MAX_RELEASE_BYTES)
                 .and_then(|m| openpgp::verify_cleartext(&m, keys));
             let verified = match verified {
                 Ok(v) => v,

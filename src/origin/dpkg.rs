@@ -195,7 +195,7 @@ impl Db {
                                      checksum for it"
                                         .to_string(),
                                 ),
-                                Evidence::VerifiedByArchive,
+                                host,
                             ),
                         },
                         Err(why) => (

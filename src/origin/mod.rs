@@ -410,6 +410,9 @@ impl Explainer {
     }
 
     pub fn explain(&mut self, queries: &[Query]) -> HashMap<PathBuf, Origin> {
+        // apt's cache and lists change with every upgrade: what was found
+        // in them (or missing) is not kept from one batch to the next.
+        self.archive.forget();
         let wanted: Vec<&Query> = queries
             .iter()
             .filter(|q| q.kind != DriftKind::Error)
