@@ -13,6 +13,7 @@
 //! apt_lists = "/var/lib/apt/lists"
 //! apt_archives = "/var/cache/apt/archives"
 //! apt_keyrings = ["/etc/apt/trusted.gpg.d", "/usr/share/keyrings"]
+//! apt_sources = ["/etc/apt/sources.list", "/etc/apt/sources.list.d"]
 //! ```
 //!
 //! The file may hold broker passwords, so tripseal refuses one that other
@@ -53,6 +54,10 @@ pub struct OriginConfig {
     /// and `/usr/share/keyrings`). A keyring counts only when the verified
     /// baseline records it as it is.
     pub apt_keyrings: Option<Vec<PathBuf>>,
+    /// apt's sources, files or directories of them (default
+    /// `/etc/apt/sources.list` and `sources.list.d`): a source's
+    /// `Signed-By` names the only keyring its index is checked with.
+    pub apt_sources: Option<Vec<PathBuf>>,
 }
 
 /// `tripseal collect` when its flags do not say (the packaged unit runs it

@@ -194,10 +194,7 @@ fn check_says_what_each_certificate_is_and_which_expire() {
         .arg(&db)
         .output()
         .unwrap();
-    let events: Vec<Value> = stdout(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events = event_lines(&out);
     let due: Vec<(String, String)> = events
         .iter()
         .filter(|e| e["type"].as_str().unwrap().starts_with("fim-cert-"))

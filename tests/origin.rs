@@ -134,14 +134,7 @@ fn check_json(db: &Path) -> std::collections::BTreeMap<String, Value> {
         .arg(db)
         .output()
         .unwrap();
-    assert!(out.status.code().is_some_and(|c| c < 8), "{}", stderr(&out));
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    doc["drift"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| (d["path"].as_str().unwrap().to_string(), d.clone()))
-        .collect()
+    drift_by_path(&out)
 }
 
 fn origin(d: &Value) -> (&str, &str, &str, &str) {
@@ -820,10 +813,12 @@ impl Archive {
         std::fs::write(
             &path,
             format!(
-                "[origin]\napt_lists = \"{}\"\napt_archives = \"{}\"\napt_keyrings = [\"{}\"]\n",
+                "[origin]\napt_lists = \"{}\"\napt_archives = \"{}\"\napt_keyrings = [\"{}\"]\n\
+                 apt_sources = [\"{}\"]\n",
                 self.lists.display(),
                 self.cache.display(),
-                self.keys.display()
+                self.keys.display(),
+                self.work.join("sources.list").display()
             ),
         )
         .unwrap();
@@ -848,20 +843,16 @@ fn sealed_check(
         .arg(db)
         .output()
         .unwrap();
-    assert!(out.status.code().is_some_and(|c| c < 8), "{}", stderr(&out));
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    doc["drift"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| (d["path"].as_str().unwrap().to_string(), d.clone()))
-        .collect()
+    drift_by_path(&out)
 }
 
 /// A package installed from the test's signed archive, and a sealed
 /// baseline of its directory and of the archive's keyring.
 struct FromArchive {
     archive: Archive,
+    /// Another key, in a keyring the baseline records too, that no source
+    /// names.
+    other: Archive,
     _installed: Installed,
     name: String,
     tool: String,
@@ -875,6 +866,12 @@ fn installed_from_archive(work: &Path, algo: &str) -> FromArchive {
     let name = format!("tripseal-archive-test-{algo}");
     let tool = format!("/opt/{name}/tool");
     let archive = Archive::new(work, algo);
+    let other = Archive::new(&work.join("other"), "rsa3072");
+    std::fs::copy(
+        other.keys.join("archive.gpg"),
+        archive.keys.join("other.gpg"),
+    )
+    .unwrap();
     let debs = work.join("debs");
     std::fs::create_dir_all(&debs).unwrap();
     let v1 = build_deb(&debs, &name, "1:1.0", &[(&tool[1..], "shipped\n")]);
@@ -889,8 +886,9 @@ fn installed_from_archive(work: &Path, algo: &str) -> FromArchive {
         work,
         &format!(
             "[[rule]]\nname = \"pkg\"\npaths = [\"/opt/{name}\", \"/opt/{name}/**\", \"{k}\", \
-             \"{k}/**\"]\ncheck = {FULL}\nseverity = \"high\"\n",
-            k = archive.keys.display()
+             \"{k}/**\", \"{s}\"]\ncheck = {FULL}\nseverity = \"high\"\n",
+            k = archive.keys.display(),
+            s = work.join("sources.list").display()
         ),
     );
     let db = work.join("b.db");
@@ -901,6 +899,7 @@ fn installed_from_archive(work: &Path, algo: &str) -> FromArchive {
     FromArchive {
         config: archive.config(),
         archive,
+        other,
         _installed: installed,
         name,
         tool,
@@ -1001,6 +1000,35 @@ fn the_archive_vouches_through_its_signed_index_where_host_records_lie() {
     let o = f.tool_origin();
     assert_eq!(o["evidence"], "host-records-only", "{o}");
     std::fs::write(&keyring, &genuine).unwrap();
+
+    // A key of another keyring the baseline records, which no source names:
+    // apt would not take its signature for this source, nor does tripseal.
+    let release = std::fs::read_dir(&f.archive.lists)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("_InRelease"))
+        .unwrap();
+    let genuine_release = std::fs::read(&release).unwrap();
+    let resigned = f.other.work.join("InRelease");
+    std::fs::copy(f.archive.repo.join("Release"), f.other.repo.join("Release")).unwrap();
+    f.other.gpg(
+        &["--clearsign", "-o"]
+            .into_iter()
+            .chain([resigned.to_str().unwrap(), "Release"])
+            .collect::<Vec<_>>(),
+    );
+    std::fs::copy(&resigned, &release).unwrap();
+    let o = f.tool_origin();
+    assert_eq!(o["evidence"], "host-records-only", "{o}");
+    assert!(
+        o["note"]
+            .as_str()
+            .unwrap()
+            .contains("no signature is by a key"),
+        "{o}"
+    );
+    std::fs::write(&release, &genuine_release).unwrap();
 
     // An index edited after apt fetched it is not what InRelease signs.
     let packages = std::fs::read_dir(&f.archive.lists)

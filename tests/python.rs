@@ -48,14 +48,7 @@ fn drift(db: &Path) -> std::collections::BTreeMap<String, Value> {
         .arg(db)
         .output()
         .unwrap();
-    assert!(out.status.code().is_some_and(|c| c < 8), "{}", stderr(&out));
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    doc["drift"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| (d["path"].as_str().unwrap().to_string(), d.clone()))
-        .collect()
+    drift_by_path(&out)
 }
 
 fn at(root: &Path, rel: &str) -> String {
@@ -103,10 +96,7 @@ fn a_pth_that_executes_and_a_new_sitecustomize_are_hooks() {
         .arg(&db)
         .output()
         .unwrap();
-    let events: Vec<Value> = stdout(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events = event_lines(&out);
     let hooks: Vec<&Value> = events
         .iter()
         .filter(|e| e["type"] == "fim-python-hook")

@@ -43,6 +43,9 @@ pub struct AptPaths {
     pub archives: PathBuf,
     /// Keyrings (files), and directories of them (`*.gpg`, `*.asc`).
     pub keyrings: Vec<PathBuf>,
+    /// apt's sources (`sources.list`, `sources.list.d`): which keyring
+    /// each source's `Signed-By` binds it to.
+    pub sources: Vec<PathBuf>,
 }
 
 impl Default for AptPaths {
@@ -58,74 +61,278 @@ impl Default for AptPaths {
             ]
             .map(PathBuf::from)
             .to_vec(),
+            sources: ["/etc/apt/sources.list", "/etc/apt/sources.list.d"]
+                .map(PathBuf::from)
+                .to_vec(),
         }
     }
 }
 
-/// The keys of the keyrings that `baseline` (whose seal verified) records
-/// with the content they have now; an error says why there are none.
-/// A keyring the baseline does not record, or records otherwise, is not
-/// trusted (said once, here).
-pub fn trusted_keys(
-    paths: &AptPaths,
-    baseline: Result<&crate::baseline::Baseline, &str>,
-) -> Result<Vec<Key>, String> {
-    let baseline = baseline.map_err(|why| format!("no keyring is trusted: {why}"))?;
+/// The trust apt's configuration gives, as far as the verified baseline
+/// vouches for it: the keys of each keyring it records as it is now, which
+/// keyrings are apt's default (`trusted.gpg`, `trusted.gpg.d`), and for each
+/// source whose file it records as it is, the keyrings its `Signed-By`
+/// names, by the lists-file prefix apt gives that source.
+pub struct Anchored {
+    keyrings: HashMap<PathBuf, Vec<Key>>,
+    default: Vec<PathBuf>,
+    bindings: HashMap<String, Vec<PathBuf>>,
+}
+
+impl Anchored {
+    /// The keys that may sign the `InRelease` of lists prefix `prefix`: its
+    /// source's `Signed-By` keyrings, or apt's default ones for a source
+    /// that names none (or one the baseline does not vouch for).
+    fn keys_for(&self, prefix: &str) -> Vec<&Key> {
+        let rings = self.bindings.get(prefix).unwrap_or(&self.default);
+        rings
+            .iter()
+            .filter_map(|r| self.keyrings.get(r))
+            .flatten()
+            .collect()
+    }
+}
+
+/// The content of `file` if the verified `baseline` records exactly it:
+/// `Ok(None)` when the baseline does not record the file.
+fn anchored(
+    baseline: &crate::baseline::Baseline,
+    file: &Path,
+    max: u64,
+) -> Result<Option<Vec<u8>>, String> {
+    let recorded = match baseline.entry(file) {
+        Ok(Some(e)) => e.hash,
+        _ => None,
+    };
+    let Some(recorded) = recorded else {
+        return Ok(None);
+    };
+    let (mut f, _) = crate::files::open_untrusted(file, max, false).map_err(|e| e.to_string())?;
+    let mut data = Vec::new();
+    f.read_to_end(&mut data).map_err(|e| e.to_string())?;
+    if *blake3::hash(&data).as_bytes() != recorded {
+        return Err("it differs from what the verified baseline records".into());
+    }
+    Ok(Some(data))
+}
+
+/// The files named by `entries`: each file, and the files of each
+/// directory whose name `keep` accepts, sorted.
+fn files_of(entries: &[PathBuf], keep: &dyn Fn(&str) -> bool) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    for k in &paths.keyrings {
+    for k in entries {
         match std::fs::symlink_metadata(k) {
             Ok(m) if m.is_dir() => {
                 let mut names: Vec<PathBuf> = std::fs::read_dir(k)
                     .map(|d| d.flatten().map(|e| e.path()).collect())
                     .unwrap_or_default();
                 names.sort();
-                files.extend(names.into_iter().filter(|p| {
-                    let name = p.file_name().unwrap_or_default().to_string_lossy();
-                    // Debian's retired archive keys sign nothing current.
-                    (name.ends_with(".gpg") || name.ends_with(".asc"))
-                        && !name.ends_with("-removed-keys.gpg")
-                }));
+                files.extend(
+                    names
+                        .into_iter()
+                        .filter(|p| keep(&p.file_name().unwrap_or_default().to_string_lossy())),
+                );
             }
             Ok(_) => files.push(k.clone()),
             Err(_) => {}
         }
     }
-    let mut keys = Vec::new();
+    files
+}
+
+/// What of apt's trust `baseline` (whose seal verified) vouches for; an
+/// error says why nothing is.
+pub fn trusted_keys(
+    paths: &AptPaths,
+    baseline: Result<&crate::baseline::Baseline, &str>,
+) -> Result<Anchored, String> {
+    let baseline = baseline.map_err(|why| format!("no keyring is trusted: {why}"))?;
+    // Debian's retired archive keys sign nothing current.
+    let keyring_name =
+        |n: &str| (n.ends_with(".gpg") || n.ends_with(".asc")) && !n.ends_with("-removed-keys.gpg");
+    let mut keyrings = HashMap::new();
     let mut unrecorded = 0;
-    for file in files {
-        let recorded = match baseline.entry(&file) {
-            Ok(Some(e)) => e.hash,
-            _ => None,
-        };
-        let Some(recorded) = recorded else {
-            unrecorded += 1;
-            continue;
-        };
-        let read =
-            crate::files::open_untrusted(&file, MAX_KEYRING_BYTES, false).and_then(|(mut f, _)| {
-                let mut v = Vec::new();
-                f.read_to_end(&mut v).map(|_| v)
-            });
+    for file in files_of(&paths.keyrings, &keyring_name) {
         let shown = crate::escape::escape_path(&file);
-        match read {
-            Ok(data) if *blake3::hash(&data).as_bytes() == recorded => match openpgp::keys(&data) {
-                Ok(k) => keys.extend(k),
+        match anchored(baseline, &file, MAX_KEYRING_BYTES) {
+            Ok(Some(data)) => match openpgp::keys(&data) {
+                Ok(k) => {
+                    keyrings.insert(file, k);
+                }
                 Err(e) => log::warn!("keyring {shown} is not read: {e}"),
             },
-            Ok(_) => log::warn!(
-                "keyring {shown} differs from what the verified baseline records, so no \
-                 package is verified by its keys"
-            ),
-            Err(e) => log::warn!("keyring {shown} is not read: {e}"),
+            Ok(None) => unrecorded += 1,
+            Err(e) => log::warn!("keyring {shown} is not trusted: {e}"),
         }
     }
-    if keys.is_empty() {
+    if keyrings.is_empty() {
         return Err(format!(
             "no keyring the verified baseline records is here as it records it \
              ({unrecorded} keyrings it does not record; add apt's keyrings to the rules)"
         ));
     }
-    Ok(keys)
+    let default = keyrings
+        .keys()
+        .filter(|k| {
+            k.ends_with("trusted.gpg") || k.parent().is_some_and(|d| d.ends_with("trusted.gpg.d"))
+        })
+        .cloned()
+        .collect();
+    let mut bindings: HashMap<String, Vec<PathBuf>> = HashMap::new();
+    let source_name = |n: &str| n.ends_with(".list") || n.ends_with(".sources");
+    for file in files_of(&paths.sources, &source_name) {
+        let shown = crate::escape::escape_path(&file);
+        let text = match anchored(baseline, &file, crate::files::MAX_SMALL_FILE_BYTES) {
+            Ok(Some(t)) => String::from_utf8_lossy(&t).into_owned(),
+            Ok(None) => continue,
+            Err(e) => {
+                log::warn!("apt source {shown} is not read: {e}");
+                continue;
+            }
+        };
+        let deb822 = file.extension().is_some_and(|e| e == "sources");
+        for source in sources(&text, deb822) {
+            for prefix in source.prefixes() {
+                bindings
+                    .entry(prefix)
+                    .or_default()
+                    .extend(source.signed_by.iter().cloned());
+            }
+        }
+    }
+    Ok(Anchored {
+        keyrings,
+        default,
+        bindings,
+    })
+}
+
+/// One `deb` source of apt's configuration.
+#[derive(Debug, PartialEq, Eq)]
+struct Source {
+    uri: String,
+    suites: Vec<String>,
+    /// The keyring files of `Signed-By` (empty: apt's default keyrings;
+    /// a fingerprint or an inline key is not a file, and binds to nothing).
+    signed_by: Vec<PathBuf>,
+}
+
+impl Source {
+    /// The prefix of the lists files apt names after this source, one per
+    /// suite (apt's `URItoFileName` of `URI/dists/SUITE/`, or of
+    /// `URI/SUITE` for a flat repository).
+    fn prefixes(&self) -> Vec<String> {
+        self.suites
+            .iter()
+            .filter_map(|suite| lists_prefix(&self.uri, suite))
+            .collect()
+    }
+}
+
+/// apt's `URItoFileName` of the directory of a source's `InRelease`.
+fn lists_prefix(uri: &str, suite: &str) -> Option<String> {
+    let (_, rest) = uri.split_once(':')?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let mut base = format!("{host}{path}");
+    if !base.ends_with('/') {
+        base.push('/');
+    }
+    let full = if suite.ends_with('/') {
+        format!("{base}{suite}")
+    } else {
+        format!("{base}dists/{suite}/")
+    };
+    // apt's QuoteString, then '/' -> '_'.
+    let mut out = String::new();
+    for b in full.bytes() {
+        if b <= 0x20 || b >= 0x7f || b"\\|{}[]<>\"^~_=!@#$%&*".contains(&b) {
+            out.push_str(&format!("%{b:02x}"));
+        } else if b == b'/' {
+            out.push('_');
+        } else {
+            out.push(b as char);
+        }
+    }
+    Some(out)
+}
+
+/// The `deb` sources of a `sources.list` file (one-line style) or of a
+/// `.sources` file (deb822).
+fn sources(text: &str, deb822: bool) -> Vec<Source> {
+    let keyrings = |v: &str| -> Vec<PathBuf> {
+        v.split([',', ' '])
+            .map(str::trim)
+            .filter(|k| k.starts_with('/'))
+            .map(PathBuf::from)
+            .collect()
+    };
+    let mut out = Vec::new();
+    if deb822 {
+        for stanza in text.split("\n\n") {
+            let fields = super::dpkg::fields(stanza);
+            let get = |k: &str| {
+                fields
+                    .iter()
+                    .find(|(f, _)| f.eq_ignore_ascii_case(k))
+                    .map(|(_, v)| v.as_str())
+            };
+            if !get("Types").is_some_and(|t| t.split_whitespace().any(|t| t == "deb"))
+                || get("Enabled").is_some_and(|e| e.eq_ignore_ascii_case("no"))
+            {
+                continue;
+            }
+            let signed_by = get("Signed-By").map_or(Vec::new(), keyrings);
+            let suites: Vec<String> = get("Suites")
+                .unwrap_or("")
+                .split_whitespace()
+                .map(String::from)
+                .collect();
+            for uri in get("URIs").unwrap_or("").split_whitespace() {
+                out.push(Source {
+                    uri: uri.to_string(),
+                    suites: suites.clone(),
+                    signed_by: signed_by.clone(),
+                });
+            }
+        }
+        return out;
+    }
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        let Some(rest) = line
+            .strip_prefix("deb ")
+            .or_else(|| line.strip_prefix("deb\t"))
+        else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        let (options, rest) = match rest.strip_prefix('[') {
+            Some(r) => match r.split_once(']') {
+                Some((o, r)) => (o, r),
+                None => continue,
+            },
+            None => ("", rest),
+        };
+        let signed_by = options
+            .split_whitespace()
+            .find_map(|o| o.strip_prefix("signed-by="))
+            .map_or(Vec::new(), keyrings);
+        let mut words = rest.split_whitespace();
+        let (Some(uri), Some(suite)) = (words.next(), words.next()) else {
+            continue;
+        };
+        out.push(Source {
+            uri: uri.to_string(),
+            suites: vec![suite.to_string()],
+            signed_by,
+        });
+    }
+    out
 }
 
 /// An installed package, as its `.deb` is named.
@@ -156,23 +363,28 @@ pub(super) struct Shipped {
     pub via: String,
 }
 
+/// A package's checksums: path (with its leading `/`) → MD5.
+type Md5Sums = HashMap<Vec<u8>, [u8; 16]>;
+
 /// A `.deb` as a verified index lists it: SHA-256, size, and whose word.
 type Listed = ([u8; 32], u64, std::rc::Rc<str>);
 
 /// The `.deb`s checked so far, and the signed indexes, read once.
 pub(super) struct Archive {
     paths: AptPaths,
-    keys: Result<Vec<Key>, String>,
+    keys: Result<Anchored, String>,
     /// The `.deb` files in the cache.
     cached: Option<HashSet<String>>,
     /// SHA-256 and size of each cached `.deb` a verified index lists; or why
     /// there is none.
-    index: Option<Result<HashMap<String, Listed>, String>>,
+    /// Several indexes may list one file name (a point release and its
+    /// security updates, or another archive): each is a candidate.
+    index: Option<Result<HashMap<String, Vec<Listed>>, String>>,
     checked: HashMap<Deb, Result<std::rc::Rc<Shipped>, String>>,
 }
 
 impl Archive {
-    pub(super) fn new(paths: AptPaths, keys: Result<Vec<Key>, String>) -> Archive {
+    pub(super) fn new(paths: AptPaths, keys: Result<Anchored, String>) -> Archive {
         Archive {
             paths,
             keys,
@@ -229,22 +441,22 @@ impl Archive {
             Ok(i) => i,
             Err(why) => return Err(why.clone()),
         };
-        let Some((sha, size, via)) = index.get(&name) else {
+        let Some(listed) = index.get(&name) else {
             return Err(format!(
                 "no Packages index signed by a trusted key lists {name}"
             ));
         };
-        let md5sums = read_deb(&archives.join(&name), *sha, *size)?;
+        let (md5sums, i) = read_deb(&archives.join(&name), listed)?;
         Ok(std::rc::Rc::new(Shipped {
             md5sums,
-            via: via.to_string(),
+            via: listed[i].2.to_string(),
         }))
     }
 
     /// Every verified `InRelease` of the lists, and every `Packages` index
     /// it vouches for, kept for the cached `.deb`s only.
-    fn read_index(&self) -> Result<HashMap<String, Listed>, String> {
-        let keys = self.keys.as_ref().map_err(Clone::clone)?;
+    fn read_index(&self) -> Result<HashMap<String, Vec<Listed>>, String> {
+        let anchored = self.keys.as_ref().map_err(Clone::clone)?;
         let cached = self.cached.as_ref().expect("listed first");
         let lists = &self.paths.lists;
         let mut names: Vec<String> = std::fs::read_dir(lists)
@@ -253,12 +465,14 @@ impl Archive {
             .filter_map(|e| e.file_name().into_string().ok())
             .collect();
         names.sort();
-        let mut out = HashMap::new();
+        let mut out: HashMap<String, Vec<Listed>> = HashMap::new();
         let mut refused = Vec::new();
         for release in names.iter().filter(|n| n.ends_with("_InRelease")) {
             let prefix = &release[..release.len() - "InRelease".len()];
+            // Only the keys apt itself would check this source with.
+            let keys = anchored.keys_for(prefix);
             let verified = read_record_nofollow(&lists.join(release), MAX_RELEASE_BYTES)
-                .and_then(|m| openpgp::verify_cleartext(&m, keys));
+                .and_then(|m| openpgp::verify_cleartext(&m, &keys));
             let verified = match verified {
                 Ok(v) => v,
                 Err(e) => {
@@ -293,7 +507,7 @@ impl Archive {
                 }
                 for (file, (sha, size)) in packages_entries(&text) {
                     if cached.contains(&file) {
-                        out.insert(file, (sha, size, via.clone()));
+                        out.entry(file).or_default().push((sha, size, via.clone()));
                     }
                 }
             }
@@ -427,13 +641,15 @@ fn packages_entries(text: &[u8]) -> Vec<(String, ([u8; 32], u64))> {
 }
 
 /// Reads the `.deb` at `path` in one pass: its SHA-256 and size must be
-/// `sha` and `size`, and its control archive's `md5sums` is what it
-/// shipped. One pass, so what is parsed is what was hashed.
-fn read_deb(path: &Path, sha: [u8; 32], size: u64) -> Result<HashMap<Vec<u8>, [u8; 16]>, String> {
+/// those of one of the `listed` candidates (which one is returned), and
+/// its control archive's `md5sums` is what it shipped. One pass, so what
+/// is parsed is what was hashed.
+fn read_deb(path: &Path, listed: &[Listed]) -> Result<(Md5Sums, usize), String> {
     let shown = crate::escape::escape_path(path);
     let (file, meta) = crate::files::open_untrusted(path, MAX_DEB_BYTES, false)
         .map_err(|e| format!("{shown}: {e}"))?;
-    if meta.len() != size {
+    let size = meta.len();
+    if !listed.iter().any(|l| l.1 == size) {
         return Err(format!(
             "{shown} is not the .deb the archive signed (its size differs)"
         ));
@@ -444,9 +660,10 @@ fn read_deb(path: &Path, sha: [u8; 32], size: u64) -> Result<HashMap<Vec<u8>, [u
     };
     let control = ar_control(&mut r).map_err(|e| format!("{shown}: {e}"))?;
     std::io::copy(&mut r, &mut std::io::sink()).map_err(|e| format!("{shown}: {e}"))?;
-    if r.sha.finalize()[..] != sha {
+    let sha: [u8; 32] = r.sha.finalize().into();
+    let Some(which) = listed.iter().position(|l| l.0 == sha && l.1 == size) else {
         return Err(format!("{shown} is not the .deb the archive signed"));
-    }
+    };
     let (member, data) = control.ok_or(format!("{shown} holds no control archive"))?;
     let tar = decompress(&member, &data).map_err(|e| format!("{shown}: {member}: {e}"))?;
     let mut md5sums = HashMap::new();
@@ -464,18 +681,9 @@ fn read_deb(path: &Path, sha: [u8; 32], size: u64) -> Result<HashMap<Vec<u8>, [u
         entry
             .read_to_end(&mut text)
             .map_err(|e| format!("{shown}: {e}"))?;
-        for line in text.split(|&b| b == b'\n') {
-            if line.len() < 35 || &line[32..34] != b"  " {
-                continue;
-            }
-            if let Some(md5) = hex_digest::<16>(&line[..32]) {
-                let mut p = b"/".to_vec();
-                p.extend_from_slice(&line[34..]);
-                md5sums.insert(p, md5);
-            }
-        }
+        md5sums.extend(super::dpkg::md5sums_lines(&text));
     }
-    Ok(md5sums)
+    Ok((md5sums, which))
 }
 
 fn decompress(member: &str, data: &[u8]) -> Result<Vec<u8>, String> {
@@ -572,6 +780,46 @@ bad line\nDate: now\n";
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].0, "main/binary-all/Packages");
         assert_eq!(e[0].1.1, 12);
+    }
+
+    #[test]
+    fn a_source_names_its_lists_files_as_apt_does() {
+        assert_eq!(
+            lists_prefix("http://deb.debian.org/debian", "bookworm").unwrap(),
+            "deb.debian.org_debian_dists_bookworm_"
+        );
+        assert_eq!(
+            lists_prefix("https://u:p@h:8080/a_b/", "stable~x").unwrap(),
+            "h:8080_a%5fb_dists_stable%7ex_"
+        );
+        assert_eq!(
+            lists_prefix("copy:/srv/repo", "./").unwrap(),
+            "_srv_repo_._"
+        );
+    }
+
+    #[test]
+    fn signed_by_is_read_from_both_styles_of_sources() {
+        let one = sources(
+            "# c\ndeb [arch=amd64 signed-by=/k/a.gpg] http://h/d bookworm main\n\
+             deb-src http://h/d bookworm main\ndeb http://h/e stable main # x\n",
+            false,
+        );
+        assert_eq!(one.len(), 2);
+        assert_eq!(one[0].signed_by, [PathBuf::from("/k/a.gpg")]);
+        assert!(one[1].signed_by.is_empty());
+        let deb822 = sources(
+            "Types: deb deb-src\nURIs: http://h/d\nSuites: bookworm bookworm-updates\n\
+             Components: main\nSigned-By: /usr/share/keyrings/x.gpg\n\n\
+             Types: deb\nURIs: http://h/off\nSuites: s\nEnabled: no\n",
+            true,
+        );
+        assert_eq!(deb822.len(), 1);
+        assert_eq!(deb822[0].prefixes().len(), 2);
+        assert_eq!(
+            deb822[0].signed_by,
+            [PathBuf::from("/usr/share/keyrings/x.gpg")]
+        );
     }
 
     #[test]

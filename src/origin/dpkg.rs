@@ -258,18 +258,25 @@ fn read_md5sums(
         return Ok(out);
     };
     let text = read_record(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-    for line in text.split(|&b| b == b'\n') {
-        // "<32 hex>  <path without its leading slash>"
-        if line.len() < 35 || &line[32..34] != b"  " {
-            continue;
-        }
-        if let Some(md5) = hex_digest::<16>(&line[..32]) {
-            let mut path = b"/".to_vec();
-            path.extend_from_slice(&line[34..]);
-            out.insert(merged.canonical(&path), md5);
-        }
+    for (path, md5) in md5sums_lines(&text) {
+        out.insert(merged.canonical(&path), md5);
     }
     Ok(out)
+}
+
+/// The lines of an `md5sums` file (dpkg's, or a `.deb`'s): each path, with
+/// its leading `/` put back, and its checksum.
+pub(super) fn md5sums_lines(text: &[u8]) -> impl Iterator<Item = (Vec<u8>, [u8; 16])> + '_ {
+    text.split(|&b| b == b'\n').filter_map(|line| {
+        // "<32 hex>  <path without its leading slash>"
+        if line.len() < 35 || &line[32..34] != b"  " {
+            return None;
+        }
+        let md5 = hex_digest::<16>(&line[..32])?;
+        let mut path = b"/".to_vec();
+        path.extend_from_slice(&line[34..]);
+        Some((path, md5))
+    })
 }
 
 /// Paths dpkg-divert moved a file from or to.

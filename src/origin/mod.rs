@@ -299,6 +299,7 @@ impl Sources {
                 lists: c.apt_lists.clone().unwrap_or(d.apt.lists),
                 archives: c.apt_archives.clone().unwrap_or(d.apt.archives),
                 keyrings: c.apt_keyrings.clone().unwrap_or(d.apt.keyrings),
+                sources: c.apt_sources.clone().unwrap_or(d.apt.sources),
             },
         }
     }

@@ -131,7 +131,7 @@ pub struct Verified {
 /// at least one signature must be by one of them and verify; a signature
 /// by one of them that does not verify fails the whole. The message must
 /// be the signed block alone (nothing before or after it).
-pub fn verify_cleartext(message: &[u8], keys: &[Key]) -> Result<Verified, String> {
+pub fn verify_cleartext(message: &[u8], keys: &[&Key]) -> Result<Verified, String> {
     let text = std::str::from_utf8(message).map_err(|_| "it is not UTF-8 text")?;
     let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     if lines.next() != Some("-----BEGIN PGP SIGNED MESSAGE-----") {
@@ -206,7 +206,7 @@ pub fn verify_cleartext(message: &[u8], keys: &[Key]) -> Result<Verified, String
 
 /// Verifies one signature packet over `data`: `Some(key)` when it is by a
 /// key of `keys` and verifies, `None` when it is by none of them.
-fn verify<'k>(sig: &[u8], data: &[u8], keys: &'k [Key]) -> Result<Option<&'k Key>, String> {
+fn verify<'k>(sig: &[u8], data: &[u8], keys: &[&'k Key]) -> Result<Option<&'k Key>, String> {
     let mut r = Reader(sig);
     if r.byte()? != 4 {
         return Ok(None);
@@ -242,7 +242,7 @@ fn verify<'k>(sig: &[u8], data: &[u8], keys: &'k [Key]) -> Result<Option<&'k Key
         }
     }
     let issuer = issuer.ok_or("a signature that names no issuer")?;
-    let Some(key) = keys.iter().find(|k| {
+    let Some(&key) = keys.iter().find(|k| {
         if issuer.len() == 20 {
             k.fingerprint[..] == issuer[..]
         } else {

@@ -272,3 +272,24 @@ pub fn tree_holding_its_baseline(check: &str) -> (tempfile::TempDir, PathBuf, Pa
     assert_ok(&init(&rules, &db));
     (tmp, root, db)
 }
+
+/// The drift records of a `check --format json` run, by path; the run must
+/// have compared (exit below 8).
+pub fn drift_by_path(out: &Output) -> BTreeMap<String, Value> {
+    assert!(out.status.code().is_some_and(|c| c < 8), "{}", stderr(out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["path"].as_str().unwrap().to_string(), d.clone()))
+        .collect()
+}
+
+/// The events a `--format events` run printed, one JSON line each.
+pub fn event_lines(out: &Output) -> Vec<Value> {
+    stdout(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
