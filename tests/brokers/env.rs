@@ -277,7 +277,19 @@ impl FleetNet {
             .args(["link", "del", &f.bridge])
             .stderr(Stdio::null())
             .status();
-        ip(&["link", "add", &f.bridge, "type", "bridge"]);
+        // A bridge takes the lowest MAC of its ports unless it has one of
+        // its own: each host added later could change it under the hosts
+        // that had already resolved it, which then talk to a MAC nobody has
+        // until their ARP entry is probed again (a host silent for tens of
+        // seconds, "ip neigh" in DELAY).
+        let pid = std::process::id();
+        let mac = format!(
+            "02:54:53:{:02x}:{:02x}:{:02x}",
+            (pid >> 16) & 0xff,
+            (pid >> 8) & 0xff,
+            pid & 0xff
+        );
+        ip(&["link", "add", &f.bridge, "address", &mac, "type", "bridge"]);
         ip(&["addr", "add", &format!("{}/24", f.addr), "dev", &f.bridge]);
         ip(&["link", "set", &f.bridge, "up"]);
         f
