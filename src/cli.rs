@@ -448,8 +448,9 @@ enum AuditCommand {
         app_dir: Vec<PathBuf>,
         /// A Celery configuration file (Python or NAME=value), or a
         /// directory of them [default: /etc/celery, and celery* in
-        /// /etc/default, /etc/conf.d, /etc/sysconfig]; repeatable (the
-        /// global --config names tripseal's own settings)
+        /// /etc/default, /etc/conf.d, /etc/sysconfig]; repeatable. `--config
+        /// FILE` names one too: this command reads none of tripseal's own
+        /// settings
         #[arg(long, value_name = "FILE")]
         celery_config: Vec<PathBuf>,
         /// A systemd unit, or a directory of them [default: the system's
@@ -462,14 +463,17 @@ enum AuditCommand {
 }
 
 impl AuditCommand {
-    fn settings(self) -> Settings {
+    /// `config`: the global `--config`, which names a Celery
+    /// configuration here (the audit reads no settings of tripseal's).
+    fn settings(self, config: Option<PathBuf>) -> Settings {
         match self {
             AuditCommand::Celery {
                 app_dir,
-                celery_config,
+                mut celery_config,
                 unit,
                 format,
             } => {
+                celery_config.extend(config);
                 let d = tripseal::audit::Places::default();
                 let or = |given: Vec<PathBuf>, default: Vec<PathBuf>| match given.is_empty() {
                     true => default,
@@ -592,7 +596,7 @@ impl Cli {
             Command::Digest(a) => a.settings(),
             Command::Show(a) => Ok(a.settings()),
             Command::Rules { command } => command.settings(),
-            Command::Audit { command } => Ok(command.settings()),
+            Command::Audit { command } => Ok(command.settings(ctx.config)),
             Command::Collect(a) => a.settings(ctx),
             Command::Fleet { command } => Ok(command.settings()),
         }

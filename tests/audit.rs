@@ -358,3 +358,27 @@ fn check_audits_what_a_rule_marks_as_celery_configuration() {
     assert_eq!(out.status.code(), Some(17), "{}", stderr(&out));
     assert!(stderr(&out).contains("django"), "{}", stderr(&out));
 }
+
+#[test]
+fn config_names_the_celery_configuration_to_audit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("conf/worker_settings.py");
+    write(&conf, "task_serializer = 'pickle'\n", 0o600);
+    let out = tripseal()
+        .arg("audit")
+        .arg("celery")
+        .arg("--app-dir")
+        .arg(tmp.path().join("none"))
+        .arg("--unit")
+        .arg(tmp.path().join("none"))
+        .arg("--config")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("worker_settings.py:1: insecure-serializer"),
+        "{}",
+        stdout(&out)
+    );
+}
