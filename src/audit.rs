@@ -1023,20 +1023,8 @@ fn audit_listed(files: Vec<(PathBuf, Kind)>) -> Audit {
         if !seen.insert(path.clone()) {
             continue;
         }
-        let (text, mode) = match crate::files::open_untrusted(&path, MAX_CONFIG_BYTES, false) {
-            Ok((f, meta)) => {
-                let mut v = Vec::new();
-                match std::io::Read::read_to_end(
-                    &mut std::io::Read::take(f, MAX_CONFIG_BYTES),
-                    &mut v,
-                ) {
-                    Ok(_) => (String::from_utf8_lossy(&v).into_owned(), meta.mode()),
-                    Err(e) => {
-                        a.unreadable.push((path, e.to_string()));
-                        continue;
-                    }
-                }
-            }
+        let (text, mode) = match crate::files::read_no_follow(&path, MAX_CONFIG_BYTES) {
+            Ok((v, meta)) => (String::from_utf8_lossy(&v).into_owned(), meta.mode()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => {
                 a.unreadable.push((path, e.to_string()));
@@ -1370,12 +1358,7 @@ fn cert_public(data: &[u8]) -> Result<Public, String> {
 fn read_as_is(path: &Path) -> Result<(Vec<u8>, std::fs::Metadata), String> {
     // A path a configuration names is read as it is: never through a
     // symlink (its target may be anything on the host), never a FIFO.
-    let (f, meta) =
-        crate::files::open_untrusted(path, MAX_CONFIG_BYTES, false).map_err(|e| e.to_string())?;
-    let mut v = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_CONFIG_BYTES), &mut v)
-        .map_err(|e| e.to_string())?;
-    Ok((v, meta))
+    crate::files::read_no_follow(path, MAX_CONFIG_BYTES).map_err(|e| e.to_string())
 }
 
 /// The key files the settings name, each with the certificate meant to go

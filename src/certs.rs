@@ -7,7 +7,6 @@
 //! symlink, never a FIFO or a device) and parsed only if its BLAKE3 is the
 //! scanned one, so what is reported is what the scan recorded.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -183,17 +182,9 @@ fn der(der: &[u8]) -> Option<Cert> {
 pub fn inspect(candidates: &[(PathBuf, [u8; 32])]) -> Vec<CertFile> {
     let mut out = Vec::new();
     for (path, scanned) in candidates {
-        let Ok((file, _)) = crate::files::open_untrusted(path, MAX_CERT_FILE_BYTES, false) else {
+        let Ok((data, _)) = crate::files::read_no_follow(path, MAX_CERT_FILE_BYTES) else {
             continue;
         };
-        let mut data = Vec::new();
-        if file
-            .take(MAX_CERT_FILE_BYTES)
-            .read_to_end(&mut data)
-            .is_err()
-        {
-            continue;
-        }
         if blake3::hash(&data).as_bytes() != scanned {
             log::debug!(
                 "{}: changed since the scan; its certificates are said at the next",

@@ -110,7 +110,10 @@ impl Comparison {
                 // records them, never as an unverified one does.
                 let anchor = match old_digest {
                     Some(_) => Ok(&*old),
-                    None => Err("the seal of generation N was not verified"),
+                    None => Err(
+                        "the seal of generation N was skipped or did not verify (give its \
+                         signers' keys with --trust)",
+                    ),
                 };
                 let found = origin::explain(&queries, sources, anchor);
                 // benches/origin.sh reads this line.

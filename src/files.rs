@@ -104,6 +104,14 @@ pub fn read_untrusted(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
     read_bounded(file, &meta, max_bytes)
 }
 
+/// The whole of a small untrusted file, never through a symlink
+/// ([`open_untrusted`]), with what fstat said of it.
+pub fn read_no_follow(path: &Path, max_bytes: u64) -> io::Result<(Vec<u8>, Metadata)> {
+    let (file, meta) = open_untrusted(path, max_bytes, false)?;
+    let bytes = read_bounded(file, &meta, max_bytes)?;
+    Ok((bytes, meta))
+}
+
 /// All of an opened file, at most `max_bytes` of it.
 fn read_bounded(file: File, meta: &Metadata, max_bytes: u64) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(meta.len() as usize);

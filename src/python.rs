@@ -260,10 +260,7 @@ fn pyc(path: &Path) -> Option<Finding> {
 }
 
 fn read(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    let (file, _) = crate::files::open_untrusted(path, max, false)?;
-    let mut v = Vec::new();
-    file.take(max).read_to_end(&mut v)?;
-    Ok(v)
+    crate::files::read_no_follow(path, max).map(|(bytes, _)| bytes)
 }
 
 #[cfg(test)]

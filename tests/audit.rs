@@ -29,6 +29,22 @@ fn write(path: &Path, text: &str, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
+/// `audit celery --format json` of the app directory `app` with the units
+/// in `app/units`, which must find something (exit 1).
+fn audit_json_with_units(app: &Path) -> Value {
+    let out = tripseal()
+        .args(["audit", "celery", "--format", "json", "--app-dir"])
+        .arg(app)
+        .arg("--celery-config")
+        .arg(app.join("none"))
+        .arg("--unit")
+        .arg(app.join("units"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
 fn a_clean_configuration_exits_0() {
     let tmp = tempfile::tempdir().unwrap();
@@ -79,17 +95,7 @@ fn each_finding_of_the_security_guide_is_reported_with_its_remedy() {
         "[Service]\nExecStart=/srv/app/venv/bin/celery -A proj worker -l INFO\n",
         0o644,
     );
-    let out = tripseal()
-        .args(["audit", "celery", "--format", "json", "--app-dir"])
-        .arg(app)
-        .arg("--celery-config")
-        .arg(app.join("none"))
-        .arg("--unit")
-        .arg(app.join("units"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = audit_json_with_units(app);
     let found: Vec<(String, String, Option<u64>)> = doc["findings"]
         .as_array()
         .unwrap()
@@ -215,6 +221,9 @@ fn keys_are_checked_against_their_certificates_their_mode_and_owner() {
     let signer = keys.join("signer.key");
     std::fs::set_permissions(&signer, std::fs::Permissions::from_mode(0o644)).unwrap();
     std::os::unix::fs::chown(&signer, Some(1234), None).unwrap();
+    // A key path that is a symlink to a file no rule selects: never
+    // followed, so /etc/shadow's mode says nothing here.
+    std::os::unix::fs::symlink("/etc/shadow", keys.join("linked.key")).unwrap();
     let k = |n: &str| keys.join(n).display().to_string();
     write(
         &app.join("celeryconfig.py"),
@@ -223,12 +232,15 @@ fn keys_are_checked_against_their_certificates_their_mode_and_owner() {
              task_serializer = 'auth'\naccept_content = ['auth']\n\
              broker_url = 'amqps://broker.internal//'\n\
              broker_use_ssl = {{'keyfile': {:?}, 'certfile': {:?}, 'ca_certs': '/x'}}\n\
-             result_backend = 'rediss://h:6380/0?ssl_keyfile={}&ssl_certfile={}'\n",
+             result_backend = 'rediss://h:6380/0?ssl_keyfile={}&ssl_certfile={}'\n\
+             redis_backend_use_ssl = {{'ssl_keyfile': {:?}, 'ssl_certfile': {:?}}}\n",
             k("signer.key"),
             k("client.pem"),
             k("client.key"),
             k("client.pem"),
             k("edge.key"),
+            k("edge.pem"),
+            k("linked.key"),
             k("edge.pem"),
         ),
         0o600,
@@ -238,17 +250,7 @@ fn keys_are_checked_against_their_certificates_their_mode_and_owner() {
         "[Service]\nUser=nobody\nExecStart=/srv/venv/bin/celery -A app worker\n",
         0o644,
     );
-    let out = tripseal()
-        .args(["audit", "celery", "--format", "json", "--app-dir"])
-        .arg(app)
-        .arg("--celery-config")
-        .arg(app.join("none"))
-        .arg("--unit")
-        .arg(app.join("units"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = audit_json_with_units(app);
     let mut found: Vec<(String, String)> = doc["findings"]
         .as_array()
         .unwrap()

@@ -525,6 +525,24 @@ fn a_forged_origin_row_is_refused_by_diff() {
         "{}",
         stderr(&out)
     );
+    // The archive's word on a pip distribution, which has no archive.
+    sql(
+        &db,
+        "INSERT OR REPLACE INTO origins VALUES (CAST('/x' AS BLOB), 'pip', 'p', '1', \
+         'matches-package', 'verified-by-archive', NULL)",
+    );
+    let out = tripseal()
+        .args(["diff", "--allow-unsigned"])
+        .arg(db.with_extension("db.prev"))
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(24), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the archive's word on a package not of dpkg"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -807,6 +825,17 @@ impl Archive {
         deb
     }
 
+    /// The file of apt's lists whose name holds `part` (`_InRelease`,
+    /// `_Packages`).
+    fn lists_file(&self, part: &str) -> PathBuf {
+        std::fs::read_dir(&self.lists)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().contains(part))
+            .unwrap_or_else(|| panic!("apt fetched no {part}"))
+    }
+
     /// A configuration that looks up origins in this archive.
     fn config(&self) -> PathBuf {
         let path = self.work.join("config.toml");
@@ -964,7 +993,13 @@ fn the_archive_vouches_through_its_signed_index_where_host_records_lie() {
     let o = &doc["drift"][0]["origin"];
     assert_eq!(o["verdict"], "matches-package", "{o}");
     assert_eq!(o["evidence"], "host-records-only", "{o}");
-    assert!(o["note"].as_str().unwrap().contains("not verified"), "{o}");
+    assert!(
+        o["note"]
+            .as_str()
+            .unwrap()
+            .contains("skipped or did not verify"),
+        "{o}"
+    );
 
     // The next version, from the archive: its content is what the signed
     // chain says.
@@ -988,6 +1023,14 @@ fn the_archive_vouches_through_its_signed_index_where_host_records_lie() {
         "{o}"
     );
     std::fs::write(&cached, &good).unwrap();
+    // A FIFO in its place is never opened: the check ends, and says why.
+    std::fs::remove_file(&cached).unwrap();
+    mkfifo(&cached);
+    let o = f.tool_origin();
+    assert_eq!(o["evidence"], "host-records-only", "{o}");
+    assert!(o["note"].as_str().unwrap().contains("FIFO"), "{o}");
+    std::fs::remove_file(&cached).unwrap();
+    std::fs::write(&cached, &good).unwrap();
 
     // A key planted in the keyring: the keyring is no longer what the
     // verified baseline records, so none of its keys count.
@@ -1000,15 +1043,20 @@ fn the_archive_vouches_through_its_signed_index_where_host_records_lie() {
     let o = f.tool_origin();
     assert_eq!(o["evidence"], "host-records-only", "{o}");
     std::fs::write(&keyring, &genuine).unwrap();
+    // Nor is a symlink to the very same keyring elsewhere: a keyring is
+    // read where the baseline recorded it, never through a link.
+    let elsewhere = work.path().join("elsewhere.gpg");
+    std::fs::write(&elsewhere, &genuine).unwrap();
+    std::fs::remove_file(&keyring).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &keyring).unwrap();
+    let o = f.tool_origin();
+    assert_eq!(o["evidence"], "host-records-only", "{o}");
+    std::fs::remove_file(&keyring).unwrap();
+    std::fs::write(&keyring, &genuine).unwrap();
 
     // A key of another keyring the baseline records, which no source names:
     // apt would not take its signature for this source, nor does tripseal.
-    let release = std::fs::read_dir(&f.archive.lists)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with("_InRelease"))
-        .unwrap();
+    let release = f.archive.lists_file("_InRelease");
     let genuine_release = std::fs::read(&release).unwrap();
     let resigned = f.other.work.join("InRelease");
     std::fs::copy(f.archive.repo.join("Release"), f.other.repo.join("Release")).unwrap();
@@ -1028,15 +1076,23 @@ fn the_archive_vouches_through_its_signed_index_where_host_records_lie() {
             .contains("no signature is by a key"),
         "{o}"
     );
+    // Nor does a sources file rewritten to name that keyring: the baseline
+    // does not record it so, and a source it does not vouch for binds to
+    // nothing but apt's default keyrings (none here).
+    let sources = f.archive.work.join("sources.list");
+    let genuine_sources = std::fs::read_to_string(&sources).unwrap();
+    std::fs::write(
+        &sources,
+        genuine_sources.replace("archive.gpg", "other.gpg"),
+    )
+    .unwrap();
+    let o = f.tool_origin();
+    assert_eq!(o["evidence"], "host-records-only", "{o}");
+    std::fs::write(&sources, &genuine_sources).unwrap();
     std::fs::write(&release, &genuine_release).unwrap();
 
     // An index edited after apt fetched it is not what InRelease signs.
-    let packages = std::fs::read_dir(&f.archive.lists)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().contains("_Packages"))
-        .unwrap();
+    let packages = f.archive.lists_file("_Packages");
     let index = std::fs::read(&packages).unwrap();
     std::fs::write(&packages, b"").unwrap();
     let o = f.tool_origin();
@@ -1044,10 +1100,6 @@ fn the_archive_vouches_through_its_signed_index_where_host_records_lie() {
     std::fs::write(&packages, &index).unwrap();
 
     // So is an InRelease edited after apt fetched it.
-    let release = packages
-        .to_string_lossy()
-        .replace("_Packages.lz4", "_InRelease")
-        .replace("_Packages", "_InRelease");
     let signed = std::fs::read_to_string(&release).unwrap();
     std::fs::write(&release, signed.replacen("Date:", "Dote:", 1)).unwrap();
     let o = f.tool_origin();

@@ -107,9 +107,7 @@ fn anchored(
     let Some(recorded) = recorded else {
         return Ok(None);
     };
-    let (mut f, _) = crate::files::open_untrusted(file, max, false).map_err(|e| e.to_string())?;
-    let mut data = Vec::new();
-    f.read_to_end(&mut data).map_err(|e| e.to_string())?;
+    let data = read_record_nofollow(file, max)?;
     if *blake3::hash(&data).as_bytes() != recorded {
         return Err("it differs from what the verified baseline records".into());
     }
@@ -523,10 +521,9 @@ impl Archive {
 }
 
 fn read_record_nofollow(path: &Path, max: u64) -> Result<Vec<u8>, String> {
-    let (f, _) = crate::files::open_untrusted(path, max, false).map_err(|e| e.to_string())?;
-    let mut v = Vec::new();
-    f.take(max).read_to_end(&mut v).map_err(|e| e.to_string())?;
-    Ok(v)
+    crate::files::read_no_follow(path, max)
+        .map(|(bytes, _)| bytes)
+        .map_err(|e| e.to_string())
 }
 
 /// The `SHA256:` entries of a Release text: path → (digest, size).

@@ -148,11 +148,16 @@ impl Origin {
         }
     }
 
-    fn owned(package: Package, verdict: Verdict, note: Option<String>) -> Origin {
+    fn owned(
+        package: Package,
+        verdict: Verdict,
+        note: Option<String>,
+        evidence: Evidence,
+    ) -> Origin {
         Origin {
             package: Some(package),
             verdict,
-            evidence: Some(Evidence::HostRecordsOnly),
+            evidence: Some(evidence),
             note,
             conffile: false,
         }
@@ -500,11 +505,7 @@ fn judge(q: &Query, o: Owned) -> Origin {
         })
     };
     let evidence = o.evidence;
-    let owned = |package, verdict, note| {
-        let mut origin = Origin::owned(package, verdict, note);
-        origin.evidence = Some(evidence);
-        origin
-    };
+    let owned = |package, verdict, note| Origin::owned(package, verdict, note, evidence);
     if q.kind == DriftKind::Removed {
         return owned(
             o.package,
@@ -654,6 +655,7 @@ mod tests {
             },
             Verdict::MatchesPackage,
             None,
+            Evidence::HostRecordsOnly,
         );
         assert!(o.matches(Evidence::HostRecordsOnly));
         assert!(!o.matches(Evidence::VerifiedByArchive));

@@ -259,7 +259,7 @@ fn explainer_for(held: &Held, sources: &Sources) -> Explainer {
         .collect();
     let anchor = match held.digest {
         Some(_) => Ok(&*held.baseline),
-        None => Err("the seal of the baseline was not verified"),
+        None => Err("the seal of the baseline was skipped (--allow-unsigned)"),
     };
     Explainer::new(sources.clone(), Some(roots), anchor)
 }
