@@ -11,6 +11,7 @@ pub mod certs;
 pub mod check;
 pub mod compare;
 pub mod config;
+pub mod content;
 pub mod defaults;
 pub mod error;
 pub mod escape;

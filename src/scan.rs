@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::{File, Metadata, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -29,6 +29,7 @@ use rayon::iter::{
 use walkdir::WalkDir;
 
 use crate::attrs::{Attr, AttrSet};
+use crate::content;
 use crate::files::Companion;
 use crate::rules::Rules;
 
@@ -37,9 +38,6 @@ use crate::rules::Rules;
 pub const READ_ATTEMPTS: u32 = 3;
 /// Walk results taken at a time, and handed to the sink as one batch.
 const WALK_CHUNK_ENTRIES: usize = 128;
-/// Read buffer per hashing thread: large enough for BLAKE3's SIMD lanes and
-/// few syscalls on big files, small enough to stay in cache.
-const READ_BUFFER_BYTES: usize = 128 * 1024;
 
 /// The kind of a file system entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -897,7 +895,13 @@ fn capture_stat_and_content(
                     let meta = Meta::from_std(&m);
                     entry.meta = Some(meta);
                     if meta.kind == FileKind::File {
-                        hash_stable(entry, &file, meta, prefix_len);
+                        let how = content::Reading {
+                            size: meta.size,
+                            sparse: m.blocks().saturating_mul(512) < meta.size,
+                            limit: None,
+                            prefix_len,
+                        };
+                        hash_stable(entry, &file, meta, how);
                     }
                     return Some(file);
                 }
@@ -946,21 +950,17 @@ fn open_no_follow(path: &Path) -> io::Result<File> {
 /// `growing` entry may be appended to meanwhile: exactly the size seen first
 /// is hashed, and growth is not instability (shrinking or an in-place write
 /// at the same size is).
-fn hash_stable(entry: &mut Entry, mut file: &File, mut before: Meta, prefix_len: Option<u64>) {
-    thread_local! {
-        static BUFFER: std::cell::RefCell<Vec<u8>> =
-            std::cell::RefCell::new(vec![0; READ_BUFFER_BYTES]);
-    }
+fn hash_stable(entry: &mut Entry, file: &File, mut before: Meta, how: content::Reading) {
     let growing = entry.attrs.contains(Attr::Growing);
-    for attempt in 1..=READ_ATTEMPTS {
-        if attempt > 1
-            && let Err(e) = file.seek(SeekFrom::Start(0))
-        {
-            set_problem(entry, &e, "cannot re-read");
-            return;
-        }
-        let limit = growing.then_some(before.size);
-        let read = BUFFER.with_borrow_mut(|buf| hash_contents(file, buf, limit, prefix_len));
+    for _ in 0..READ_ATTEMPTS {
+        let read = content::hash(
+            file,
+            content::Reading {
+                size: before.size,
+                limit: growing.then_some(before.size),
+                ..how
+            },
+        );
         let hashed = match read {
             Ok(r) => r,
             Err(e) => {
@@ -997,59 +997,6 @@ fn hash_stable(entry: &mut Entry, mut file: &File, mut before: Meta, prefix_len:
     entry.problem = Some(Problem::Unstable(format!(
         "changed while it was read, {READ_ATTEMPTS} times"
     )));
-}
-
-struct Hashed {
-    hash: [u8; 32],
-    /// Hash of the first `prefix_len` bytes, if the content was that long.
-    prefix: Option<[u8; 32]>,
-    bytes: u64,
-}
-
-/// Reads to the end, or to `limit` bytes, hashing the whole and a prefix.
-fn hash_contents(
-    mut file: &File,
-    buf: &mut [u8],
-    limit: Option<u64>,
-    prefix_len: Option<u64>,
-) -> io::Result<Hashed> {
-    let mut hasher = blake3::Hasher::new();
-    let mut prefix_hasher = prefix_len.map(|_| blake3::Hasher::new());
-    let mut prefix = (prefix_len == Some(0)).then(|| *blake3::Hasher::new().finalize().as_bytes());
-    let mut total = 0u64;
-    loop {
-        let want = match limit {
-            Some(l) => (l - total).min(buf.len() as u64) as usize,
-            None => buf.len(),
-        };
-        if want == 0 {
-            break;
-        }
-        let n = match file.read(&mut buf[..want]) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        let chunk = &buf[..n];
-        hasher.update(chunk);
-        crate::progress::tick();
-        if let (Some(p), Some(len)) = (prefix_hasher.as_mut(), prefix_len)
-            && total < len
-        {
-            let take = ((len - total) as usize).min(n);
-            p.update(&chunk[..take]);
-            if total + take as u64 == len {
-                prefix = Some(*p.finalize().as_bytes());
-            }
-        }
-        total += n as u64;
-    }
-    Ok(Hashed {
-        hash: *hasher.finalize().as_bytes(),
-        prefix,
-        bytes: total,
-    })
 }
 
 /// All extended attributes, sorted by name, each name and value prefixed by

@@ -498,3 +498,68 @@ fn walks_stay_on_one_file_system_unless_the_rule_says_otherwise() {
     let e = entries(&db);
     assert_eq!(e[&key(&inner.join("there"))]["hash"], blake3_hex(b"t"));
 }
+
+#[test]
+fn large_and_sparse_files_hash_as_their_content_and_a_filled_hole_is_drift() {
+    use std::os::unix::fs::FileExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    std::fs::create_dir(&root).unwrap();
+    let bytes = |len: usize, seed: u32| -> Vec<u8> {
+        (0..len as u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 11) as u8)
+            .collect()
+    };
+    // Large enough to be read in blocks on several threads, and not a
+    // whole number of blocks.
+    let large = bytes((9 << 20) + 12_345, 1);
+    std::fs::write(root.join("large.bin"), &large).unwrap();
+    // Mostly holes: data at the start, inside (off any block boundary) and
+    // in the last bytes; the same content written out densely beside it.
+    let len = 64usize << 20;
+    let islands = [
+        (0, bytes(4096, 2)),
+        ((40 << 20) + 17, bytes(1 << 20, 3)),
+        (len - 3, bytes(3, 4)),
+    ];
+    let sparse = std::fs::File::create(root.join("sparse.img")).unwrap();
+    sparse.set_len(len as u64).unwrap();
+    let mut dense = vec![0u8; len];
+    for (at, data) in &islands {
+        sparse.write_all_at(data, *at as u64).unwrap();
+        dense[*at..*at + data.len()].copy_from_slice(data);
+    }
+    sparse.sync_all().unwrap();
+    assert!(sparse.metadata().unwrap().blocks() * 512 < len as u64 / 2);
+    std::fs::write(root.join("dense.img"), &dense).unwrap();
+
+    let rules = rules_for(tmp.path(), &root, "[\"type\", \"size\", \"hash\"]");
+    let db = tmp.path().join("b.db");
+    assert_ok(&init(&rules, &db));
+    let e = entries(&db);
+    assert_eq!(e[&key(&root.join("large.bin"))]["hash"], blake3_hex(&large));
+    assert_eq!(
+        e[&key(&root.join("sparse.img"))]["hash"],
+        blake3_hex(&dense)
+    );
+    assert_eq!(e[&key(&root.join("dense.img"))]["hash"], blake3_hex(&dense));
+
+    // One byte written into a hole changes the content, as any edit does.
+    sparse.write_all_at(b"x", 20 << 20).unwrap();
+    dense[20 << 20] = b'x';
+    let out = tripseal()
+        .args(["check", "--allow-unsigned", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "one entry changed: {}",
+        stderr(&out)
+    );
+    let drift = drift_by_path(&out);
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    let d = &drift[root.join("sparse.img").to_str().unwrap()];
+    assert_eq!(d["changes"]["hash"]["new"], blake3_hex(&dense), "{d}");
+}
