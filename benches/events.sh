@@ -3,6 +3,13 @@
 # Redis, beside Celery's own EventDispatcher sending as many events.
 #
 # Usage: benches/events.sh [--events N] [--runs R]     (default 10000, 5)
+#        [--compare OTHER_BINARY] [--no-receiver]
+#        TRIPSEAL_BIN=/path/to/tripseal benches/events.sh ...   (another build)
+# --compare adds OTHER_BINARY's check+redis and check+amqp to the same
+# rounds (a before/after that machine noise hits alike). --no-receiver
+# starts no Celery Receiver: the sink and the broker alone (on Redis, no
+# subscriber's buffers to wait for; on RabbitMQ, events that no queue takes,
+# still confirmed).
 #
 # Starts a Redis and a RabbitMQ on loopback ports (as the tests do), makes a
 # tree of N files with a baseline, edits every file, then alternates, R times:
@@ -17,18 +24,21 @@
 # venv with celery in target/test-venv): run the test suite once first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=10000; RUNS=5
+N=10000; RUNS=5; OTHER=""; RECEIVERS=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --events) N="$2"; shift 2 ;;
     --runs) RUNS="$2"; shift 2 ;;
+    --compare) OTHER="$2"; shift 2 ;;
+    --no-receiver) RECEIVERS=0; shift ;;
     *) echo "benches/events.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 PY="$PWD/target/test-venv/bin/python"
 [[ -x "$PY" ]] || { echo "benches/events.sh: no $PY; run ./scripts/test.sh first" >&2; exit 2; }
-cargo build --release --quiet
-BIN="$PWD/target/release/tripseal"
+# TRIPSEAL_BIN: another build to measure (an older one, for a before/after).
+if [[ -z "${TRIPSEAL_BIN:-}" ]]; then cargo build --release --quiet; fi
+BIN="${TRIPSEAL_BIN:-$PWD/target/release/tripseal}"
 
 W=$(mktemp -d /tmp/tripseal-events-bench.XXXXXX)
 pids=()
@@ -56,6 +66,7 @@ wait_port "$REDIS_PORT"; wait_port "$AMQP_PORT"
 REDIS="redis://127.0.0.1:$REDIS_PORT/0"; AMQP="amqp://guest:guest@127.0.0.1:$AMQP_PORT//"
 
 for url in "$REDIS" "$AMQP"; do
+  [[ $RECEIVERS == 1 ]] || continue
   spawn "$PY" tests/python/receiver.py "$url" "$W/received-$RANDOM.jsonl" 1000000000 86400
 done
 
@@ -81,14 +92,25 @@ for r in $(seq "$RUNS"); do
   T[check+amqp]+="$(secs "$BIN" check --allow-unsigned --db "$W/b.db" --emit "$AMQP") "
   T[celery-amqp]+="$("$PY" benches/celery_dispatch.py "$AMQP" "$N") "
   if grep -q "not delivered" "$W/last.err"; then cat "$W/last.err" >&2; exit 1; fi
+  if [[ -n "$OTHER" ]]; then
+    T[other+redis]+="$(secs "$OTHER" check --allow-unsigned --db "$W/b.db" --emit "$REDIS") "
+    T[other+amqp]+="$(secs "$OTHER" check --allow-unsigned --db "$W/b.db" --emit "$AMQP") "
+    if grep -q "not delivered" "$W/last.err"; then cat "$W/last.err" >&2; exit 1; fi
+  fi
 done
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 printf '%-14s %10s   (%s runs, %s events each; seconds)\n' what median "$RUNS" "$N"
-for k in check check+redis celery-redis check+amqp celery-amqp; do
+keys=(check check+redis celery-redis check+amqp celery-amqp)
+[[ -n "$OTHER" ]] && keys+=(other+redis other+amqp)
+for k in "${keys[@]}"; do
   printf '%-14s %10.3f   %s\n' "$k" "$(echo "${T[$k]}" | median)" "${T[$k]}"
 done
 base=$(echo "${T[check]}" | median)
 for b in redis amqp; do
   with=$(echo "${T[check+$b]}" | median); ref=$(echo "${T[celery-$b]}" | median)
   echo "$b: tripseal $(echo "$N / ($with - $base)" | bc) events/s through the outbox (confirmed); Celery's dispatcher $(echo "$N / $ref" | bc) events/s (unconfirmed)"
+  if [[ -n "$OTHER" ]]; then
+    other=$(echo "${T[other+$b]}" | median)
+    echo "$b: $OTHER $(echo "$N / ($other - $base)" | bc) events/s through the outbox (same rounds)"
+  fi
 done

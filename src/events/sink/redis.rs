@@ -42,6 +42,8 @@ pub struct Redis {
     /// Whether the routing key ends the channel (`fanout_patterns`).
     patterns: bool,
     connection: Option<redis::Connection>,
+    /// The PUBLISHes sent since the last flush, which writes them in one go.
+    queued: Queued,
     /// Published while no one was subscribed.
     unheard: u64,
     /// Some subscriber was sent an event since the last flush.
@@ -130,12 +132,63 @@ pub fn explain(e: &redis::RedisError) -> String {
     format!("{text}{hint}")
 }
 
+/// Commands sent since the last flush, written to Redis in one round trip
+/// when it comes (pipelining), which is what lets a batch go at the
+/// broker's speed rather than one network round trip per event.
+#[derive(Default)]
+struct Queued {
+    pipe: redis::Pipeline,
+    count: usize,
+}
+
+impl Queued {
+    /// Runs the queued commands and returns their answers in order. On an
+    /// error, says how many from the first were answered before it: those
+    /// arrived. A broken connection tells nothing, so none count (the
+    /// retry may repeat some; events carry ids for consumers to drop
+    /// duplicates).
+    fn run<T: redis::FromRedisValue>(
+        &mut self,
+        connection: &mut Option<redis::Connection>,
+    ) -> Result<Vec<T>, SinkError> {
+        let mut pipe = std::mem::take(&mut self.pipe);
+        if std::mem::take(&mut self.count) == 0 {
+            return Ok(Vec::new());
+        }
+        let Some(conn) = connection.as_mut() else {
+            return Err(SinkError::none_delivered("not connected to Redis".into()));
+        };
+        let answers: Vec<redis::RedisResult<T>> = match pipe.ignore_errors().query(conn) {
+            Ok(a) => a,
+            Err(e) => {
+                *connection = None;
+                return Err(SinkError::none_delivered(explain(&e)));
+            }
+        };
+        let mut done = Vec::with_capacity(answers.len());
+        for answer in answers {
+            match answer {
+                Ok(v) => done.push(v),
+                Err(e) => {
+                    return Err(SinkError {
+                        delivered: done.len(),
+                        error: explain(&e),
+                    });
+                }
+            }
+        }
+        Ok(done)
+    }
+}
+
 /// The fleet feed over Redis: each event one `XADD` to a stream capped at
 /// `maxlen` entries, accepted once Redis has answered with the entry's id.
 pub struct RedisStream {
     name: String,
     target: StreamTarget,
     connection: Option<redis::Connection>,
+    /// The XADDs sent since the last flush, which writes them in one go.
+    queued: Queued,
     /// The stream was at its cap after a batch: the oldest entries went.
     at_cap: bool,
 }
@@ -146,6 +199,7 @@ impl RedisStream {
             name,
             target: StreamTarget::parse(url, shown)?,
             connection: None,
+            queued: Queued::default(),
             at_cap: false,
         })
     }
@@ -164,8 +218,9 @@ impl Sink for RedisStream {
                 Err(e) => return Err(self.fail(&e)),
             }
         }
-        let conn = self.connection.as_mut().expect("connected above");
-        let added: Result<String, _> = redis::cmd("XADD")
+        self.queued
+            .pipe
+            .cmd("XADD")
             .arg(&self.target.key)
             .arg("MAXLEN")
             .arg(self.target.maxlen)
@@ -173,18 +228,19 @@ impl Sink for RedisStream {
             .arg("type")
             .arg(&event.kind)
             .arg("event")
-            .arg(&event.body)
-            .query(conn);
-        match added {
-            Ok(_) => Ok(()),
-            Err(e) => Err(self.fail(&e)),
-        }
+            .arg(&event.body);
+        self.queued.count += 1;
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
-        // Every XADD was answered: what was sent is in the stream. Whether
-        // the cap was reached is asked once per batch, for the warning.
-        if let Some(conn) = self.connection.as_mut() {
+        // Every XADD answered with an id is in the stream.
+        let added: Vec<String> = self.queued.run(&mut self.connection)?;
+        // Whether the cap was reached is asked once per batch, for the
+        // warning.
+        if !added.is_empty()
+            && let Some(conn) = self.connection.as_mut()
+        {
             let len: Result<u64, _> = redis::cmd("XLEN").arg(&self.target.key).query(conn);
             if let Ok(n) = len {
                 self.at_cap |= n >= self.target.maxlen;
@@ -233,6 +289,7 @@ impl Redis {
             channel_prefix: format!("{keyprefix}{fanout}celeryev"),
             patterns,
             connection: None,
+            queued: Queued::default(),
             unheard: 0,
             heard: false,
             blind: None,
@@ -294,22 +351,20 @@ impl Sink for Redis {
         }
         let channel = self.channel(event);
         let message = envelope(event, self.auth.as_ref())?;
-        let conn = self.connection.as_mut().expect("connected above");
-        let reached: Result<i64, _> = redis::cmd("PUBLISH").arg(channel).arg(message).query(conn);
-        match reached {
-            Ok(0) => {
-                self.unheard += 1;
-                Ok(())
-            }
-            Ok(_) => {
-                self.heard = true;
-                Ok(())
-            }
-            Err(e) => Err(self.fail(&e)),
-        }
+        self.queued.pipe.cmd("PUBLISH").arg(channel).arg(message);
+        self.queued.count += 1;
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
+        // Each PUBLISH answers how many subscribers it reached.
+        for reached in self.queued.run::<i64>(&mut self.connection)? {
+            if reached == 0 {
+                self.unheard += 1;
+            } else {
+                self.heard = true;
+            }
+        }
         if !std::mem::take(&mut self.heard) || self.blind.is_some() {
             return Ok(());
         }
