@@ -95,16 +95,28 @@ impl Digest {
         }
     }
 
+    /// Hashes `bytes` on this thread alone (see [`Digest::feed_wide`]).
     fn feed(&mut self, bytes: &[u8]) {
+        self.feed_on(bytes, false);
+    }
+
+    /// Hashes `bytes`, splitting the work across idle rayon workers. While
+    /// it waits for them this thread may run another file's task, so it is
+    /// never called with the per-thread buffer borrowed.
+    fn feed_wide(&mut self, bytes: &[u8]) {
+        self.feed_on(bytes, true);
+    }
+
+    fn feed_on(&mut self, bytes: &[u8], wide: bool) {
         if let Some((p, len)) = self.prefix.as_mut() {
             let take = (*len - self.total).min(bytes.len() as u64) as usize;
-            update(p, &bytes[..take]);
+            update(p, &bytes[..take], wide);
             if self.total + take as u64 == *len {
                 self.prefix_hash = Some(*p.finalize().as_bytes());
                 self.prefix = None;
             }
         }
-        update(&mut self.hasher, bytes);
+        update(&mut self.hasher, bytes, wide);
         self.total += bytes.len() as u64;
         crate::progress::tick();
     }
@@ -119,7 +131,7 @@ impl Digest {
             // aligned to BLAKE3's tree.
             let to_boundary = WIDE_BUFFER_BYTES as u64 - self.total % WIDE_BUFFER_BYTES as u64;
             let take = len.min(to_boundary) as usize;
-            self.feed(&zeros[..take]);
+            self.feed_wide(&zeros[..take]);
             len -= take as u64;
         }
     }
@@ -134,8 +146,8 @@ impl Digest {
     }
 }
 
-fn update(hasher: &mut blake3::Hasher, bytes: &[u8]) {
-    if bytes.len() >= SPLIT_FROM {
+fn update(hasher: &mut blake3::Hasher, bytes: &[u8], wide: bool) {
+    if wide && bytes.len() >= SPLIT_FROM {
         hasher.update_rayon(bytes);
     } else {
         hasher.update(bytes);
@@ -170,6 +182,8 @@ fn read_wide(file: &File, digest: &mut Digest, end: u64, mut sparse: bool) -> io
         let mut data_end = end;
         if sparse {
             match seek(file, pos, libc::SEEK_DATA) {
+                // A file system that answers before `pos` is not believed.
+                Ok(data) if data < pos => sparse = false,
                 Ok(data) => {
                     let hole = data.min(end) - pos;
                     digest.feed_zeros(hole);
@@ -177,7 +191,14 @@ fn read_wide(file: &File, digest: &mut Digest, end: u64, mut sparse: bool) -> io
                     if pos == end {
                         break;
                     }
-                    data_end = seek(file, pos, libc::SEEK_HOLE).map_or(end, |h| h.min(end));
+                    data_end = match seek(file, pos, libc::SEEK_HOLE) {
+                        Ok(hole) if hole > pos => hole.min(end),
+                        // No hole after data it just found: read on.
+                        _ => {
+                            sparse = false;
+                            end
+                        }
+                    };
                 }
                 // No data from `pos` on: all that is left is a hole, to the
                 // end of the file as it is now. Reading on shows that end
@@ -220,10 +241,13 @@ fn read_region(
     while n > 0 {
         let next = pos + n as u64;
         if eof || next >= to {
-            digest.feed(&ready[..n]);
+            digest.feed_wide(&ready[..n]);
             return Ok((next, eof));
         }
-        let (filled, ()) = rayon::join(|| fill(file, spare, next, to), || digest.feed(&ready[..n]));
+        let (filled, ()) = rayon::join(
+            || fill(file, spare, next, to),
+            || digest.feed_wide(&ready[..n]),
+        );
         pos = next;
         (n, eof) = filled?;
         std::mem::swap(&mut ready, &mut spare);

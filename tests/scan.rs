@@ -532,6 +532,15 @@ fn large_and_sparse_files_hash_as_their_content_and_a_filled_hole_is_drift() {
     sparse.sync_all().unwrap();
     assert!(sparse.metadata().unwrap().blocks() * 512 < len as u64 / 2);
     std::fs::write(root.join("dense.img"), &dense).unwrap();
+    // Many files between the small buffer and the large-file threshold:
+    // hashed side by side, with the large files' blocks split across the
+    // same threads.
+    let medium: Vec<Vec<u8>> = (0..96)
+        .map(|i| bytes((1 << 20) + i * 4099, 10 + i as u32))
+        .collect();
+    for (i, m) in medium.iter().enumerate() {
+        std::fs::write(root.join(format!("m{i:02}")), m).unwrap();
+    }
 
     let rules = rules_for(tmp.path(), &root, "[\"type\", \"size\", \"hash\"]");
     let db = tmp.path().join("b.db");
@@ -543,6 +552,12 @@ fn large_and_sparse_files_hash_as_their_content_and_a_filled_hole_is_drift() {
         blake3_hex(&dense)
     );
     assert_eq!(e[&key(&root.join("dense.img"))]["hash"], blake3_hex(&dense));
+    for (i, m) in medium.iter().enumerate() {
+        assert_eq!(
+            e[&key(&root.join(format!("m{i:02}")))]["hash"],
+            blake3_hex(m)
+        );
+    }
 
     // One byte written into a hole changes the content, as any edit does.
     sparse.write_all_at(b"x", 20 << 20).unwrap();

@@ -276,7 +276,19 @@ async fn publish_and_confirm(ch: &Channel, outgoing: &[Outgoing]) -> (usize, u64
             o.props.clone(),
         )
     });
-    let published = join_in_order(publishes.collect()).await;
+    // Writing them waits on the broker reading (it stops under a memory
+    // or disk alarm): bounded like the confirms.
+    let started = tokio::time::timeout(CONFIRM_TIMEOUT, start_in_order(publishes.collect()));
+    let published = match started.await {
+        Ok(p) => p,
+        Err(_) => {
+            let why = format!(
+                "the broker took none of the events within {}s",
+                CONFIRM_TIMEOUT.as_secs()
+            );
+            return (0, 0, Some(why));
+        }
+    };
     let (mut confirmed, mut unrouted) = (0, 0);
     for publish in published {
         let confirm = match publish {
@@ -304,36 +316,29 @@ async fn publish_and_confirm(ch: &Channel, outgoing: &[Outgoing]) -> (usize, u64
     (confirmed, unrouted, None)
 }
 
-/// Awaits every future, polling them first in the order given (which is
-/// the order lapin numbers and writes the publishes in), and returns their
-/// outputs in that order.
-async fn join_in_order<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut running: Vec<Option<std::pin::Pin<Box<F>>>> =
-        futures.into_iter().map(|f| Some(Box::pin(f))).collect();
-    let mut done: Vec<Option<F::Output>> = running.iter().map(|_| None).collect();
+/// Polls every future once in the order given (which is the order lapin
+/// numbers and writes the publishes in), then awaits each in turn; returns
+/// their outputs in that order.
+async fn start_in_order<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut running: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut early: Vec<Option<F::Output>> = running.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {
-        let mut waiting = false;
-        for (slot, out) in running.iter_mut().zip(done.iter_mut()) {
-            if let Some(f) = slot {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => {
-                        *out = Some(v);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => waiting = true,
-                }
+        for (f, out) in running.iter_mut().zip(early.iter_mut()) {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(cx) {
+                *out = Some(v);
             }
         }
-        if waiting {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
+        std::task::Poll::Ready(())
     })
     .await;
-    done.into_iter()
-        .map(|o| o.expect("every future finished"))
-        .collect()
+    let mut done = Vec::with_capacity(running.len());
+    for (f, out) in running.into_iter().zip(early) {
+        done.push(match out {
+            Some(v) => v,
+            None => f.await,
+        });
+    }
+    done
 }
 
 /// The AMQP client's runtime, started on first use and kept in `slot`

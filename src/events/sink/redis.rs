@@ -142,18 +142,17 @@ struct Queued {
 }
 
 impl Queued {
-    /// Runs the queued commands and returns their answers in order. On an
-    /// error, says how many from the first were answered before it: those
-    /// arrived. A broken connection tells nothing, so none count (the
-    /// retry may repeat some; events carry ids for consumers to drop
-    /// duplicates).
+    /// Runs the queued commands and returns the answers up to the first
+    /// command Redis refused (those arrived), and why it refused that one.
+    /// A broken connection tells nothing, so none count (the retry may
+    /// repeat some; events carry ids for consumers to drop duplicates).
     fn run<T: redis::FromRedisValue>(
         &mut self,
         connection: &mut Option<redis::Connection>,
-    ) -> Result<Vec<T>, SinkError> {
+    ) -> Result<(Vec<T>, Option<String>), SinkError> {
         let mut pipe = std::mem::take(&mut self.pipe);
         if std::mem::take(&mut self.count) == 0 {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         }
         let Some(conn) = connection.as_mut() else {
             return Err(SinkError::none_delivered("not connected to Redis".into()));
@@ -169,15 +168,10 @@ impl Queued {
         for answer in answers {
             match answer {
                 Ok(v) => done.push(v),
-                Err(e) => {
-                    return Err(SinkError {
-                        delivered: done.len(),
-                        error: explain(&e),
-                    });
-                }
+                Err(e) => return Ok((done, Some(explain(&e)))),
             }
         }
-        Ok(done)
+        Ok((done, None))
     }
 }
 
@@ -235,7 +229,7 @@ impl Sink for RedisStream {
 
     fn flush(&mut self) -> Result<(), SinkError> {
         // Every XADD answered with an id is in the stream.
-        let added: Vec<String> = self.queued.run(&mut self.connection)?;
+        let (added, refused) = self.queued.run::<String>(&mut self.connection)?;
         // Whether the cap was reached is asked once per batch, for the
         // warning.
         if !added.is_empty()
@@ -246,7 +240,13 @@ impl Sink for RedisStream {
                 self.at_cap |= n >= self.target.maxlen;
             }
         }
-        Ok(())
+        match refused {
+            None => Ok(()),
+            Some(error) => Err(SinkError {
+                delivered: added.len(),
+                error,
+            }),
+        }
     }
 
     fn warning(&mut self) -> Option<String> {
@@ -358,13 +358,44 @@ impl Sink for Redis {
 
     fn flush(&mut self) -> Result<(), SinkError> {
         // Each PUBLISH answers how many subscribers it reached.
-        for reached in self.queued.run::<i64>(&mut self.connection)? {
-            if reached == 0 {
+        let (reached, refused) = self.queued.run::<i64>(&mut self.connection)?;
+        for &n in &reached {
+            if n == 0 {
                 self.unheard += 1;
             } else {
                 self.heard = true;
             }
         }
+        // What Redis took before a refusal is delivered once drained, as
+        // a whole batch is.
+        self.drain()?;
+        match refused {
+            None => Ok(()),
+            Some(error) => Err(SinkError {
+                delivered: reached.len(),
+                error,
+            }),
+        }
+    }
+
+    fn warning(&mut self) -> Option<String> {
+        let n = std::mem::take(&mut self.unheard);
+        if n > 0 {
+            self.warnings.push(format!(
+                "{}: {n} events reached no subscriber (no consumer was listening on {}/*)",
+                self.name, self.channel_prefix
+            ));
+        }
+        let all = std::mem::take(&mut self.warnings);
+        (!all.is_empty()).then(|| all.join("; "))
+    }
+}
+
+impl Redis {
+    /// Waits until the subscribers' output buffers have drained (see the
+    /// module's header), if any subscriber was sent events since the last
+    /// time.
+    fn drain(&mut self) -> Result<(), SinkError> {
         if !std::mem::take(&mut self.heard) || self.blind.is_some() {
             return Ok(());
         }
@@ -421,18 +452,6 @@ impl Sink for Redis {
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(50));
         }
-    }
-
-    fn warning(&mut self) -> Option<String> {
-        let n = std::mem::take(&mut self.unheard);
-        if n > 0 {
-            self.warnings.push(format!(
-                "{}: {n} events reached no subscriber (no consumer was listening on {}/*)",
-                self.name, self.channel_prefix
-            ));
-        }
-        let all = std::mem::take(&mut self.warnings);
-        (!all.is_empty()).then(|| all.join("; "))
     }
 }
 
