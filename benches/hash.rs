@@ -3,18 +3,13 @@
 //! reach. `cargo bench --bench hash`; `cargo test --benches` runs each once.
 
 use std::fs::File;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tripseal::content::{Reading, hash};
 
 fn reading(f: &File) -> Reading {
-    let m = f.metadata().unwrap();
-    Reading {
-        size: m.len(),
-        sparse: m.blocks() * 512 < m.len(),
-        ..Reading::default()
-    }
+    Reading::of(&f.metadata().unwrap())
 }
 
 fn files(c: &mut Criterion) {

@@ -62,6 +62,19 @@ pub struct Reading {
     pub prefix_len: Option<u64>,
 }
 
+impl Reading {
+    /// How to read a file whose `fstat` gave `m`, to its end.
+    pub fn of(m: &std::fs::Metadata) -> Reading {
+        use std::os::unix::fs::MetadataExt;
+        Reading {
+            size: m.len(),
+            sparse: m.blocks().saturating_mul(512) < m.len(),
+            limit: None,
+            prefix_len: None,
+        }
+    }
+}
+
 /// Reads `file` from its first byte to its end (or to `limit`) and hashes it.
 pub fn hash(file: &File, how: Reading) -> io::Result<Hashed> {
     let mut digest = Digest::new(how.prefix_len);
@@ -296,13 +309,7 @@ mod tests {
     }
 
     fn reading(f: &File) -> Reading {
-        let m = f.metadata().unwrap();
-        use std::os::unix::fs::MetadataExt;
-        Reading {
-            size: m.len(),
-            sparse: m.blocks() * 512 < m.len(),
-            ..Reading::default()
-        }
+        Reading::of(&f.metadata().unwrap())
     }
 
     #[test]

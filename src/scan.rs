@@ -896,10 +896,8 @@ fn capture_stat_and_content(
                     entry.meta = Some(meta);
                     if meta.kind == FileKind::File {
                         let how = content::Reading {
-                            size: meta.size,
-                            sparse: m.blocks().saturating_mul(512) < meta.size,
-                            limit: None,
                             prefix_len,
+                            ..content::Reading::of(&m)
                         };
                         hash_stable(entry, &file, meta, how);
                     }

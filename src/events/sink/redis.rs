@@ -175,6 +175,15 @@ impl Queued {
     }
 }
 
+/// A flush's outcome once `delivered` commands were answered, and then one
+/// refused, if one was.
+fn answered(delivered: usize, refused: Option<String>) -> Result<(), SinkError> {
+    match refused {
+        None => Ok(()),
+        Some(error) => Err(SinkError { delivered, error }),
+    }
+}
+
 /// The fleet feed over Redis: each event one `XADD` to a stream capped at
 /// `maxlen` entries, accepted once Redis has answered with the entry's id.
 pub struct RedisStream {
@@ -240,13 +249,7 @@ impl Sink for RedisStream {
                 self.at_cap |= n >= self.target.maxlen;
             }
         }
-        match refused {
-            None => Ok(()),
-            Some(error) => Err(SinkError {
-                delivered: added.len(),
-                error,
-            }),
-        }
+        answered(added.len(), refused)
     }
 
     fn warning(&mut self) -> Option<String> {
@@ -369,13 +372,7 @@ impl Sink for Redis {
         // What Redis took before a refusal is delivered once drained, as
         // a whole batch is.
         self.drain()?;
-        match refused {
-            None => Ok(()),
-            Some(error) => Err(SinkError {
-                delivered: reached.len(),
-                error,
-            }),
-        }
+        answered(reached.len(), refused)
     }
 
     fn warning(&mut self) -> Option<String> {
