@@ -428,3 +428,48 @@ fn a_baseline_signed_by_an_earlier_tripseal_still_verifies() {
         .unwrap();
     assert!(matches!(out.status.code(), Some(0..=7)), "{}", stderr(&out));
 }
+
+#[test]
+fn a_written_baseline_is_packed_full_and_leaves_no_temporary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    // Names long enough, and directories enough, that rows arriving out
+    // of path order would leave pages partly empty.
+    for d in 0..40 {
+        let dir = root.join(format!("package-directory-{d:03}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..100 {
+            std::fs::write(
+                dir.join(format!("module_with_a_long_name_{f:04}.py")),
+                format!("{d} {f}"),
+            )
+            .unwrap();
+        }
+    }
+    let rules = rules_for(tmp.path(), &root, FULL);
+    let db = tmp.path().join("b.db");
+    assert_ok(&init(&rules, &db));
+    let used = |db: &Path| {
+        sql_text(
+            db,
+            "SELECT 100 * sum(pgsize - unused) / sum(pgsize) FROM dbstat WHERE name = 'entries'",
+        )
+        .trim()
+        .parse::<u64>()
+        .expect("sqlite3 reads dbstat")
+    };
+    assert!(used(&db) >= 90, "entries' pages {}% used", used(&db));
+    assert_eq!(sql_text(&db, "PRAGMA freelist_count").trim(), "0");
+    assert!(temporaries(&db).is_empty(), "{:?}", temporaries(&db));
+    let names: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.to_string_lossy().contains(".pack.")),
+        "{names:?}"
+    );
+    assert_eq!(sql_text(&db, "SELECT count(*) FROM entries").trim(), "4041");
+}
