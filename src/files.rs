@@ -258,8 +258,6 @@ pub enum Companion {
     Journal,
     /// `<db>.tmp.<pid>`: a baseline being written.
     Writing,
-    /// `<db>.pack.<pid>`: a written baseline being rewritten compactly.
-    Packing,
     /// `<db>.check.<pid>`: a check's scan snapshot.
     Snapshot,
     /// `<db>.stat`: a role baseline's host-local stat cache, and its
@@ -281,9 +279,8 @@ impl Companion {
         (Companion::StatCache, ".stat"),
     ];
     /// Followed by the id of the process that writes them.
-    const PID_NAMED: [(Companion, &'static str); 5] = [
+    const PID_NAMED: [(Companion, &'static str); 4] = [
         (Companion::Writing, ".tmp."),
-        (Companion::Packing, ".pack."),
         (Companion::Snapshot, ".check."),
         (Companion::AcceptedTmp, ".accepted.tmp."),
         (Companion::StatCacheTmp, ".stat.tmp."),
@@ -410,7 +407,6 @@ mod tests {
         assert_eq!(c("b.db.outbox-journal"), Some(Companion::OutboxJournal));
         assert_eq!(c("b.db.check.4242"), Some(Companion::Snapshot));
         assert_eq!(c("b.db.tmp.7"), Some(Companion::Writing));
-        assert_eq!(c("b.db.pack.7"), Some(Companion::Packing));
         assert_eq!(c("b.db.accepted.tmp.7"), Some(Companion::AcceptedTmp));
         assert_eq!(
             Companion::owner_pid(b"b.db", b"b.db.accepted.tmp.7"),

@@ -207,7 +207,6 @@ impl BaselineWriter {
     ) -> Result<BaselineWriter, Error> {
         // With the lock held: no live writer owns a temporary left here.
         crate::files::remove_dead(target, Companion::Writing);
-        crate::files::remove_dead(target, Companion::Packing);
         let tmp = Companion::Writing.with_pid(target, std::process::id());
         let mut w = Self::start(tmp, target, header, rules, Some(lock))?;
         w.host_fields = rules.role.is_none();
@@ -365,40 +364,30 @@ impl BaselineWriter {
         })
     }
 
-    /// Commits, then rewrites the file compactly and puts the copy in its
-    /// place. Rows arrive in the order the parallel scan finishes them, not
-    /// in path order, so the table's pages end up about three quarters
-    /// full; `VACUUM INTO` writes them in order and full: a quarter less
-    /// to sign, ship, verify and hold in memory, for about a tenth of the
-    /// time the scan took. The logical content, and so the digest, is the
-    /// same.
+    /// Commits, then rewrites the file compactly, in place. Rows arrive in
+    /// the order the parallel scan finishes them, not in path order, so the
+    /// table's pages end up about three quarters full; `VACUUM` writes them
+    /// in order and full: a quarter less to sign, ship, verify and hold in
+    /// memory. The logical content, and so the digest, is the same. In
+    /// place, so the file stays the one `open_new` made and checked;
+    /// SQLite's intermediate copy is an unnamed temporary file (already
+    /// unlinked) in `TMPDIR`, `/var/tmp` or `/tmp`.
     fn pack(&mut self) -> Result<(), Error> {
         let conn = self.conn.take().expect("finish runs once");
-        let packed = Companion::Packing.with_pid(&self.target, std::process::id());
-        let failed = |path: &Path, source: io::Error| Error::Write {
-            path: path.to_path_buf(),
-            source,
-        };
         let result = conn
-            .execute_batch("COMMIT")
-            .map_err(|e| failed(&self.tmp, io::Error::other(e)))
-            .and_then(|()| {
-                // Made here, exclusively and without following a link;
-                // VACUUM INTO fills an empty file, and attaches it with the
-                // connection's own flags (no symlink anywhere in its path).
-                let _ = std::fs::remove_file(&packed);
-                create_exclusive(&packed, 0o600).map_err(|e| failed(&packed, e))?;
-                conn.execute(
-                    "VACUUM INTO CAST(?1 AS TEXT)",
-                    [packed.as_os_str().as_bytes()],
-                )
-                .map_err(|e| failed(&packed, io::Error::other(e)))?;
-                conn.close()
-                    .map_err(|(_, e)| failed(&self.tmp, io::Error::other(e)))?;
-                std::fs::rename(&packed, &self.tmp).map_err(|e| failed(&self.tmp, e))
+            .execute_batch("COMMIT; VACUUM")
+            .map_err(|e| {
+                io::Error::other(format!(
+                    "cannot pack it ({e}); SQLite copies it through a temporary file, \
+                     which needs room in TMPDIR, /var/tmp or /tmp"
+                ))
+            })
+            .and_then(|()| conn.close().map_err(|(_, e)| io::Error::other(e)))
+            .map_err(|source| Error::Write {
+                path: self.tmp.clone(),
+                source,
             });
         if result.is_err() {
-            let _ = std::fs::remove_file(&packed);
             let _ = std::fs::remove_file(&self.tmp);
         }
         result
