@@ -18,7 +18,7 @@ use serde_json::{Value as Json, json};
 use crate::escape::{escape_bytes, escape_path};
 
 /// A file of settings is read up to this size.
-const MAX_CONFIG_BYTES: u64 = 4 << 20;
+const MAX_CONFIG_BYTES: u64 = crate::files::MAX_SMALL_FILE_BYTES;
 
 /// A Python value as far as it can be known without running anything.
 #[derive(Clone, Debug, PartialEq)]
@@ -886,6 +886,9 @@ pub struct Places {
     pub configs: Vec<PathBuf>,
     /// systemd units (files or directories of them).
     pub units: Vec<PathBuf>,
+    /// Of all these, the ones the user named: each must exist (a mistyped
+    /// path is said, not skipped as a default that a host lacks is).
+    pub named: Vec<PathBuf>,
 }
 
 impl Default for Places {
@@ -907,6 +910,7 @@ impl Default for Places {
             ]
             .map(PathBuf::from)
             .to_vec(),
+            named: Vec::new(),
         }
     }
 }
@@ -929,6 +933,19 @@ enum Kind {
 
 /// Audits what `places` hold.
 pub fn audit(places: &Places) -> Audit {
+    let missing: Vec<(PathBuf, String)> = places
+        .named
+        .iter()
+        .filter(|p| {
+            std::fs::symlink_metadata(p).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        })
+        .map(|p| {
+            (
+                p.clone(),
+                "no such file or directory: check the path given".to_string(),
+            )
+        })
+        .collect();
     let mut files: Vec<(PathBuf, Kind)> = Vec::new();
     for dir in &places.app_dirs {
         for rel in ["celeryconfig.py", "celery.py", "settings.py", "config.py"] {
@@ -988,7 +1005,9 @@ pub fn audit(places: &Places) -> Audit {
             _ => files.push((u.clone(), Kind::Unit)),
         }
     }
-    audit_listed(files)
+    let mut a = audit_listed(files);
+    a.unreadable.extend(missing);
+    a
 }
 
 /// Audits the files a scan found under rules marked `audit = "celery"`:
@@ -1355,10 +1374,10 @@ fn cert_public(data: &[u8]) -> Result<Public, String> {
     })
 }
 
-fn read_as_is(path: &Path) -> Result<(Vec<u8>, std::fs::Metadata), String> {
+fn read_as_is(path: &Path) -> std::io::Result<(Vec<u8>, std::fs::Metadata)> {
     // A path a configuration names is read as it is: never through a
     // symlink (its target may be anything on the host), never a FIFO.
-    crate::files::read_no_follow(path, MAX_CONFIG_BYTES).map_err(|e| e.to_string())
+    crate::files::read_no_follow(path, MAX_CONFIG_BYTES)
 }
 
 /// The key files the settings name, each with the certificate meant to go
@@ -1439,7 +1458,11 @@ fn key_findings(settings: &[Setting], workers: &[u32]) -> Vec<Finding> {
                     line: Some(s.line),
                     check: "key-unreadable",
                     detail: format!("{} names the key {shown}, which is not read: {e}", s.name),
-                    remedy: "name the key file the worker uses, a regular file",
+                    remedy: if e.kind() == std::io::ErrorKind::PermissionDenied {
+                        "run the audit as root (or as the worker's user) to inspect the key"
+                    } else {
+                        "name the key file the worker uses, a regular file"
+                    },
                 });
                 continue;
             }

@@ -130,7 +130,14 @@ pub fn parse(data: &[u8]) -> Vec<Cert> {
     let mut out = Vec::new();
     if data.windows(11).any(|w| w == b"-----BEGIN ") {
         for pem in x509_parser::pem::Pem::iter_from_buffer(data) {
-            let Ok(pem) = pem else { break };
+            // Each error has consumed the lines it read: go on to the next.
+            let pem = match pem {
+                Ok(pem) => pem,
+                Err(e) => {
+                    log::debug!("a PEM block that does not parse, skipped: {e}");
+                    continue;
+                }
+            };
             if pem.label != "CERTIFICATE" && pem.label != "TRUSTED CERTIFICATE" {
                 continue;
             }

@@ -474,6 +474,11 @@ impl AuditCommand {
                 format,
             } => {
                 celery_config.extend(config);
+                let named = [&app_dir, &celery_config, &unit]
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect();
                 let d = tripseal::audit::Places::default();
                 let or = |given: Vec<PathBuf>, default: Vec<PathBuf>| match given.is_empty() {
                     true => default,
@@ -484,6 +489,7 @@ impl AuditCommand {
                         app_dirs: or(app_dir, d.app_dirs),
                         configs: or(celery_config, d.configs),
                         units: or(unit, d.units),
+                        named,
                     },
                     format: format.into(),
                 }

@@ -48,7 +48,7 @@ pub struct Hashed {
 }
 
 /// How a file is to be read.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Reading {
     /// Its size as `fstat` gave it before the read: it chooses the way of
     /// reading, never where the reading stops.

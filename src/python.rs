@@ -102,7 +102,7 @@ fn customize(path: &Path) -> Option<&'static str> {
         parent?
     } else {
         let (stem, ext) = name.split_once('.')?;
-        let loadable = ext == "py" || ext == "pyc" || ext.ends_with("so");
+        let loadable = ext == "py" || ext == "pyc" || ext == "so" || ext.ends_with(".so");
         if !loadable {
             return None;
         }
@@ -266,6 +266,24 @@ fn read(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_what_an_import_loads_is_a_customize_module() {
+        for (path, is) in [
+            ("/l/sitecustomize.py", Some("sitecustomize")),
+            (
+                "/l/usercustomize.cpython-311-x86_64-linux-gnu.so",
+                Some("usercustomize"),
+            ),
+            ("/l/sitecustomize.so", Some("sitecustomize")),
+            ("/l/sitecustomize/__init__.py", Some("sitecustomize")),
+            ("/l/sitecustomize.also", None),
+            ("/l/sitecustomize.py.bak", None),
+            ("/l/__pycache__/sitecustomize.cpython-311.pyc", None),
+        ] {
+            assert_eq!(customize(Path::new(path)), is, "{path}");
+        }
+    }
 
     #[test]
     fn a_pycs_source_is_where_cpython_looks_for_it() {

@@ -10,6 +10,7 @@ use common::*;
 use serde_json::Value;
 
 fn audit(app: &Path, extra: &[&str]) -> std::process::Output {
+    std::fs::create_dir_all(app.join("none")).unwrap();
     tripseal()
         .args(["audit", "celery", "--app-dir"])
         .arg(app)
@@ -32,6 +33,7 @@ fn write(path: &Path, text: &str, mode: u32) {
 /// `audit celery --format json` of the app directory `app` with the units
 /// in `app/units`, which must find something (exit 1).
 fn audit_json_with_units(app: &Path) -> Value {
+    std::fs::create_dir_all(app.join("none")).unwrap();
     let out = tripseal()
         .args(["audit", "celery", "--format", "json", "--app-dir"])
         .arg(app)
@@ -303,11 +305,7 @@ fn check_audits_what_a_rule_marks_as_celery_configuration() {
     );
     let db = tmp.path().join("b.db");
     assert_ok(&init(&rules, &db));
-    let out = tripseal()
-        .args(["check", "--allow-unsigned", "--format", "json", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = check_unsigned(&db, &["--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "no drift: {}", stderr(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     let checks: Vec<&str> = doc["celery_audit"]["findings"]
@@ -318,11 +316,7 @@ fn check_audits_what_a_rule_marks_as_celery_configuration() {
         .collect();
     assert_eq!(checks, ["insecure-serializer", "plaintext-broker"], "{doc}");
 
-    let out = tripseal()
-        .args(["check", "--allow-unsigned", "--format", "events", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = check_unsigned(&db, &["--format", "events"]);
     let events: Vec<Value> = stdout(&out)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -336,11 +330,7 @@ fn check_audits_what_a_rule_marks_as_celery_configuration() {
     assert_eq!(events[0]["line"], 1);
 
     // Said in the human report although nothing drifted.
-    let out = tripseal()
-        .args(["check", "--allow-unsigned", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = check_unsigned(&db, &[]);
     assert!(
         stdout(&out).contains("Celery configuration, audited (2 findings):"),
         "{}",
@@ -366,6 +356,7 @@ fn config_names_the_celery_configuration_to_audit() {
     let tmp = tempfile::tempdir().unwrap();
     let conf = tmp.path().join("conf/worker_settings.py");
     write(&conf, "task_serializer = 'pickle'\n", 0o600);
+    std::fs::create_dir_all(tmp.path().join("none")).unwrap();
     let out = tripseal()
         .arg("audit")
         .arg("celery")
@@ -380,6 +371,28 @@ fn config_names_the_celery_configuration_to_audit() {
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(
         stdout(&out).contains("worker_settings.py:1: insecure-serializer"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_mistyped_path_is_said_not_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path();
+    write(
+        &app.join("celeryconfig.py"),
+        "accept_content = ['json']\n",
+        0o600,
+    );
+    // Clean as it is; a --celery-config that names nothing is not.
+    assert_eq!(audit(app, &[]).status.code(), Some(0));
+    let typo = app.join("celeryconfg.py");
+    let out = audit(app, &["--celery-config", typo.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out)
+            .contains("celeryconfg.py: not read: no such file or directory: check the path given"),
         "{}",
         stdout(&out)
     );

@@ -86,6 +86,13 @@ fn certificates() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf)
     ]
     .concat();
     std::fs::write(root.join("pair.crt"), &pair).unwrap();
+    // A damaged block first (not base64) hides nothing after it.
+    let damaged = [
+        b"-----BEGIN CERTIFICATE-----\n@@ not base64 @@\n-----END CERTIFICATE-----\n".to_vec(),
+        std::fs::read(root.join("far.pem")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(root.join("damaged.crt"), damaged).unwrap();
     let roots = tmp.path().join("roots");
     std::fs::create_dir(&roots).unwrap();
     let mut bundle = pair.clone();
@@ -125,11 +132,7 @@ fn certificates() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf)
 #[test]
 fn check_says_what_each_certificate_is_and_which_expire() {
     let (_tmp, root, db) = certificates();
-    let out = tripseal()
-        .args(["check", "--allow-unsigned", "--format", "json", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = check_unsigned(&db, &["--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "no drift: {}", stderr(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     let certs = doc["certificates"].as_array().unwrap();
@@ -148,6 +151,8 @@ fn check_says_what_each_certificate_is_and_which_expire() {
     assert!(of("pair.crt").iter().all(|c| c["trust_store"] == false));
     assert_eq!(of("soon.pem")[0]["trust_store"], false);
     assert!(of("notes.pem").is_empty() && of("fifo.pem").is_empty());
+    assert_eq!(of("damaged.crt").len(), 1, "{doc}");
+    assert_eq!(of("damaged.crt")[0]["sha256"], of("far.pem")[0]["sha256"]);
     let soon = of("soon.pem")[0];
     assert_eq!(soon["subject"], "CN=soon", "{soon}");
     assert_eq!(soon["issuer"], "CN=soon");
@@ -189,11 +194,7 @@ fn check_says_what_each_certificate_is_and_which_expire() {
     assert_eq!(of("far.der")[0]["sha256"], of("far.pem")[0]["sha256"]);
 
     // The events: one per certificate due, none for the valid ones.
-    let out = tripseal()
-        .args(["check", "--allow-unsigned", "--format", "events", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = check_unsigned(&db, &["--format", "events"]);
     let events = event_lines(&out);
     let due: Vec<(String, String)> = events
         .iter()
@@ -238,11 +239,7 @@ fn check_says_what_each_certificate_is_and_which_expire() {
 
     // A shorter window: nothing expiring, the expired one still said; the
     // human report says it although nothing drifted.
-    let out = tripseal()
-        .args(["check", "--allow-unsigned", "--cert-warning", "5d", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = check_unsigned(&db, &["--cert-warning", "5d"]);
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     assert!(

@@ -8,7 +8,6 @@ use std::io::Read;
 use std::net::{TcpListener, UdpSocket};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::Duration;
 
 use common::*;
@@ -36,15 +35,6 @@ fn drifted() -> (tempfile::TempDir, PathBuf, PathBuf) {
     std::fs::write(root.join("edit"), b"edited").unwrap();
     std::fs::write(root.join(OsStr::from_bytes(b"new-\xff")), b"n").unwrap();
     (tmp, root, db)
-}
-
-fn check(db: &Path, extra: &[&str]) -> Output {
-    tripseal()
-        .args(["check", "--allow-unsigned", "--db"])
-        .arg(db)
-        .args(extra)
-        .output()
-        .unwrap()
 }
 
 fn outbox_count(db: &Path) -> u64 {
@@ -133,7 +123,7 @@ fn assert_check_events(events: &[Value], root: &Path) {
 #[test]
 fn format_events_prints_json_lines_and_keeps_the_exit_code() {
     let (_tmp, root, db) = drifted();
-    let out = check(&db, &["--format", "events"]);
+    let out = check_unsigned(&db, &["--format", "events"]);
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     let events = lines_json(&stdout(&out));
     assert_check_events(&events, &root);
@@ -146,7 +136,7 @@ fn the_file_sink_appends_and_never_truncates() {
     let file = tmp.path().join("events.jsonl");
     let sink = format!("file:{}", file.display());
     for _ in 0..2 {
-        let out = check(&db, &["--emit", &sink]);
+        let out = check_unsigned(&db, &["--emit", &sink]);
         assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
         // The human report is still printed.
         assert!(
@@ -192,7 +182,7 @@ fn syslog_over_udp_gives_rfc5424_lines() {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let sink = format!("syslog+udp://{}", listener.local_addr().unwrap());
-    let out = check(&db, &["--emit", &sink]);
+    let out = check_unsigned(&db, &["--emit", &sink]);
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     let mut events = Vec::new();
     let mut buf = vec![0u8; 65536];
@@ -243,7 +233,7 @@ fn a_sink_that_is_down_keeps_the_events_until_flush() {
         .unwrap()
         .port();
     let sink = format!("syslog+tcp://127.0.0.1:{port}");
-    let out = check(&db, &["--emit", &sink]);
+    let out = check_unsigned(&db, &["--emit", &sink]);
     assert_eq!(
         out.status.code(),
         Some(7),
@@ -280,7 +270,7 @@ fn a_sink_that_is_down_keeps_the_events_until_flush() {
     );
 
     // A flush while the sink is still down says so and keeps the events.
-    let out = check(&db, &["--emit", &sink]);
+    let out = check_unsigned(&db, &["--emit", &sink]);
     assert_eq!(out.status.code(), Some(7));
     let out = flush(&db);
     assert_eq!(out.status.code(), Some(14), "{}", stderr(&out));
@@ -316,7 +306,7 @@ fn a_refused_seal_is_an_event() {
 #[test]
 fn unknown_sinks_are_refused_before_any_work() {
     let (_tmp, _root, db) = drifted();
-    let out = check(&db, &["--emit", "kafka://broker:9092"]);
+    let out = check_unsigned(&db, &["--emit", "kafka://broker:9092"]);
     assert_eq!(out.status.code(), Some(15), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("unknown event sink"),
@@ -337,7 +327,7 @@ fn a_file_sink_that_cannot_be_written_keeps_the_events() {
     let (tmp, root, db) = drifted();
     let missing = tmp.path().join("no-such-dir").join("events.jsonl");
     let sink = format!("file:{}", missing.display());
-    let out = check(&db, &["--emit", &sink]);
+    let out = check_unsigned(&db, &["--emit", &sink]);
     assert_eq!(
         out.status.code(),
         Some(7),
@@ -373,7 +363,7 @@ fn broker_urls_with_bad_options_are_refused_before_any_work() {
         ("rediss://h/0?ssl_certfile=/c.pem", "go together"),
         ("amqp://h:99999//", "the port is not a number"),
     ] {
-        let out = check(&db, &["--emit", url]);
+        let out = check_unsigned(&db, &["--emit", url]);
         assert_eq!(out.status.code(), Some(15), "{url}: {}", stderr(&out));
         assert!(stderr(&out).contains(says), "{url}: {}", stderr(&out));
         assert!(out.stdout.is_empty(), "{url}: no scan ran");
@@ -395,7 +385,7 @@ fn sinks_come_from_the_configuration_file() {
     )
     .unwrap();
     std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let out = check(&db, &["--config", config.to_str().unwrap()]);
+    let out = check_unsigned(&db, &["--config", config.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     let text = std::fs::read_to_string(&events).unwrap();
     assert_check_events(&lines_json(&text), &root);
@@ -403,13 +393,13 @@ fn sinks_come_from_the_configuration_file() {
     // Broker passwords may be in it: one every user can read is refused.
     std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     // A configuration error is 17, as a rules error is.
-    let out = check(&db, &["--config", config.to_str().unwrap()]);
+    let out = check_unsigned(&db, &["--config", config.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(17), "{}", stderr(&out));
     assert!(stderr(&out).contains("chmod o-r"), "{}", stderr(&out));
 
     std::fs::write(&config, "[events]\nemitt = []\n").unwrap();
     std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let out = check(&db, &["--config", config.to_str().unwrap()]);
+    let out = check_unsigned(&db, &["--config", config.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(17), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("unknown field `emitt`"),
@@ -419,7 +409,7 @@ fn sinks_come_from_the_configuration_file() {
 
     // A sink the file names that does not exist: the file's error, named.
     std::fs::write(&config, "[events]\nemit = [\"kafka://b:9092\"]\n").unwrap();
-    let out = check(&db, &["--config", config.to_str().unwrap()]);
+    let out = check_unsigned(&db, &["--config", config.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(17), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
@@ -452,13 +442,10 @@ fn a_signing_key_that_cannot_sign_is_refused_before_any_work() {
     }
     let p = |n: &str| dir.join(n).display().to_string();
     let emit = |query: String| {
-        tripseal()
-            .args(["check", "--allow-unsigned", "--db"])
-            .arg(&db)
-            .arg("--emit")
-            .arg(format!("amqp://g:g@127.0.0.1:1//?{query}"))
-            .output()
-            .unwrap()
+        check_unsigned(
+            &db,
+            &["--emit", &format!("amqp://g:g@127.0.0.1:1//?{query}")],
+        )
     };
     let refused = |out: &std::process::Output, says: &str| {
         assert_eq!(out.status.code(), Some(15), "{}", stderr(out));
@@ -480,6 +467,19 @@ fn a_signing_key_that_cannot_sign_is_refused_before_any_work() {
     refused(
         &emit(format!("auth_key={}&auth_cert={}", p("a.key"), p("a.pem"))),
         "readable by every user",
+    );
+    // Writable by its group: whoever may write it chooses what signs.
+    std::fs::set_permissions(
+        dir.join("a.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o620),
+    )
+    .unwrap();
+    refused(
+        &emit(format!("auth_key={}&auth_cert={}", p("a.key"), p("a.pem"))),
+        &format!(
+            "writable by its group (mode 0620); chmod 600 {}",
+            p("a.key")
+        ),
     );
     let fifo = dir.join("fifo.key");
     mkfifo(&fifo);

@@ -8,7 +8,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use common::*;
 use serde_json::Value;
@@ -129,11 +129,7 @@ fn dpkg_install(deb: &Path) {
 /// `check --format json` against an unsigned baseline: the drift records
 /// by path.
 fn check_json(db: &Path) -> std::collections::BTreeMap<String, Value> {
-    let out = tripseal()
-        .args(["check", "--allow-unsigned", "--format", "json", "--db"])
-        .arg(db)
-        .output()
-        .unwrap();
+    let out = check_unsigned(db, &["--format", "json"]);
     drift_by_path(&out)
 }
 
@@ -145,6 +141,18 @@ fn origin(d: &Value) -> (&str, &str, &str, &str) {
         o["verdict"].as_str().unwrap(),
         o["evidence"].as_str().unwrap_or("-"),
     )
+}
+
+/// `tripseal diff --allow-unsigned ARGS... DB.prev DB`: what the last
+/// `update` accepted, as a reviewer sees it.
+fn diff_from_previous(db: &Path, args: &[&str]) -> Output {
+    tripseal()
+        .args(["diff", "--allow-unsigned"])
+        .args(args)
+        .arg(db.with_extension("db.prev"))
+        .arg(db)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -199,11 +207,7 @@ fn dpkg_upgrade_matches_its_package_and_a_hand_edit_does_not() {
     );
 
     // The human report tags each record; the events carry the origin whole.
-    let human = tripseal()
-        .args(["check", "--allow-unsigned", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
+    let human = check_unsigned(&db, &[]);
     let text = stdout(&human);
     assert!(
         text.contains(&format!(
@@ -211,11 +215,7 @@ fn dpkg_upgrade_matches_its_package_and_a_hand_edit_does_not() {
         )),
         "{text}"
     );
-    let events = tripseal()
-        .args(["check", "--allow-unsigned", "--format", "events", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
+    let events = check_unsigned(&db, &["--format", "events"]);
     let modified: Vec<Value> = stdout(&events)
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
@@ -268,12 +268,7 @@ fn dpkg_upgrade_matches_its_package_and_a_hand_edit_does_not() {
     );
 
     // The reviewer's diff shows where the accepted change came from.
-    let out = tripseal()
-        .args(["diff", "--allow-unsigned", "--format", "json"])
-        .arg(db.with_extension("db.prev"))
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = diff_from_previous(&db, &["--format", "json"]);
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["drift"].as_array().unwrap().len(), 1);
     assert_eq!(
@@ -512,12 +507,7 @@ fn a_forged_origin_row_is_refused_by_diff() {
         "INSERT OR REPLACE INTO origins VALUES (CAST('/x' AS BLOB), 'dpkg', 'p', '1', \
          'trust-me', NULL, NULL)",
     );
-    let out = tripseal()
-        .args(["diff", "--allow-unsigned"])
-        .arg(db.with_extension("db.prev"))
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = diff_from_previous(&db, &[]);
     assert!(!out.status.success());
     assert_eq!(out.status.code(), Some(24), "{}", stderr(&out));
     assert!(
@@ -531,12 +521,7 @@ fn a_forged_origin_row_is_refused_by_diff() {
         "INSERT OR REPLACE INTO origins VALUES (CAST('/x' AS BLOB), 'pip', 'p', '1', \
          'matches-package', 'verified-by-archive', NULL)",
     );
-    let out = tripseal()
-        .args(["diff", "--allow-unsigned"])
-        .arg(db.with_extension("db.prev"))
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = diff_from_previous(&db, &[]);
     assert_eq!(out.status.code(), Some(24), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("the archive's word on a package not of dpkg"),
@@ -558,11 +543,7 @@ fn a_record_that_is_a_fifo_is_never_waited_on() {
     let db = work.path().join("b.db");
     assert_ok(&init(&rules, &db));
     std::fs::write(site.join("trap/m.py"), "x = 2\n").unwrap();
-    let out = tripseal()
-        .args(["check", "--allow-unsigned", "--format", "json", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = check_unsigned(&db, &["--format", "json"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("RECORD is not read"),

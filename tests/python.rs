@@ -43,11 +43,7 @@ fn pyc_of(pkg: &Path, module: &str) -> PathBuf {
 
 /// `check --format json`: the drift records by path.
 fn drift(db: &Path) -> std::collections::BTreeMap<String, Value> {
-    let out = tripseal()
-        .args(["check", "--allow-unsigned", "--format", "json", "--db"])
-        .arg(db)
-        .output()
-        .unwrap();
+    let out = check_unsigned(db, &["--format", "json"]);
     drift_by_path(&out)
 }
 
@@ -91,11 +87,7 @@ fn a_pth_that_executes_and_a_new_sitecustomize_are_hooks() {
     assert_eq!(f["reason"], "sitecustomize", "{f}");
 
     // The events: a finding of its own beside the drift, at least high.
-    let out = tripseal()
-        .args(["check", "--allow-unsigned", "--format", "events", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = check_unsigned(&db, &["--format", "events"]);
     let events = event_lines(&out);
     let hooks: Vec<&Value> = events
         .iter()
@@ -110,11 +102,7 @@ fn a_pth_that_executes_and_a_new_sitecustomize_are_hooks() {
     );
 
     // The human report says it on a line of its own.
-    let out = tripseal()
-        .args(["check", "--allow-unsigned", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = check_unsigned(&db, &[]);
     assert!(
         stdout(&out).contains("python   fim-python-hook: the site module executes its line"),
         "{}",

@@ -562,11 +562,7 @@ fn large_and_sparse_files_hash_as_their_content_and_a_filled_hole_is_drift() {
     // One byte written into a hole changes the content, as any edit does.
     sparse.write_all_at(b"x", 20 << 20).unwrap();
     dense[20 << 20] = b'x';
-    let out = tripseal()
-        .args(["check", "--allow-unsigned", "--format", "json", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = check_unsigned(&db, &["--format", "json"]);
     assert_eq!(
         out.status.code(),
         Some(4),

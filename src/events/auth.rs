@@ -60,17 +60,25 @@ impl AuthSigner {
             crate::files::open_untrusted(key, crate::files::MAX_SMALL_FILE_BYTES, true)
                 .map_err(|e| bad(key, e.to_string()))?;
         use std::os::unix::fs::MetadataExt;
-        if meta.mode() & 0o044 != 0 {
+        // As for tripseal's own signing key: whoever may write it chooses
+        // what signs, whoever may read it can sign.
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o077 != 0 {
             return Err(bad(
                 key,
                 format!(
-                    "a private key readable by {} (mode {:04o}); chmod 600 it",
-                    if meta.mode() & 0o004 != 0 {
+                    "a private key {} by {} (mode {mode:04o}); chmod 600 {}",
+                    if mode & 0o044 != 0 {
+                        "readable"
+                    } else {
+                        "writable"
+                    },
+                    if mode & 0o007 != 0 {
                         "every user"
                     } else {
                         "its group"
                     },
-                    meta.mode() & 0o7777
+                    escape_path(key)
                 ),
             ));
         }

@@ -84,12 +84,29 @@ impl Anchored {
     /// source's `Signed-By` keyrings, or apt's default ones for a source
     /// that names none (or one the baseline does not vouch for).
     fn keys_for(&self, prefix: &str) -> Vec<&Key> {
-        let rings = self.bindings.get(prefix).unwrap_or(&self.default);
-        rings
+        self.rings_for(prefix)
             .iter()
             .filter_map(|r| self.keyrings.get(r))
             .flatten()
             .collect()
+    }
+
+    fn rings_for(&self, prefix: &str) -> &[PathBuf] {
+        self.bindings.get(prefix).unwrap_or(&self.default)
+    }
+
+    /// Binds the lists prefixes of `source` to its `Signed-By` keyrings;
+    /// a source without the field is left to apt's default keyrings.
+    fn bind(&mut self, source: &Source) {
+        let Some(signed_by) = &source.signed_by else {
+            return;
+        };
+        for prefix in source.prefixes() {
+            self.bindings
+                .entry(prefix)
+                .or_default()
+                .extend(signed_by.iter().cloned());
+        }
     }
 }
 
@@ -169,14 +186,14 @@ pub fn trusted_keys(
              ({unrecorded} keyrings it does not record; add apt's keyrings to the rules)"
         ));
     }
-    let default = keyrings
+    let mut default: Vec<PathBuf> = keyrings
         .keys()
         .filter(|k| {
             k.ends_with("trusted.gpg") || k.parent().is_some_and(|d| d.ends_with("trusted.gpg.d"))
         })
         .cloned()
         .collect();
-    let mut bindings: HashMap<String, Vec<PathBuf>> = HashMap::new();
+    let mut found = Vec::new();
     let source_name = |n: &str| n.ends_with(".list") || n.ends_with(".sources");
     for file in files_of(&paths.sources, &source_name) {
         let shown = crate::escape::escape_path(&file);
@@ -184,25 +201,28 @@ pub fn trusted_keys(
             Ok(Some(t)) => String::from_utf8_lossy(&t).into_owned(),
             Ok(None) => continue,
             Err(e) => {
-                log::warn!("apt source {shown} is not read: {e}");
+                // Its Signed-By is unknown now: apt's default keyrings must
+                // not take over its sources (fail closed, for all).
+                log::warn!(
+                    "apt source {shown} is not read: {e}; no package is verified through the \
+                     archive until it is reviewed and recorded again (tripseal update)"
+                );
+                default.clear();
                 continue;
             }
         };
         let deb822 = file.extension().is_some_and(|e| e == "sources");
-        for source in sources(&text, deb822) {
-            for prefix in source.prefixes() {
-                bindings
-                    .entry(prefix)
-                    .or_default()
-                    .extend(source.signed_by.iter().cloned());
-            }
-        }
+        found.extend(sources(&text, deb822));
     }
-    Ok(Anchored {
+    let mut anchored = Anchored {
         keyrings,
         default,
-        bindings,
-    })
+        bindings: HashMap::new(),
+    };
+    for source in &found {
+        anchored.bind(source);
+    }
+    Ok(anchored)
 }
 
 /// One `deb` source of apt's configuration.
@@ -210,9 +230,10 @@ pub fn trusted_keys(
 struct Source {
     uri: String,
     suites: Vec<String>,
-    /// The keyring files of `Signed-By` (empty: apt's default keyrings;
-    /// a fingerprint or an inline key is not a file, and binds to nothing).
-    signed_by: Vec<PathBuf>,
+    /// The keyring files of `Signed-By`; `None` without the field (apt's
+    /// default keyrings). A fingerprint or an inline key is not a file, and
+    /// binds to nothing.
+    signed_by: Option<Vec<PathBuf>>,
 }
 
 impl Source {
@@ -263,7 +284,7 @@ fn lists_prefix(uri: &str, suite: &str) -> Option<String> {
 /// `.sources` file (deb822).
 fn sources(text: &str, deb822: bool) -> Vec<Source> {
     let keyrings = |v: &str| -> Vec<PathBuf> {
-        v.split([',', ' '])
+        v.split(|c: char| c == ',' || c.is_whitespace())
             .map(str::trim)
             .filter(|k| k.starts_with('/'))
             .map(PathBuf::from)
@@ -284,7 +305,7 @@ fn sources(text: &str, deb822: bool) -> Vec<Source> {
             {
                 continue;
             }
-            let signed_by = get("Signed-By").map_or(Vec::new(), keyrings);
+            let signed_by = get("Signed-By").map(keyrings);
             let suites: Vec<String> = get("Suites")
                 .unwrap_or("")
                 .split_whitespace()
@@ -319,7 +340,7 @@ fn sources(text: &str, deb822: bool) -> Vec<Source> {
         let signed_by = options
             .split_whitespace()
             .find_map(|o| o.strip_prefix("signed-by="))
-            .map_or(Vec::new(), keyrings);
+            .map(keyrings);
         let mut words = rest.split_whitespace();
         let (Some(uri), Some(suite)) = (words.next(), words.next()) else {
             continue;
@@ -796,6 +817,30 @@ bad line\nDate: now\n";
     }
 
     #[test]
+    fn a_source_without_signed_by_takes_apts_default_keyrings_and_a_fingerprint_none() {
+        let default = PathBuf::from("/etc/apt/trusted.gpg.d/debian.gpg");
+        let mut a = Anchored {
+            keyrings: HashMap::new(),
+            default: vec![default.clone()],
+            bindings: HashMap::new(),
+        };
+        let text = "deb http://h/plain bookworm main\n\
+                    deb [signed-by=/k/a.gpg,/k/b.gpg] http://h/own bookworm main\n\
+                    deb [signed-by=0123456789ABCDEF0123456789ABCDEF01234567] http://h/fpr s main\n";
+        for source in sources(text, false) {
+            a.bind(&source);
+        }
+        let rings =
+            |uri: &str, suite: &str| a.rings_for(&lists_prefix(uri, suite).unwrap()).to_vec();
+        assert_eq!(rings("http://h/plain", "bookworm"), [default]);
+        assert_eq!(
+            rings("http://h/own", "bookworm"),
+            [PathBuf::from("/k/a.gpg"), PathBuf::from("/k/b.gpg")]
+        );
+        assert!(rings("http://h/fpr", "s").is_empty());
+    }
+
+    #[test]
     fn signed_by_is_read_from_both_styles_of_sources() {
         let one = sources(
             "# c\ndeb [arch=amd64 signed-by=/k/a.gpg] http://h/d bookworm main\n\
@@ -803,8 +848,8 @@ bad line\nDate: now\n";
             false,
         );
         assert_eq!(one.len(), 2);
-        assert_eq!(one[0].signed_by, [PathBuf::from("/k/a.gpg")]);
-        assert!(one[1].signed_by.is_empty());
+        assert_eq!(one[0].signed_by, Some(vec![PathBuf::from("/k/a.gpg")]));
+        assert_eq!(one[1].signed_by, None);
         let deb822 = sources(
             "Types: deb deb-src\nURIs: http://h/d\nSuites: bookworm bookworm-updates\n\
              Components: main\nSigned-By: /usr/share/keyrings/x.gpg\n\n\
@@ -815,7 +860,7 @@ bad line\nDate: now\n";
         assert_eq!(deb822[0].prefixes().len(), 2);
         assert_eq!(
             deb822[0].signed_by,
-            [PathBuf::from("/usr/share/keyrings/x.gpg")]
+            Some(vec![PathBuf::from("/usr/share/keyrings/x.gpg")])
         );
     }
 

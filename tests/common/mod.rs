@@ -273,6 +273,17 @@ pub fn tree_holding_its_baseline(check: &str) -> (tempfile::TempDir, PathBuf, Pa
     (tmp, root, db)
 }
 
+/// `tripseal check --allow-unsigned --db DB ARGS...`: a check that skips the
+/// seal, for tests about what a check reports rather than whom it trusts.
+pub fn check_unsigned(db: &Path, args: &[&str]) -> Output {
+    tripseal()
+        .args(["check", "--allow-unsigned", "--db"])
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// The drift records of a `check --format json` run, by path; the run must
 /// have compared (exit below 8).
 pub fn drift_by_path(out: &Output) -> BTreeMap<String, Value> {
