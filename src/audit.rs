@@ -916,6 +916,7 @@ impl Default for Places {
 }
 
 /// What the audit found, and what it read.
+#[derive(Debug)]
 pub struct Audit {
     pub findings: Vec<Finding>,
     pub files: Vec<PathBuf>,
@@ -946,25 +947,25 @@ pub fn audit(places: &Places) -> Audit {
             )
         })
         .collect();
-    let mut files: Vec<(PathBuf, Kind)> = Vec::new();
+    let mut files: Vec<(PathBuf, Kind, Option<[u8; 32]>)> = Vec::new();
     for dir in &places.app_dirs {
         for rel in ["celeryconfig.py", "celery.py", "settings.py", "config.py"] {
-            files.push((dir.join(rel), Kind::Python));
+            files.push((dir.join(rel), Kind::Python, None));
         }
         for sub in list(dir) {
             if sub.is_dir() && !sub.is_symlink() {
                 for rel in ["celeryconfig.py", "celery.py", "settings.py"] {
-                    files.push((sub.join(rel), Kind::Python));
+                    files.push((sub.join(rel), Kind::Python, None));
                 }
                 files.extend(
                     list(&sub.join("settings"))
                         .into_iter()
                         .filter(|p| p.extension().is_some_and(|e| e == "py"))
-                        .map(|p| (p, Kind::Python)),
+                        .map(|p| (p, Kind::Python, None)),
                 );
             }
         }
-        files.push((dir.join(".env"), Kind::Env));
+        files.push((dir.join(".env"), Kind::Env, None));
     }
     for c in &places.configs {
         let kind_of = |p: &Path| {
@@ -987,11 +988,11 @@ pub fn audit(places: &Places) -> Audit {
                         })
                         .map(|p| {
                             let k = kind_of(&p);
-                            (p, k)
+                            (p, k, None)
                         }),
                 );
             }
-            _ => files.push((c.clone(), kind_of(c))),
+            _ => files.push((c.clone(), kind_of(c), None)),
         }
     }
     for u in &places.units {
@@ -1000,9 +1001,9 @@ pub fn audit(places: &Places) -> Audit {
                 list(u)
                     .into_iter()
                     .filter(|p| p.extension().is_some_and(|e| e == "service"))
-                    .map(|p| (p, Kind::Unit)),
+                    .map(|p| (p, Kind::Unit, None)),
             ),
-            _ => files.push((u.clone(), Kind::Unit)),
+            _ => files.push((u.clone(), Kind::Unit, None)),
         }
     }
     let mut a = audit_listed(files);
@@ -1010,25 +1011,27 @@ pub fn audit(places: &Places) -> Audit {
     a
 }
 
-/// Audits the files a scan found under rules marked `audit = "celery"`:
-/// `*.py` as Python settings, `*.service` as units, the rest as
-/// environment files.
-pub fn audit_files(paths: &[PathBuf]) -> Audit {
-    let files = paths
+/// Audits the files a scan found under rules marked `audit = "celery"`,
+/// each with the BLAKE3 the scan recorded: `*.py` as Python settings,
+/// `*.service` as units, the rest as environment files. A file whose
+/// content is no longer what was hashed is not judged (and said): the
+/// report's findings are about the content its drift is about.
+pub fn audit_files(scanned: &[(PathBuf, [u8; 32])]) -> Audit {
+    let files = scanned
         .iter()
-        .map(|p| {
+        .map(|(p, hash)| {
             let kind = match p.extension().and_then(|e| e.to_str()) {
                 Some("py") => Kind::Python,
                 Some("service") => Kind::Unit,
                 _ => Kind::Env,
             };
-            (p.clone(), kind)
+            (p.clone(), kind, Some(*hash))
         })
         .collect();
     audit_listed(files)
 }
 
-fn audit_listed(files: Vec<(PathBuf, Kind)>) -> Audit {
+fn audit_listed(files: Vec<(PathBuf, Kind, Option<[u8; 32]>)>) -> Audit {
     let mut a = Audit {
         findings: Vec::new(),
         files: Vec::new(),
@@ -1038,11 +1041,18 @@ fn audit_listed(files: Vec<(PathBuf, Kind)>) -> Audit {
     let mut settings = Vec::new();
     let mut workers = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for (path, kind) in files {
+    for (path, kind, scanned) in files {
         if !seen.insert(path.clone()) {
             continue;
         }
         let (text, mode) = match crate::files::read_no_follow(&path, MAX_CONFIG_BYTES) {
+            Ok((v, _)) if scanned.is_some_and(|h| h != *blake3::hash(&v).as_bytes()) => {
+                a.unreadable.push((
+                    path,
+                    "changed since the scan hashed it; judged at the next check".into(),
+                ));
+                continue;
+            }
             Ok((v, meta)) => (String::from_utf8_lossy(&v).into_owned(), meta.mode()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => {
@@ -1157,6 +1167,27 @@ impl Audit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_changed_since_the_scan_is_not_judged() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("celeryconfig.py");
+        std::fs::write(&conf, "task_serializer = 'pickle'\n").unwrap();
+        let scanned = *blake3::hash(b"task_serializer = 'pickle'\n").as_bytes();
+        let a = audit_files(&[(conf.clone(), scanned)]);
+        assert_eq!(a.findings.len(), 1, "{a:?}");
+        assert_eq!(a.findings[0].check, "insecure-serializer");
+        // Replaced after the scan hashed it: the findings would be about
+        // content the drift report does not show.
+        std::fs::write(&conf, "task_serializer = 'json'\n").unwrap();
+        let a = audit_files(&[(conf.clone(), scanned)]);
+        assert!(a.findings.is_empty(), "{a:?}");
+        assert_eq!(a.files, Vec::<PathBuf>::new());
+        assert!(
+            a.unreadable[0].1.contains("changed since the scan"),
+            "{a:?}"
+        );
+    }
 
     fn settings(src: &str) -> (Vec<Setting>, usize) {
         python_settings(src, Path::new("c.py"))

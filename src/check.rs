@@ -126,24 +126,27 @@ impl Comparison {
             }
             Explain::Recorded => new.recorded_origins()?,
         };
+        // What --fast did not read again is generation N's content.
+        let hashed = |files: &[(PathBuf, Option<[u8; 32]>)]| -> Result<Vec<_>, Error> {
+            let mut known = Vec::with_capacity(files.len());
+            for (path, hash) in files {
+                let hash = match hash {
+                    Some(h) => Some(*h),
+                    None => old.entry(path)?.and_then(|e| e.hash),
+                };
+                known.extend(hash.map(|h| (path.clone(), h)));
+            }
+            Ok(known)
+        };
         let certificates = match (explain, &scan) {
             (Explain::Present(_), Some(scan)) => {
-                // What --fast did not read again is generation N's content.
-                let mut known = Vec::with_capacity(scan.certificates.len());
-                for (path, hash) in &scan.certificates {
-                    let hash = match hash {
-                        Some(h) => Some(*h),
-                        None => old.entry(path)?.and_then(|e| e.hash),
-                    };
-                    known.extend(hash.map(|h| (path.clone(), h)));
-                }
-                crate::certs::inspect(&known)
+                crate::certs::inspect(&hashed(&scan.certificates)?)
             }
             _ => Vec::new(),
         };
         let audit = match (explain, &scan) {
             (Explain::Present(_), Some(scan)) if !scan.audited.is_empty() => {
-                Some(crate::audit::audit_files(&scan.audited))
+                Some(crate::audit::audit_files(&hashed(&scan.audited)?))
             }
             _ => None,
         };

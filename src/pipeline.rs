@@ -49,7 +49,8 @@ pub struct ScanSummary {
     /// [`crate::certs`]).
     pub certificates: Vec<(PathBuf, Option<[u8; 32]>)>,
     /// Regular files of rules marked `audit = "celery"`.
-    pub audited: Vec<PathBuf>,
+    /// (`None`: as for certificates, `--fast` took it from the baseline.)
+    pub audited: Vec<(PathBuf, Option<[u8; 32]>)>,
     pub elapsed: Duration,
 }
 
@@ -105,7 +106,7 @@ pub fn fill(
                     .get(entry.rule)
                     .is_some_and(|r| r.audit.is_some())
             {
-                summary.audited.push(entry.path.clone());
+                summary.audited.push((entry.path.clone(), entry.hash));
             }
             if let Some(p) = entry.problem {
                 summary.problems += 1;

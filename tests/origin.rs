@@ -882,6 +882,13 @@ fn installed_from_archive(work: &Path, algo: &str) -> FromArchive {
         archive.keys.join("other.gpg"),
     )
     .unwrap();
+    // Also in apt's default keyring, which vouches for any source that
+    // names no Signed-By: an intruder's way around a source's own binding.
+    std::fs::copy(
+        other.keys.join("archive.gpg"),
+        archive.keys.join("trusted.gpg"),
+    )
+    .unwrap();
     let debs = work.join("debs");
     std::fs::create_dir_all(&debs).unwrap();
     let v1 = build_deb(&debs, &name, "1:1.0", &[(&tool[1..], "shipped\n")]);
@@ -1058,8 +1065,9 @@ fn the_archive_vouches_through_its_signed_index_where_host_records_lie() {
         "{o}"
     );
     // Nor does a sources file rewritten to name that keyring: the baseline
-    // does not record it so, and a source it does not vouch for binds to
-    // nothing but apt's default keyrings (none here).
+    // does not record it so, and a sources file it no longer vouches for
+    // leaves no key at all, not even apt's default keyring (which holds
+    // the other key here).
     let sources = f.archive.work.join("sources.list");
     let genuine_sources = std::fs::read_to_string(&sources).unwrap();
     std::fs::write(
