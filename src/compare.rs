@@ -7,13 +7,14 @@
 //!   had at baseline time changed (compared through the scan's prefix hash);
 //! - an entry that can no longer be read is an error record, never silently
 //!   "unchanged": its exit bit is the "changed" one, since nothing vouches for it;
-//! - both sides are streamed in path byte order ([`Baseline::merge_with`]), so
-//!   memory does not grow with the number of entries.
+//! - both sides are streamed ([`Baseline::merge_with`]), so memory does not
+//!   grow with the number of entries; drift comes in path byte order, except
+//!   from [`compare_with`], whose caller only counts and collects it.
 
 use std::path::PathBuf;
 
 use crate::attrs::{Attr, AttrSet};
-use crate::baseline::{Baseline, RuleInfo};
+use crate::baseline::{Baseline, Order, RuleInfo};
 use crate::error::Error;
 use crate::rules::Severity;
 use crate::scan::{Entry, FileKind, Meta, Problem};
@@ -175,23 +176,34 @@ pub fn compare(
     new: &Baseline,
     f: impl FnMut(Drift) -> Result<(), Error>,
 ) -> Result<DriftCounts, Error> {
-    compare_with(old, new, f, None)
+    walk(old, new, Order::Path, f, None)
 }
 
 /// Told of an entry that did not drift: its path, stat fields, attributes.
 pub type Unchanged<'a> = dyn FnMut(&std::path::Path, &Meta, AttrSet) + 'a;
 
-/// As [`compare`], and `unchanged` hears of each entry that is on both sides
-/// as it was, with the same size and nothing unreadable: its path, stat
-/// fields and attributes on the `new` side.
+/// As [`compare`], in whichever order costs least ([`Order::Any`]), and
+/// `unchanged` hears of each entry that is on both sides as it was, with
+/// the same size and nothing unreadable: its path, stat fields and
+/// attributes on the `new` side.
 pub fn compare_with(
     old: &Baseline,
     new: &Baseline,
+    f: impl FnMut(Drift) -> Result<(), Error>,
+    unchanged: Option<&mut Unchanged<'_>>,
+) -> Result<DriftCounts, Error> {
+    walk(old, new, Order::Any, f, unchanged)
+}
+
+fn walk(
+    old: &Baseline,
+    new: &Baseline,
+    order: Order,
     mut f: impl FnMut(Drift) -> Result<(), Error>,
     mut unchanged: Option<&mut Unchanged<'_>>,
 ) -> Result<DriftCounts, Error> {
     let mut counts = DriftCounts::default();
-    old.merge_with(new, |a, b| {
+    old.merge_with(new, order, |a, b| {
         let same = match (&a, &b, unchanged.is_some()) {
             (Some(a), Some(b), true)
                 if a.problem.is_none()

@@ -176,7 +176,7 @@ fn show_lists_the_header_and_filters_by_whole_path_components() {
     let doc = show_json(&db);
     let h = &doc["header"];
     assert_eq!(h["generation"], 1);
-    assert_eq!(h["schema"], 2);
+    assert_eq!(h["schema"], 3);
     assert_eq!(h["role"], serde_json::Value::Null);
     assert_eq!(h["entries"], 7);
     assert_eq!(h["tool_version"], env!("CARGO_PKG_VERSION"));
@@ -346,56 +346,131 @@ fn progress_is_drawn_on_a_terminal_and_cleared_before_the_summary() {
     assert!(drawn < summary && cleared < summary, "{s:?}");
 }
 
-/// A baseline of schema 1 (before owner and group names) as tripseal made
-/// them: the same table without the two name columns (and its statement
-/// spelled as tripseal spelled it, not as SQLite rewrites it). It still opens, shows,
-/// checks, and the seal over it verifies; a file whose header claims the
-/// other schema than its table has is refused.
-#[test]
-fn a_schema_1_baseline_still_reads_and_its_seal_verifies() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("tree");
-    std::fs::create_dir(&root).unwrap();
-    std::fs::write(root.join("a"), b"1").unwrap();
-    let db = tmp.path().join("b.db");
-    assert_ok(&init(&rules_for(tmp.path(), &root, FULL), &db));
+/// Rewrites a baseline this tripseal made into the table of an older
+/// `schema` (1: before owner and group names; 2: before directories were
+/// kept apart), the statement spelled exactly as tripseal spelled it.
+fn downgrade(db: &Path, schema: i64) {
+    let create = tripseal::baseline::columns::create_table(schema);
+    let mut columns = vec!["CAST(d.path || e.name AS BLOB)"];
+    columns.extend(
+        [
+            "rule",
+            "attrs",
+            "type",
+            "size",
+            "mtime_ns",
+            "ctime_ns",
+            "inode",
+            "dev",
+            "mode",
+            "uid",
+            "gid",
+            "nlink",
+            "link",
+            "hash",
+            "xattrs",
+            "problem",
+            "reason",
+            "prefix_hash",
+            "trusted",
+        ]
+        .iter(),
+    );
+    if schema >= 2 {
+        columns.extend(["owner_name", "group_name"]);
+    }
     sql(
-        &db,
-        "ALTER TABLE entries DROP COLUMN owner_name; ALTER TABLE entries DROP COLUMN group_name; \
-         UPDATE meta SET value = 1 WHERE key = 'schema'; PRAGMA writable_schema = ON; \
-         UPDATE sqlite_master SET sql = replace(sql, 'trusted INTEGER)', 'trusted INTEGER
-)') \
-         WHERE name = 'entries'; PRAGMA writable_schema = OFF; VACUUM;",
+        db,
+        &format!(
+            "ALTER TABLE entries RENAME TO newer; {create} INSERT INTO entries SELECT {} FROM \
+             dirs d JOIN newer e ON e.dir = d.id; DROP TABLE newer; DROP TABLE dirs; \
+             UPDATE meta SET value = {schema} WHERE key = 'schema'; VACUUM;",
+            columns.join(", ")
+        ),
     );
-    let key = tmp.path().join("op.key");
-    keygen(&key);
-    assert_ok(&sign_with(&key, &db, &[]));
-    let trust = tmp.path().join("op.key.pub");
-    assert_ok(&verify(&trust, &db));
-    assert_eq!(show_json(&db)["header"]["schema"], 1);
-    let check = |db: &Path| {
-        tripseal()
-            .args(["check", "--db"])
-            .arg(db)
-            .arg("--trust")
-            .arg(&trust)
-            .output()
-            .unwrap()
-    };
-    assert_ok(&check(&db));
-    std::fs::write(root.join("a"), b"2").unwrap();
-    assert_eq!(check(&db).status.code(), Some(4));
+}
 
-    // The header says 2, the table is schema 1's: refused before the seal
-    // is even looked at.
-    sql(&db, "UPDATE meta SET value = 2 WHERE key = 'schema'");
-    let out = check(&db);
-    assert_eq!(out.status.code(), Some(26), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("its header says schema 2, and its entries table is not"),
-        "{}",
-        stderr(&out)
-    );
+/// Baselines of schemas 1 and 2, as tripseal made them, still open, show
+/// and check, and the seal over them verifies; a file whose header claims
+/// another schema than its table has is refused. The tree has names that
+/// sort before `/` (`b.c` beside `b/`), where the path byte order of an
+/// older file and the directory order of a check's scan part.
+#[test]
+fn baselines_of_older_schemas_still_read_and_their_seals_verify() {
+    for schema in [1, 2] {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("tree");
+        std::fs::create_dir_all(root.join("b/x")).unwrap();
+        std::fs::create_dir_all(root.join("python3.11")).unwrap();
+        for f in ["a", "b/x/f", "b.c", "b0", "python3.11/y", "b/z"] {
+            std::fs::write(root.join(f), f).unwrap();
+        }
+        let db = tmp.path().join("b.db");
+        assert_ok(&init(&rules_for(tmp.path(), &root, FULL), &db));
+        let made = entries(&db);
+        downgrade(&db, schema);
+        if schema == 2 {
+            assert_eq!(entries(&db), made);
+        }
+        let key = tmp.path().join("op.key");
+        keygen(&key);
+        assert_ok(&sign_with(&key, &db, &[]));
+        let trust = tmp.path().join("op.key.pub");
+        assert_ok(&verify(&trust, &db));
+        let doc = show_json(&db);
+        assert_eq!(doc["header"]["schema"], schema);
+        assert_path_order(&doc["entries"]);
+        let check = |db: &Path| {
+            tripseal()
+                .args(["check", "--format", "json", "--db"])
+                .arg(db)
+                .arg("--trust")
+                .arg(&trust)
+                .output()
+                .unwrap()
+        };
+        assert_ok(&check(&db));
+        std::fs::write(root.join("b/x/f"), b"2").unwrap();
+        std::fs::remove_file(root.join("b0")).unwrap();
+        let out = check(&db);
+        assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_path_order(&doc["drift"]);
+        let drifted: Vec<_> = doc["drift"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["kind"].as_str().unwrap(), d["path"].as_str().unwrap()))
+            .collect();
+        let at = |p: &str| root.join(p).to_str().unwrap().to_string();
+        assert_eq!(
+            drifted,
+            [
+                // Its directory's times changed with the removal.
+                ("changed", root.to_str().unwrap()),
+                ("changed", at("b/x/f").as_str()),
+                ("removed", at("b0").as_str())
+            ],
+            "schema {schema}"
+        );
+
+        // The header says another schema than the table's: refused before
+        // the seal is even looked at.
+        let other = if schema == 1 { 2 } else { 1 };
+        sql(
+            &db,
+            &format!("UPDATE meta SET value = {other} WHERE key = 'schema'"),
+        );
+        let out = check(&db);
+        assert_eq!(out.status.code(), Some(26), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!(
+                "its header says schema {other}, and its entries table is not"
+            )),
+            "{}",
+            stderr(&out)
+        );
+    }
 }
 
 /// A baseline made and signed by tripseal before schema 2 (at commit
@@ -427,6 +502,88 @@ fn a_baseline_signed_by_an_earlier_tripseal_still_verifies() {
         .output()
         .unwrap();
     assert!(matches!(out.status.code(), Some(0..=7)), "{}", stderr(&out));
+}
+
+/// A role baseline made and signed by tripseal before schema 3 (its tree
+/// is rebuilt here, read with `--root` as `/srv/fx2`): its seal verifies,
+/// and `diff` walks it beside a new baseline of schema 3 path by path,
+/// where the two files keep their rows in different orders.
+#[test]
+fn a_schema_2_baseline_signed_earlier_verifies_and_diffs_against_schema_3() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let tmp = tempfile::tempdir().unwrap();
+    let old = tmp.path().join("schema2.db");
+    std::fs::copy(fixtures.join("schema2-role-signed.db"), &old).unwrap();
+    let trust = fixtures.join("schema2-operator.pub");
+    let out = verify(&trust, &old);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("ac72060c3fbd41c65c1859accf5849e249903441fceb5f2ed0265f1ef0da0f1f"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(show_json(&old)["header"]["schema"], 2);
+
+    use std::os::unix::fs::PermissionsExt;
+    let tree = tmp.path().join("tree");
+    for d in ["", "b", "python3", "python3.11"] {
+        std::fs::create_dir_all(tree.join(d)).unwrap();
+        std::fs::set_permissions(tree.join(d), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for (f, content) in [
+        ("a", "1"),
+        ("b/x", "x"),
+        ("b.c", "c"),
+        ("b0", "0"),
+        ("python3/mod.py", "m"),
+        ("python3.11/y", "y"),
+    ] {
+        std::fs::write(tree.join(f), content).unwrap();
+        std::fs::set_permissions(tree.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let rules = tmp.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "role = \"fixture\"\n\n[[rule]]\nname = \"tree\"\npaths = [\"/srv/fx2\", \
+         \"/srv/fx2/**\"]\ncheck = [\"type\", \"mode\", \"owner\", \"group\", \"size\", \
+         \"hash\"]\nseverity = \"high\"\n",
+    )
+    .unwrap();
+    let diff = |tree: &Path| {
+        let new = tmp.path().join("new.db");
+        let out = tripseal()
+            .args(["init", "--force", "--rules"])
+            .arg(&rules)
+            .arg("--db")
+            .arg(&new)
+            .arg("--root")
+            .arg(tree)
+            .args(["--as", "/srv/fx2"])
+            .output()
+            .unwrap();
+        assert_ok(&out);
+        assert_eq!(show_json(&new)["header"]["schema"], 3);
+        tripseal()
+            .args(["diff", "--format", "json", "--trust"])
+            .arg(&trust)
+            .arg(&old)
+            .arg(&new)
+            .output()
+            .unwrap()
+    };
+    let out = diff(&tree);
+    assert_ok(&out);
+    std::fs::write(tree.join("b/x"), "changed").unwrap();
+    let out = diff(&tree);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let drifted: Vec<_> = doc["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(drifted, ["/srv/fx2/b/x"]);
 }
 
 #[test]
@@ -472,4 +629,139 @@ fn a_written_baseline_is_packed_full_and_leaves_nothing_beside_it() {
         "{names:?}"
     );
     assert_eq!(sql_text(&db, "SELECT count(*) FROM entries").trim(), "4041");
+}
+
+/// Entries come in path byte order although the file keeps them by
+/// directory: a directory's entries go in among its parent's, even where a
+/// sibling's name continues the directory's with a byte that sorts before
+/// `/` (`f100.txt`, `f100-a`, `f300 b`), and through a directory larger
+/// than one read (600 entries). `show` with a prefix, and a check's drift,
+/// come in the same order.
+#[test]
+fn entries_come_in_path_order_through_nested_and_large_directories() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    let big = root.join("big");
+    std::fs::create_dir_all(big.join("f100")).unwrap();
+    std::fs::create_dir_all(big.join("f300/deeper")).unwrap();
+    for i in (0..600).filter(|i| ![100, 300].contains(i)) {
+        std::fs::write(big.join(format!("f{i:03}")), format!("{i}")).unwrap();
+    }
+    for f in [
+        "f100/x",
+        "f100/y",
+        "f100.txt",
+        "f100-a",
+        "f300 b",
+        "f300/deeper/z",
+        "top",
+    ] {
+        std::fs::write(big.join(f), f).unwrap();
+    }
+    std::fs::write(root.join("big.c"), "c").unwrap();
+    let db = tmp.path().join("b.db");
+    assert_ok(&init(
+        &rules_for(tmp.path(), &root, "[\"type\", \"hash\"]"),
+        &db,
+    ));
+
+    let doc = show_json(&db);
+    // tree, big, big.c; 598 files; f100, f300, f300/deeper; the 7 others.
+    assert_eq!(doc["entries"].as_array().unwrap().len(), 3 + 598 + 3 + 7);
+    assert_path_order(&doc["entries"]);
+
+    let out = tripseal()
+        .args(["show", "--format", "json"])
+        .arg(&db)
+        .arg(big.join("f100"))
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<_> = doc["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_string())
+        .collect();
+    let at = |p: &str| big.join(p).to_str().unwrap().to_string();
+    assert_eq!(got, [at("f100"), at("f100/x"), at("f100/y")]);
+
+    for f in ["f300/deeper/z", "f599", "f100.txt", "f000"] {
+        std::fs::write(big.join(f), "changed").unwrap();
+    }
+    let out = tripseal()
+        .args(["check", "--allow-unsigned", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let drifted: Vec<_> = doc["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        drifted,
+        [at("f000"), at("f100.txt"), at("f300/deeper/z"), at("f599")]
+    );
+}
+
+/// A directory's path is stored once, not in every entry below it: 2,000
+/// files under a 200-byte directory take well under the 200 bytes each
+/// that their paths alone would.
+#[test]
+fn a_long_directory_path_is_stored_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    let deep = root.join(["long-directory-name-"; 10].join("/"));
+    std::fs::create_dir_all(&deep).unwrap();
+    for i in 0..2000 {
+        std::fs::write(deep.join(format!("module_{i:04}.py")), "x").unwrap();
+    }
+    let db = tmp.path().join("b.db");
+    assert_ok(&init(
+        &rules_for(tmp.path(), &root, "[\"type\", \"hash\"]"),
+        &db,
+    ));
+    let entries = show_json(&db)["header"]["entries"].as_u64().unwrap();
+    assert_eq!(entries, 2000 + 11);
+    let per_entry = std::fs::metadata(&db).unwrap().len() / entries;
+    assert!(
+        deep.as_os_str().len() > 200 && per_entry < 150,
+        "{per_entry} bytes per entry"
+    );
+    assert_eq!(sql_text(&db, "SELECT count(*) FROM dirs").trim(), "12");
+}
+
+/// An entry name that holds a `/` would read as a path the file's order
+/// does not place where it stands: the baseline is refused (exit 24) with
+/// what is wrong, never read on.
+#[test]
+fn an_entry_name_with_a_slash_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    std::fs::create_dir_all(root.join("d")).unwrap();
+    std::fs::write(root.join("d/a"), "a").unwrap();
+    std::fs::write(root.join("b"), "b").unwrap();
+    let db = tmp.path().join("b.db");
+    assert_ok(&init(
+        &rules_for(tmp.path(), &root, "[\"type\", \"hash\"]"),
+        &db,
+    ));
+    sql(
+        &db,
+        "UPDATE entries SET name = CAST('x/y' AS BLOB) WHERE name = CAST('b' AS BLOB)",
+    );
+    for args in [&["show"][..], &["check", "--allow-unsigned", "--db"]] {
+        let out = tripseal().args(args).arg(&db).output().unwrap();
+        assert_eq!(out.status.code(), Some(24), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("malformed entry: a directory and name that do not make a path"),
+            "{}",
+            stderr(&out)
+        );
+    }
 }

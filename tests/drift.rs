@@ -841,8 +841,8 @@ fn diff_ignores_a_trusted_flag_forged_into_the_candidate() {
     sql(
         &candidate,
         &format!(
-            "UPDATE entries SET hash = zeroblob(32), trusted = 1 WHERE path = CAST('{}' AS BLOB)",
-            path.display()
+            "UPDATE entries SET hash = zeroblob(32), trusted = 1 WHERE {}",
+            row_of(&path)
         ),
     );
     let out = tripseal()

@@ -52,22 +52,33 @@ fn a_signed_untouched_baseline_is_accepted() {
 
 #[test]
 fn every_tamper_is_refused_with_its_reason() {
-    let cases: [(&str, &str, &str); 7] = [
+    let cases: [(&str, &str, &str); 9] = [
         (
             "a hash changed in one row",
-            "UPDATE entries SET hash = zeroblob(32) WHERE hash IS NOT NULL AND rowid IN \
-             (SELECT rowid FROM entries LIMIT 1)",
+            "UPDATE entries SET hash = zeroblob(32) WHERE hash IS NOT NULL AND (dir, name) = \
+             (SELECT dir, name FROM entries WHERE hash IS NOT NULL LIMIT 1)",
             "altered",
         ),
         (
             "a row deleted",
-            "DELETE FROM entries WHERE path = (SELECT max(path) FROM entries)",
+            "DELETE FROM entries WHERE (dir, name) = (SELECT dir, name FROM entries LIMIT 1)",
             "altered",
         ),
         (
             "a row added",
-            "INSERT INTO entries (path, rule, attrs, type, size, mtime_ns, ctime_ns, inode, dev) \
-             VALUES (CAST('/etc/evil' AS BLOB), 'tree', 1, 'file', 1, 1, 1, 1, 1)",
+            "INSERT INTO entries (dir, name, rule, attrs, type, size, mtime_ns, ctime_ns, inode, \
+             dev) SELECT min(id), CAST('evil' AS BLOB), 'tree', 1, 'file', 1, 1, 1, 1, 1 FROM dirs",
+            "altered",
+        ),
+        (
+            "a directory renamed",
+            "UPDATE dirs SET path = CAST('/etc/' AS BLOB) WHERE id = (SELECT max(id) FROM dirs)",
+            "altered",
+        ),
+        (
+            "a row moved to another directory",
+            "UPDATE entries SET dir = (SELECT min(id) FROM dirs) WHERE (dir, name) = \
+             (SELECT dir, name FROM entries WHERE dir != (SELECT min(id) FROM dirs) LIMIT 1)",
             "altered",
         ),
         (
@@ -93,12 +104,7 @@ fn every_tamper_is_refused_with_its_reason() {
     ];
     for (what, statement, reason) in cases {
         let s = Sealed::new(&ABC);
-        // WITHOUT ROWID tables have no rowid: pick rows by path instead.
-        let statement = statement.replace(
-            "rowid IN (SELECT rowid FROM entries LIMIT 1)",
-            "path = (SELECT min(path) FROM entries WHERE hash IS NOT NULL)",
-        );
-        sql(&s.db, &statement);
+        sql(&s.db, statement);
         let out = s.check();
         assert_refused(&out, reason);
         let out = tripseal()
@@ -164,7 +170,10 @@ fn every_column_of_every_table_is_sealed() {
     for must in [
         "meta.value",
         "rules.attrs",
-        "entries.path",
+        "dirs.path",
+        "dirs.id",
+        "entries.dir",
+        "entries.name",
         "entries.hash",
         "entries.trusted",
         "signatures.expires_ns",

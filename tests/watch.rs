@@ -702,10 +702,6 @@ fn sql(db: &Path, statement: &str) {
     assert!(out.status.success(), "sqlite3: {}", stderr(&out));
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The daemon on the baseline `db` of `root` (in `tmp`), trusting `key`,
 /// with `extra` flags; events go to `events.jsonl` in `tmp`.
 fn spawn_trusting(
@@ -756,10 +752,10 @@ fn the_daemon_compares_with_what_it_verified_whatever_the_file_says_later() {
     // their b.py and for the a.py they are about to write.
     let row = |rel: &str, content: &str| {
         format!(
-            "UPDATE entries SET hash = X'{}', size = {} WHERE path = X'{}';",
+            "UPDATE entries SET hash = X'{}', size = {} WHERE {};",
             blake3_hex(content.as_bytes()),
             content.len(),
-            hex(d.path(rel).as_os_str().as_encoded_bytes())
+            row_of(&d.path(rel))
         )
     };
     sql(

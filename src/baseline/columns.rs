@@ -1,6 +1,12 @@
 //! The columns of a baseline's `entries` table, named once. The schema, the
 //! writer, the reader and the canonical digest all derive from this list,
 //! so a new column cannot be written but left out of the signature.
+//!
+//! Schema 3 stores each directory's path once, in `dirs`, and each entry
+//! under its directory's id with its own name: the path was more than half
+//! of every row. Its rows come in tree order ([`tree_order`]: by directory,
+//! then by name), which the join yields without a sort; schemas 1 and 2
+//! come in path byte order.
 
 use std::os::unix::ffi::OsStrExt;
 use std::sync::OnceLock;
@@ -170,7 +176,52 @@ fn text(v: Option<&str>) -> ToSqlOutput<'_> {
 }
 
 /// The schemas this version reads; the last is the one it writes.
-pub const SCHEMAS: [i64; 2] = [1, 2];
+pub const SCHEMAS: [i64; 3] = [1, 2, 3];
+
+/// Whether a file of `schema` keeps directories in their own table.
+pub fn has_dirs(schema: i64) -> bool {
+    schema >= 3
+}
+
+/// The directory part of a path (up to and including its last `/`; empty
+/// when it has none) and its name: `/etc/ssh/sshd_config` is `/etc/ssh/`
+/// and `sshd_config`, `/` is `/` and nothing. Their concatenation is the
+/// path, byte for byte.
+pub fn split(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&path[..=i], &path[i + 1..]),
+        None => (&[], path),
+    }
+}
+
+/// The order in which schema 3 keeps and yields entries: by directory
+/// part, then by name ([`split`]), each compared byte by byte as SQLite
+/// compares BLOBs. A directory's own entries come together, before those
+/// of the directories below it.
+pub fn tree_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    split(a).cmp(&split(b))
+}
+
+/// The tables entries are read from, and the expression of an entry's
+/// full path, in `schema`.
+pub fn from(schema: i64) -> (&'static str, &'static str) {
+    if has_dirs(schema) {
+        (
+            "dirs d CROSS JOIN entries e ON e.dir = d.id",
+            "CAST(d.path || e.name AS BLOB)",
+        )
+    } else {
+        ("entries", "path")
+    }
+}
+
+/// The table of directories of schema 3: keyed by path, so that the join
+/// walks them in order; an entry names its directory by `id`.
+const CREATE_DIRS: &str = "CREATE TABLE dirs (
+    path BLOB PRIMARY KEY NOT NULL,
+    id INTEGER NOT NULL
+) WITHOUT ROWID;
+";
 
 /// Per schema this version reads, something made once.
 fn per_schema<T>(cell: &'static OnceLock<Vec<T>>, schema: i64, make: fn(i64) -> T) -> &'static T {
@@ -182,90 +233,161 @@ fn per_schema<T>(cell: &'static OnceLock<Vec<T>>, schema: i64, make: fn(i64) -> 
     &all[at]
 }
 
-/// `path, rule, ...`: every column, in order; in a file of an older
-/// `schema`, NULL stands for a column it does not have, so that every row
-/// reads the same way.
+/// `path, rule, ...`: every column, in order, then the entry's name where
+/// the file keeps directories apart (the path column is then the
+/// directory's: see [`NAME_AT`]). In a file of an older `schema`, NULL
+/// stands for a column it does not have, so that every row reads the same
+/// way.
 pub fn list(schema: i64) -> &'static str {
     static LIST: OnceLock<Vec<String>> = OnceLock::new();
     per_schema::<String>(&LIST, schema, |schema| {
-        Column::ALL
+        let mut names: Vec<&str> = Column::ALL
             .iter()
-            .map(|c| {
-                if c.in_schema(schema) {
-                    c.name()
-                } else {
-                    "NULL"
-                }
+            .map(|c| match c {
+                Column::Path if has_dirs(schema) => "d.path",
+                c if c.in_schema(schema) => c.name(),
+                _ => "NULL",
             })
-            .collect::<Vec<_>>()
-            .join(", ")
+            .collect();
+        names.push(if has_dirs(schema) { "e.name" } else { "NULL" });
+        names.join(", ")
     })
 }
+
+/// Where a row read with [`list`] has the entry's name: NULL when the path
+/// column holds the whole path.
+pub const NAME_AT: usize = Column::ALL.len();
 
 /// The queries of entries: every column, made once per process (the daemon
 /// reads one entry per path that changes).
 #[derive(Clone, Copy)]
 pub enum Select {
-    /// All of them, in path byte order.
+    /// All of them, in the file's order: path byte order up to schema 2,
+    /// [`tree_order`] from schema 3 (whose path order is
+    /// `baseline::path_order`'s).
     All,
-    /// The one at `?1`.
+    /// The one at the path [`key`] gives.
     One,
-    /// `?1` and everything from `?2` up to (not including) `?3`.
-    Range,
-    /// All of them, in path byte order, with only the columns the file's
-    /// schema has: what the seal digests, unchanged since that schema.
+    /// Everything whose path starts with `?1` (a directory's path and a
+    /// `/`), up to (not including) `?2`, in the file's order.
+    Below,
+    /// All of them, in the file's order, with only the columns the file's
+    /// schema has and the path whole: what the seal digests, unchanged
+    /// since that schema.
     Sealed,
 }
 
 impl Select {
     pub fn sql(self, schema: i64) -> &'static str {
         static SQL: OnceLock<Vec<[String; 4]>> = OnceLock::new();
-        let [all, one, range, sealed] = per_schema(&SQL, schema, |schema| {
-            let select = |tail: &str| format!("SELECT {} FROM entries {tail}", list(schema));
+        let [all, one, below, sealed] = per_schema(&SQL, schema, |schema| {
+            let (tables, path) = from(schema);
+            let select = |tail: &str| format!("SELECT {} FROM {tables} {tail}", list(schema));
             let present: Vec<&str> = Column::ALL
                 .iter()
                 .filter(|c| c.in_schema(schema))
-                .map(|c| c.name())
+                .map(|c| match c {
+                    Column::Path => path,
+                    c => c.name(),
+                })
                 .collect();
-            [
-                select("ORDER BY path"),
-                select("WHERE path = ?1"),
-                select("WHERE path = ?1 OR (path >= ?2 AND path < ?3) ORDER BY path"),
-                format!("SELECT {} FROM entries ORDER BY path", present.join(", ")),
-            ]
+            let sealed = |order: &str| {
+                format!(
+                    "SELECT {} FROM {tables} ORDER BY {order}",
+                    present.join(", ")
+                )
+            };
+            if has_dirs(schema) {
+                [
+                    select("ORDER BY d.path, e.name"),
+                    select("WHERE d.path = ?1 AND e.name = ?2"),
+                    select("WHERE d.path >= ?1 AND d.path < ?2 ORDER BY d.path, e.name"),
+                    sealed("d.path, e.name"),
+                ]
+            } else {
+                [
+                    select("ORDER BY path"),
+                    select("WHERE path = ?1"),
+                    select("WHERE path >= ?1 AND path < ?2 ORDER BY path"),
+                    sealed("path"),
+                ]
+            }
         });
         match self {
             Select::All => all,
             Select::One => one,
-            Select::Range => range,
+            Select::Below => below,
             Select::Sealed => sealed,
         }
     }
 }
 
-/// The table's `CREATE TABLE` statement in `schema`.
+/// Schema 3's entries of the directory part `?1`, by name, at most `rows`
+/// of them; `after` a name: those after `?2`.
+pub fn dir_chunk(after: bool, rows: usize) -> &'static str {
+    static SQL: OnceLock<[String; 2]> = OnceLock::new();
+    let [first, next] = SQL.get_or_init(|| {
+        let (tables, _) = from(3);
+        let select = |filter: &str| {
+            format!(
+                "SELECT {} FROM {tables} WHERE d.path = ?1{filter} ORDER BY e.name LIMIT {rows}",
+                list(3),
+            )
+        };
+        [select(""), select(" AND e.name > ?2")]
+    });
+    if after { next } else { first }
+}
+
+/// The parameters of [`Select::One`] for `path` in `schema`.
+pub fn key(schema: i64, path: &[u8]) -> Vec<&[u8]> {
+    if has_dirs(schema) {
+        let (dir, name) = split(path);
+        vec![dir, name]
+    } else {
+        vec![path]
+    }
+}
+
+/// The `CREATE TABLE` statements of the entries (and, from schema 3, of
+/// their directories) in `schema`.
 pub fn create_table(schema: i64) -> &'static str {
     static CREATE: OnceLock<Vec<String>> = OnceLock::new();
     per_schema::<String>(&CREATE, schema, |schema| {
-        let columns: Vec<String> = Column::ALL
+        let mut columns: Vec<String> = Column::ALL
             .iter()
             .filter(|c| c.in_schema(schema))
-            .map(|c| format!("    {} {}", c.name(), c.spec().1))
+            .map(|c| match c {
+                Column::Path if has_dirs(schema) => {
+                    "    dir INTEGER NOT NULL,\n    name BLOB NOT NULL".to_string()
+                }
+                c => format!("    {} {}", c.name(), c.spec().1),
+            })
             .collect();
-        format!(
+        if has_dirs(schema) {
+            columns.push("    PRIMARY KEY (dir, name)".into());
+        }
+        let entries = format!(
             "CREATE TABLE entries (\n{}\n) WITHOUT ROWID;\n",
             columns.join(",\n")
-        )
+        );
+        if has_dirs(schema) {
+            format!("{CREATE_DIRS}{entries}")
+        } else {
+            entries
+        }
     })
 }
 
-/// `INSERT INTO entries (<every column>) VALUES (?1, ...)`, in the schema
-/// this version writes.
+/// `INSERT INTO entries (dir, name, <every other column>) VALUES (?1, ...)`,
+/// in the schema this version writes: the directory's id, the name, then
+/// the columns of [`Column::ALL`] after the path.
 pub fn insert() -> &'static str {
     static INSERT: OnceLock<String> = OnceLock::new();
     INSERT.get_or_init(|| {
-        let params: Vec<String> = (1..=Column::ALL.len()).map(|i| format!("?{i}")).collect();
-        let names: Vec<&str> = Column::ALL.iter().map(|c| c.name()).collect();
+        let mut names = vec!["dir", "name"];
+        names.extend(Column::ALL[1..].iter().map(|c| c.name()));
+        let params: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
         format!(
             "INSERT INTO entries ({}) VALUES ({})",
             names.join(", "),
@@ -273,6 +395,9 @@ pub fn insert() -> &'static str {
         )
     })
 }
+
+/// `INSERT INTO dirs (path, id) VALUES (?1, ?2)`.
+pub const INSERT_DIR: &str = "INSERT INTO dirs (path, id) VALUES (?1, ?2)";
 
 #[cfg(test)]
 mod tests {
@@ -301,7 +426,7 @@ mod tests {
             crate::sqlite::schema_made_by(&[MADE_SO_FAR])
         );
         assert!(create_table(2).contains("owner_name TEXT,\n    group_name TEXT\n"));
-        assert!(list(1).ends_with("trusted, NULL, NULL"));
+        assert!(list(1).ends_with("trusted, NULL, NULL, NULL"));
         // What the seal of a schema-1 baseline digests, exactly as before
         // schema 2: its signatures still verify.
         assert_eq!(
@@ -309,6 +434,58 @@ mod tests {
             "SELECT path, rule, attrs, type, size, mtime_ns, ctime_ns, inode, dev, mode, uid, \
              gid, nlink, link, hash, xattrs, problem, reason, prefix_hash, trusted FROM entries \
              ORDER BY path"
+        );
+    }
+
+    #[test]
+    fn a_path_splits_into_directory_and_name_and_back() {
+        for (path, dir, name) in [
+            (
+                &b"/etc/ssh/sshd_config"[..],
+                &b"/etc/ssh/"[..],
+                &b"sshd_config"[..],
+            ),
+            (b"/etc", b"/", b"etc"),
+            (b"/", b"/", b""),
+            (b"relative", b"", b"relative"),
+            (b"/a/\xff\xfe", b"/a/", b"\xff\xfe"),
+        ] {
+            assert_eq!(split(path), (dir, name));
+            assert_eq!([dir, name].concat(), path);
+        }
+    }
+
+    /// A directory's entries come together, before those below it, even
+    /// where a sibling's name continues the directory's with a byte that
+    /// sorts before `/` (`b.c` beside `b/`).
+    #[test]
+    fn tree_order_groups_each_directory() {
+        let mut paths: Vec<&[u8]> = vec![b"/r/b/x", b"/r/b0", b"/r/b.c", b"/r/b", b"/r", b"/"];
+        paths.sort_by(|a, b| tree_order(a, b));
+        assert_eq!(
+            paths,
+            [&b"/"[..], b"/r", b"/r/b", b"/r/b.c", b"/r/b0", b"/r/b/x"]
+        );
+    }
+
+    #[test]
+    fn schema_3_keeps_directories_apart() {
+        let create = create_table(3);
+        assert!(create.starts_with("CREATE TABLE dirs ("), "{create}");
+        assert!(
+            create.contains("dir INTEGER NOT NULL,\n    name BLOB NOT NULL,\n    rule TEXT"),
+            "{create}"
+        );
+        assert!(
+            create.ends_with("PRIMARY KEY (dir, name)\n) WITHOUT ROWID;\n"),
+            "{create}"
+        );
+        assert!(list(3).starts_with("d.path, rule,") && list(3).ends_with(", e.name"));
+        assert!(insert().starts_with("INSERT INTO entries (dir, name, rule, attrs,"));
+        assert!(
+            Select::Sealed
+                .sql(3)
+                .starts_with("SELECT CAST(d.path || e.name AS BLOB), rule,")
         );
     }
 }

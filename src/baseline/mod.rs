@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 pub mod columns;
+mod path_order;
 pub mod stat_cache;
 
 use crate::attrs::{Attr, AttrSet};
@@ -33,8 +34,9 @@ use crate::sqlite::{self, SchemaRow, harden};
 use columns::Column;
 
 /// The schema this version writes and the newest it reads.
-/// Schema 2 added the owner's and group's names.
-pub const SCHEMA_VERSION: i64 = 2;
+/// Schema 2 added the owner's and group's names; schema 3 keeps each
+/// directory's path once (see [`columns`]).
+pub const SCHEMA_VERSION: i64 = 3;
 const FORMAT_MARK: &str = "tripseal-baseline";
 /// Rows per transaction while a baseline is written: large enough that commits
 /// are rare, small enough that the batch stays a few MB.
@@ -143,6 +145,10 @@ pub struct BaselineWriter {
     /// [`Column::value`]): in a host's baseline and in every check's scan,
     /// not in a role baseline.
     host_fields: bool,
+    /// The id of each directory part written so far (see [`columns::split`]).
+    dirs: HashMap<Vec<u8>, i64>,
+    /// The directory part of the entry inserted last, and its id.
+    last_dir: Option<(Vec<u8>, i64)>,
 }
 
 /// A written, closed baseline file that is not in place yet: a check's scan,
@@ -282,6 +288,8 @@ impl BaselineWriter {
             in_batch: 0,
             lock,
             host_fields: true,
+            dirs: HashMap::new(),
+            last_dir: None,
         })
     }
 
@@ -295,11 +303,37 @@ impl BaselineWriter {
     /// Adds one entry; each path comes once (the walk merges what it knows).
     pub fn insert(&mut self, e: &Entry) -> Result<(), Error> {
         let conn = self.conn.as_ref().expect("writer is open until finished");
+        let (dir, name) = columns::split(e.path.as_os_str().as_bytes());
+        // A batch of the walk mostly holds one directory's entries.
+        let known = match &self.last_dir {
+            Some((last, id)) if last == dir => Some(*id),
+            _ => self.dirs.get(dir).copied(),
+        };
+        let dir_id = match known {
+            Some(id) => id,
+            None => {
+                let id = self.dirs.len() as i64 + 1;
+                conn.prepare_cached(columns::INSERT_DIR)
+                    .and_then(|mut stmt| stmt.execute(params![dir, id]))
+                    .map_err(|err| self.write_error(err))?;
+                self.dirs.insert(dir.to_vec(), id);
+                id
+            }
+        };
+        if self.last_dir.as_ref().is_none_or(|(last, _)| last != dir) {
+            self.last_dir = Some((dir.to_vec(), dir_id));
+        }
         let rule = &self.rule_names[e.rule];
-        let values = Column::ALL.map(|c| c.value(e, rule, self.host_fields));
-        let result = conn
-            .prepare_cached(columns::insert())
-            .and_then(|mut stmt| stmt.execute(rusqlite::params_from_iter(values)));
+        let values = Column::ALL[1..]
+            .iter()
+            .map(|c| c.value(e, rule, self.host_fields));
+        let result = conn.prepare_cached(columns::insert()).and_then(|mut stmt| {
+            let head = [
+                rusqlite::types::ToSqlOutput::from(dir_id),
+                rusqlite::types::ToSqlOutput::from(name),
+            ];
+            stmt.execute(rusqlite::params_from_iter(head.into_iter().chain(values)))
+        });
         result.map_err(|err| self.write_error(err))?;
         self.in_batch += 1;
         if self.in_batch >= INSERT_BATCH_ROWS {
@@ -735,7 +769,7 @@ fn check_schema(conn: &Connection) -> Result<(), String> {
     let expected = expected_schema();
     // Tables some baselines have and others not.
     let ours = |n: &str| {
-        !["signatures", "origins"].contains(&n) && expected.iter().any(|(_, e, _)| e == n)
+        !["signatures", "origins", "dirs"].contains(&n) && expected.iter().any(|(_, e, _)| e == n)
     };
     if !rows.iter().any(|(_, n, _)| ours(n)) {
         return Err(
@@ -916,8 +950,9 @@ impl Baseline {
         if !columns::SCHEMAS.contains(&header.schema) {
             return Err(db_err(format!("invalid schema version {}", header.schema)));
         }
-        // The entries table must be the one its header's schema has: the
-        // queries, and the seal's digest, follow the header.
+        // The entries table (and from schema 3 the dirs table) must be the
+        // one its header's schema has: the queries, and the seal's digest,
+        // follow the header.
         let entries = sqlite::schema_made_by(&[columns::create_table(header.schema)]);
         let rows = sqlite::schema_rows(&conn).map_err(|e| db_err(format!("cannot read: {e}")))?;
         if !entries.iter().all(|want| rows.contains(want)) {
@@ -1059,16 +1094,22 @@ impl Baseline {
 
     /// Entry count, and how many of them carry a problem.
     pub fn counts(&self) -> Result<(u64, u64), Error> {
+        let (tables, _) = columns::from(self.header.schema);
         self.conn
-            .query_row("SELECT count(*), count(problem) FROM entries", [], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
-            })
+            .query_row(
+                &format!("SELECT count(*), count(problem) FROM {tables}"),
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
             .map_err(|e| self.db_err(format!("cannot count entries: {e}")))
     }
 
     /// Calls `f` for every entry at or below `prefix` (a whole-component path
-    /// prefix; all entries when `None`), in path byte order. `Entry::rule`
-    /// indexes [`Baseline::rules`]. Stops at the first error `f` returns.
+    /// prefix; all entries when `None`), in the file's order (see
+    /// [`Select::All`]: the prefix's own entry first). `Entry::rule` indexes
+    /// [`Baseline::rules`]. Stops at the first error `f` returns.
+    ///
+    /// [`Select::All`]: columns::Select::All
     pub fn for_each_entry(
         &self,
         prefix: Option<&Path>,
@@ -1081,33 +1122,59 @@ impl Baseline {
                 p.pop();
             }
         }
-        let mut stmt;
-        let mut rows = match exact.filter(|p| p != b"/") {
-            None => {
-                stmt = self
-                    .conn
-                    .prepare(columns::Select::All.sql(self.header.schema))
-                    .map_err(read_err)?;
-                stmt.query([])
-            }
+        let below = match exact.filter(|p| p != b"/") {
+            None => None,
             Some(p) => {
-                // "p" itself, and the range from "p/" up to "p0" ('0' follows '/').
-                let (mut below, mut end) = (p.clone(), p.clone());
+                // "p" itself first: it precedes every path below it.
+                if let Some(own) = self.entry(Path::new(std::ffi::OsStr::from_bytes(&p)))? {
+                    f(own)?;
+                }
+                let mut below = p;
                 below.push(b'/');
-                end.push(b'0');
-                stmt = self
-                    .conn
-                    .prepare(columns::Select::Range.sql(self.header.schema))
-                    .map_err(read_err)?;
-                stmt.query(params![p, below, end])
+                Some(below)
             }
-        }
-        .map_err(read_err)?;
-        let rule_index = self.rule_index();
-        while let Some(entry) = self.next_entry(&mut rows, &rule_index)? {
+        };
+        let mut stmt;
+        let mut cursor = if columns::has_dirs(self.header.schema) {
+            Cursor::Tree(path_order::PathOrder::new(self, below.as_deref())?)
+        } else {
+            let index = self.rule_index();
+            Cursor::Rows(
+                match below {
+                    None => {
+                        stmt = self
+                            .conn
+                            .prepare(columns::Select::All.sql(self.header.schema))
+                            .map_err(read_err)?;
+                        stmt.query([])
+                    }
+                    Some(below) => {
+                        // From "p/" up to "p0" ('0' follows '/').
+                        let mut end = below.clone();
+                        *end.last_mut().expect("ends with '/'") = b'0';
+                        stmt = self
+                            .conn
+                            .prepare(columns::Select::Below.sql(self.header.schema))
+                            .map_err(read_err)?;
+                        stmt.query(params![below, end])
+                    }
+                }
+                .map_err(read_err)?,
+                index,
+            )
+        };
+        while let Some(entry) = self.next_of(&mut cursor)? {
             f(entry)?;
         }
         Ok(())
+    }
+
+    /// The next entry of `cursor` (over this baseline).
+    fn next_of(&self, cursor: &mut Cursor<'_, '_>) -> Result<Option<Entry>, Error> {
+        match cursor {
+            Cursor::Rows(rows, index) => self.next_entry(rows, index),
+            Cursor::Tree(order) => order.next(),
+        }
     }
 
     /// The entry recorded for exactly `path`, if any.
@@ -1117,8 +1184,9 @@ impl Baseline {
             .conn
             .prepare_cached(columns::Select::One.sql(self.header.schema))
             .map_err(read_err)?;
+        let key = columns::key(self.header.schema, path.as_os_str().as_bytes());
         let mut rows = stmt
-            .query([path.as_os_str().as_bytes()])
+            .query(rusqlite::params_from_iter(key))
             .map_err(read_err)?;
         self.next_entry(&mut rows, &self.rule_index())
     }
@@ -1144,6 +1212,28 @@ impl Baseline {
         }
     }
 
+    /// Every entry in path byte order, or with `tree` in the file's own
+    /// order; `stmt` holds the statement that reads them in the file's.
+    fn cursor<'c: 's, 's>(
+        &'c self,
+        stmt: &'s mut Option<rusqlite::Statement<'c>>,
+        tree: bool,
+    ) -> Result<Cursor<'s, 'c>, Error> {
+        let read_err = |e: rusqlite::Error| self.db_err(format!("cannot read entries: {e}"));
+        if columns::has_dirs(self.header.schema) && !tree {
+            return Ok(Cursor::Tree(path_order::PathOrder::new(self, None)?));
+        }
+        let stmt = stmt.insert(
+            self.conn
+                .prepare(columns::Select::All.sql(self.header.schema))
+                .map_err(read_err)?,
+        );
+        Ok(Cursor::Rows(
+            stmt.query([]).map_err(read_err)?,
+            self.rule_index(),
+        ))
+    }
+
     fn rule_index(&self) -> RuleIndex {
         self.rules
             .iter()
@@ -1152,40 +1242,40 @@ impl Baseline {
             .collect()
     }
 
-    /// Walks this baseline and `other` together in path byte order, calling
-    /// `f` with the entry of each side (`None` where a side lacks the path).
-    /// Memory stays bounded: both sides are SQLite cursors.
+    /// Walks this baseline and `other` together, calling `f` with the
+    /// entry of each side (`None` where a side lacks the path), in path
+    /// byte order, or with [`Order::Any`] in whichever order costs least.
+    /// Memory stays bounded: both sides are read as they go.
     pub fn merge_with(
         &self,
         other: &Baseline,
+        order: Order,
         mut f: impl FnMut(Option<Entry>, Option<Entry>) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        let (ia, ib) = (self.rule_index(), other.rule_index());
-        let read_a = |e: rusqlite::Error| self.db_err(format!("cannot read entries: {e}"));
-        let read_b = |e: rusqlite::Error| other.db_err(format!("cannot read entries: {e}"));
-        let mut sa = self
-            .conn
-            .prepare(columns::Select::All.sql(self.header.schema))
-            .map_err(read_a)?;
-        let mut sb = other
-            .conn
-            .prepare(columns::Select::All.sql(other.header.schema))
-            .map_err(read_b)?;
-        let mut ra = sa.query([]).map_err(read_a)?;
-        let mut rb = sb.query([]).map_err(read_b)?;
-        let mut next_a = || self.next_entry(&mut ra, &ia);
-        let mut next_b = || other.next_entry(&mut rb, &ib);
+        // Both files' own order where both keep directories apart: one
+        // query a side, rather than one a directory.
+        let tree = order == Order::Any
+            && columns::has_dirs(self.header.schema)
+            && columns::has_dirs(other.header.schema);
+        let (mut sa, mut sb) = (None, None);
+        let mut ca = self.cursor(&mut sa, tree)?;
+        let mut cb = other.cursor(&mut sb, tree)?;
+        let cmp = if tree {
+            columns::tree_order
+        } else {
+            <[u8]>::cmp
+        };
+        let mut next_a = || self.next_of(&mut ca);
+        let mut next_b = || other.next_of(&mut cb);
         let (mut a, mut b) = (next_a()?, next_b()?);
         loop {
             let order = match (&a, &b) {
                 (None, None) => return Ok(()),
                 (Some(_), None) => std::cmp::Ordering::Less,
                 (None, Some(_)) => std::cmp::Ordering::Greater,
-                (Some(x), Some(y)) => x
-                    .path
-                    .as_os_str()
-                    .as_bytes()
-                    .cmp(y.path.as_os_str().as_bytes()),
+                (Some(x), Some(y)) => {
+                    cmp(x.path.as_os_str().as_bytes(), y.path.as_os_str().as_bytes())
+                }
             };
             match order {
                 std::cmp::Ordering::Less => {
@@ -1209,9 +1299,12 @@ impl Baseline {
     /// check must hash of each log to verify that it only grew.
     pub fn growing_sizes(&self) -> Result<HashMap<PathBuf, u64>, Error> {
         let read_err = |e: rusqlite::Error| self.db_err(format!("cannot read entries: {e}"));
+        let (tables, path) = columns::from(self.header.schema);
         let mut stmt = self
             .conn
-            .prepare("SELECT path, size FROM entries WHERE attrs & ?1 != 0 AND size IS NOT NULL")
+            .prepare(&format!(
+                "SELECT {path}, size FROM {tables} WHERE attrs & ?1 != 0 AND size IS NOT NULL"
+            ))
             .map_err(read_err)?;
         let growing = AttrSet::from_iter([Attr::Growing]).bits();
         let rows = stmt
@@ -1229,12 +1322,13 @@ impl Baseline {
     /// into `index`.
     pub fn stat_index(&self, index: &mut StatIndex) -> Result<(), Error> {
         let read_err = |e: rusqlite::Error| self.db_err(format!("cannot read entries: {e}"));
+        let (tables, path) = columns::from(self.header.schema);
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT path, type, size, mtime_ns, ctime_ns, inode, dev, attrs FROM entries \
-                 WHERE problem IS NULL AND type IS NOT NULL",
-            )
+            .prepare(&format!(
+                "SELECT {path}, type, size, mtime_ns, ctime_ns, inode, dev, attrs FROM {tables} \
+                 WHERE problem IS NULL AND type IS NOT NULL"
+            ))
             .map_err(read_err)?;
         let mut rows = stmt.query([]).map_err(read_err)?;
         while let Some(row) = rows.next().map_err(read_err)? {
@@ -1366,10 +1460,41 @@ impl crate::scan::KnownEntries for StatIndex {
 /// Rule name to its index in [`Baseline::rules`].
 type RuleIndex = BTreeMap<String, usize>;
 
+/// A baseline's entries as they are read.
+enum Cursor<'s, 'b> {
+    /// One query, in the file's own order.
+    Rows(rusqlite::Rows<'s>, RuleIndex),
+    /// Schema 3 in path byte order.
+    Tree(path_order::PathOrder<'b>),
+}
+
+/// The order two baselines are walked in by [`Baseline::merge_with`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Path byte order: what reports and events show.
+    Path,
+    /// Any one order both sides share: for passes whose result does not
+    /// depend on it (counts, sets, a new baseline's rows).
+    Any,
+}
+
 fn entry_from_row(row: &rusqlite::Row<'_>, rule_index: &RuleIndex) -> Result<Entry, String> {
     let err = |e: rusqlite::Error| e.to_string();
     let get = |c: Column| row.get_ref(c.at()).map_err(err);
-    let path: Vec<u8> = row.get(Column::Path.at()).map_err(err)?;
+    let mut path: Vec<u8> = row.get(Column::Path.at()).map_err(err)?;
+    if let Some(name) = row
+        .get_ref(columns::NAME_AT)
+        .map_err(err)?
+        .as_blob_or_null()
+        .map_err(|e| e.to_string())?
+    {
+        // Only what `columns::split` makes: anything else would read as
+        // a path the file's order does not place where it stands.
+        if !(path.is_empty() || path.ends_with(b"/")) || name.contains(&b'/') {
+            return Err("a directory and name that do not make a path".into());
+        }
+        path.extend_from_slice(name);
+    }
     let rule_name = get(Column::Rule)?.as_str().map_err(|e| e.to_string())?;
     let rule = *rule_index
         .get(rule_name)

@@ -147,6 +147,19 @@ pub fn blake3_hex(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
 }
 
+/// The SQL condition that picks the row of `path` in a baseline's
+/// `entries` (schema 3: by its directory's id and its name).
+pub fn row_of(path: &Path) -> String {
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let bytes = path.as_os_str().as_bytes();
+    let cut = bytes.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+    format!(
+        "dir = (SELECT id FROM dirs WHERE path = X'{}') AND name = X'{}'",
+        hex(&bytes[..cut]),
+        hex(&bytes[cut..])
+    )
+}
+
 /// `sqlite3 DB STATEMENT`: how an intruder with root edits a file.
 pub fn sql(db: &Path, statement: &str) {
     let out = std::process::Command::new("sqlite3")
