@@ -5,8 +5,9 @@
 # Usage: benches/events.sh [--events N] [--runs R]     (default 10000, 5)
 #        [--compare OTHER_BINARY] [--no-receiver]
 #        TRIPSEAL_BIN=/path/to/tripseal benches/events.sh ...   (another build)
-# --compare adds OTHER_BINARY's check+redis and check+amqp to the same
-# rounds (a before/after that machine noise hits alike). --no-receiver
+# --compare adds OTHER_BINARY's check, check+redis and check+amqp to the
+# same rounds (a before/after that machine noise hits alike), on a baseline
+# of its own making. --no-receiver
 # starts no Celery Receiver: the sink and the broker alone (on Redis, no
 # subscriber's buffers to wait for; on RabbitMQ, events that no queue takes,
 # still confirmed).
@@ -80,6 +81,8 @@ for i in range(n):
 PYEOF
 printf '[[rule]]\nname = "task-modules"\npaths = ["%s/**/*.py"]\ncheck = ["type", "mode", "size", "hash"]\nseverity = "high"\n' "$W/tree" > "$W/rules.toml"
 "$BIN" init --rules "$W/rules.toml" --db "$W/b.db" >/dev/null
+# The other build makes its own baseline: its schema may differ.
+[[ -z "$OTHER" ]] || "$OTHER" init --rules "$W/rules.toml" --db "$W/other.db" >/dev/null
 for f in "$W"/tree/tasks/*.py; do echo "# edited" >> "$f"; done
 sleep 3   # the receivers bind their queues
 
@@ -93,15 +96,16 @@ for r in $(seq "$RUNS"); do
   T[celery-amqp]+="$("$PY" benches/celery_dispatch.py "$AMQP" "$N") "
   if grep -q "not delivered" "$W/last.err"; then cat "$W/last.err" >&2; exit 1; fi
   if [[ -n "$OTHER" ]]; then
-    T[other+redis]+="$(secs "$OTHER" check --allow-unsigned --db "$W/b.db" --emit "$REDIS") "
-    T[other+amqp]+="$(secs "$OTHER" check --allow-unsigned --db "$W/b.db" --emit "$AMQP") "
+    T[other]+="$(secs "$OTHER" check --allow-unsigned --db "$W/other.db") "
+    T[other+redis]+="$(secs "$OTHER" check --allow-unsigned --db "$W/other.db" --emit "$REDIS") "
+    T[other+amqp]+="$(secs "$OTHER" check --allow-unsigned --db "$W/other.db" --emit "$AMQP") "
     if grep -q "not delivered" "$W/last.err"; then cat "$W/last.err" >&2; exit 1; fi
   fi
 done
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 printf '%-14s %10s   (%s runs, %s events each; seconds)\n' what median "$RUNS" "$N"
 keys=(check check+redis celery-redis check+amqp celery-amqp)
-[[ -n "$OTHER" ]] && keys+=(other+redis other+amqp)
+[[ -n "$OTHER" ]] && keys+=(other other+redis other+amqp)
 for k in "${keys[@]}"; do
   printf '%-14s %10.3f   %s\n' "$k" "$(echo "${T[$k]}" | median)" "${T[$k]}"
 done
@@ -110,7 +114,7 @@ for b in redis amqp; do
   with=$(echo "${T[check+$b]}" | median); ref=$(echo "${T[celery-$b]}" | median)
   echo "$b: tripseal $(echo "$N / ($with - $base)" | bc) events/s through the outbox (confirmed); Celery's dispatcher $(echo "$N / $ref" | bc) events/s (unconfirmed)"
   if [[ -n "$OTHER" ]]; then
-    other=$(echo "${T[other+$b]}" | median)
-    echo "$b: $OTHER $(echo "$N / ($other - $base)" | bc) events/s through the outbox (same rounds)"
+    other=$(echo "${T[other+$b]}" | median); other_base=$(echo "${T[other]}" | median)
+    echo "$b: $OTHER $(echo "$N / ($other - $other_base)" | bc) events/s through the outbox (same rounds)"
   fi
 done

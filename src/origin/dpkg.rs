@@ -109,9 +109,14 @@ impl Db {
         Stamp::of(&self.admindir) == self.stamp
     }
 
-    /// The /usr form of `path`, as the filter of [`Db::load`] sees it.
-    pub(super) fn canonical(path: &Path) -> Vec<u8> {
-        UsrMerge::of_root().canonical(path.as_os_str().as_bytes())
+    /// The /usr form of each of `paths`, as the filter of [`Db::load`]
+    /// sees it (the root's links looked at once, not once per path).
+    pub(super) fn canonical<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Vec<Vec<u8>> {
+        let merged = UsrMerge::of_root();
+        paths
+            .into_iter()
+            .map(|p| merged.canonical(p.as_os_str().as_bytes()))
+            .collect()
     }
 
     /// The owner of each of `paths` that an installed package lists, with

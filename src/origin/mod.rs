@@ -475,11 +475,11 @@ impl Explainer {
         let fresh = match &self.roots {
             None => {
                 let wanted: std::collections::HashSet<Vec<u8>> =
-                    paths.iter().map(|p| dpkg::Db::canonical(p)).collect();
+                    dpkg::Db::canonical(paths.iter().copied()).into_iter().collect();
                 Some(dpkg::Db::load(&admindir, &|k| wanted.contains(k))?)
             }
             Some(roots) if !self.dpkg.as_ref().is_some_and(dpkg::Db::current) => {
-                let roots: Vec<Vec<u8>> = roots.iter().map(|r| dpkg::Db::canonical(r)).collect();
+                let roots = dpkg::Db::canonical(roots.iter().map(PathBuf::as_path));
                 let under = |k: &[u8]| {
                     roots.iter().any(|r| {
                         k.starts_with(r) && (k.len() == r.len() || k[r.len()] == b'/' || r == b"/")
