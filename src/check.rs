@@ -173,12 +173,22 @@ impl Comparison {
         if DriftKind::ALL.iter().all(|&k| self.counts.of(k) == 0) {
             return Ok(());
         }
-        compare::compare(&self.old, &self.new, |mut d| {
+        let counts = compare::compare(&self.old, &self.new, |mut d| {
             d.origin = self.origins.get(&d.path).cloned();
             d.finding = self.findings.get(&d.path).cloned();
             f(d)
-        })
-        .map(|_| ())
+        })?;
+        // Path order reads the files otherwise than the counting pass (by
+        // directory, in chunks): the two must agree.
+        if counts != self.counts {
+            return Err(Error::Database {
+                path: self.old.path().to_path_buf(),
+                detail: "it read otherwise in path order than in its own order: the file is \
+                         damaged or was not written by tripseal"
+                    .into(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -525,6 +535,10 @@ fn write_vouched(
             _ => Ok(()),
         }
     })?;
+    // Walked in the files' own order: shown in path order, as all drift is.
+    left.sort_by(|(a, _), (b, _)| {
+        (a.path.as_os_str().as_encoded_bytes()).cmp(b.path.as_os_str().as_encoded_bytes())
+    });
     Ok((accepted, left))
 }
 

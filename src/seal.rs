@@ -46,17 +46,25 @@ pub fn digest(baseline: &Baseline) -> Result<[u8; 32], Error> {
     h.update(DIGEST_DOMAIN);
     // Every column of `entries` as the one list names them: a column added
     // there is signed without a word here.
-    for (table, sql) in [
+    let schema = baseline.header().schema;
+    let mut tables = vec![
         ("meta", "SELECT key, value FROM meta ORDER BY key"),
         (
             "rules",
             "SELECT name, severity, attrs FROM rules ORDER BY name",
         ),
-        (
-            "entries",
-            crate::baseline::columns::Select::Sealed.sql(baseline.header().schema),
-        ),
-    ] {
+    ];
+    // Every directory as stored (type and bytes), those no entry names
+    // too: whatever a read may meet is sealed. The ids are not: two files
+    // of the same content number their directories as their scans went.
+    if crate::baseline::columns::has_dirs(schema) {
+        tables.push(("dirs", "SELECT path FROM dirs ORDER BY path"));
+    }
+    tables.push((
+        "entries",
+        crate::baseline::columns::Select::Sealed.sql(schema),
+    ));
+    for (table, sql) in tables {
         put_bytes(&mut h, table.as_bytes());
         let mut stmt = baseline.connection().prepare(sql).map_err(db_err)?;
         let columns = stmt.column_count();

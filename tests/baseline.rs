@@ -454,6 +454,24 @@ fn baselines_of_older_schemas_still_read_and_their_seals_verify() {
             "schema {schema}"
         );
 
+        // A dirs table beside an older schema's entries: never read, so
+        // never sealed either; refused.
+        let with_dirs = tmp.path().join("with-dirs.db");
+        std::fs::copy(&db, &with_dirs).unwrap();
+        sql(
+            &with_dirs,
+            "CREATE TABLE dirs ( path BLOB PRIMARY KEY NOT NULL, id INTEGER NOT NULL ) WITHOUT ROWID;",
+        );
+        let out = check(&with_dirs);
+        assert_eq!(out.status.code(), Some(26), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!(
+                "its header says schema {schema}, which has no dirs table"
+            )),
+            "{}",
+            stderr(&out)
+        );
+
         // The header says another schema than the table's: refused before
         // the seal is even looked at.
         let other = if schema == 1 { 2 } else { 1 };
@@ -751,17 +769,24 @@ fn an_entry_name_with_a_slash_is_refused() {
         &rules_for(tmp.path(), &root, "[\"type\", \"hash\"]"),
         &db,
     ));
-    sql(
-        &db,
-        "UPDATE entries SET name = CAST('x/y' AS BLOB) WHERE name = CAST('b' AS BLOB)",
-    );
-    for args in [&["show"][..], &["check", "--allow-unsigned", "--db"]] {
-        let out = tripseal().args(args).arg(&db).output().unwrap();
-        assert_eq!(out.status.code(), Some(24), "{}", stderr(&out));
-        assert!(
-            stderr(&out).contains("malformed entry: a directory and name that do not make a path"),
-            "{}",
-            stderr(&out)
+    let pristine = std::fs::read(&db).unwrap();
+    // A name holding '/', and an empty name (a path ending in '/') below
+    // the root.
+    for name in ["CAST('x/y' AS BLOB)", "x''"] {
+        std::fs::write(&db, &pristine).unwrap();
+        sql(
+            &db,
+            &format!("UPDATE entries SET name = {name} WHERE name = CAST('b' AS BLOB)"),
         );
+        for args in [&["show"][..], &["check", "--allow-unsigned", "--db"]] {
+            let out = tripseal().args(args).arg(&db).output().unwrap();
+            assert_eq!(out.status.code(), Some(24), "{}", stderr(&out));
+            assert!(
+                stderr(&out)
+                    .contains("malformed entry: a directory and name that do not make a path"),
+                "{}",
+                stderr(&out)
+            );
+        }
     }
 }

@@ -52,7 +52,7 @@ fn a_signed_untouched_baseline_is_accepted() {
 
 #[test]
 fn every_tamper_is_refused_with_its_reason() {
-    let cases: [(&str, &str, &str); 9] = [
+    let cases: [(&str, &str, &str); 11] = [
         (
             "a hash changed in one row",
             "UPDATE entries SET hash = zeroblob(32) WHERE hash IS NOT NULL AND (dir, name) = \
@@ -73,6 +73,21 @@ fn every_tamper_is_refused_with_its_reason() {
         (
             "a directory renamed",
             "UPDATE dirs SET path = CAST('/etc/' AS BLOB) WHERE id = (SELECT max(id) FROM dirs)",
+            "altered",
+        ),
+        (
+            // The tree's files as names "tree/a"... of the directory above:
+            // the same paths, split otherwise.
+            "a directory split otherwise",
+            "UPDATE entries SET dir = (SELECT id FROM dirs ORDER BY path LIMIT 1), \
+             name = CAST(CAST('tree/' AS BLOB) || name AS BLOB) \
+             WHERE dir = (SELECT id FROM dirs ORDER BY path DESC LIMIT 1); \
+             DELETE FROM dirs WHERE id = (SELECT id FROM dirs ORDER BY path DESC LIMIT 1)",
+            "altered",
+        ),
+        (
+            "a directory no entry names added",
+            "INSERT INTO dirs (path, id) VALUES (CAST('/zzz/' AS BLOB), 999999)",
             "altered",
         ),
         (
@@ -530,4 +545,36 @@ fn bad_trust_store_patterns_and_non_baselines_are_clear_errors() {
         36 * 30,
         "left untouched"
     );
+}
+
+/// A directory stored as text rather than bytes, in the signed file: the
+/// same bytes, ordered and concatenated alike, but neither looked up nor
+/// read as a path. Refused when the file is opened, before any read.
+#[test]
+fn a_directory_stored_as_text_is_refused() {
+    for statement in [
+        "UPDATE dirs SET path = CAST(path AS TEXT)",
+        "INSERT INTO dirs (path, id) VALUES ('zzz', 999999)",
+        "UPDATE dirs SET path = CAST('/nowhere' AS BLOB) WHERE id = (SELECT max(id) FROM dirs)",
+    ] {
+        let s = Sealed::new(&ABC);
+        sql(&s.db, statement);
+        let out = verify(&s.public, &s.db);
+        assert!(
+            matches!(out.status.code(), Some(24 | 26)),
+            "{statement}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("in its dirs table are none"),
+            "{statement}: {}",
+            stderr(&out)
+        );
+        let out = s.check();
+        assert!(
+            matches!(out.status.code(), Some(24 | 26)),
+            "{statement}: {}",
+            stderr(&out)
+        );
+    }
 }

@@ -268,12 +268,14 @@ pub enum Select {
     All,
     /// The one at the path [`key`] gives.
     One,
-    /// Everything whose path starts with `?1` (a directory's path and a
-    /// `/`), up to (not including) `?2`, in the file's order.
+    /// Up to schema 2: everything whose path starts with `?1` (a
+    /// directory's path and a `/`), up to (not including) `?2`, in path
+    /// order. (Schema 3 reads below a directory with `PathOrder`.)
     Below,
     /// All of them, in the file's order, with only the columns the file's
-    /// schema has and the path whole: what the seal digests, unchanged
-    /// since that schema.
+    /// schema has, each value as stored (schema 3: the directory's path
+    /// and the name apart, so that neither the split nor a type can change
+    /// unseen): what the seal digests, unchanged since that schema.
     Sealed,
 }
 
@@ -281,13 +283,13 @@ impl Select {
     pub fn sql(self, schema: i64) -> &'static str {
         static SQL: OnceLock<Vec<[String; 4]>> = OnceLock::new();
         let [all, one, below, sealed] = per_schema(&SQL, schema, |schema| {
-            let (tables, path) = from(schema);
+            let (tables, _) = from(schema);
             let select = |tail: &str| format!("SELECT {} FROM {tables} {tail}", list(schema));
             let present: Vec<&str> = Column::ALL
                 .iter()
                 .filter(|c| c.in_schema(schema))
                 .map(|c| match c {
-                    Column::Path => path,
+                    Column::Path if has_dirs(schema) => "d.path, e.name",
                     c => c.name(),
                 })
                 .collect();
@@ -301,7 +303,7 @@ impl Select {
                 [
                     select("ORDER BY d.path, e.name"),
                     select("WHERE d.path = ?1 AND e.name = ?2"),
-                    select("WHERE d.path >= ?1 AND d.path < ?2 ORDER BY d.path, e.name"),
+                    String::new(),
                     sealed("d.path, e.name"),
                 ]
             } else {
@@ -316,21 +318,29 @@ impl Select {
         match self {
             Select::All => all,
             Select::One => one,
-            Select::Below => below,
+            Select::Below => {
+                debug_assert!(!has_dirs(schema), "schema 3 reads below with PathOrder");
+                below
+            }
             Select::Sealed => sealed,
         }
     }
 }
 
-/// Schema 3's entries of the directory part `?1`, by name, at most `rows`
-/// of them; `after` a name: those after `?2`.
-pub fn dir_chunk(after: bool, rows: usize) -> &'static str {
+/// How many entries of one directory [`dir_chunk`] reads at a time: most
+/// directories hold fewer.
+pub const DIR_CHUNK_ROWS: usize = 256;
+
+/// Schema 3's entries of the directory part `?1`, by name, at most
+/// [`DIR_CHUNK_ROWS`] of them; `after` a name: those after `?2`.
+pub fn dir_chunk(after: bool) -> &'static str {
     static SQL: OnceLock<[String; 2]> = OnceLock::new();
     let [first, next] = SQL.get_or_init(|| {
         let (tables, _) = from(3);
         let select = |filter: &str| {
             format!(
-                "SELECT {} FROM {tables} WHERE d.path = ?1{filter} ORDER BY e.name LIMIT {rows}",
+                "SELECT {} FROM {tables} WHERE d.path = ?1{filter} ORDER BY e.name \
+                 LIMIT {DIR_CHUNK_ROWS}",
                 list(3),
             )
         };
@@ -485,7 +495,7 @@ mod tests {
         assert!(
             Select::Sealed
                 .sql(3)
-                .starts_with("SELECT CAST(d.path || e.name AS BLOB), rule,")
+                .starts_with("SELECT d.path, e.name, rule,")
         );
     }
 }

@@ -953,14 +953,50 @@ impl Baseline {
         // The entries table (and from schema 3 the dirs table) must be the
         // one its header's schema has: the queries, and the seal's digest,
         // follow the header.
-        let entries = sqlite::schema_made_by(&[columns::create_table(header.schema)]);
+        let tables = sqlite::schema_made_by(&[columns::create_table(header.schema)]);
         let rows = sqlite::schema_rows(&conn).map_err(|e| db_err(format!("cannot read: {e}")))?;
-        if !entries.iter().all(|want| rows.contains(want)) {
+        if let Some((_, name, _)) = tables.iter().find(|want| !rows.contains(want)) {
             return Err(db_err(format!(
-                "not tripseal's schema: its header says schema {}, and its entries table is \
-                 not that schema's",
+                "not tripseal's schema: its header says schema {}, and its {name} table is \
+                 not that schema's (or missing)",
                 header.schema
             )));
+        }
+        let dirs = columns::has_dirs(header.schema);
+        if !dirs && rows.iter().any(|(_, n, _)| n == "dirs") {
+            return Err(db_err(format!(
+                "not tripseal's schema: its header says schema {}, which has no dirs table",
+                header.schema
+            )));
+        }
+        // Every text value is UTF-8 as SQLite stores it; in a file
+        // re-encoded to UTF-16 the same rows would read otherwise.
+        let encoding: String = conn
+            .query_row("PRAGMA encoding", [], |r| r.get(0))
+            .map_err(|e| db_err(format!("cannot read: {e}")))?;
+        if encoding != "UTF-8" {
+            return Err(db_err(format!(
+                "not a tripseal baseline: its text is {}, tripseal writes UTF-8",
+                crate::escape::escape_bytes(encoding.as_bytes())
+            )));
+        }
+        // What a read meets first: a directory is bytes, empty or ending
+        // in '/' (see columns::split).
+        if dirs {
+            let bad: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM dirs WHERE typeof(path) != 'blob' \
+                     OR (length(path) > 0 AND substr(path, -1) != x'2f')",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(|e| db_err(format!("cannot read: {e}")))?;
+            if bad > 0 {
+                return Err(db_err(format!(
+                    "{bad} directories in its dirs table are none (not bytes, or not \
+                     ending in '/'): the file was not written by tripseal"
+                )));
+            }
         }
         let rules = read_rules(&conn).map_err(db_err)?;
         Ok(Baseline {
@@ -1105,11 +1141,8 @@ impl Baseline {
     }
 
     /// Calls `f` for every entry at or below `prefix` (a whole-component path
-    /// prefix; all entries when `None`), in the file's order (see
-    /// [`Select::All`]: the prefix's own entry first). `Entry::rule` indexes
-    /// [`Baseline::rules`]. Stops at the first error `f` returns.
-    ///
-    /// [`Select::All`]: columns::Select::All
+    /// prefix; all entries when `None`), in path byte order. `Entry::rule`
+    /// indexes [`Baseline::rules`]. Stops at the first error `f` returns.
     pub fn for_each_entry(
         &self,
         prefix: Option<&Path>,
@@ -1135,11 +1168,11 @@ impl Baseline {
             }
         };
         let mut stmt;
-        let mut cursor = if columns::has_dirs(self.header.schema) {
-            Cursor::Tree(path_order::PathOrder::new(self, below.as_deref())?)
+        let mut cursor = Cursor::in_path_order(if columns::has_dirs(self.header.schema) {
+            Source::Tree(path_order::PathOrder::new(self, below.as_deref())?)
         } else {
             let index = self.rule_index();
-            Cursor::Rows(
+            Source::Rows(
                 match below {
                     None => {
                         stmt = self
@@ -1162,7 +1195,7 @@ impl Baseline {
                 .map_err(read_err)?,
                 index,
             )
-        };
+        });
         while let Some(entry) = self.next_of(&mut cursor)? {
             f(entry)?;
         }
@@ -1170,11 +1203,29 @@ impl Baseline {
     }
 
     /// The next entry of `cursor` (over this baseline).
+    /// Each path comes after the one before in the cursor's order: a
+    /// damaged file (a b-tree whose keys are out of order, which SQLite
+    /// does not check as it reads) is refused, not compared out of step.
     fn next_of(&self, cursor: &mut Cursor<'_, '_>) -> Result<Option<Entry>, Error> {
-        match cursor {
-            Cursor::Rows(rows, index) => self.next_entry(rows, index),
-            Cursor::Tree(order) => order.next(),
+        let next = match &mut cursor.source {
+            Source::Rows(rows, index) => self.next_entry(rows, index)?,
+            Source::Tree(order) => order.next()?,
+        };
+        if let Some(e) = &next {
+            let path = e.path.as_os_str().as_bytes();
+            if cursor.started && (cursor.order)(&cursor.last, path) != std::cmp::Ordering::Less {
+                return Err(self.db_err(format!(
+                    "entries out of order ({} after {}): the file is damaged or was not \
+                     written by tripseal",
+                    crate::escape::escape_bytes(path),
+                    crate::escape::escape_bytes(&cursor.last)
+                )));
+            }
+            cursor.started = true;
+            cursor.last.clear();
+            cursor.last.extend_from_slice(path);
         }
+        Ok(next)
     }
 
     /// The entry recorded for exactly `path`, if any.
@@ -1203,7 +1254,7 @@ impl Baseline {
             .map_err(|e| self.db_err(format!("cannot read entries: {e}")))?
         {
             None => Ok(None),
-            Some(row) => entry_from_row(row, index)
+            Some(row) => entry_from_row(row, index, columns::has_dirs(self.header.schema))
                 .map(|mut e| {
                     e.trusted &= self.own_scan;
                     Some(e)
@@ -1221,17 +1272,25 @@ impl Baseline {
     ) -> Result<Cursor<'s, 'c>, Error> {
         let read_err = |e: rusqlite::Error| self.db_err(format!("cannot read entries: {e}"));
         if columns::has_dirs(self.header.schema) && !tree {
-            return Ok(Cursor::Tree(path_order::PathOrder::new(self, None)?));
+            let order = path_order::PathOrder::new(self, None)?;
+            return Ok(Cursor::in_path_order(Source::Tree(order)));
         }
         let stmt = stmt.insert(
             self.conn
                 .prepare(columns::Select::All.sql(self.header.schema))
                 .map_err(read_err)?,
         );
-        Ok(Cursor::Rows(
-            stmt.query([]).map_err(read_err)?,
-            self.rule_index(),
-        ))
+        let rows = Source::Rows(stmt.query([]).map_err(read_err)?, self.rule_index());
+        Ok(if tree {
+            Cursor {
+                source: rows,
+                order: columns::tree_order,
+                last: Vec::new(),
+                started: false,
+            }
+        } else {
+            Cursor::in_path_order(rows)
+        })
     }
 
     fn rule_index(&self) -> RuleIndex {
@@ -1460,8 +1519,27 @@ impl crate::scan::KnownEntries for StatIndex {
 /// Rule name to its index in [`Baseline::rules`].
 type RuleIndex = BTreeMap<String, usize>;
 
-/// A baseline's entries as they are read.
-enum Cursor<'s, 'b> {
+/// A baseline's entries as they are read, in `order`.
+struct Cursor<'s, 'b> {
+    source: Source<'s, 'b>,
+    order: fn(&[u8], &[u8]) -> std::cmp::Ordering,
+    /// The path read last (once `started`).
+    last: Vec<u8>,
+    started: bool,
+}
+
+impl<'s, 'b> Cursor<'s, 'b> {
+    fn in_path_order(source: Source<'s, 'b>) -> Cursor<'s, 'b> {
+        Cursor {
+            source,
+            order: <[u8]>::cmp,
+            last: Vec::new(),
+            started: false,
+        }
+    }
+}
+
+enum Source<'s, 'b> {
     /// One query, in the file's own order.
     Rows(rusqlite::Rows<'s>, RuleIndex),
     /// Schema 3 in path byte order.
@@ -1478,20 +1556,32 @@ pub enum Order {
     Any,
 }
 
-fn entry_from_row(row: &rusqlite::Row<'_>, rule_index: &RuleIndex) -> Result<Entry, String> {
+/// One entry from a row read with [`columns::list`]; `dirs`: the file
+/// keeps directories apart (the row's path is its directory's).
+fn entry_from_row(
+    row: &rusqlite::Row<'_>,
+    rule_index: &RuleIndex,
+    dirs: bool,
+) -> Result<Entry, String> {
     let err = |e: rusqlite::Error| e.to_string();
     let get = |c: Column| row.get_ref(c.at()).map_err(err);
     let mut path: Vec<u8> = row.get(Column::Path.at()).map_err(err)?;
-    if let Some(name) = row
-        .get_ref(columns::NAME_AT)
-        .map_err(err)?
-        .as_blob_or_null()
-        .map_err(|e| e.to_string())?
-    {
-        // Only what `columns::split` makes: anything else would read as
-        // a path the file's order does not place where it stands.
-        if !(path.is_empty() || path.ends_with(b"/")) || name.contains(&b'/') {
-            return Err("a directory and name that do not make a path".into());
+    if dirs {
+        let name = row
+            .get_ref(columns::NAME_AT)
+            .map_err(err)?
+            .as_blob()
+            .map_err(|e| format!("a name that is not stored as bytes ({e})"))?;
+        // Only what `columns::split` makes: anything else would read as a
+        // path the file's order does not place where it stands.
+        let dir_ok = path.is_empty() || path.ends_with(b"/");
+        let name_ok = !name.contains(&b'/') && (!name.is_empty() || path == b"/");
+        if !(dir_ok && name_ok) {
+            return Err(format!(
+                "a directory and name that do not make a path ({} and {})",
+                crate::escape::escape_bytes(&path),
+                crate::escape::escape_bytes(name)
+            ));
         }
         path.extend_from_slice(name);
     }

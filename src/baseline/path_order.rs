@@ -5,10 +5,11 @@
 //! directory's block of entries (every path that starts with its path)
 //! goes in among its parent's entries, and so on down the tree: a merge of
 //! nested runs. Each directory on the way down from the root is a level
-//! of a stack, read in chunks of [`CHUNK_ROWS`] by name, so that no SQLite
-//! cursor outlives a call and memory is bounded by the depth, not by the
-//! size of a directory. Sorting the join instead costs a quarter of a
-//! second per 100,000 entries.
+//! of a stack, read in chunks of [`columns::DIR_CHUNK_ROWS`] by name, so
+//! that no SQLite cursor outlives a call and the entries held are bounded
+//! by the depth, not by the size of a directory (the list of directories
+//! is held whole: a few MB for a host's). Sorting the join instead costs a
+//! quarter of a second per 100,000 entries.
 
 use std::collections::VecDeque;
 use std::os::unix::ffi::OsStrExt;
@@ -18,9 +19,6 @@ use rusqlite::params;
 use super::{Baseline, RuleIndex, columns};
 use crate::error::Error;
 use crate::scan::Entry;
-
-/// Entries a level reads at a time: most directories hold fewer.
-const CHUNK_ROWS: usize = 256;
 
 enum Step {
     Yield,
@@ -72,8 +70,9 @@ impl<'b> PathOrder<'b> {
             Some(prefix) => {
                 // Up to the prefix with '0' (the byte after '/') for its '/'.
                 let mut end = prefix.to_vec();
-                if let Some(last) = end.last_mut() {
-                    *last += 1;
+                match end.last_mut() {
+                    Some(last @ b'/') => *last = b'0',
+                    _ => unreachable!("a prefix here is a directory's path and a '/'"),
                 }
                 let mut stmt = base
                     .conn
@@ -149,7 +148,7 @@ impl<'b> PathOrder<'b> {
         let read_err = |e: rusqlite::Error| base.db_err(format!("cannot read entries: {e}"));
         let mut stmt = base
             .conn
-            .prepare_cached(columns::dir_chunk(level.last.is_some(), CHUNK_ROWS))
+            .prepare_cached(columns::dir_chunk(level.last.is_some()))
             .map_err(read_err)?;
         let mut rows = match &level.last {
             Some(last) => stmt.query(params![level.dir, last]),
@@ -161,7 +160,7 @@ impl<'b> PathOrder<'b> {
             read += 1;
             level.ahead.push_back(e);
         }
-        level.done = read < CHUNK_ROWS;
+        level.done = read < columns::DIR_CHUNK_ROWS;
         if let Some(e) = level.ahead.back() {
             let (_, name) = columns::split(e.path.as_os_str().as_bytes());
             level.last = Some(name.to_vec());

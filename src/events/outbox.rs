@@ -109,9 +109,11 @@ impl Outbox {
         .map_err(werr)?;
         // A planted outbox is data: its triggers never fire.
         crate::sqlite::harden(&conn).map_err(werr)?;
-        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -16384;")
-            .and_then(|()| conn.execute_batch(&OUTBOX_SCHEMA.concat()))
-            .map_err(werr)?;
+        conn.execute_batch(
+            "PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -16384;",
+        )
+        .and_then(|()| conn.execute_batch(&OUTBOX_SCHEMA.concat()))
+        .map_err(werr)?;
         // A file found there is used only if it is exactly an outbox: a
         // planted one whose tables swallow inserts would lose events.
         let rows = crate::sqlite::schema_rows(&conn).map_err(werr)?;

@@ -475,7 +475,9 @@ impl Explainer {
         let fresh = match &self.roots {
             None => {
                 let wanted: std::collections::HashSet<Vec<u8>> =
-                    dpkg::Db::canonical(paths.iter().copied()).into_iter().collect();
+                    dpkg::Db::canonical(paths.iter().copied())
+                        .into_iter()
+                        .collect();
                 Some(dpkg::Db::load(&admindir, &|k| wanted.contains(k))?)
             }
             Some(roots) if !self.dpkg.as_ref().is_some_and(dpkg::Db::current) => {
