@@ -133,10 +133,22 @@ impl Event {
 
     /// The event's `hostname`, which brokers also carry in a message header.
     pub fn hostname(&self) -> String {
-        serde_json::from_str::<Value>(&self.body)
-            .ok()
-            .and_then(|v| v.get("hostname")?.as_str().map(str::to_string))
-            .unwrap_or_default()
+        // Only that field: building the whole body as a Value, per event
+        // sent, was a third of a Redis sink's sending.
+        #[derive(serde::Deserialize)]
+        struct Head<'a> {
+            #[serde(borrow, default)]
+            hostname: Option<std::borrow::Cow<'a, str>>,
+        }
+        match serde_json::from_str::<Head<'_>>(&self.body) {
+            Ok(head) => head.hostname.map(Into::into).unwrap_or_default(),
+            // Not ours as written (a key twice, a hostname not a string):
+            // read as a whole, as a consumer would.
+            Err(_) => serde_json::from_str::<Value>(&self.body)
+                .ok()
+                .and_then(|v| v.get("hostname")?.as_str().map(str::to_string))
+                .unwrap_or_default(),
+        }
     }
 }
 
