@@ -9,6 +9,24 @@ use std::time::{Duration, Instant};
 use common::*;
 
 /// A tree whose scan takes seconds: one large sparse file (no disk used).
+/// The paths `show --format json DB PREFIX` lists, in its order.
+fn shown_paths(db: &Path, prefix: &Path) -> Vec<String> {
+    let out = tripseal()
+        .args(["show", "--format", "json"])
+        .arg(db)
+        .arg(prefix)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn slow_tree(dir: &Path) -> PathBuf {
     let root = dir.join("slow");
     std::fs::create_dir(&root).unwrap();
@@ -184,26 +202,9 @@ fn show_lists_the_header_and_filters_by_whole_path_components() {
     assert!(h["host"].as_str().is_some_and(|s| !s.is_empty()));
     assert_path_order(&doc["entries"]);
 
-    let out = tripseal()
-        .args(["show", "--format", "json"])
-        .arg(&db)
-        .arg(root.join("a"))
-        .output()
-        .unwrap();
-    assert_ok(&out);
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let got: Vec<String> = doc["entries"]
-        .as_array()
-        .unwrap()
+    let got: Vec<String> = shown_paths(&db, &root.join("a"))
         .iter()
-        .map(|e| {
-            e["path"]
-                .as_str()
-                .unwrap()
-                .strip_prefix(root.to_str().unwrap())
-                .unwrap()
-                .to_string()
-        })
+        .map(|p| p.strip_prefix(root.to_str().unwrap()).unwrap().to_string())
         .collect();
     assert_eq!(got, ["/a", "/a/x", "/a/x/f"]);
 
@@ -491,24 +492,40 @@ fn baselines_of_older_schemas_still_read_and_their_seals_verify() {
     }
 }
 
+/// The signed baseline `fixture` of tests/fixtures, copied into `tmp`,
+/// and its signer's public key `key`: this tripseal computes the `digest`
+/// that was signed, accepts the signature, and reads the file's `schema`.
+fn signed_fixture(
+    tmp: &Path,
+    fixture: &str,
+    key: &str,
+    digest: &str,
+    schema: i64,
+) -> (PathBuf, PathBuf) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let db = tmp.join(fixture);
+    std::fs::copy(fixtures.join(fixture), &db).unwrap();
+    let trust = fixtures.join(key);
+    let out = verify(&trust, &db);
+    assert_ok(&out);
+    assert!(stdout(&out).contains(digest), "{}", stdout(&out));
+    assert_eq!(show_json(&db)["header"]["schema"], schema);
+    (db, trust)
+}
+
 /// A baseline made and signed by tripseal before schema 2 (at commit
 /// e58b91c; its tree was /tmp/fx/tree): this tripseal reads it, computes the
 /// digest that one signed, accepts the signature, and checks against it.
 #[test]
 fn a_baseline_signed_by_an_earlier_tripseal_still_verifies() {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("schema1-signed.db");
-    std::fs::copy(fixtures.join("schema1-signed.db"), &db).unwrap();
-    let trust = fixtures.join("schema1-operator.pub");
-    let out = verify(&trust, &db);
-    assert_ok(&out);
-    assert!(
-        stdout(&out).contains("85a4aa3f7e0ef277590a8a809d907756b38cc0371f41f9b5fc320f71792c38df"),
-        "{}",
-        stdout(&out)
+    let (db, trust) = signed_fixture(
+        tmp.path(),
+        "schema1-signed.db",
+        "schema1-operator.pub",
+        "85a4aa3f7e0ef277590a8a809d907756b38cc0371f41f9b5fc320f71792c38df",
+        1,
     );
-    assert_eq!(show_json(&db)["header"]["schema"], 1);
     assert_eq!(entries(&db).len(), 5);
     // Checked against a seal that verified (its tree is long gone: every
     // entry removed; a drift code, not an error).
@@ -528,19 +545,14 @@ fn a_baseline_signed_by_an_earlier_tripseal_still_verifies() {
 /// where the two files keep their rows in different orders.
 #[test]
 fn a_schema_2_baseline_signed_earlier_verifies_and_diffs_against_schema_3() {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let tmp = tempfile::tempdir().unwrap();
-    let old = tmp.path().join("schema2.db");
-    std::fs::copy(fixtures.join("schema2-role-signed.db"), &old).unwrap();
-    let trust = fixtures.join("schema2-operator.pub");
-    let out = verify(&trust, &old);
-    assert_ok(&out);
-    assert!(
-        stdout(&out).contains("ac72060c3fbd41c65c1859accf5849e249903441fceb5f2ed0265f1ef0da0f1f"),
-        "{}",
-        stdout(&out)
+    let (old, trust) = signed_fixture(
+        tmp.path(),
+        "schema2-role-signed.db",
+        "schema2-operator.pub",
+        "ac72060c3fbd41c65c1859accf5849e249903441fceb5f2ed0265f1ef0da0f1f",
+        2,
     );
-    assert_eq!(show_json(&old)["header"]["schema"], 2);
 
     use std::os::unix::fs::PermissionsExt;
     let tree = tmp.path().join("tree");
@@ -688,20 +700,7 @@ fn entries_come_in_path_order_through_nested_and_large_directories() {
     assert_eq!(doc["entries"].as_array().unwrap().len(), 3 + 598 + 3 + 7);
     assert_path_order(&doc["entries"]);
 
-    let out = tripseal()
-        .args(["show", "--format", "json"])
-        .arg(&db)
-        .arg(big.join("f100"))
-        .output()
-        .unwrap();
-    assert_ok(&out);
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let got: Vec<_> = doc["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["path"].as_str().unwrap().to_string())
-        .collect();
+    let got = shown_paths(&db, &big.join("f100"));
     let at = |p: &str| big.join(p).to_str().unwrap().to_string();
     assert_eq!(got, [at("f100"), at("f100/x"), at("f100/y")]);
 
