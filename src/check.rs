@@ -183,9 +183,11 @@ impl Comparison {
         if counts != self.counts {
             return Err(Error::Database {
                 path: self.old.path().to_path_buf(),
-                detail: "it read otherwise in path order than in its own order: the file is \
-                         damaged or was not written by tripseal"
-                    .into(),
+                detail: format!(
+                    "it and {} read otherwise in path order than in their own order: one of \
+                     them is damaged or was not written by tripseal",
+                    crate::escape::escape_path(self.new.path())
+                ),
             });
         }
         Ok(())

@@ -3,9 +3,15 @@
 //!
 //! Guarantees:
 //! - the digest covers every stored value of the header, the rules and every
-//!   entry (in path byte order), each type-tagged and length-prefixed, and not
-//!   the bytes of the SQLite file: `VACUUM`, a copy or a dump-and-reload keep
-//!   it, any changed, added or deleted row or header field breaks it;
+//!   entry (up to schema 2 in path byte order; from schema 3 every directory,
+//!   then each entry by directory and name), each type-tagged and
+//!   length-prefixed, and not the bytes of the SQLite file: `VACUUM`, a copy
+//!   or a dump-and-reload keep it, any changed, added or deleted row or
+//!   header field breaks it;
+//! - from schema 3, whose reads look entries up by key where the digest
+//!   walks each directory's, the tables' keys are checked to be stored in
+//!   order, unique and all claimed, so that no lookup can find a row the
+//!   digest did not see;
 //! - the signed message is domain-separated and carries the generation;
 //! - signatures live in a table the digest does not cover, so adding one does
 //!   not change what the others signed;
@@ -57,9 +63,13 @@ pub fn digest(baseline: &Baseline) -> Result<[u8; 32], Error> {
     // Every directory as stored (type and bytes), those no entry names
     // too: whatever a read may meet is sealed. The ids are not: two files
     // of the same content number their directories as their scans went.
-    if crate::baseline::columns::has_dirs(schema) {
+    let dirs = crate::baseline::columns::has_dirs(schema);
+    let stored = if dirs {
         tables.push(("dirs", "SELECT path FROM dirs ORDER BY path"));
-    }
+        Some(keys_in_order(baseline)?)
+    } else {
+        None
+    };
     tables.push((
         "entries",
         crate::baseline::columns::Select::Sealed.sql(schema),
@@ -79,8 +89,102 @@ pub fn digest(baseline: &Baseline) -> Result<[u8; 32], Error> {
         }
         // The row count closes each table, so rows cannot move between tables.
         h.update(&count.to_le_bytes());
+        if table == "entries"
+            && let Some(stored) = stored
+            && stored != count
+        {
+            return Err(damaged(
+                baseline,
+                format!(
+                    "{} entries no directory claims",
+                    stored.saturating_sub(count)
+                ),
+            ));
+        }
     }
     Ok(h.finalize())
+}
+
+fn damaged(baseline: &Baseline, what: String) -> Error {
+    Error::Database {
+        path: baseline.path().to_path_buf(),
+        detail: format!(
+            "damaged: {what}; tripseal never writes such a file: restore the signed \
+             baseline from a copy"
+        ),
+    }
+}
+
+/// Schema 3's keys as stored, walked whole: directories by path, each id
+/// once, and entries by (directory id, name), each strictly after the one
+/// before. SQLite does not check a b-tree's order as it reads, and the
+/// digest walks each directory's entries from its first, while lookups
+/// (one entry, the next chunk of a directory) search by key: keys out of
+/// order could steer a lookup to a row the digest never reached. Returns
+/// how many entries are stored, which the digest's count must equal (a row
+/// whose directory is not there is otherwise never digested).
+fn keys_in_order(baseline: &Baseline) -> Result<u64, Error> {
+    let conn = baseline.connection();
+    let db_err = |e: rusqlite::Error| Error::Database {
+        path: baseline.path().to_path_buf(),
+        detail: format!("cannot read it for its digest: {e}"),
+    };
+    let mut ids = std::collections::HashSet::new();
+    let mut stmt = conn.prepare("SELECT path, id FROM dirs").map_err(db_err)?;
+    let mut rows = stmt.query([]).map_err(db_err)?;
+    let mut last: Option<Vec<u8>> = None;
+    while let Some(row) = rows.next().map_err(db_err)? {
+        let (ValueRef::Blob(path), ValueRef::Integer(id)) = (
+            row.get_ref(0).map_err(db_err)?,
+            row.get_ref(1).map_err(db_err)?,
+        ) else {
+            return Err(damaged(
+                baseline,
+                "a directory that is not bytes and a number".into(),
+            ));
+        };
+        if last.as_deref().is_some_and(|l| l >= path) {
+            return Err(damaged(baseline, "directories stored out of order".into()));
+        }
+        if !ids.insert(id) {
+            return Err(damaged(baseline, format!("directory id {id} given twice")));
+        }
+        last = Some(path.to_vec());
+    }
+    let mut stmt = conn
+        .prepare("SELECT dir, name FROM entries")
+        .map_err(db_err)?;
+    let mut rows = stmt.query([]).map_err(db_err)?;
+    let mut last: Option<(i64, Vec<u8>)> = None;
+    let mut count = 0u64;
+    while let Some(row) = rows.next().map_err(db_err)? {
+        crate::progress::tick();
+        let (ValueRef::Integer(dir), ValueRef::Blob(name)) = (
+            row.get_ref(0).map_err(db_err)?,
+            row.get_ref(1).map_err(db_err)?,
+        ) else {
+            return Err(damaged(
+                baseline,
+                "an entry key that is not a number and bytes".into(),
+            ));
+        };
+        if last
+            .as_ref()
+            .is_some_and(|(d, n)| (*d, n.as_slice()) >= (dir, name))
+        {
+            return Err(damaged(baseline, "entries stored out of order".into()));
+        }
+        match &mut last {
+            Some((d, n)) => {
+                *d = dir;
+                n.clear();
+                n.extend_from_slice(name);
+            }
+            None => last = Some((dir, name.to_vec())),
+        }
+        count += 1;
+    }
+    Ok(count)
 }
 
 /// BLAKE3 fed in 64 KiB slices: the digest is the same as feeding every

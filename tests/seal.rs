@@ -566,7 +566,7 @@ fn a_directory_stored_as_text_is_refused() {
             stderr(&out)
         );
         assert!(
-            stderr(&out).contains("in its dirs table are none"),
+            stderr(&out).contains("that are no directory (not bytes, or not ending in '/')"),
             "{statement}: {}",
             stderr(&out)
         );
@@ -574,6 +574,66 @@ fn a_directory_stored_as_text_is_refused() {
         assert!(
             matches!(out.status.code(), Some(24 | 26)),
             "{statement}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+/// Schema 3's lookups search entries by key, where the digest walks each
+/// directory's from its first: a signed file whose keys are stored out of
+/// order (two cells of a page swapped), or that holds an entry no
+/// directory claims (never digested), is refused as damaged before any
+/// read trusts it.
+#[test]
+fn keys_out_of_order_or_unclaimed_are_refused() {
+    let s = Sealed::new(&ABC);
+    let pristine = std::fs::read(&s.db).unwrap();
+
+    sql(
+        &s.db,
+        "INSERT INTO entries (dir, name, rule, attrs) VALUES (999999, x'67686f7374', 'tree', 1)",
+    );
+    let out = verify(&s.public, &s.db);
+    assert!(
+        matches!(out.status.code(), Some(24 | 26)),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("damaged: 1 entries no directory claims"),
+        "{}",
+        stderr(&out)
+    );
+
+    std::fs::write(&s.db, &pristine).unwrap();
+    let root: usize = sql_text(
+        &s.db,
+        "SELECT rootpage FROM sqlite_master WHERE name = 'entries'",
+    )
+    .trim()
+    .parse()
+    .unwrap();
+    let mut image = pristine.clone();
+    let page = usize::from(u16::from_be_bytes([image[16], image[17]]));
+    let at = (root - 1) * page + if root == 1 { 100 } else { 0 };
+    // A leaf of an index b-tree (WITHOUT ROWID) holding every entry.
+    assert_eq!(image[at], 0x0a);
+    let cells = usize::from(u16::from_be_bytes([image[at + 3], image[at + 4]]));
+    assert_eq!(cells, 4, "the tree, a, b and c");
+    // The last two cells' pointers swapped: c stored before b.
+    let (b, c) = (at + 8 + 2 * (cells - 2), at + 8 + 2 * (cells - 1));
+    image.swap(b, c);
+    image.swap(b + 1, c + 1);
+    std::fs::write(&s.db, &image).unwrap();
+    for out in [verify(&s.public, &s.db), s.check()] {
+        assert!(
+            matches!(out.status.code(), Some(24 | 26)),
+            "{}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("damaged: entries stored out of order"),
+            "{}",
             stderr(&out)
         );
     }

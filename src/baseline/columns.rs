@@ -318,10 +318,10 @@ impl Select {
         match self {
             Select::All => all,
             Select::One => one,
-            Select::Below => {
-                debug_assert!(!has_dirs(schema), "schema 3 reads below with PathOrder");
-                below
+            Select::Below if has_dirs(schema) => {
+                unreachable!("schema 3 reads below a directory with PathOrder")
             }
+            Select::Below => below,
             Select::Sealed => sealed,
         }
     }

@@ -993,7 +993,7 @@ impl Baseline {
                 .map_err(|e| db_err(format!("cannot read: {e}")))?;
             if bad > 0 {
                 return Err(db_err(format!(
-                    "{bad} directories in its dirs table are none (not bytes, or not \
+                    "its dirs table holds {bad} that are no directory (not bytes, or not \
                      ending in '/'): the file was not written by tripseal"
                 )));
             }

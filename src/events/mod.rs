@@ -136,12 +136,12 @@ impl Event {
         // Only that field: building the whole body as a Value, per event
         // sent, was a third of a Redis sink's sending.
         #[derive(serde::Deserialize)]
-        struct Head<'a> {
-            #[serde(borrow, default)]
-            hostname: Option<std::borrow::Cow<'a, str>>,
+        struct Head {
+            #[serde(default)]
+            hostname: Option<String>,
         }
-        match serde_json::from_str::<Head<'_>>(&self.body) {
-            Ok(head) => head.hostname.map(Into::into).unwrap_or_default(),
+        match serde_json::from_str::<Head>(&self.body) {
+            Ok(head) => head.hostname.unwrap_or_default(),
             // Not ours as written (a key twice, a hostname not a string):
             // read as a whole, as a consumer would.
             Err(_) => serde_json::from_str::<Value>(&self.body)

@@ -377,6 +377,9 @@ impl Outbox {
                 |r| r.get::<_, i64>(0),
             )
             .map_err(|e| self.err(e))? as u64;
+        // The cache holds a burst's pages while it is delivered; a daemon
+        // keeps this connection for its life and gives them back.
+        let _ = self.conn.execute_batch("PRAGMA shrink_memory");
         Ok(d)
     }
 
