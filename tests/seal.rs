@@ -547,6 +547,16 @@ fn bad_trust_store_patterns_and_non_baselines_are_clear_errors() {
     );
 }
 
+/// Refused as no usable baseline (24) or by the seal (26), saying `why`.
+fn assert_refused_saying(out: &std::process::Output, why: &str, context: &str) {
+    assert!(
+        matches!(out.status.code(), Some(24 | 26)),
+        "{context}: {}",
+        stderr(out)
+    );
+    assert!(stderr(out).contains(why), "{context}: {}", stderr(out));
+}
+
 /// A directory stored as text rather than bytes, in the signed file: the
 /// same bytes, ordered and concatenated alike, but neither looked up nor
 /// read as a path. Refused when the file is opened, before any read.
@@ -559,16 +569,10 @@ fn a_directory_stored_as_text_is_refused() {
     ] {
         let s = Sealed::new(&ABC);
         sql(&s.db, statement);
-        let out = verify(&s.public, &s.db);
-        assert!(
-            matches!(out.status.code(), Some(24 | 26)),
-            "{statement}: {}",
-            stderr(&out)
-        );
-        assert!(
-            stderr(&out).contains("that are no directory (not bytes, or not ending in '/')"),
-            "{statement}: {}",
-            stderr(&out)
+        assert_refused_saying(
+            &verify(&s.public, &s.db),
+            "that are no directory (not bytes, or not ending in '/')",
+            statement,
         );
         let out = s.check();
         assert!(
@@ -593,16 +597,10 @@ fn keys_out_of_order_or_unclaimed_are_refused() {
         &s.db,
         "INSERT INTO entries (dir, name, rule, attrs) VALUES (999999, x'67686f7374', 'tree', 1)",
     );
-    let out = verify(&s.public, &s.db);
-    assert!(
-        matches!(out.status.code(), Some(24 | 26)),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("damaged: 1 entries no directory claims"),
-        "{}",
-        stderr(&out)
+    assert_refused_saying(
+        &verify(&s.public, &s.db),
+        "damaged: 1 entries no directory claims",
+        "an unclaimed entry",
     );
 
     std::fs::write(&s.db, &pristine).unwrap();
@@ -626,15 +624,10 @@ fn keys_out_of_order_or_unclaimed_are_refused() {
     image.swap(b + 1, c + 1);
     std::fs::write(&s.db, &image).unwrap();
     for out in [verify(&s.public, &s.db), s.check()] {
-        assert!(
-            matches!(out.status.code(), Some(24 | 26)),
-            "{}",
-            stderr(&out)
-        );
-        assert!(
-            stderr(&out).contains("damaged: entries stored out of order"),
-            "{}",
-            stderr(&out)
+        assert_refused_saying(
+            &out,
+            "damaged: entries stored out of order",
+            "two cells swapped",
         );
     }
 }
