@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::baseline::stat_cache::{self, CacheWriter};
-use crate::baseline::{self, Baseline, BaselineLock, BaselineWriter, Header, Snapshot, StatIndex};
+use crate::baseline::{
+    self, Baseline, BaselineLock, BaselineWriter, Header, Keep, Snapshot, StatIndex,
+};
 use crate::compare::{self, Drift, DriftCounts, DriftKind};
 use crate::error::Error;
 use crate::escape::escape_path;
@@ -224,7 +226,7 @@ pub fn check(
     host: &str,
     progress: &dyn Progress,
 ) -> Result<Comparison, Error> {
-    let opened = seal::open_sealed(db, seal, true, crate::units::now_ns())?;
+    let opened = seal::open_sealed(db, seal, true, crate::units::now_ns(), Keep::Memory)?;
     let expires_ns = opened.expires_ns;
     let mut c = scan_and_compare(
         (Rc::new(opened.baseline), opened.digest),
@@ -547,7 +549,7 @@ fn write_vouched(
 /// Compares two baselines: the first, the trusted reference, must carry a
 /// valid seal; the second is usually the new generation under review.
 pub fn diff(old: &Path, new: &Path, seal: &SealPolicy) -> Result<Comparison, Error> {
-    let reference = seal::open_sealed(old, seal, false, crate::units::now_ns())?;
+    let reference = seal::open_sealed(old, seal, false, crate::units::now_ns(), Keep::Memory)?;
     Comparison::of(
         (Rc::new(reference.baseline), reference.digest),
         Baseline::open(new)?,

@@ -821,7 +821,7 @@ pub fn expiring_within(
     expires_ns.filter(|&t| t.saturating_sub(now_ns) <= window_ns)
 }
 
-/// Opens the baseline at `db` (read once, into memory) and accepts it only
+/// Opens the baseline at `db` (read once, held as `keep` says) and accepts it only
 /// if its seal verifies under `policy` at the time `now_ns`. With
 /// `record_generation`, also refuses a rollback below the highest generation
 /// accepted for this path, and records a higher one.
@@ -830,13 +830,14 @@ pub fn open_sealed(
     policy: &SealPolicy,
     record_generation: bool,
     now_ns: i64,
+    keep: crate::baseline::Keep,
 ) -> Result<Opened, Error> {
     let refuse = |reason, detail: String| Error::Seal {
         path: db.to_path_buf(),
         reason,
         detail,
     };
-    let baseline = match Baseline::open(db) {
+    let baseline = match Baseline::open_keeping(db, keep) {
         Ok(b) => b,
         Err(Error::Database { detail, .. }) if !policy.allow_unsigned => {
             return Err(refuse(SealFailure::Unreadable, detail));

@@ -814,6 +814,94 @@ fn the_daemon_compares_with_what_it_verified_whatever_the_file_says_later() {
     assert_eq!(code, Some(0));
 }
 
+/// The descriptor of the daemon `pid`'s private copy of its baseline: an
+/// unnamed file in `dir`.
+fn private_copy(pid: u32, dir: &Path) -> PathBuf {
+    let fds = Path::new("/proc").join(pid.to_string()).join("fd");
+    std::fs::read_dir(&fds)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|fd| {
+            std::fs::read_link(fd).is_ok_and(|t| {
+                let t = t.to_string_lossy().into_owned();
+                t.starts_with(&format!("{}/#", dir.display())) && t.ends_with(" (deleted)")
+            })
+        })
+        .unwrap_or_else(|| panic!("no private copy among {}", fds.display()))
+}
+
+#[test]
+fn the_daemon_reads_its_baseline_from_a_private_copy_it_checks_block_by_block() {
+    use std::os::unix::fs::MetadataExt;
+    let _shared = shared();
+    // Larger than SQLite's page cache, so that a rescan reads the copy
+    // again rather than pages it kept.
+    let long = "n".repeat(150);
+    let files: Vec<(String, &str)> = (0..20_000)
+        .map(|i| (format!("{long}{i:05}"), "x"))
+        .collect();
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    let (tmp, root, db) = tree_with_baseline(&files, r#"["type", "size", "hash"]"#);
+    assert!(std::fs::metadata(&db).unwrap().len() > 4 << 20);
+    let events = tmp.path().join("events.jsonl");
+    let mut d = Daemon::spawn(&db, &events, &["--rescan", "1s"]);
+    d.tmp = tmp;
+    d.root = root;
+    d.wait_for(|e| e["type"] == "fim-scan-finished");
+
+    let pid = d.child.as_ref().unwrap().id();
+    let fd = private_copy(pid, d.tmp.path());
+    let meta = std::fs::metadata(&fd).unwrap();
+    assert_eq!((meta.nlink(), meta.mode() & 0o777), (0, 0o600));
+    assert_eq!(meta.len(), std::fs::metadata(&db).unwrap().len());
+    // A change there is no change to --db, and nothing after it is believed.
+    let zeros = vec![0u8; meta.len() as usize - 4096];
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fd)
+        .and_then(|f| std::os::unix::fs::FileExt::write_all_at(&f, &zeros, 4096))
+        .unwrap();
+
+    let t = d.poll("copy-altered", |evs| {
+        evs.iter()
+            .find(|e| e["type"] == "fim-baseline-tampered" && e["reason"] == "copy-altered")
+            .cloned()
+    });
+    assert!(
+        t["detail"]
+            .as_str()
+            .unwrap()
+            .contains("is not what was verified"),
+        "{t}"
+    );
+    let mut child = d.child.take().unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the daemon went on");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(18), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("the private copy of the verified baseline was altered after it was verified")
+            && err.contains("restart it to verify the baseline again"),
+        "{err}"
+    );
+    // No drift was made up from what the copy says now.
+    assert!(
+        !d.events().iter().any(|e| e["type"] == "fim-file-removed"),
+        "drift reported from the altered copy"
+    );
+    // The copy left nothing behind.
+    let mut names: Vec<String> = std::fs::read_dir(d.tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.iter().all(|n| !n.starts_with('#')), "{names:?}");
+}
+
 #[test]
 fn a_deleted_baseline_is_reported_and_the_daemon_goes_on() {
     let _shared = shared();

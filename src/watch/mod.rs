@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use notify::INotifyWatcher;
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 
-use crate::baseline::{Baseline, RuleInfo};
+use crate::baseline::{Baseline, Keep, RuleInfo};
 use crate::check;
 use crate::compare::{Drift, drift_of};
 use crate::error::Error;
@@ -55,6 +55,9 @@ const RELOADED: &str = "reloaded";
 /// The `reason` of `fim-baseline-tampered` for a baseline file that changed
 /// while the daemon runs.
 const CHANGED_UNDER_DAEMON: &str = "changed-under-daemon";
+/// `fim-baseline-tampered`: the daemon's private copy of what it verified
+/// failed its check (see `baseline::paged`).
+const COPY_ALTERED: &str = "copy-altered";
 const QUEUE_OVERFLOWED: &str = "the kernel's inotify queue overflowed \
      (fs.inotify.max_queued_events); notifications were dropped";
 /// Processes named for one change, at most.
@@ -139,7 +142,7 @@ fn load(opts: &WatchOptions, floor: Option<i64>) -> Result<(Held, EventFactory),
         min_generation: floor,
         ..opts.policy.clone()
     };
-    let opened = seal::open_sealed(&opts.db, &policy, true, crate::units::now_ns())?;
+    let opened = seal::open_sealed(&opts.db, &policy, true, crate::units::now_ns(), Keep::Disk)?;
     let rules = check::stored_rules(&opened.baseline)?;
     let named = BaselineRef::of(&opened.baseline, opened.digest)?;
     let held = Held {
@@ -192,7 +195,21 @@ pub fn watch(opts: WatchOptions) -> Result<(), Error> {
         systemd: Notifier::from_env(),
         opts,
     };
-    d.run(&rx)
+    match d.run(&rx) {
+        Err(e) if let Some(why) = d.held.baseline.copy_altered() => {
+            // Nothing verified can be read any more: say so where the
+            // operators look, then stop; a restart verifies `--db` again.
+            let ev = d.tampered(COPY_ALTERED, &why);
+            d.emit(vec![ev])?;
+            Err(Error::Watcher {
+                detail: format!(
+                    "{e}; tripseal watch stops: restart it to verify the baseline again \
+                     (systemd does, Restart=on-failure)"
+                ),
+            })
+        }
+        result => result,
+    }
 }
 
 /// The backend asked for; with `Auto`, fanotify where it starts, inotify
@@ -233,13 +250,17 @@ fn start_watcher(tx: mpsc::Sender<Msg>) -> Result<INotifyWatcher, Error> {
     })
 }
 
+/// How long after a batch of changes its freed heap is given back: once
+/// things are quiet, not after every batch of a long burst.
+const TRIM_AFTER: Duration = Duration::from_secs(2);
+
 /// How often the daemon says which certificates expired or expire soon.
 const CERTIFICATES_EVERY: Duration = Duration::from_secs(86_400);
 
-/// Gives back to the kernel the heap a scan freed: the scan's threads
-/// leave most of it free but mapped, and a daemon that sits idle for hours
-/// between rescans should not hold it (about 17 MiB on the 100k-file
-/// corpus; see benches/watch.sh).
+/// Gives back to the kernel the heap a scan or a batch freed: glibc keeps
+/// most of it free but mapped, and a daemon that sits idle for hours
+/// should not hold it (after a rescan about 17 MiB, after the 200 changes
+/// of benches/watch.sh about 6 MiB, on the 100k-file corpus).
 fn release_freed_memory() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only returns free pages; it takes no pointer.
@@ -286,6 +307,8 @@ struct Timers {
     /// When the certificates' expiry is said again.
     certificates: Instant,
     watchdog: Option<Instant>,
+    /// When the heap a batch freed goes back to the kernel.
+    trim: Option<Instant>,
 }
 
 impl Daemon {
@@ -312,6 +335,7 @@ impl Daemon {
                 .systemd
                 .watchdog_every()
                 .map(|t| Instant::now() + t / 2),
+            trim: None,
         };
         self.systemd.start_watchdog();
         loop {
@@ -350,6 +374,7 @@ impl Daemon {
             self.courier.retry_at(),
             self.guard.due_at(),
             timers.watchdog,
+            timers.trim,
         ]
         .into_iter()
         .flatten()
@@ -368,6 +393,11 @@ impl Daemon {
         }
         if let Some(paths) = self.debounce.take_due(now) {
             self.settle(paths)?;
+            timers.trim = Some(Instant::now() + TRIM_AFTER);
+        }
+        if timers.trim.is_some_and(|t| now >= t) {
+            release_freed_memory();
+            timers.trim = None;
         }
         if self.guard.due_at().is_some_and(|t| now >= t) {
             self.check_baseline_file(false)?;
