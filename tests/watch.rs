@@ -903,6 +903,46 @@ fn the_daemon_reads_its_baseline_from_a_private_copy_it_checks_block_by_block() 
 }
 
 #[test]
+fn where_no_copy_fits_the_daemon_says_so_and_no_tampering() {
+    let _shared = shared();
+    let long = "n".repeat(150);
+    let files: Vec<(String, &str)> = (0..2_000).map(|i| (format!("{long}{i:04}"), "x")).collect();
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    let (tmp, _root, db) = tree_with_baseline(&files, r#"["type", "size", "hash"]"#);
+    let size = std::fs::metadata(&db).unwrap().len();
+    let state = tmp.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let events = tmp.path().join("events.jsonl");
+    // A file system with room for the baseline and its outbox, not for a
+    // copy of it: the copy fails part way (ENOSPC).
+    let script = format!(
+        "mount -t tmpfs -o size={room} tmpfs {s} && cp {db} {s}/b.db && exec {bin} watch \
+         --backend inotify --allow-unsigned --db {s}/b.db --emit file:{ev}",
+        room = size + size / 2,
+        s = state.display(),
+        db = db.display(),
+        bin = bin_path().display(),
+        ev = events.display()
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "sh", "-c", &script])
+        .env_remove("NOTIFY_SOCKET")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(14), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot write {}: a private copy of the baseline: No space left on device",
+            state.display()
+        )) && err.contains("has free space"),
+        "{err}"
+    );
+    let said = std::fs::read_to_string(&events).unwrap_or_default();
+    assert!(!said.contains("fim-baseline-tampered"), "{said}");
+}
+
+#[test]
 fn a_deleted_baseline_is_reported_and_the_daemon_goes_on() {
     let _shared = shared();
     let (mut d, db, _key) = start_sealed(&[]);

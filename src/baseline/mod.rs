@@ -747,12 +747,10 @@ fn copy_aside(
                 });
             }
         };
-        io::Write::write_all(&mut writer, &buf[..n]).map_err(|e| Error::Database {
-            path: path.to_path_buf(),
-            detail: format!(
-                "cannot write its private copy in {}: {e}",
-                crate::escape::escape_path(parent_dir(path))
-            ),
+        // Not the baseline's fault (a full disk): never said as tampering.
+        io::Write::write_all(&mut writer, &buf[..n]).map_err(|e| Error::Write {
+            path: parent_dir(path).to_path_buf(),
+            source: io::Error::new(e.kind(), format!("a private copy of the baseline: {e}")),
         })?;
         left -= n as u64;
     }
@@ -912,26 +910,26 @@ impl Baseline {
             hasher: blake3::Hasher::new(),
             pos: 0,
         };
-        let writer = match keep {
-            Keep::Memory => None,
-            Keep::Disk => match paged::CopyWriter::create(parent_dir(path)) {
-                Ok(w) => Some(w),
-                Err(e) => {
-                    log::warn!(
-                        "{}: cannot keep a private copy beside it ({e}); holding it in memory",
-                        crate::escape::escape_path(path)
-                    );
-                    None
+        if keep == Keep::Disk {
+            // A file system without O_TMPFILE (NFS, vfat) still serves the
+            // daemon, as the outbox and the snapshots beside it do.
+            match paged::CopyWriter::create(parent_dir(path)) {
+                Ok(writer) => {
+                    let copy = copy_aside(&mut reader, meta.len(), writer, path)?;
+                    let conn = paged::connect(&copy)
+                        .and_then(|c| harden(&c).map(|()| c))
+                        .map_err(|e| {
+                            db_err(format!("cannot open its private copy as SQLite: {e}"))
+                        })?;
+                    let image = FileImage::of(&meta, *reader.hasher.finalize().as_bytes());
+                    return Self::validate(conn, path, Some(image), Some(copy));
                 }
-            },
-        };
-        if let Some(writer) = writer {
-            let copy = copy_aside(&mut reader, meta.len(), writer, path)?;
-            let conn = paged::connect(&copy)
-                .and_then(|c| harden(&c).map(|()| c))
-                .map_err(|e| db_err(format!("cannot open its private copy as SQLite: {e}")))?;
-            let image = FileImage::of(&meta, *reader.hasher.finalize().as_bytes());
-            return Self::validate(conn, path, Some(image), Some(copy));
+                Err(e) => log::warn!(
+                    "{}: cannot keep a private copy in {} ({e}); holding it in memory",
+                    crate::escape::escape_path(path),
+                    crate::escape::escape_path(parent_dir(path))
+                ),
+            }
         }
         let mut conn = Connection::open_in_memory()
             .and_then(|c| harden(&c).map(|()| c))
