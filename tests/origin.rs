@@ -48,6 +48,17 @@ fn run(cmd: &mut Command) {
 /// Builds `NAME_VERSION.deb` in `work` holding `files` (relative to /) with
 /// their md5sums, as debhelper makes them.
 fn build_deb(work: &Path, name: &str, version: &str, files: &[(&str, &str)]) -> PathBuf {
+    build_deb_compressed(work, name, version, files, "xz")
+}
+
+/// As [`build_deb`], its archives compressed with `z` (`dpkg-deb -Z`).
+fn build_deb_compressed(
+    work: &Path,
+    name: &str,
+    version: &str,
+    files: &[(&str, &str)],
+    z: &str,
+) -> PathBuf {
     let root = work.join(format!("{name}-{version}"));
     std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
     let mut sums = String::new();
@@ -69,7 +80,7 @@ fn build_deb(work: &Path, name: &str, version: &str, files: &[(&str, &str)]) -> 
     .unwrap();
     let deb = work.join(format!("{name}_{version}.deb"));
     run(Command::new("dpkg-deb")
-        .args(["--build", "--root-owner-group"])
+        .args(["--build", "--root-owner-group", &format!("-Z{z}")])
         .arg(&root)
         .arg(&deb)
         .stdout(std::process::Stdio::null()));
@@ -929,8 +940,14 @@ fn installed_from_archive(work: &Path, algo: &str) -> FromArchive {
 impl FromArchive {
     /// Version `v` with `content` in the archive, fetched and installed.
     fn upgrade(&self, version: &str, content: &str) -> PathBuf {
+        self.upgrade_compressed(version, content, "xz")
+    }
+
+    /// As [`FromArchive::upgrade`], the `.deb` compressed with `z`.
+    fn upgrade_compressed(&self, version: &str, content: &str, z: &str) -> PathBuf {
         let debs = self.archive.work.join("debs");
-        let deb = build_deb(&debs, &self.name, version, &[(&self.tool[1..], content)]);
+        let deb =
+            build_deb_compressed(&debs, &self.name, version, &[(&self.tool[1..], content)], z);
         self.archive.publish(&deb);
         let cached = self.archive.fetch(
             &self.name,
@@ -943,6 +960,32 @@ impl FromArchive {
     fn tool_origin(&self) -> Value {
         sealed_check(&self.db, &self.config, &self.public)[&self.tool]["origin"].clone()
     }
+}
+
+#[test]
+fn a_deb_compressed_as_ubuntu_does_is_vouched_for_by_the_archive_too() {
+    let _turn = dpkg_turn();
+    let work = tempfile::tempdir().unwrap();
+    let f = installed_from_archive(work.path(), "rsa3072");
+    let cached = f.upgrade_compressed("1:2.0", "upgraded\n", "zstd");
+    let members = Command::new("ar").arg("t").arg(&cached).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&members.stdout).contains("control.tar.zst"),
+        "{members:?}"
+    );
+    let o = f.tool_origin();
+    assert_eq!(o["verdict"], "matches-package", "{o}");
+    assert_eq!(o["evidence"], "verified-by-archive", "{o}");
+    // Its md5sums, read from the .deb, are what the edit is measured by.
+    std::fs::write(&f.tool, "intruder\n").unwrap();
+    std::fs::write(
+        format!("/var/lib/dpkg/info/{}.md5sums", f.name),
+        format!("{}  {}\n", md5_hex(b"intruder\n"), &f.tool[1..]),
+    )
+    .unwrap();
+    let o = f.tool_origin();
+    assert_eq!(o["verdict"], "differs-from-package", "{o}");
+    assert_eq!(o["evidence"], "verified-by-archive", "{o}");
 }
 
 #[test]

@@ -715,6 +715,14 @@ fn decompress(member: &str, data: &[u8]) -> Result<Vec<u8>, String> {
                 .map_err(|e| e.to_string())?;
         }
         "control.tar.xz" => out = xz(data, MAX_CONTROL_BYTES)?,
+        // Ubuntu's .debs (dpkg-deb -Zzstd).
+        "control.tar.zst" => {
+            ruzstd::decoding::StreamingDecoder::new(data)
+                .map_err(|e| e.to_string())?
+                .take(MAX_CONTROL_BYTES)
+                .read_to_end(&mut out)
+                .map_err(|e| e.to_string())?;
+        }
         other => return Err(format!("{other} is a compression tripseal does not read")),
     }
     Ok(out)
