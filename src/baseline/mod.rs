@@ -704,18 +704,21 @@ impl FileImage {
     }
 }
 
-/// Reads a baseline file, hashing the bytes as they pass. A file left in
-/// WAL mode (and checkpointed) is read as the same content in rollback mode,
-/// which is all an in-memory copy can be.
-/// `detail`, with why the private copy failed its check if it has (SQLite
-/// itself only says "disk I/O error").
+/// `detail`, with why the private copy failed if it has (SQLite itself
+/// only says "disk I/O error").
 fn with_copy_state(detail: String, copy: Option<&paged::Copy>) -> String {
-    match copy.and_then(paged::Copy::altered) {
-        Some(why) => format!(
+    let Some(copy) = copy else {
+        return detail;
+    };
+    match (copy.altered(), copy.io_error()) {
+        (Some(why), _) => format!(
             "{detail}: the private copy of the verified baseline was altered after it was \
              verified ({why})"
         ),
-        None => detail,
+        (None, Some(e)) => format!(
+            "{detail}: the private copy of the verified baseline could not be read back ({e})"
+        ),
+        (None, None) => detail,
     }
 }
 
@@ -757,6 +760,9 @@ fn copy_aside(
     Ok(writer.finish())
 }
 
+/// Reads a baseline file, hashing the bytes as they pass. A file left in
+/// WAL mode (and checkpointed) is read as the same content in rollback mode,
+/// which is all an in-memory copy can be.
 struct ImageReader<'a> {
     file: &'a File,
     hasher: blake3::Hasher,
@@ -911,9 +917,10 @@ impl Baseline {
             pos: 0,
         };
         if keep == Keep::Disk {
-            // A file system without O_TMPFILE (NFS, vfat) still serves the
-            // daemon, as the outbox and the snapshots beside it do.
-            match paged::CopyWriter::create(parent_dir(path)) {
+            // Where no copy can be made (a file system without O_TMPFILE,
+            // no room for one more baseline, as at a reload while the old
+            // copy is held), the daemon still runs, on a copy in memory.
+            match paged::CopyWriter::create(parent_dir(path), meta.len()) {
                 Ok(writer) => {
                     let copy = copy_aside(&mut reader, meta.len(), writer, path)?;
                     let conn = paged::connect(&copy)
@@ -1229,6 +1236,15 @@ impl Baseline {
     /// once it has: nothing more can be read from it.
     pub fn copy_altered(&self) -> Option<String> {
         self.copy.as_ref().and_then(|c| c.altered())
+    }
+
+    /// The error to stop on once a read of the private copy failed (its
+    /// check, or the disk): a query that failed may have been one whose
+    /// error was taken for "not recorded".
+    pub fn copy_error(&self) -> Option<Error> {
+        let copy = self.copy.as_ref()?;
+        (copy.altered().is_some() || copy.io_error().is_some())
+            .then(|| self.db_err("cannot read it any more".into()))
     }
 
     /// Entry count, and how many of them carry a problem.

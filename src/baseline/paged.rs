@@ -6,12 +6,15 @@
 //! 4 KiB block of that copy stays in memory (32 bytes per block: 120 KB for
 //! a 15 MB baseline). SQLite reads the copy through a VFS of tripseal's own
 //! that checks every block it reads against its hash. So the copy costs
-//! page cache the kernel may reclaim, not the daemon's own memory, and a
-//! byte changed in it (root reaches it through `/proc/PID/fd`) makes the
-//! read fail, never answer differently: nothing but what was verified is
-//! ever used. The copy, not `--db` itself, because `--db` may be rewritten
-//! in place (a signature added, a generation copied over it) while the
-//! daemon still compares with the generation it verified.
+//! page cache (reclaimable where the directory is on a disk; still charged
+//! to the unit's cgroup), not the daemon's heap, and a byte changed in the
+//! file (root reaches it through `/proc/PID/fd`) makes the next read of its
+//! block fail, and every read after it, never answer differently. It does
+//! not guard against root editing the daemon's memory, which holds the
+//! hashes (as it held the whole baseline before). The copy, not `--db`
+//! itself, because `--db` may be rewritten in place (a signature added, a
+//! generation copied over it) while the daemon still compares with the
+//! generation it verified.
 
 use std::collections::HashMap;
 use std::ffi::{CStr, c_char, c_int, c_void};
@@ -38,13 +41,20 @@ pub struct Copy {
     blocks: Vec<[u8; 32]>,
     /// Why a read of the copy failed its check, once one has.
     altered: Mutex<Option<String>>,
+    /// A read the disk refused: no tampering, but no answer either.
+    io_error: Mutex<Option<String>>,
 }
 
 impl Copy {
-    /// Why the copy could not be read back as written, if it could not:
-    /// every query after that fails.
+    /// Why the copy is not what was written, once a read found it so:
+    /// every read after that fails too.
     pub fn altered(&self) -> Option<String> {
         lock(&self.altered).clone()
+    }
+
+    /// The error of a read the disk refused, if one was.
+    pub fn io_error(&self) -> Option<String> {
+        lock(&self.io_error).clone()
     }
 
     fn fail(&self, why: String) {
@@ -53,8 +63,25 @@ impl Copy {
 
     /// Fills `out` from `off`, checking every block it touches. `Ok(false)`
     /// when `out` reaches past the end (the rest zeroed, as SQLite wants).
-    fn read(&self, out: &mut [u8], off: u64, scratch: &mut Vec<u8>) -> Result<bool, ()> {
-        let end = off + out.len() as u64;
+    /// On an error `out` holds zeros, never unchecked bytes.
+    fn read(&self, out: &mut [u8], off: u64, scratch: &mut Vec<u8>) -> Result<bool, Failed> {
+        let r = self.read_checked(out, off, scratch);
+        if r.is_err() {
+            out.fill(0);
+        }
+        r
+    }
+
+    fn read_checked(
+        &self,
+        out: &mut [u8],
+        off: u64,
+        scratch: &mut Vec<u8>,
+    ) -> Result<bool, Failed> {
+        if self.altered().is_some() {
+            return Err(Failed::Altered);
+        }
+        let end = off.saturating_add(out.len() as u64);
         let have_end = end.min(self.len);
         if off >= have_end {
             out.fill(0);
@@ -73,13 +100,16 @@ impl Copy {
             scratch.resize(span_len, 0);
             &mut scratch[..]
         };
-        if let Err(e) = self.file.read_exact_at(span, span_start) {
-            self.fail(if e.kind() == io::ErrorKind::UnexpectedEof {
-                "it is shorter than what was verified".into()
-            } else {
-                format!("it could not be read back: {e}")
-            });
-            return Err(());
+        match self.file.read_exact_at(span, span_start) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                self.fail("it is shorter than what was verified".into());
+                return Err(Failed::Altered);
+            }
+            Err(e) => {
+                lock(&self.io_error).get_or_insert(e.to_string());
+                return Err(Failed::Io);
+            }
         }
         for (i, block) in span.chunks(BLOCK).enumerate() {
             let n = first as usize + i;
@@ -88,7 +118,7 @@ impl Copy {
                     "its block at byte {} is not what was verified",
                     n as u64 * b
                 ));
-                return Err(());
+                return Err(Failed::Altered);
             }
         }
         let got = (have_end - off) as usize;
@@ -101,6 +131,15 @@ impl Copy {
     }
 }
 
+/// Why a read of the copy gave nothing.
+#[derive(Debug, PartialEq, Eq)]
+enum Failed {
+    /// Not the bytes that were written (see [`Copy::altered`]).
+    Altered,
+    /// The disk refused the read.
+    Io,
+}
+
 /// Writes a copy: the bytes given to [`io::Write`] go to the file, and
 /// each whole block's hash is taken on the way.
 pub struct CopyWriter {
@@ -111,15 +150,29 @@ pub struct CopyWriter {
 }
 
 impl CopyWriter {
-    /// An unnamed file in `dir`, readable by this process only; it
-    /// disappears with the last descriptor, so no crash leaves it behind.
-    pub fn create(dir: &Path) -> io::Result<CopyWriter> {
+    /// An unnamed file in `dir` with room for `len` bytes, readable by this
+    /// process only; it disappears with the last descriptor, so no crash
+    /// leaves it behind, and it can never be given a name (`O_EXCL`).
+    pub fn create(dir: &Path, len: u64) -> io::Result<CopyWriter> {
+        use std::os::fd::AsRawFd;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .mode(0o600)
-            .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+            .custom_flags(libc::O_TMPFILE | libc::O_EXCL | libc::O_CLOEXEC)
             .open(dir)?;
+        // The room is taken before a byte is read, so a full disk is known
+        // at once (and the caller can hold the baseline otherwise).
+        let len_off = libc::off_t::try_from(len).map_err(|_| io::ErrorKind::FileTooLarge)?;
+        if len_off > 0 {
+            // SAFETY: fallocate on a descriptor this function owns.
+            let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len_off) };
+            let e = io::Error::last_os_error();
+            // A file system without fallocate (ext2) still takes the copy.
+            if rc != 0 && e.raw_os_error() != Some(libc::EOPNOTSUPP) {
+                return Err(e);
+            }
+        }
         Ok(CopyWriter {
             file,
             len: 0,
@@ -137,6 +190,7 @@ impl CopyWriter {
             len: self.len,
             blocks: self.blocks,
             altered: Mutex::new(None),
+            io_error: Mutex::new(None),
         })
     }
 }
@@ -184,8 +238,12 @@ pub fn connect(copy: &Arc<Copy>) -> rusqlite::Result<Connection> {
     lock(registry()).remove(&name);
     // The copy's pages are in the kernel's cache already; SQLite's own
     // needs little more than the trees' inner pages (about 40 for a 15 MB
-    // baseline), which 512 KiB holds many times over.
-    conn.and_then(|c| c.execute_batch("PRAGMA cache_size = -512").map(|()| c))
+    // baseline), which 512 KiB holds many times over. Temporary tables and
+    // sorts stay in memory: nothing read back unchecked from a file.
+    conn.and_then(|c| {
+        c.execute_batch("PRAGMA cache_size = -512; PRAGMA temp_store = MEMORY")
+            .map(|()| c)
+    })
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -236,8 +294,9 @@ fn register() -> rusqlite::Result<()> {
     }
 }
 
-/// SAFETY (for the callers): `name` is null or a C string.
-unsafe fn ours(name: *const c_char) -> Option<&'static str> {
+/// SAFETY (for the callers): `name` is null or a C string that outlives
+/// the answer.
+unsafe fn ours<'a>(name: *const c_char) -> Option<&'a str> {
     if name.is_null() {
         return None;
     }
@@ -263,6 +322,13 @@ unsafe extern "C" fn x_open(
     let default = default_vfs();
     // SAFETY: the arguments are SQLite's, passed on unchanged.
     let Some(name) = (unsafe { ours(name) }) else {
+        // Only unnamed files (temporary ones) go to SQLite's own VFS: a
+        // connection to a copy opens no other file by name.
+        if !name.is_null() {
+            // SAFETY: `file` is SQLite's, for this open.
+            unsafe { (*file).pMethods = std::ptr::null() };
+            return ffi::SQLITE_CANTOPEN;
+        }
         return unsafe {
             ((*default).xOpen.expect("a VFS opens"))(default, name, file, flags, out_flags)
         };
@@ -392,20 +458,24 @@ unsafe extern "C" fn x_read(
     amount: c_int,
     offset: ffi::sqlite3_int64,
 ) -> c_int {
+    if amount <= 0 || buf.is_null() || offset < 0 {
+        return ffi::SQLITE_IOERR_READ;
+    }
     // SAFETY: `buf` holds `amount` bytes; the file is one of ours.
     let (f, out) = unsafe {
         (
             vfile(file),
-            std::slice::from_raw_parts_mut(buf.cast::<u8>(), amount.max(0) as usize),
+            std::slice::from_raw_parts_mut(buf.cast::<u8>(), amount as usize),
         )
     };
     // SAFETY: the Arc lives until x_close.
     let copy = unsafe { &*f.copy };
-    match copy.read(out, offset.max(0) as u64, &mut f.scratch) {
+    match copy.read(out, offset as u64, &mut f.scratch) {
         Ok(true) => ffi::SQLITE_OK,
         Ok(false) => ffi::SQLITE_IOERR_SHORT_READ,
         // The code SQLite's checksum VFS gives a page that fails its check.
-        Err(()) => ffi::SQLITE_IOERR_DATA,
+        Err(Failed::Altered) => ffi::SQLITE_IOERR_DATA,
+        Err(Failed::Io) => ffi::SQLITE_IOERR_READ,
     }
 }
 
@@ -490,7 +560,7 @@ mod tests {
 
     /// `bytes` copied aside in pieces of `piece` bytes, as a reader gives them.
     fn copy_of(dir: &Path, bytes: &[u8], piece: usize) -> Arc<Copy> {
-        let mut w = CopyWriter::create(dir).unwrap();
+        let mut w = CopyWriter::create(dir, bytes.len() as u64).unwrap();
         for chunk in bytes.chunks(piece) {
             w.write_all(chunk).unwrap();
         }
@@ -508,6 +578,9 @@ mod tests {
         // 1000 rows of 512-byte pages end inside a block.
         for (page_size, piece) in [(512, 1000), (4096, 4096), (65536, 7)] {
             let (bytes, want) = database(dir.path(), page_size, 1000);
+            if page_size == 512 {
+                assert_ne!(bytes.len() % BLOCK, 0, "the last block is a part");
+            }
             let copy = copy_of(dir.path(), &bytes, piece);
             assert_eq!(sum(&copy).unwrap(), want, "page size {page_size}");
             assert_eq!(copy.altered(), None);
@@ -537,6 +610,16 @@ mod tests {
             copy.altered().as_deref(),
             Some("its block at byte 12288 is not what was verified")
         );
+        // Nor is any other block believed after that, though it is intact.
+        let mut page = vec![7u8; BLOCK];
+        assert_eq!(
+            copy.read(&mut page, 0, &mut Vec::new()),
+            Err(Failed::Altered)
+        );
+        assert!(
+            page.iter().all(|&b| b == 0),
+            "nothing unchecked is handed over"
+        );
 
         let copy = copy_of(dir.path(), &bytes, 65536);
         copy.file.set_len(bytes.len() as u64 - 1).unwrap();
@@ -545,6 +628,22 @@ mod tests {
             copy.altered().as_deref(),
             Some("it is shorter than what was verified")
         );
+    }
+
+    #[test]
+    fn a_read_past_the_end_is_short_and_zero_filled() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+        let copy = copy_of(dir.path(), &bytes, 3000);
+        let mut out = vec![9u8; 2000];
+        assert_eq!(copy.read(&mut out, 4000, &mut Vec::new()), Ok(false));
+        assert_eq!(&out[..1000], &bytes[4000..]);
+        assert!(out[1000..].iter().all(|&b| b == 0));
+        assert_eq!(copy.read(&mut out, 6000, &mut Vec::new()), Ok(false));
+        assert!(out.iter().all(|&b| b == 0));
+        let mut out = vec![0u8; 100];
+        assert_eq!(copy.read(&mut out, 4090, &mut Vec::new()), Ok(true));
+        assert_eq!(&out[..], &bytes[4090..4190]);
     }
 
     #[test]

@@ -117,10 +117,12 @@ fn anchored(
     file: &Path,
     max: u64,
 ) -> Result<Option<Vec<u8>>, String> {
-    let recorded = match baseline.entry(file) {
-        Ok(Some(e)) => e.hash,
-        _ => None,
-    };
+    // A baseline that cannot be read (the daemon's copy failed its check)
+    // is no record at all: fail closed, never as "not recorded".
+    let recorded = baseline
+        .entry(file)
+        .map_err(|e| format!("the verified baseline cannot say what it records: {e}"))?
+        .and_then(|e| e.hash);
     let Some(recorded) = recorded else {
         return Ok(None);
     };
@@ -715,13 +717,15 @@ fn decompress(member: &str, data: &[u8]) -> Result<Vec<u8>, String> {
                 .map_err(|e| e.to_string())?;
         }
         "control.tar.xz" => out = xz(data, MAX_CONTROL_BYTES)?,
-        // Ubuntu's .debs (dpkg-deb -Zzstd).
+        // Ubuntu's .debs (dpkg-deb -Zzstd). The window bounds what an
+        // unverified file makes the decoder hold (zstd -19 uses 8 MiB), and
+        // more output than the bound is an error, not a cut.
         "control.tar.zst" => {
-            ruzstd::decoding::StreamingDecoder::new(data)
-                .map_err(|e| e.to_string())?
-                .take(MAX_CONTROL_BYTES)
-                .read_to_end(&mut out)
+            let mut z = ruzstd::decoding::StreamingDecoder::new_with_max_window_size(data, 8 << 20)
                 .map_err(|e| e.to_string())?;
+            let mut bounded = Bounded(Vec::new(), MAX_CONTROL_BYTES as usize);
+            std::io::copy(&mut z, &mut bounded).map_err(|e| e.to_string())?;
+            out = bounded.0;
         }
         other => return Err(format!("{other} is a compression tripseal does not read")),
     }

@@ -196,11 +196,13 @@ pub fn watch(opts: WatchOptions) -> Result<(), Error> {
         opts,
     };
     match d.run(&rx) {
-        Err(e) if let Some(why) = d.held.baseline.copy_altered() => {
+        Err(e) if d.held.baseline.copy_error().is_some() => {
             // Nothing verified can be read any more: say so where the
             // operators look, then stop; a restart verifies `--db` again.
-            let ev = d.tampered(COPY_ALTERED, &why);
-            d.emit(vec![ev])?;
+            if let Some(why) = d.held.baseline.copy_altered() {
+                let ev = d.tampered(COPY_ALTERED, &why);
+                d.emit(vec![ev])?;
+            }
             Err(Error::Watcher {
                 detail: format!(
                     "{e}; tripseal watch stops: restart it to verify the baseline again \
@@ -313,6 +315,9 @@ struct Timers {
 
 impl Daemon {
     fn run(&mut self, rx: &mpsc::Receiver<Msg>) -> Result<(), Error> {
+        if let Some(e) = self.held.baseline.copy_error() {
+            return Err(e);
+        }
         let problems = self.set.add(self.watch_targets());
         log::info!(
             "watching {} directories for {} with {}",
@@ -340,6 +345,11 @@ impl Daemon {
         self.systemd.start_watchdog();
         loop {
             crate::progress::tick();
+            // Whatever read failed on the copy, even one whose caller took
+            // the error for "not there", ends the run here.
+            if let Some(e) = self.held.baseline.copy_error() {
+                return Err(e);
+            }
             let wake = self.next_wake(&timers);
             match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
                 Ok(Msg::Stopped(why)) => {
