@@ -106,6 +106,31 @@ impl Daemon {
         }
     }
 
+    /// The daemon `script` starts (`sh -c`, ending in `exec tripseal
+    /// watch`) in a mount namespace of its own, once it has compared.
+    fn in_own_mounts(
+        script: &str,
+        events: PathBuf,
+        tmp: tempfile::TempDir,
+        root: PathBuf,
+    ) -> Daemon {
+        let child = Command::new("unshare")
+            .args(["--mount", "sh", "-c", script])
+            .env_remove("NOTIFY_SOCKET")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut d = Daemon {
+            child: Some(child),
+            events,
+            tmp,
+            root,
+        };
+        d.wait_for(|e| e["type"] == "fim-scan-finished");
+        d
+    }
+
     fn events(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.events)
             .unwrap_or_default()
@@ -953,20 +978,7 @@ fn where_no_copy_fits_at_a_reload_the_daemon_holds_the_new_generation_in_memory(
         bin = bin_path().display(),
         ev = events.display()
     );
-    let child = Command::new("unshare")
-        .args(["--mount", "sh", "-c", &script])
-        .env_remove("NOTIFY_SOCKET")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut d = Daemon {
-        child: Some(child),
-        events,
-        tmp,
-        root,
-    };
-    d.wait_for(|e| e["type"] == "fim-scan-finished");
+    let mut d = Daemon::in_own_mounts(&script, events, tmp, root);
 
     // The next generation, half as large again, put in place as scp would
     // (in place), then SIGHUP.
@@ -1797,20 +1809,7 @@ fn fanotify_reports_true_paths_when_its_state_directory_is_a_bind_mount() {
         db = db.display(),
         ev = events.display()
     );
-    let child = Command::new("unshare")
-        .args(["--mount", "sh", "-c", &script])
-        .env_remove("NOTIFY_SOCKET")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut d = Daemon {
-        child: Some(child),
-        events,
-        tmp,
-        root,
-    };
-    d.wait_for(|e| e["type"] == "fim-scan-finished");
+    let mut d = Daemon::in_own_mounts(&script, events, tmp, root);
     std::fs::write(d.path("a.py"), "changed").unwrap();
     let e = d.expect("fim-file-modified", "a.py", 1);
     assert_eq!(actors(&e).len(), 1, "{e}");
