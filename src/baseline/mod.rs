@@ -723,13 +723,14 @@ fn with_copy_state(detail: String, copy: Option<&paged::Copy>) -> String {
 }
 
 /// Reads the `len` bytes of a baseline through `reader` into `writer`'s
-/// private copy.
+/// private copy. The inner error: the copy could not be written (no room
+/// where nothing could be reserved), which the caller survives.
 fn copy_aside(
     reader: &mut ImageReader<'_>,
     len: u64,
     mut writer: paged::CopyWriter,
     path: &Path,
-) -> Result<std::sync::Arc<paged::Copy>, Error> {
+) -> Result<Result<std::sync::Arc<paged::Copy>, io::Error>, Error> {
     let mut buf = vec![0u8; 1 << 16];
     let mut left = len;
     while left > 0 {
@@ -750,14 +751,12 @@ fn copy_aside(
                 });
             }
         };
-        // Not the baseline's fault (a full disk): never said as tampering.
-        io::Write::write_all(&mut writer, &buf[..n]).map_err(|e| Error::Write {
-            path: parent_dir(path).to_path_buf(),
-            source: io::Error::new(e.kind(), format!("a private copy of the baseline: {e}")),
-        })?;
+        if let Err(e) = io::Write::write_all(&mut writer, &buf[..n]) {
+            return Ok(Err(e));
+        }
         left -= n as u64;
     }
-    Ok(writer.finish())
+    Ok(Ok(writer.finish()))
 }
 
 /// Reads a baseline file, hashing the bytes as they pass. A file left in
@@ -920,9 +919,12 @@ impl Baseline {
             // Where no copy can be made (a file system without O_TMPFILE,
             // no room for one more baseline, as at a reload while the old
             // copy is held), the daemon still runs, on a copy in memory.
-            match paged::CopyWriter::create(parent_dir(path), meta.len()) {
-                Ok(writer) => {
-                    let copy = copy_aside(&mut reader, meta.len(), writer, path)?;
+            let copied = match paged::CopyWriter::create(parent_dir(path), meta.len()) {
+                Ok(writer) => copy_aside(&mut reader, meta.len(), writer, path)?,
+                Err(e) => Err(e),
+            };
+            match copied {
+                Ok(copy) => {
                     let conn = paged::connect(&copy)
                         .and_then(|c| harden(&c).map(|()| c))
                         .map_err(|e| {
@@ -931,11 +933,24 @@ impl Baseline {
                     let image = FileImage::of(&meta, *reader.hasher.finalize().as_bytes());
                     return Self::validate(conn, path, Some(image), Some(copy));
                 }
-                Err(e) => log::warn!(
-                    "{}: cannot keep a private copy in {} ({e}); holding it in memory",
-                    crate::escape::escape_path(path),
-                    crate::escape::escape_path(parent_dir(path))
-                ),
+                Err(e) => {
+                    log::warn!(
+                        "{}: cannot keep a private copy in {} ({e}); holding it in memory",
+                        crate::escape::escape_path(path),
+                        crate::escape::escape_path(parent_dir(path))
+                    );
+                    // Read again from the start: nothing of a partial copy
+                    // (where no room could be reserved) is used.
+                    io::Seek::rewind(&mut &file).map_err(|source| Error::Read {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+                    reader = ImageReader {
+                        file: &file,
+                        hasher: blake3::Hasher::new(),
+                        pos: 0,
+                    };
+                }
             }
         }
         let mut conn = Connection::open_in_memory()

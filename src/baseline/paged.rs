@@ -164,13 +164,16 @@ impl CopyWriter {
         // The room is taken before a byte is read, so a full disk is known
         // at once (and the caller can hold the baseline otherwise).
         let len_off = libc::off_t::try_from(len).map_err(|_| io::ErrorKind::FileTooLarge)?;
-        if len_off > 0 {
-            // SAFETY: fallocate on a descriptor this function owns.
-            let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len_off) };
+        // SAFETY: fallocate on a descriptor this function owns.
+        while len_off > 0 && unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len_off) } != 0 {
             let e = io::Error::last_os_error();
-            // A file system without fallocate (ext2) still takes the copy.
-            if rc != 0 && e.raw_os_error() != Some(libc::EOPNOTSUPP) {
-                return Err(e);
+            match e.raw_os_error() {
+                // tmpfs gives up when a signal (a SIGHUP) is pending.
+                Some(libc::EINTR) => continue,
+                // A file system without fallocate (ext2) still takes the
+                // copy; the caller survives a write that finds no room.
+                Some(libc::EOPNOTSUPP) => break,
+                _ => return Err(e),
             }
         }
         Ok(CopyWriter {

@@ -711,10 +711,10 @@ fn decompress(member: &str, data: &[u8]) -> Result<Vec<u8>, String> {
     match member {
         "control.tar" => out.extend_from_slice(data),
         "control.tar.gz" => {
-            flate2::read::GzDecoder::new(data)
-                .take(MAX_CONTROL_BYTES)
-                .read_to_end(&mut out)
+            let mut bounded = Bounded(Vec::new(), MAX_CONTROL_BYTES as usize);
+            std::io::copy(&mut flate2::read::GzDecoder::new(data), &mut bounded)
                 .map_err(|e| e.to_string())?;
+            out = bounded.0;
         }
         "control.tar.xz" => out = xz(data, MAX_CONTROL_BYTES)?,
         // Ubuntu's .debs (dpkg-deb -Zzstd). The window bounds what an
