@@ -665,5 +665,21 @@ mod tests {
         )
         .and_then(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)));
         assert!(conn.is_err());
+        // Nor any other file by name: only temporary ones, which have none.
+        let (bytes, _) = database(dir.path(), 4096, 10);
+        let plain = dir.path().join("plain.db");
+        std::fs::write(&plain, bytes).unwrap();
+        register().unwrap();
+        let other =
+            Connection::open_with_flags_and_vfs(&plain, OpenFlags::SQLITE_OPEN_READ_ONLY, VFS_NAME)
+                .and_then(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)));
+        assert!(other.is_err(), "{other:?}");
+        let copy = copy_of(dir.path(), &std::fs::read(&plain).unwrap(), 4096);
+        assert_eq!(
+            connect(&copy)
+                .and_then(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)))
+                .unwrap(),
+            10
+        );
     }
 }
