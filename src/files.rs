@@ -400,14 +400,13 @@ pub fn name_bytes(path: &Path) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn hex_is_lower_case_two_digits_per_byte() {
         assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff, 0x10]), "000fa5ff10");
         assert_eq!(hex(&[]), "");
     }
-
-    use super::*;
 
     #[test]
     fn exactly_the_companions() {
